@@ -1,0 +1,3 @@
+export { signUserJwt, verifyUserJwt, type UserClaims } from './jwt.js';
+export { signChannelAuth, verifyChannelAuth, hmacHex, constantTimeEqual } from './pusher-signature.js';
+export { generateCollectorToken, hashCollectorToken } from './collector-token.js';

@@ -1,0 +1,22 @@
+/**
+ * Stable error codes of alarmcast's HTTP APIs, in bodies `{ "error": { "code", "message", "details"? } }`.
+ * Clients branch on the code, never on the message.
+ */
+export const ERROR_CODES = [
+  'invalid_json',
+  'validation_failed',
+  'unsupported_media_type',
+  'payload_too_large',
+  'unauthenticated',
+  'forbidden',
+  'unknown_device',
+  'unknown_tenant',
+  'not_found',
+  'service_unavailable',
+  'internal_error',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}

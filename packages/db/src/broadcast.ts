@@ -1,0 +1,62 @@
+import type { PrismaClient } from './generated/client.js';
+
+/** An outbox event with everyone who may see it. */
+export interface BroadcastPlan {
+  eventId: string;
+  tenantId: number;
+  deviceId: number | null;
+  kind: string;
+  /** the event's `data` as JSON text, serialized once for all recipients */
+  payloadJson: string;
+  /** user ids, each once */
+  recipients: number[];
+}
+
+/**
+ * Loads an outbox event and its recipients in one round trip: every active user of the event's tenant, plus
+ * every active user with an explicit share of its device (who may belong to another tenant). A device-less
+ * event has no shares, so it reaches the tenant's users only.
+ *
+ * Both halves are index lookups (users.tenant_id, user_devices.device_id), so the cost follows the number of
+ * recipients, not the number of users, devices or tenants in the system.
+ */
+export async function loadBroadcastPlan(prisma: PrismaClient, eventId: string): Promise<BroadcastPlan | null> {
+  const rows = await prisma.$queryRaw<
+    {
+      id: bigint;
+      tenant_id: number;
+      device_id: number | null;
+      kind: string;
+      payload: string;
+      recipients: number[];
+    }[]
+  >`
+    SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
+      ARRAY(
+        SELECT u.id FROM users u WHERE u.tenant_id = e.tenant_id AND u.active
+        UNION
+        SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
+         WHERE s.device_id = e.device_id AND u.active
+      ) AS recipients
+    FROM outbox_events e
+    WHERE e.id = ${BigInt(eventId)}`;
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    eventId: row.id.toString(),
+    tenantId: row.tenant_id,
+    deviceId: row.device_id,
+    kind: row.kind,
+    payloadJson: row.payload,
+    recipients: row.recipients,
+  };
+}
+
+/** Whether a user may read a channel's events: the rules /broadcasting/auth applies. */
+export async function loadUserAccess(
+  prisma: PrismaClient,
+  userId: number,
+): Promise<{ active: boolean; tenantId: number | null } | null> {
+  const user = await prisma.user.findUnique({ where: { id: userId }, select: { active: true, tenantId: true } });
+  return user;
+}

@@ -1,0 +1,2 @@
+export { createLogger, type Logger, type LoggerOptions } from './logger.js';
+export { createMetricsRegistry, instrumentBreaker, Registry, Counter, Gauge, Histogram } from './metrics.js';

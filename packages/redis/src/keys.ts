@@ -1,0 +1,46 @@
+/**
+ * Every Redis key and pub/sub channel name alarmcast uses, built in one place. A prefix isolates one
+ * deployment (or one test) from another on a shared Redis. Parts are checked so that no id can smuggle the
+ * delimiter in and alias another key.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string = 'ac') {
+    assertPart('prefix', prefix);
+  }
+
+  /** Pub/sub channel carrying the events of one Pusher channel. */
+  pubsubChannel(pusherChannel: string): string {
+    if (!/^[A-Za-z0-9_\-=@,.;]{1,200}$/.test(pusherChannel)) throw new Error(`invalid channel ${pusherChannel}`);
+    return `${this.prefix}:ch:${pusherChannel}`;
+  }
+
+  /** Inverse of pubsubChannel, for messages arriving on the subscriber. */
+  pusherChannelOf(pubsubChannel: string): string | null {
+    const head = `${this.prefix}:ch:`;
+    return pubsubChannel.startsWith(head) ? pubsubChannel.slice(head.length) : null;
+  }
+
+  /** A user's bounded event log (a stream; its entry ids are the user's `event_id`s). */
+  userLog(userId: number | string): string {
+    return `${this.prefix}:log:user:${part('userId', String(userId))}`;
+  }
+
+  /** Set of users an outbox event was already delivered to, so a retried job delivers to nobody twice. */
+  deliveredTo(eventId: string): string {
+    return `${this.prefix}:delivered:${part('eventId', eventId)}`;
+  }
+
+  /** BullMQ's own key prefix (BullMQ appends `:{queue}:...`). */
+  get bullPrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+}
+
+function assertPart(name: string, value: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
+}
+
+function part(name: string, value: string): string {
+  assertPart(name, value);
+  return value;
+}
