@@ -6,3 +6,4 @@ export * from './jobs.js';
 export * from './errors.js';
 export type { JobsOptions } from './bullmq-options.js';
 export * from './provision.js';
+export * from './alarm-wire.js';

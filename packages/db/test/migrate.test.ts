@@ -1,9 +1,9 @@
-import { describe, expect, inject, it, afterAll } from 'vitest';
+import { describe, expect, it, afterAll } from 'vitest';
 import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestDatabase } from '@alarmcast/testing';
+import { createTestDatabase, testEnv } from '@alarmcast/testing';
 import { applyMigrations, MIGRATIONS_DIR } from '../src/index.js';
 
 describe('applyMigrations', () => {
@@ -13,7 +13,7 @@ describe('applyMigrations', () => {
   });
 
   it('records each migration as prisma migrate deploy does, and is idempotent', async () => {
-    const db = await createTestDatabase(inject('postgresAdminUrl'), inject('postgresTemplate'));
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     cleanups.push(db.drop);
     // The template is already migrated: a second run applies nothing.
     expect((await applyMigrations(db.url)).applied).toEqual([]);
@@ -50,7 +50,7 @@ describe('applyMigrations', () => {
   });
 
   it('refuses a migration edited after it was applied', async () => {
-    const db = await createTestDatabase(inject('postgresAdminUrl'), inject('postgresTemplate'));
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     cleanups.push(db.drop);
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -60,7 +60,7 @@ describe('applyMigrations', () => {
   });
 
   it('applies concurrently from several processes without applying twice', async () => {
-    const db = await createTestDatabase(inject('postgresAdminUrl'), inject('postgresTemplate'));
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     cleanups.push(db.drop);
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();

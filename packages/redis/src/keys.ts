@@ -30,6 +30,11 @@ export class RedisKeys {
     return `${this.prefix}:delivered:${part('eventId', eventId)}`;
   }
 
+  /** Prefix of every user log key; the delivery script appends the user id (ids are checked by the caller). */
+  get userLogPrefix(): string {
+    return `${this.prefix}:log:user:`;
+  }
+
   /** BullMQ's own key prefix (BullMQ appends `:{queue}:...`). */
   get bullPrefix(): string {
     return `${this.prefix}:bull`;

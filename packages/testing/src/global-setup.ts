@@ -1,13 +1,25 @@
+import { inject } from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { resolveTestServices } from './services.js';
 import { createTemplateDatabase } from './databases.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    postgresAdminUrl: string;
-    postgresTemplate: string;
-    redisUrl: string;
-  }
+/** What the global setup hands to every test file (read it with `testEnv()`). */
+export interface TestEnv {
+  postgresAdminUrl: string;
+  postgresTemplate: string;
+  redisUrl: string;
+}
+
+// vitest's provide/inject is typed through a `ProvidedContext` module augmentation, which TypeScript
+// does not apply across pnpm's symlinked packages here; these two functions keep the keys in one place.
+const provideAll = (project: TestProject, env: TestEnv): void => {
+  for (const [key, value] of Object.entries(env)) project.provide(key as never, value as never);
+};
+
+/** The services and template database of this test run. */
+export function testEnv(): TestEnv {
+  const get = inject as unknown as (key: keyof TestEnv) => string;
+  return { postgresAdminUrl: get('postgresAdminUrl'), postgresTemplate: get('postgresTemplate'), redisUrl: get('redisUrl') };
 }
 
 /**
@@ -21,9 +33,7 @@ export function makeGlobalSetup(prepareTemplate: (url: string) => Promise<void>)
     // One template per package run, so packages testing in parallel (turbo) do not drop each other's.
     const template = `ac_tpl_${process.pid}`;
     await createTemplateDatabase(services.postgresUrl, template, prepareTemplate);
-    project.provide('postgresAdminUrl', services.postgresUrl);
-    project.provide('postgresTemplate', template);
-    project.provide('redisUrl', services.redisUrl);
+    provideAll(project, { postgresAdminUrl: services.postgresUrl, postgresTemplate: template, redisUrl: services.redisUrl });
     return async () => {
       const { default: pg } = await import('pg');
       const c = new pg.Client({ connectionString: services.postgresUrl });

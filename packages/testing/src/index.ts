@@ -1,3 +1,3 @@
 export { resolveTestServices, type TestServices } from './services.js';
 export { createTemplateDatabase, createTestDatabase, databaseUrl, uniqueRedisPrefix } from './databases.js';
-export { makeGlobalSetup } from './global-setup.js';
+export { makeGlobalSetup, testEnv, type TestEnv } from './global-setup.js';

@@ -1,0 +1,77 @@
+import type { ErrorCode, ErrorBody } from '@alarmcast/contracts';
+import type { ErrorRequestHandler, Response } from 'express';
+
+/**
+ * An error meant for the caller: a stable code, an HTTP status and a message. Everything else that reaches
+ * the error handler is a bug or an outage and answers 500 with no internals.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    /** seconds, for 503/429 */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export function sendError(res: Response, err: ApiError): void {
+  if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
+  const body: ErrorBody = { error: { code: err.code, message: err.message } };
+  if (err.details !== undefined) body.error.details = err.details;
+  res.status(err.status).json(body);
+}
+
+/** body-parser's error types, mapped to our codes (it sets `type` and `status` on its errors). */
+function fromBodyParser(err: { type?: unknown; status?: unknown; limit?: unknown }): ApiError | null {
+  switch (err.type) {
+    case 'entity.too.large':
+      return new ApiError(413, 'payload_too_large', `request body is over the limit of ${String(err.limit)} bytes`);
+    case 'entity.parse.failed':
+      return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new ApiError(415, 'unsupported_media_type', 'unsupported charset or content encoding');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new ApiError(400, 'invalid_json', 'request body could not be read');
+    default:
+      return null;
+  }
+}
+
+/**
+ * The last middleware of every service: maps known errors to their status and code, logs the rest and
+ * answers 500 without a stack trace. `classify` lets a service map its own infrastructure errors (e.g. a
+ * Postgres outage to 503) before the 500 fallback.
+ */
+export function jsonErrorHandler(
+  log: { error: (obj: object, msg: string) => void },
+  classify: (err: unknown) => ApiError | null = () => null,
+): ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const known =
+      err instanceof ApiError
+        ? err
+        : (fromBodyParser(err as Record<string, unknown>) ?? classify(err));
+    if (known) {
+      sendError(res, known);
+      return;
+    }
+    log.error({ err }, 'unhandled error in request');
+    sendError(res, new ApiError(500, 'internal_error', 'internal error'));
+  };
+}
+
+/** 404 for any route not matched, in the same error format. */
+export const notFoundHandler = (_req: unknown, res: Response): void =>
+  sendError(res, new ApiError(404, 'not_found', 'no such route'));

@@ -1,0 +1,1 @@
+export { ApiError, sendError, jsonErrorHandler, notFoundHandler } from './errors.js';

@@ -1,0 +1,119 @@
+import type { Queue } from 'bullmq';
+import { JOB_CATALOGUE, broadcastJobId } from '@alarmcast/contracts';
+import type { PrismaClient } from '@alarmcast/db';
+import type { Logger } from '@alarmcast/observability';
+
+/** Adds broadcast jobs for outbox events; the real one is a BullMQ queue's addBulk. */
+export type EnqueueBroadcasts = (eventIds: string[]) => Promise<void>;
+
+export function bullEnqueue(queue: Queue): EnqueueBroadcasts {
+  const { options } = JOB_CATALOGUE.BroadcastAlarmToTenant;
+  return async (eventIds) => {
+    await queue.addBulk(
+      eventIds.map((eventId) => ({
+        name: 'BroadcastAlarmToTenant',
+        data: { eventId },
+        opts: { ...options, jobId: broadcastJobId(eventId) },
+      })),
+    );
+  };
+}
+
+export interface OutboxOptions {
+  relayIntervalMs: number;
+  relayGraceMs: number;
+  /** @defaultValue 500 events per relay round */
+  relayBatch?: number;
+}
+
+/**
+ * Gets committed outbox events onto the broadcast queue.
+ *
+ * Fast path: right after the commit, the request hands its event to `dispatch`, which enqueues it and
+ * records `enqueued_at` (recording is coalesced into one UPDATE per tick; it is bookkeeping, not delivery).
+ * Safety net: a relay picks up events older than the grace period that still have no `enqueued_at`
+ * (the process died after the commit, Redis was away, the enqueue failed) and enqueues them. The relay
+ * locks its rows with SKIP LOCKED, so any number of ingest processes can run it. Enqueueing twice is
+ * harmless: the jobId is the event id, and the resolver delivers each event to each user once.
+ */
+export class OutboxDispatcher {
+  private readonly toMark = new Set<bigint>();
+  private markTimer: NodeJS.Timeout | undefined;
+  private relayTimer: NodeJS.Timeout | undefined;
+  private relayRunning: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly enqueue: EnqueueBroadcasts,
+    private readonly log: Logger,
+    private readonly options: OutboxOptions,
+  ) {}
+
+  start(): void {
+    this.relayTimer = setInterval(() => {
+      if (!this.relayRunning) {
+        this.relayRunning = this.relayOnce()
+          .then(() => undefined, (err: unknown) => this.log.warn({ err }, 'outbox relay round failed; retrying next round'))
+          .finally(() => (this.relayRunning = undefined));
+      }
+    }, this.options.relayIntervalMs);
+    this.relayTimer.unref();
+  }
+
+  /** Called after the commit. Never throws: failure leaves the event to the relay. */
+  dispatch(eventId: bigint): void {
+    const done = this.enqueue([eventId.toString()]).then(
+      () => this.markEnqueued(eventId),
+      (err: unknown) => this.log.warn({ err, eventId: eventId.toString() }, 'enqueue after commit failed; the relay will retry'),
+    );
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+  }
+
+  /** One relay round; returns how many events it enqueued. */
+  async relayOnce(): Promise<number> {
+    const batch = this.options.relayBatch ?? 500;
+    return this.prisma.$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ id: bigint }[]>`
+        SELECT id FROM outbox_events
+         WHERE enqueued_at IS NULL
+           AND created_at < now() - make_interval(secs => ${this.options.relayGraceMs / 1000})
+         ORDER BY id
+         LIMIT ${batch}
+         FOR UPDATE SKIP LOCKED`;
+      if (rows.length === 0) return 0;
+      const ids = rows.map((r) => r.id);
+      await this.enqueue(ids.map(String));
+      await tx.outboxEvent.updateMany({ where: { id: { in: ids } }, data: { enqueuedAt: new Date() } });
+      this.log.info({ count: ids.length }, 'outbox relay enqueued events');
+      return ids.length;
+    });
+  }
+
+  private markEnqueued(eventId: bigint): void {
+    this.toMark.add(eventId);
+    this.markTimer ??= setTimeout(() => void this.flushMarks(), 20);
+  }
+
+  /** Records enqueued_at for dispatched events; if it fails, the relay re-enqueues them (a no-op). */
+  async flushMarks(): Promise<void> {
+    this.markTimer = undefined;
+    if (this.toMark.size === 0) return;
+    const ids = [...this.toMark];
+    this.toMark.clear();
+    await this.prisma.outboxEvent
+      .updateMany({ where: { id: { in: ids } }, data: { enqueuedAt: new Date() } })
+      .catch((err: unknown) => this.log.warn({ err, count: ids.length }, 'could not record enqueued_at'));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.relayTimer);
+    clearTimeout(this.markTimer);
+    await Promise.all([this.relayRunning, ...this.inFlight]);
+    await this.flushMarks();
+  }
+}

@@ -1,0 +1,126 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Queue } from 'bullmq';
+import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import { createPrismaClient } from '@alarmcast/db';
+import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { createLogger, createMetricsRegistry, instrumentBreaker, Counter, type Logger, type Registry } from '@alarmcast/observability';
+import { RedisKeys, createRedis } from '@alarmcast/redis';
+import type { IngestConfig } from './config.js';
+import { createDbBreaker } from './db-breaker.js';
+import { collectorAuth } from './collector-auth.js';
+import { alarmsRouter } from './alarms-route.js';
+import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
+
+export interface IngestOptions {
+  logger?: Logger;
+  /**
+   * Wraps the enqueue step, for fault injection in tests (e.g. fail once right after a commit); the
+   * wrapped function is the real BullMQ enqueue.
+   */
+  wrapEnqueue?: (enqueue: EnqueueBroadcasts) => EnqueueBroadcasts;
+}
+
+export interface IngestServer {
+  port: number;
+  url: string;
+  outbox: OutboxDispatcher;
+  metrics: Registry;
+  /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
+  close: () => Promise<void>;
+}
+
+export async function startIngest(config: IngestConfig, options: IngestOptions = {}): Promise<IngestServer> {
+  const log = options.logger ?? createLogger({ service: 'alarm-ingest', level: config.LOG_LEVEL });
+  const metrics = createMetricsRegistry('alarm-ingest');
+  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const prisma = createPrismaClient(config.DATABASE_URL, { poolMax: config.DB_POOL_MAX });
+  // No offline queue: while Redis is away an enqueue fails at once and the outbox relay takes over,
+  // instead of requests' follow-up work piling up in memory.
+  const redis = createRedis(config.REDIS_URL, { name: 'alarm-ingest:queue', enableOfflineQueue: false });
+  redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
+  const queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', (err) => log.debug({ err }, 'queue error'));
+
+  const { call: db, breaker } = createDbBreaker({ retryAfterS: config.RETRY_AFTER_S });
+  instrumentBreaker(metrics, breaker, 'postgres');
+  breaker.on('open', () => log.warn('postgres breaker open: answering 503 until it recovers'));
+  breaker.on('close', () => log.info('postgres breaker closed'));
+
+  const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
+  const outbox = new OutboxDispatcher(prisma, enqueue, log, {
+    relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
+    relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
+  });
+  const accepted = new Counter({ name: 'alarms_accepted_total', help: 'Alarms committed and answered 202', registers: [metrics] });
+  const responses = new Counter({
+    name: 'http_responses_total',
+    help: 'HTTP responses by route and status',
+    labelNames: ['route', 'status'] as const,
+    registers: [metrics],
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use((req, res, next) => {
+    res.on('finish', () => responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }));
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const [database, queueReady] = await Promise.all([
+      db(() => prisma.$queryRaw`SELECT 1`).then(() => true, () => false),
+      redis.status === 'ready' ? redis.ping().then(() => true, () => false) : Promise.resolve(false),
+    ]);
+    // Ingest still accepts alarms while Redis is away (the outbox holds them), so only Postgres gates
+    // readiness; the Redis state is reported for operators.
+    res.status(database ? 200 : 503).json({ status: database ? 'ready' : 'unavailable', database, queue: queueReady });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.metrics());
+  });
+
+  app.use('/v1', (req, _res, next) => {
+    // 415 before anything is read: collectors must say they send JSON.
+    if (req.method === 'POST' && !req.is('application/json')) {
+      throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
+    }
+    next();
+  });
+  app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
+  app.use('/v1', collectorAuth(prisma, db));
+  app.use(alarmsRouter(prisma, db, outbox, () => accepted.inc()));
+  app.use(notFoundHandler);
+  app.use(jsonErrorHandler(log));
+
+  const server: Server = createServer(app);
+  // Keep-alive connections must not hold a drain open forever.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.INGEST_PORT, config.HOST, resolve);
+  });
+  outbox.start();
+  const { port } = server.address() as AddressInfo;
+  log.info({ port }, 'alarm-ingest listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await drained;
+      await outbox.stop();
+      await queue.close();
+      redis.disconnect();
+      breaker.shutdown();
+      await prisma.$disconnect();
+    })());
+
+  return { port, url: `http://${config.HOST}:${port}`, outbox, metrics, close };
+}

@@ -1,0 +1,138 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker, UnrecoverableError, type Job } from 'bullmq';
+import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
+import { createPrismaClient, loadBroadcastPlan } from '@alarmcast/db';
+import { createLogger, createMetricsRegistry, Counter, Histogram, type Logger, type Registry } from '@alarmcast/observability';
+import { RedisKeys, createRedis } from '@alarmcast/redis';
+import type { ResolverConfig } from './config.js';
+import { EventDeliverer } from './deliver.js';
+
+export interface ResolverOptions {
+  logger?: Logger;
+  /** process id used in envelopes and logs @defaultValue `resolver-<host>-<random>` */
+  nodeId?: string;
+}
+
+export interface ResolverProcess {
+  nodeId: string;
+  worker: Worker;
+  metrics: Registry;
+  /** port of the health/metrics server */
+  port: number;
+  /** Finishes running jobs (or lets BullMQ hand them back), then disconnects. */
+  close: () => Promise<void>;
+}
+
+export interface BroadcastResult {
+  recipients: number;
+  delivered: number;
+}
+
+export async function startResolver(config: ResolverConfig, options: ResolverOptions = {}): Promise<ResolverProcess> {
+  const nodeId = options.nodeId ?? `resolver-${hostname()}-${randomBytes(3).toString('hex')}`;
+  const log = (options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })).child({ nodeId });
+  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const prisma = createPrismaClient(config.DATABASE_URL, { poolMax: config.DB_POOL_MAX });
+  // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
+  // own retries cover longer outages.
+  const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
+  redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
+  const deliverer = new EventDeliverer(redis, keys, {
+    logMaxEvents: config.USER_LOG_MAX_EVENTS,
+    deliveredTtlS: config.DELIVERED_TTL_S,
+    node: nodeId,
+  });
+
+  const metrics = createMetricsRegistry('recipient-resolver');
+  const jobsDone = new Counter({
+    name: 'resolver_jobs_total',
+    help: 'Broadcast jobs by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics],
+  });
+  const deliveries = new Counter({ name: 'resolver_deliveries_total', help: 'Events appended and published to a user', registers: [metrics] });
+  const fanout = new Histogram({
+    name: 'resolver_recipients',
+    help: 'Recipients per broadcast',
+    buckets: [1, 5, 10, 20, 50, 100, 500, 1000, 5000, 10000, 50000],
+    registers: [metrics],
+  });
+  const duration = new Histogram({
+    name: 'resolver_job_seconds',
+    help: 'Time to resolve and deliver one broadcast',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [metrics],
+  });
+
+  async function process(job: Job): Promise<BroadcastResult> {
+    const entry = JOB_CATALOGUE[job.name as JobName] as (typeof JOB_CATALOGUE)[JobName] | undefined;
+    if (!entry) throw new UnrecoverableError(`unknown job name ${job.name}`);
+    const parsed = entry.schema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
+    const end = duration.startTimer();
+    const { eventId } = parsed.data;
+    const plan = await loadBroadcastPlan(prisma, eventId);
+    // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
+    if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
+    const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
+    if (!event) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
+    const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
+    deliveries.inc(delivered);
+    fanout.observe(plan.recipients.length);
+    end();
+    return { recipients: plan.recipients.length, delivered };
+  }
+
+  const worker = new Worker(BROADCAST_QUEUE, process, {
+    connection: createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null }),
+    prefix: keys.bullPrefix,
+    concurrency: config.RESOLVER_CONCURRENCY,
+    // A worker killed mid-job leaves its lock to expire; another worker takes the job over after this.
+    stalledInterval: 5_000,
+    lockDuration: 10_000,
+    autorun: true,
+  });
+  worker.on('completed', () => jobsDone.inc({ outcome: 'completed' }));
+  worker.on('failed', (job, err) => {
+    jobsDone.inc({ outcome: 'failed' });
+    log.warn({ err, jobId: job?.id, attemptsMade: job?.attemptsMade }, 'broadcast job failed');
+  });
+  worker.on('error', (err) => log.debug({ err }, 'worker error'));
+  await worker.waitUntilReady();
+
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      } else if (req.url === '/readyz') {
+        const ready = worker.isRunning() && redis.status === 'ready';
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'unavailable' }));
+      } else if (req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.metrics());
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"no such route"}}');
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.RESOLVER_METRICS_PORT, config.HOST, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  log.info({ port, concurrency: config.RESOLVER_CONCURRENCY }, 'recipient-resolver running');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      // worker.close() waits for running jobs to finish; nothing new is taken meanwhile.
+      await worker.close();
+      server.close();
+      redis.disconnect();
+      await prisma.$disconnect();
+    })());
+
+  return { nodeId, worker, metrics, port, close };
+}
