@@ -1,0 +1,249 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Queue } from 'bullmq';
+import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
+import { BROADCAST_QUEUE, broadcastJobId, type ProvisionResult } from '@alarmcast/contracts';
+import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
+import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
+import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
+import { parseIngestConfig } from '../src/config.js';
+import { startIngest, type IngestServer } from '../src/server.js';
+
+const graph = {
+  tenants: [
+    {
+      ref: 'a',
+      name: 'Tenant A',
+      slug: 'tenant-a',
+      devices: [{ ref: 'da', oui: '00D09E', productClass: 'HG8245', serialNumber: 'A1' }],
+      collectorTokens: [{ ref: 'ta', name: 'collector of A' }],
+    },
+    {
+      ref: 'b',
+      name: 'Tenant B',
+      slug: 'tenant-b',
+      devices: [{ ref: 'db', oui: '00D09E', productClass: 'HG8245', serialNumber: 'B1' }],
+    },
+  ],
+  collectorTokens: [{ ref: 'platform', name: 'platform collector' }],
+};
+
+const alarm = (over: Record<string, unknown> = {}) => ({
+  alarmIdentifier: 'wan-down',
+  eventType: 'Communications Alarm',
+  probableCause: 'Loss of signal',
+  specificProblem: 'WAN link down',
+  perceivedSeverity: 'Major',
+  ...over,
+});
+
+describe('alarm-ingest', () => {
+  let prisma: PrismaClient;
+  let redis: Redis;
+  let world: ProvisionResult;
+  let ingest: IngestServer;
+  let queue: Queue;
+  let dropDb: () => Promise<void>;
+  let dbUrl: string;
+  const prefix = uniqueRedisPrefix();
+  const closers: (() => Promise<void>)[] = [];
+
+  const config = (over: Record<string, string> = {}) =>
+    parseIngestConfig({
+      INGEST_PORT: '0',
+      DATABASE_URL: dbUrl,
+      REDIS_URL: testEnv().redisUrl,
+      REDIS_PREFIX: prefix,
+      LOG_LEVEL: 'silent',
+      OUTBOX_RELAY_INTERVAL_MS: '100',
+      OUTBOX_RELAY_GRACE_MS: '300',
+      ...over,
+    });
+
+  const post = (body: unknown, token: string | null, headers: Record<string, string> = {}, server = ingest) =>
+    fetch(`${server.url}/v1/alarms`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    dbUrl = db.url;
+    dropDb = db.drop;
+    prisma = createPrismaClient(db.url);
+    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    ingest = await startIngest(config());
+    redis = createRedis(testEnv().redisUrl, { name: 'test' });
+    queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: new RedisKeys(prefix).bullPrefix });
+  });
+  afterAll(async () => {
+    for (const c of closers) await c();
+    await ingest.close();
+    await queue.close();
+    redis.disconnect();
+    await prisma.$disconnect();
+    await dropDb();
+  });
+
+  const tokenA = () => world.collectorTokens.ta!.token;
+  const platform = () => world.collectorTokens.platform!.token;
+
+  it('commits a device alarm in the device tenant, answers 202 and enqueues its broadcast', async () => {
+    const res = await post(alarm({ deviceId: world.devices.da!.id, raisedAt: '2026-11-25T10:00:00+01:00' }), tokenA());
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { id: string; alarm: Record<string, unknown> };
+    expect(body.alarm).toMatchObject({
+      id: body.id,
+      tenant_id: world.tenants.a!.id,
+      device_id: world.devices.da!.id,
+      alarm_identifier: 'wan-down',
+      perceived_severity: 'Major',
+      raised_at: '2026-11-25T09:00:00.000Z',
+      cleared_at: null,
+    });
+    const row = await prisma.alarm.findUniqueOrThrow({ where: { id: BigInt(body.id) } });
+    expect(row.tenantId).toBe(world.tenants.a!.id);
+    const event = await prisma.outboxEvent.findFirstOrThrow({ where: { alarmId: BigInt(body.id) } });
+    expect(event.kind).toBe('alarm.created');
+    expect(event.payload).toEqual({ alarm: body.alarm });
+    await vi.waitFor(async () => {
+      const job = await queue.getJob(broadcastJobId(event.id.toString()));
+      expect(job?.data).toEqual({ eventId: event.id.toString() });
+      const marked = await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+      expect(marked.enqueuedAt).toBeInstanceOf(Date);
+    });
+  });
+
+  it('accepts a device-less alarm for a tenant, and numeric-string ids', async () => {
+    const res = await post(alarm({ tenantId: String(world.tenants.a!.id), alarmIdentifier: 'quota' }), platform());
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { alarm: { device_id: null; tenant_id: number } };
+    expect(body.alarm.device_id).toBeNull();
+    expect(body.alarm.tenant_id).toBe(world.tenants.a!.id);
+  });
+
+  it.each([
+    ['no Authorization header', null, 401, 'unauthenticated'],
+    ['an unknown token', 'act_' + 'x'.repeat(43), 401, 'unauthenticated'],
+    ['a malformed header value', 'not a token!', 401, 'unauthenticated'],
+  ])('refuses %s with 401', async (_name, token, status, code) => {
+    const res = await post(alarm({ deviceId: world.devices.da!.id }), token);
+    expect(res.status).toBe(status);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+  });
+
+  it('refuses a revoked token', async () => {
+    const secret = generateCollectorToken();
+    await prisma.collectorToken.create({ data: { name: 'old', tokenHash: hashCollectorToken(secret), revokedAt: new Date() } });
+    const res = await post(alarm({ deviceId: world.devices.da!.id }), secret);
+    expect(res.status).toBe(401);
+  });
+
+  it('refuses a tenant-scoped token posting for another tenant, by device or by tenant (403)', async () => {
+    for (const target of [{ deviceId: world.devices.db!.id }, { tenantId: world.tenants.b!.id }]) {
+      const res = await post(alarm(target), tokenA());
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({ error: { code: 'forbidden', message: expect.any(String) } });
+    }
+    expect(await prisma.alarm.count({ where: { tenantId: world.tenants.b!.id } })).toBe(0);
+  });
+
+  it('answers 422 for an unknown device or tenant', async () => {
+    const dev = await post(alarm({ deviceId: 999_999 }), platform());
+    expect(dev.status).toBe(422);
+    expect(((await dev.json()) as { error: { code: string } }).error.code).toBe('unknown_device');
+    const ten = await post(alarm({ tenantId: 999_999 }), platform());
+    expect(ten.status).toBe(422);
+    expect(((await ten.json()) as { error: { code: string } }).error.code).toBe('unknown_tenant');
+  });
+
+  it.each([
+    ['a missing field', alarm({ deviceId: 1, probableCause: undefined }), 'probableCause'],
+    ['an unknown severity', alarm({ deviceId: 1, perceivedSeverity: 'Catastrophic' }), 'perceivedSeverity'],
+    ['both deviceId and tenantId', alarm({ deviceId: 1, tenantId: 1 }), 'tenantId'],
+    ['neither deviceId nor tenantId', alarm(), 'deviceId'],
+    ['a string over its TR-181 limit', alarm({ deviceId: 1, additionalText: 'x'.repeat(257) }), 'additionalText'],
+    ['an unknown field', alarm({ deviceId: 1, colour: 'red' }), '(body)'],
+    ['a negative id', alarm({ deviceId: -4 }), 'deviceId'],
+    ['a bad timestamp', alarm({ deviceId: 1, raisedAt: 'yesterday' }), 'raisedAt'],
+    ['a JSON array', [alarm({ deviceId: 1 })], '(body)'],
+  ])('answers 422 naming the field for %s', async (_name, body, field) => {
+    const res = await post(body, platform());
+    expect(res.status).toBe(422);
+    const { error } = (await res.json()) as { error: { code: string; details: { field: string }[] } };
+    expect(error.code).toBe('validation_failed');
+    expect(error.details.map((d) => d.field)).toContain(field);
+  });
+
+  it('answers 400 for malformed JSON, 413 over the body limit, 415 for other media types, 404 elsewhere', async () => {
+    const bad = await post('{"deviceId": ', platform());
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
+
+    const big = await post(alarm({ deviceId: 1, additionalText: 'x'.repeat(20_000) }), platform());
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+
+    const text = await post('hello', platform(), { 'content-type': 'text/plain' });
+    expect(text.status).toBe(415);
+    expect(((await text.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type');
+
+    const nowhere = await fetch(`${ingest.url}/v1/nothing`, { headers: { authorization: `Bearer ${platform()}` } });
+    expect(nowhere.status).toBe(404);
+  });
+
+  it('answers 503 with Retry-After, and no internals, while Postgres is unreachable', async () => {
+    // Port 9 (discard) has no Postgres on these machines: connections are refused, as when it is down.
+    const down = await startIngest(config({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:9/none', RETRY_AFTER_S: '7' }));
+    closers.push(down.close);
+    for (let i = 0; i < 5; i++) {
+      const res = await post(alarm({ deviceId: 1 }), platform(), {}, down);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('7');
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: { code: 'service_unavailable', message: expect.any(String) } });
+      expect(text).not.toMatch(/ECONNREFUSED|at .*\.ts/);
+    }
+    const ready = await fetch(`${down.url}/readyz`);
+    expect(ready.status).toBe(503);
+  });
+
+  it('still enqueues a committed alarm whose enqueue failed right after the commit (outbox relay)', async () => {
+    let failures = 0;
+    const flaky = await startIngest(config(), {
+      wrapEnqueue: (enqueue) => async (ids) => {
+        if (failures === 0) {
+          failures++;
+          throw new Error('injected: Redis went away right after the commit');
+        }
+        await enqueue(ids);
+      },
+    });
+    closers.push(flaky.close);
+    const res = await post(alarm({ deviceId: world.devices.da!.id, alarmIdentifier: 'flaky' }), tokenA(), {}, flaky);
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const event = await prisma.outboxEvent.findFirstOrThrow({ where: { alarmId: BigInt(id) } });
+    expect(failures).toBe(1);
+    await vi.waitFor(
+      async () => {
+        expect(await queue.getJob(broadcastJobId(event.id.toString()))).toBeDefined();
+        expect((await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt).not.toBeNull();
+      },
+      { timeout: 5000, interval: 100 },
+    );
+  });
+
+  it('serves health, readiness and metrics', async () => {
+    expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${ingest.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ database: true, queue: true });
+    const metrics = await (await fetch(`${ingest.url}/metrics`)).text();
+    expect(metrics).toMatch(/alarms_accepted_total\{service="alarm-ingest"\} [1-9]/);
+  });
+});
