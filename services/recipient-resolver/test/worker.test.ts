@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Queue, QueueEvents } from 'bullmq';
+import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
+import { BROADCAST_QUEUE, JOB_CATALOGUE, PubSubEnvelope, broadcastJobId, type ProvisionResult } from '@alarmcast/contracts';
+import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
+import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
+import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
+import { parseResolverConfig } from '../src/config.js';
+import { startResolver, type ResolverProcess } from '../src/worker.js';
+
+const user = (ref: string, active = true) => ({ ref, email: `${ref}@example.test`, name: ref, active });
+const graph = {
+  tenants: [
+    {
+      ref: 'a',
+      name: 'A',
+      slug: 'a',
+      users: [user('a1'), user('a2'), user('a-inactive', false)],
+      devices: [{ ref: 'da', oui: '00D09E', productClass: 'PC', serialNumber: 'A1' }],
+    },
+    { ref: 'b', name: 'B', slug: 'b', users: [user('b1'), user('b2')] },
+  ],
+  platformUsers: [user('ops')],
+  // b1 sees da through an explicit share; a1's own share of da must not make it receive twice.
+  shares: [
+    { user: 'b1', device: 'da' },
+    { user: 'a1', device: 'da' },
+  ],
+};
+
+describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
+  let prisma: PrismaClient;
+  let redis: Redis;
+  let sub: Redis;
+  let queue: Queue;
+  let events: QueueEvents;
+  let resolver: ResolverProcess;
+  let world: ProvisionResult;
+  let dropDb: () => Promise<void>;
+  const keys = new RedisKeys(uniqueRedisPrefix());
+  const received: PubSubEnvelope[] = [];
+
+  beforeAll(async () => {
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    dropDb = db.drop;
+    prisma = createPrismaClient(db.url);
+    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    redis = createRedis(testEnv().redisUrl, { name: 'test' });
+    sub = createRedis(testEnv().redisUrl, { name: 'test-sub' });
+    await sub.psubscribe(`${keys.prefix}:ch:*`);
+    sub.on('pmessage', (_p, _c, m) => received.push(PubSubEnvelope.parse(JSON.parse(m))));
+    queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    events = new QueueEvents(BROADCAST_QUEUE, { connection: createRedis(testEnv().redisUrl, { name: 'qe', maxRetriesPerRequest: null }), prefix: keys.bullPrefix });
+    await events.waitUntilReady();
+    resolver = await startResolver(
+      parseResolverConfig({
+        DATABASE_URL: db.url,
+        REDIS_URL: testEnv().redisUrl,
+        REDIS_PREFIX: keys.prefix,
+        LOG_LEVEL: 'silent',
+        RESOLVER_METRICS_PORT: '0',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await resolver.close();
+    await events.close();
+    await queue.close();
+    redis.disconnect();
+    sub.disconnect();
+    await prisma.$disconnect();
+    await dropDb();
+  });
+
+  async function outboxEvent(tenantId: number, deviceId: number | null): Promise<string> {
+    const e = await prisma.outboxEvent.create({
+      data: { tenantId, deviceId, kind: 'alarm.created', payload: { alarm: { id: '1', tenant_id: tenantId } } },
+    });
+    return e.id.toString();
+  }
+
+  async function broadcast(eventId: string): Promise<unknown> {
+    const job = await queue.add('BroadcastAlarmToTenant', { eventId }, { ...JOB_CATALOGUE.BroadcastAlarmToTenant.options, jobId: broadcastJobId(eventId) });
+    return job.waitUntilFinished(events, 10_000);
+  }
+
+  it('sends a device alarm to active tenant members and explicit-share users, each once', async () => {
+    const eventId = await outboxEvent(world.tenants.a!.id, world.devices.da!.id);
+    expect(await broadcast(eventId)).toEqual({ recipients: 3, delivered: 3 });
+    await vi.waitFor(() => expect(received).toHaveLength(3));
+    expect(received.map((e) => e.channel).sort()).toEqual(
+      [world.users.a1!.id, world.users.a2!.id, world.users.b1!.id].map((id) => `private-user.${id}`).sort(),
+    );
+    // Re-running the same event (a retry, a relay re-enqueue) delivers nothing more.
+    await queue.remove(broadcastJobId(eventId));
+    expect(await broadcast(eventId)).toEqual({ recipients: 3, delivered: 0 });
+  });
+
+  it('sends a device-less alarm to the tenant members only', async () => {
+    received.length = 0;
+    const eventId = await outboxEvent(world.tenants.b!.id, null);
+    expect(await broadcast(eventId)).toEqual({ recipients: 2, delivered: 2 });
+    await vi.waitFor(() => expect(received).toHaveLength(2));
+    expect(received.map((e) => e.channel).sort()).toEqual(
+      [world.users.b1!.id, world.users.b2!.id].map((id) => `private-user.${id}`).sort(),
+    );
+  });
+
+  it('fails a job with an invalid payload or an unknown event without retrying', async () => {
+    const bad = await queue.add('BroadcastAlarmToTenant', { eventId: 'DROP TABLE' }, { attempts: 5 });
+    await expect(bad.waitUntilFinished(events, 10_000)).rejects.toThrow(/invalid BroadcastAlarmToTenant payload/);
+    expect((await queue.getJob(bad.id!))?.attemptsMade).toBe(1);
+    const missing = await queue.add('BroadcastAlarmToTenant', { eventId: '987654321' }, { attempts: 5 });
+    await expect(missing.waitUntilFinished(events, 10_000)).rejects.toThrow(/not found/);
+    expect((await queue.getJob(missing.id!))?.attemptsMade).toBe(1);
+  });
+});
