@@ -1,0 +1,2 @@
+export { startIngest, type IngestServer, type IngestOptions } from './server.js';
+export { parseIngestConfig, type IngestConfig } from './config.js';

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+
+/** Credentials a developer can use without configuring anything; refused in production. */
+export const DEV_DEFAULTS = {
+  PUSHER_APP_ID: 'alarmcast',
+  PUSHER_APP_KEY: 'alarmcast-key',
+  PUSHER_APP_SECRET: 'alarmcast-secret',
+  JWT_SECRET: 'alarmcast-dev-jwt-secret',
+} as const;
+type SecretVar = keyof typeof DEV_DEFAULTS;
+const SECRET_VARS = Object.keys(DEV_DEFAULTS) as SecretVar[];
+
+// A variable set to the empty string (`PUSHER_APP_SECRET=` in a .env file) counts as unset, so that it gets
+// the default or, in production, the "missing" error instead of an empty HMAC key.
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+
+const EdgeEnv = z.object({
+  NODE_ENV: optional(z.enum(['development', 'test', 'production'])),
+  HOST: optional(z.string()),
+  PORT: optional(z.coerce.number().int().min(0).max(65_535)),
+  // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
+  PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
+  PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
+  PUSHER_APP_SECRET: optional(z.string()),
+  JWT_SECRET: optional(z.string()),
+  DATABASE_URL: optional(z.url({ protocol: /^postgres(ql)?$/ })),
+  REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
+  // RedisKeys' own rule for key parts, checked here so a bad prefix fails at boot, not on first subscribe.
+  REDIS_PREFIX: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of [A-Za-z0-9_.-]')),
+  ACTIVITY_TIMEOUT_S: optional(z.coerce.number().int().min(1).max(3600)),
+  MAX_MESSAGE_BYTES: optional(z.coerce.number().int().min(512).max(1_048_576)),
+  LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
+  CORS_ORIGINS: optional(z.string()),
+});
+
+export interface EdgeConfig {
+  nodeEnv: 'development' | 'test' | 'production';
+  /** @defaultValue '127.0.0.1' */
+  host: string;
+  /** 0 picks a free port. @defaultValue 6001 (Reverb's and soketi's) */
+  port: number;
+  app: { id: string; key: string; secret: string };
+  /** HS256 key of the user JWTs that /broadcasting/auth accepts */
+  jwtSecret: string;
+  /** @defaultValue 'postgresql://postgres@127.0.0.1:5432/alarmcast' */
+  databaseUrl: string;
+  /** @defaultValue 'redis://127.0.0.1:6379' */
+  redisUrl: string;
+  /** must match the publishers' prefix. @defaultValue 'ac' */
+  redisPrefix: string;
+  /** sent to clients in `connection_established`; also drives the server's idle check. @defaultValue 30 */
+  activityTimeoutS: number;
+  /** largest client frame handled; bigger ones get `pusher:error`. @defaultValue 10000 (Reverb's default) */
+  maxMessageBytes: number;
+  /** @defaultValue 'info' */
+  logLevel: string;
+  /**
+   * Origins allowed to call /broadcasting/auth from a browser, or '*' (the default). Any origin is safe
+   * enough here: the endpoint authenticates with a bearer token that a foreign page cannot read, never
+   * with cookies, so CORS protects nothing an attacker could otherwise reach.
+   */
+  corsOrigins: '*' | string[];
+  /** secret variables that were unset and got their local development value (never in production) */
+  defaultsUsed: SecretVar[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Production must not run on credentials that are printed in this repository, nor on guessable HMAC keys. */
+function refineProduction(e: z.infer<typeof EdgeEnv>, ctx: z.RefinementCtx): void {
+  if (e.NODE_ENV !== 'production') return;
+  for (const name of SECRET_VARS) {
+    const value = e[name];
+    const problem =
+      value === undefined
+        ? 'is required when NODE_ENV=production'
+        : value === DEV_DEFAULTS[name]
+          ? 'is the public development default; set a real value'
+          : (name === 'PUSHER_APP_SECRET' || name === 'JWT_SECRET') && value.length < 32
+            ? 'must be at least 32 characters in production (an HMAC key: `openssl rand -hex 32`)'
+            : null;
+    if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
+  }
+}
+
+const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): EdgeConfig => {
+  const secret = (name: SecretVar): string => e[name] ?? DEV_DEFAULTS[name];
+  const cors = (e.CORS_ORIGINS ?? '*')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return {
+    nodeEnv: e.NODE_ENV ?? 'development',
+    host: e.HOST ?? '127.0.0.1',
+    port: e.PORT ?? 6001,
+    app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
+    jwtSecret: secret('JWT_SECRET'),
+    databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',
+    redisUrl: e.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisPrefix: e.REDIS_PREFIX ?? 'ac',
+    activityTimeoutS: e.ACTIVITY_TIMEOUT_S ?? 30,
+    maxMessageBytes: e.MAX_MESSAGE_BYTES ?? 10_000,
+    logLevel: e.LOG_LEVEL ?? 'info',
+    corsOrigins: cors.length === 0 || cors.includes('*') ? '*' : cors,
+    defaultsUsed: SECRET_VARS.filter((name) => e[name] === undefined),
+  };
+});
+
+/**
+ * Parses the edge's environment, once at boot. Throws a ConfigError listing each problem on its own line (the
+ * production credential rules are checked once every variable is well-formed).
+ */
+export function parseEdgeConfig(env: NodeJS.ProcessEnv): EdgeConfig {
+  const parsed = EdgeConfigSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(environment)'}: ${i.message}`);
+  const refusing = env.NODE_ENV === 'production' ? ' (refusing to start in production)' : '';
+  throw new ConfigError(`ws-edge: invalid environment${refusing}:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,59 @@
+import { Counter, Gauge, createMetricsRegistry, type Registry } from '@alarmcast/observability';
+
+export interface EdgeMetrics {
+  registry: Registry;
+  messagesDelivered: Counter<never>;
+  framesDropped: Counter<'reason'>;
+  subscriptionsRefused: Counter<'reason'>;
+  channelAuth: Counter<'outcome'>;
+}
+
+/** Live counts are read from the node's own state at scrape time, so they can never drift from it. */
+export interface EdgeGaugeSources {
+  connections: () => number;
+  subscriptions: () => number;
+  redisChannels: () => number;
+}
+
+export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
+  const registry = createMetricsRegistry('ws-edge');
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge('ws_edge_connections', 'Open WebSocket connections on this node', sources.connections);
+  gauge('ws_edge_subscriptions', 'Channel subscriptions (socket x channel) on this node', sources.subscriptions);
+  gauge('ws_edge_redis_channels', 'Redis pub/sub channels this node is subscribed to', sources.redisChannels);
+  return {
+    registry,
+    messagesDelivered: new Counter({
+      name: 'ws_edge_messages_delivered_total',
+      help: 'Channel event frames handed to sockets (one per socket per event)',
+      registers: [registry],
+    }),
+    framesDropped: new Counter({
+      name: 'ws_edge_frames_dropped_total',
+      help: 'Frames not processed or not delivered, by reason (bad client frames, bad pub/sub messages, slow sockets)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    subscriptionsRefused: new Counter({
+      name: 'ws_edge_subscriptions_refused_total',
+      help: 'pusher:subscribe requests refused, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    channelAuth: new Counter({
+      name: 'ws_edge_channel_auth_total',
+      help: 'POST /broadcasting/auth requests by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+  };
+}

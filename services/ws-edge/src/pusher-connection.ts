@@ -1,0 +1,193 @@
+import { WebSocket, type RawData } from 'ws';
+import { parseChannel } from '@alarmcast/contracts';
+import { verifyChannelAuth } from '@alarmcast/auth';
+import type { Logger } from '@alarmcast/observability';
+import { CLOSE_REASONS, PUSHER_CODES } from './close-codes.js';
+import type { EdgeMetrics } from './metrics.js';
+import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
+import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
+
+export interface ConnectionContext {
+  app: { key: string; secret: string };
+  activityTimeoutS: number;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+  subscriptions: ChannelSubscriptions;
+  metrics: EdgeMetrics;
+  log: Logger;
+  onClosed: (connection: PusherConnection) => void;
+}
+
+type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature';
+
+/**
+ * One client socket speaking Pusher v7: decodes its frames, checks its subscriptions, and receives channel
+ * events from the registry. Nothing a client sends can throw out of here.
+ */
+export class PusherConnection implements ChannelMember {
+  /** channels joined or being joined; a channel leaves this set on unsubscribe or close */
+  private readonly channels = new Set<string>();
+  private lastSeen = Date.now();
+  private pingSentAt: number | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    readonly socketId: string,
+    private readonly ws: WebSocket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.log = ctx.log.child({ socketId });
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    // ws answers control-frame pings itself; either kind of control frame still proves the client is there.
+    ws.on('ping', () => this.touch());
+    ws.on('pong', () => this.touch());
+    ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
+    ws.on('close', () => this.onClose());
+    this.send(serverFrames.connectionEstablished(socketId, ctx.activityTimeoutS));
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  deliver(frame: string): void {
+    if (!this.isOpen) return;
+    if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
+      // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
+      // back off and reconnect; what it missed meanwhile is for resume to recover, not for our heap to hold.
+      this.ctx.metrics.framesDropped.inc({ reason: 'slow_consumer' });
+      this.log.warn({ bufferedAmount: this.ws.bufferedAmount }, 'closing a socket that is not reading');
+      this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.slowConsumer);
+      return;
+    }
+    this.ws.send(frame);
+    this.ctx.metrics.messagesDelivered.inc();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.close(code, reason);
+    }
+  }
+
+  /** Ends the connection without a closing handshake, for sockets that ignore a close frame. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /**
+   * The server's half of Pusher's keep-alive. pusher-js pings after `activity_timeout` without traffic, so
+   * a client silent for longer than `idleMs` gets a `pusher:ping`; one that does not answer within
+   * `pongWaitMs` is gone (a dead TCP peer looks exactly like this) and is closed with 4201.
+   */
+  checkActivity(now: number, idleMs: number, pongWaitMs: number): void {
+    if (!this.isOpen) return;
+    if (this.pingSentAt !== null) {
+      if (now - this.pingSentAt >= pongWaitMs) this.close(PUSHER_CODES.pongNotReceived, CLOSE_REASONS.pongNotReceived);
+      return;
+    }
+    if (now - this.lastSeen >= idleMs) {
+      this.pingSentAt = now;
+      this.send(serverFrames.ping());
+    }
+  }
+
+  private touch(): void {
+    this.lastSeen = Date.now();
+    this.pingSentAt = null;
+  }
+
+  private send(frame: string): void {
+    if (this.isOpen) this.ws.send(frame);
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.touch();
+    const payload = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const frame = decodeClientFrame(payload, isBinary, this.ctx.maxMessageBytes);
+    switch (frame.kind) {
+      case 'ping':
+        this.send(serverFrames.pong());
+        return;
+      case 'pong':
+        return;
+      case 'subscribe':
+        this.subscribe(frame.channel, frame.auth);
+        return;
+      case 'unsubscribe':
+        if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
+        return;
+      case 'client-event':
+        // Alarm channels are one-way: a client may not speak to the other readers of a user's or tenant's
+        // channel. Pusher answers the same when client events are disabled for an app.
+        this.ctx.metrics.framesDropped.inc({ reason: 'client_event' });
+        this.send(serverFrames.error(null, ERROR_MESSAGES.clientEventsDisabled));
+        return;
+      case 'ignored':
+        return;
+      case 'invalid':
+        this.ctx.metrics.framesDropped.inc({ reason: frame.reason });
+        this.log.debug({ reason: frame.reason }, 'invalid client frame');
+        this.send(serverFrames.error(PUSHER_CODES.reconnect, frame.message));
+        return;
+    }
+  }
+
+  private subscribe(channel: string, auth: string | undefined): void {
+    const refusal = this.refusal(channel, auth);
+    if (refusal) {
+      // As Reverb does: a `pusher:error` 4009, the socket stays open for its other channels, and nothing of
+      // this channel ever reaches it.
+      this.ctx.metrics.subscriptionsRefused.inc({ reason: refusal });
+      this.log.info({ channel, refusal }, 'subscription refused');
+      const message = {
+        presence: ERROR_MESSAGES.presenceUnsupported,
+        public: ERROR_MESSAGES.publicUnsupported,
+        unknown_channel: ERROR_MESSAGES.unknownChannel,
+        bad_signature: ERROR_MESSAGES.unauthorized,
+      }[refusal];
+      this.send(serverFrames.error(PUSHER_CODES.unauthorized, message));
+      return;
+    }
+    if (this.channels.has(channel)) {
+      // pusher-js never resubscribes on the same socket, but answering twice is harmless and keeps others sane.
+      this.send(serverFrames.subscriptionSucceeded(channel));
+      return;
+    }
+    this.channels.add(channel);
+    this.ctx.subscriptions.join(channel, this).then(
+      () => {
+        // Unsubscribed or closed while Redis was acknowledging: say nothing.
+        if (this.channels.has(channel)) this.send(serverFrames.subscriptionSucceeded(channel));
+      },
+      (err: unknown) => {
+        if (!this.channels.delete(channel)) return;
+        this.log.error({ err, channel }, 'SUBSCRIBE failed');
+        // Without the subscription this socket would silently miss events; make pusher-js back off and
+        // reconnect, which subscribes everything again.
+        this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
+      },
+    );
+  }
+
+  /**
+   * Why a subscription is refused, or null. Public channels are refused on purpose: every alarmcast event is
+   * per user or per tenant, and a channel anyone can join would turn a publisher's mistake into a leak.
+   */
+  private refusal(channel: string, auth: string | undefined): Refusal | null {
+    if (channel.startsWith('presence-')) return 'presence';
+    if (!channel.startsWith('private-')) return 'public';
+    if (!parseChannel(channel)) return 'unknown_channel';
+    // Timing-safe: the expected signature is compared in constant time.
+    if (!verifyChannelAuth(this.ctx.app.key, this.ctx.app.secret, this.socketId, channel, auth)) {
+      return 'bad_signature';
+    }
+    return null;
+  }
+
+  private onClose(): void {
+    for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
+    this.channels.clear();
+    this.ctx.onClosed(this);
+  }
+}

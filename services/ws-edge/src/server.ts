@@ -1,0 +1,245 @@
+import { randomInt } from 'node:crypto';
+import { createServer } from 'node:http';
+import express from 'express';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ErrorBody } from '@alarmcast/contracts';
+import { createPrismaClient } from '@alarmcast/db';
+import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
+import { createRedis, RedisKeys } from '@alarmcast/redis';
+import { channelAuthRouter } from './channel-auth.js';
+import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
+import type { EdgeConfig } from './config.js';
+import { errorHandler, sendError } from './http-errors.js';
+import { createEdgeMetrics } from './metrics.js';
+import { PusherConnection } from './pusher-connection.js';
+import { serverFrames } from './pusher-protocol.js';
+import { ChannelSubscriptions } from './subscriptions.js';
+
+export interface EdgeOptions {
+  /** @defaultValue a pino logger for service `ws-edge` at `config.logLevel` */
+  logger?: Logger;
+  /**
+   * Bytes a socket may have queued and unsent before it is closed with 4100 (back off, reconnect). An alarm
+   * frame is 1-2 KiB, so 1 MiB is several hundred undelivered events: a client that far behind is not
+   * reading, and holding more for it only moves the problem into this process's heap.
+   * @defaultValue 1 MiB
+   */
+  maxBufferedBytes?: number;
+  /**
+   * How long close() waits for clients to answer its close frame before cutting them off.
+   * @defaultValue 5000 ms, well inside Kubernetes' default 30 s termination grace period
+   */
+  drainTimeoutMs?: number;
+}
+
+export interface EdgeServer {
+  port: number;
+  /** `http://host:port`; WebSocket clients connect to `ws://host:port/app/{key}?protocol=7` */
+  url: string;
+  metrics: Registry;
+  /** this node's channel registry (which channels its sockets hold) */
+  subscriptions: ChannelSubscriptions;
+  /** open client sockets on this node */
+  readonly connectionCount: number;
+  /** Closes every socket with 4200 (reconnect now, to another node), stops listening, closes Redis and Postgres. */
+  close(): Promise<void>;
+}
+
+const APP_PATH = /^\/app\/([^/]+)$/;
+
+/**
+ * Starts one edge node: a single HTTP server carrying the Pusher WebSocket endpoint (`/app/{key}`), channel
+ * authorization, health and metrics. The node keeps no state another node needs, so any number run behind
+ * a load balancer, each subscribed on Redis to exactly the channels its own sockets hold.
+ */
+export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<EdgeServer> {
+  const log = options.logger ?? createLogger({ service: 'ws-edge', level: config.logLevel });
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+
+  const connections = new Set<PusherConnection>();
+  let draining = false;
+  let onDrained: (() => void) | null = null;
+
+  const subscriber = createRedis(config.redisUrl, { name: 'ws-edge:sub' });
+  // Without a listener ioredis prints every failed reconnect as an unhandled error; /readyz reports the state.
+  subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber error'));
+  const prisma = createPrismaClient(config.databaseUrl, { poolMax: 5 });
+
+  const subscriptions = new ChannelSubscriptions({
+    subscriber,
+    keys: new RedisKeys(config.redisPrefix),
+    log,
+    onDropped: (reason) => metrics.framesDropped.inc({ reason }),
+  });
+  const metrics = createEdgeMetrics({
+    connections: () => connections.size,
+    subscriptions: () => subscriptions.membershipCount,
+    redisChannels: () => subscriptions.channelCount,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const redis = subscriber.status === 'ready';
+    const database = await databaseReachable();
+    if (redis && database && !draining) {
+      res.json({ status: 'ready' });
+      return;
+    }
+    const body: ErrorBody = {
+      error: { code: 'service_unavailable', message: 'not ready', details: { redis, database, draining } },
+    };
+    res.status(503).json(body);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.send(await metrics.registry.metrics());
+  });
+  app.use(
+    channelAuthRouter({
+      config,
+      prisma,
+      log,
+      onOutcome: (outcome) => metrics.channelAuth.inc({ outcome }),
+    }),
+  );
+  app.use((_req, res) => sendError(res, 404, 'not_found', 'no such route'));
+  app.use(errorHandler(log));
+
+  async function databaseReachable(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        prisma.$queryRaw`SELECT 1`.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // The hard limit at which ws itself closes the socket (1009) before buffering more. Frames between
+  // maxMessageBytes and this only get a `pusher:error`, so a client that sends one big frame keeps its socket.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024) });
+  const server = createServer(app);
+
+  // Socket ids must be unique across nodes (a channel signature is bound to one): the counter makes them
+  // unique on this node, the random high part makes two nodes agreeing on one vanishingly unlikely.
+  let socketCounter = 0;
+  const nextSocketId = (): string => `${randomInt(1, 2 ** 31 - 1)}.${++socketCounter}`;
+
+  const activityMs = config.activityTimeoutS * 1000;
+  const context = {
+    app: config.app,
+    activityTimeoutS: config.activityTimeoutS,
+    maxMessageBytes: config.maxMessageBytes,
+    maxBufferedBytes,
+    subscriptions,
+    metrics,
+    log,
+    onClosed: (connection: PusherConnection) => {
+      connections.delete(connection);
+      if (connections.size === 0) onDrained?.();
+    },
+  };
+
+  function refuse(ws: WebSocket, code: PusherCode, message: string): void {
+    // Pusher's order: the error as a frame (pusher-js reads it during the handshake), then the close.
+    ws.on('error', () => undefined);
+    ws.send(serverFrames.error(code, message));
+    ws.close(code, message);
+  }
+
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    if (draining) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const url = new URL(req.url ?? '/', 'http://edge');
+      const key = APP_PATH.exec(url.pathname)?.[1];
+      const protocol = url.searchParams.get('protocol');
+      if (key === undefined) return refuse(ws, PUSHER_CODES.pathNotFound, 'Path not found');
+      if (key !== config.app.key) return refuse(ws, PUSHER_CODES.appDoesNotExist, CLOSE_REASONS.appDoesNotExist);
+      // Clients that omit the version (some of the legacy app's) get v7, as Reverb does.
+      if (protocol !== null && !/^\d{1,3}$/.test(protocol)) {
+        return refuse(ws, PUSHER_CODES.invalidVersionFormat, CLOSE_REASONS.invalidVersionFormat);
+      }
+      if (protocol !== null && protocol !== '7') {
+        return refuse(ws, PUSHER_CODES.unsupportedProtocolVersion, CLOSE_REASONS.unsupportedProtocolVersion);
+      }
+      connections.add(new PusherConnection(nextSocketId(), ws, context));
+    });
+  });
+
+  // One sweep for all sockets instead of a timer each. A client gets activity_timeout plus half again to
+  // send its own ping (pusher-js sends it at activity_timeout), then as long again to answer ours.
+  const idleMs = activityMs * 1.5;
+  const pongWaitMs = activityMs;
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const connection of connections) connection.checkActivity(now, idleMs, pongWaitMs);
+    },
+    Math.max(250, activityMs / 4),
+  );
+  sweep.unref();
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    clearInterval(sweep);
+    subscriber.disconnect();
+    await prisma.$disconnect();
+    throw err;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  let closing: Promise<void> | null = null;
+  async function shutdown(): Promise<void> {
+    draining = true;
+    clearInterval(sweep);
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    if (connections.size > 0) {
+      const drained = new Promise<void>((resolve) => (onDrained = resolve));
+      for (const connection of connections) connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
+      clearTimeout(timer);
+      for (const connection of connections) connection.terminate();
+    }
+    server.closeAllConnections();
+    wss.close();
+    await stopped;
+    await subscriber.quit().catch(() => subscriber.disconnect());
+    await prisma.$disconnect();
+    log.info('ws-edge stopped');
+  }
+
+  return {
+    port,
+    url: `http://${host}:${port}`,
+    metrics: metrics.registry,
+    subscriptions,
+    get connectionCount() {
+      return connections.size;
+    },
+    close: () => (closing ??= shutdown()),
+  };
+}

@@ -1,0 +1,138 @@
+import { PubSubEnvelope } from '@alarmcast/contracts';
+import type { Redis, RedisKeys } from '@alarmcast/redis';
+import type { Logger } from '@alarmcast/observability';
+import { serverFrames } from './pusher-protocol.js';
+
+/** A local socket as the registry sees it. */
+export interface ChannelMember {
+  /** Sends one serialized frame; the member applies its own backpressure policy and never throws. */
+  deliver(frame: string): void;
+}
+
+export type DropReason = 'malformed_envelope' | 'channel_mismatch' | 'no_local_member';
+
+export interface ChannelSubscriptionsOptions {
+  /**
+   * A connection for this registry alone: once it has subscribed, Redis lets it run no other command.
+   * ioredis re-subscribes it to every channel after a reconnect.
+   */
+  subscriber: Redis;
+  keys: RedisKeys;
+  log: Logger;
+  onDropped?: (reason: DropReason) => void;
+}
+
+interface Entry {
+  members: Set<ChannelMember>;
+  /** settles when Redis has acknowledged the SUBSCRIBE; later joiners wait on the same promise */
+  subscribed: Promise<void>;
+}
+
+/**
+ * The node-local registry: Pusher channel → local sockets. The node SUBSCRIBEs to a channel's Redis pub/sub
+ * channel when its first local socket joins and UNSUBSCRIBEs when the last one leaves, so each node receives
+ * only the traffic its own sockets need. Commands go out in order on the one subscriber connection, so an
+ * UNSUBSCRIBE followed by a SUBSCRIBE for the same channel (leave then rejoin) always ends subscribed.
+ */
+export class ChannelSubscriptions {
+  private readonly channels = new Map<string, Entry>();
+  private members = 0;
+
+  constructor(private readonly options: ChannelSubscriptionsOptions) {
+    options.subscriber.on('message', (redisChannel: string, message: string) => this.onMessage(redisChannel, message));
+  }
+
+  /**
+   * Adds a member. Resolves once Redis delivers the channel's messages to this node, which is when the socket
+   * may be told `subscription_succeeded`; rejects if Redis refused, the member is then no longer in the set.
+   */
+  join(channel: string, member: ChannelMember): Promise<void> {
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      const created: Entry = { members: new Set(), subscribed: Promise.resolve() };
+      created.subscribed = this.options.subscriber
+        .subscribe(this.options.keys.pubsubChannel(channel))
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            // Forget the failed entry so that the next join tries again instead of inheriting the failure.
+            if (this.channels.get(channel) === created) {
+              this.channels.delete(channel);
+              this.members -= created.members.size;
+            }
+            throw err;
+          },
+        );
+      entry = created;
+      this.channels.set(channel, entry);
+    }
+    if (!entry.members.has(member)) {
+      entry.members.add(member);
+      this.members += 1;
+    }
+    return entry.subscribed;
+  }
+
+  leave(channel: string, member: ChannelMember): void {
+    const entry = this.channels.get(channel);
+    if (!entry || !entry.members.delete(member)) return;
+    this.members -= 1;
+    if (entry.members.size > 0) return;
+    this.channels.delete(channel);
+    this.options.subscriber.unsubscribe(this.options.keys.pubsubChannel(channel)).catch((err: unknown) => {
+      // Harmless beyond a little traffic: messages for a channel without members are dropped on arrival.
+      this.options.log.warn({ err, channel }, 'UNSUBSCRIBE failed');
+    });
+  }
+
+  /** Pusher channels this node is subscribed to (or subscribing to) for its sockets. */
+  localChannels(): string[] {
+    return [...this.channels.keys()];
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /** socket × channel pairs */
+  get membershipCount(): number {
+    return this.members;
+  }
+
+  private onMessage(redisChannel: string, message: string): void {
+    const channel = this.options.keys.pusherChannelOf(redisChannel);
+    const entry = channel === null ? undefined : this.channels.get(channel);
+    if (channel === null || !entry) {
+      // A message already in flight when we unsubscribed, or another subscriber's channel on this connection.
+      this.options.onDropped?.('no_local_member');
+      return;
+    }
+    const envelope = decodeEnvelope(message);
+    if (!envelope) {
+      this.options.log.warn({ channel, message: message.slice(0, 200) }, 'dropped a malformed pub/sub message');
+      this.options.onDropped?.('malformed_envelope');
+      return;
+    }
+    if (envelope.channel !== channel) {
+      // The envelope's channel decides nothing here, but a publisher that disagrees with itself is a bug
+      // worth seeing before it sends one user's events down another user's channel.
+      this.options.log.warn({ channel, envelopeChannel: envelope.channel }, 'dropped a pub/sub message for another channel');
+      this.options.onDropped?.('channel_mismatch');
+      return;
+    }
+    // Serialized once, whatever the number of sockets.
+    const frame = serverFrames.channelEvent(channel, envelope.event, envelope.data);
+    for (const member of entry.members) member.deliver(frame);
+  }
+}
+
+function decodeEnvelope(message: string): PubSubEnvelope | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(message);
+  } catch {
+    return null;
+  }
+  const parsed = PubSubEnvelope.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
