@@ -155,7 +155,8 @@ const GROUPS = new Set(Object.keys(COMMANDS).flatMap((n) => (n.includes(' ') ? [
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   const lines = Object.entries(COMMANDS).map(
-    ([name, spec]) => `  ${name.padEnd(width)}  ${spec.usage}\n  ${''.padEnd(width)}    ${spec.summary}`,
+    ([name, spec]) =>
+      `  ${`${name.padEnd(width)}  ${spec.usage}`.trimEnd()}\n  ${''.padEnd(width)}    ${spec.summary}`,
   );
   return [
     'usage: pnpm -s cli <command> [flags]',

@@ -1,11 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase } from '@alarmcast/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, testEnv } from '@alarmcast/testing';
 import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
 import { hashCollectorToken, verifyUserJwt } from '@alarmcast/auth';
 import type { ProvisionGraph, ProvisionResult } from '@alarmcast/contracts';
+import { provision } from '../src/commands.js';
+import { parseCliConfig } from '../src/config.js';
 import { runCli, TEST_JWT_SECRET } from './run-cli.js';
 
 const GRAPH = {
@@ -21,7 +23,12 @@ const GRAPH = {
       devices: [{ ref: 'cpe1', oui: '00D09E', productClass: 'IGD', serialNumber: 'ACME1', name: 'Hall' }],
       collectorTokens: [{ ref: 'acme-col', name: 'acme collector' }],
     },
-    { ref: 'beta', name: 'Beta ISP', slug: 'beta', users: [{ ref: 'cid', email: 'cid@beta.example', name: 'Cid' }] },
+    {
+      ref: 'beta',
+      name: 'Beta ISP',
+      slug: 'beta',
+      users: [{ ref: 'cid', email: 'cid@beta.example', name: 'Cid' }],
+    },
   ],
   platformUsers: [{ ref: 'root', email: 'root@platform.example', name: 'Root', role: 'platform_admin' }],
   collectorTokens: [{ ref: 'global', name: 'platform collector' }],
@@ -34,7 +41,7 @@ describe('provision', () => {
   let dir: string;
   let file: string;
   beforeAll(async () => {
-    db = await createTestDatabase(inject('postgresAdminUrl'), inject('postgresTemplate'));
+    db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     prisma = createPrismaClient(db.url);
     dir = await mkdtemp(join(tmpdir(), 'admin-cli-'));
     file = join(dir, 'graph.json');
@@ -61,7 +68,9 @@ describe('provision', () => {
       [result.users.cid!.id, 'cid@beta.example', beta, 'operator', true],
       [result.users.root!.id, 'root@platform.example', null, 'platform_admin', true],
     ]);
-    expect(await prisma.cpeDevice.findUniqueOrThrow({ where: { id: result.devices.cpe1!.id } })).toMatchObject({
+    expect(
+      await prisma.cpeDevice.findUniqueOrThrow({ where: { id: result.devices.cpe1!.id } }),
+    ).toMatchObject({
       tenantId: acme,
       oui: '00D09E',
       productClass: 'IGD',
@@ -72,35 +81,78 @@ describe('provision', () => {
       { userId: result.users.cid!.id, deviceId: result.devices.cpe1!.id },
     ]);
 
-    for (const [ref, tenantId] of [['acme-col', acme], ['global', null]] as const) {
+    for (const [ref, tenantId] of [
+      ['acme-col', acme],
+      ['global', null],
+    ] as const) {
       const printed = result.collectorTokens[ref]!;
       expect(printed.tenantId).toBe(tenantId);
       const stored = await prisma.collectorToken.findUniqueOrThrow({ where: { id: printed.id } });
-      expect(stored).toMatchObject({ tenantId, tokenHash: hashCollectorToken(printed.token), revokedAt: null });
+      expect(stored).toMatchObject({
+        tenantId,
+        tokenHash: hashCollectorToken(printed.token),
+        revokedAt: null,
+      });
     }
     for (const user of Object.values(result.users)) {
       expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({ userId: user.id });
     }
   });
 
-  it('reads the graph from stdin, and resolves relative paths where pnpm was invoked', async () => {
-    const second = { tenants: [{ ref: 't', name: 'Gamma', slug: 'gamma', users: [{ ref: 'u', email: 'u@gamma.example', name: 'U' }] }] };
-    await writeFile(join(dir, 'second.json'), JSON.stringify({ tenants: [{ ref: 't', name: 'Delta', slug: 'delta' }] }));
-    const [fromStdin, relative] = await Promise.all([
-      runCli(['provision', '--file', '-'], { databaseUrl: db.url, stdin: JSON.stringify(second) }),
-      runCli(['provision', '--file', 'second.json'], { databaseUrl: db.url, env: { INIT_CWD: dir } }),
-    ]);
-    expect([fromStdin.code, relative.code]).toEqual([0, 0]);
-    expect(await prisma.tenant.count({ where: { slug: { in: ['gamma', 'delta'] } } })).toBe(2);
-    expect(await verifyUserJwt(TEST_JWT_SECRET, (fromStdin.json as unknown as ProvisionResult).users.u!.jwt!)).toBeTruthy();
+  it('reads the graph from stdin, and resolves a relative --file where pnpm was invoked', async () => {
+    const gamma = {
+      tenants: [
+        {
+          ref: 't',
+          name: 'Gamma',
+          slug: 'gamma',
+          users: [{ ref: 'u', email: 'u@gamma.example', name: 'U' }],
+        },
+      ],
+    };
+    const fromStdin = await runCli(['provision', '--file', '-'], {
+      databaseUrl: db.url,
+      stdin: JSON.stringify(gamma),
+    });
+    expect(fromStdin.code).toBe(0);
+    const user = (fromStdin.json as unknown as ProvisionResult).users.u!;
+    expect(await prisma.user.findUniqueOrThrow({ where: { id: user.id } })).toMatchObject({
+      email: 'u@gamma.example',
+    });
+    expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({ userId: user.id });
+
+    // In-process: INIT_CWD reaching the config is what config.test.ts checks; this is the use of it.
+    await writeFile(
+      join(dir, 'delta.json'),
+      JSON.stringify({ tenants: [{ ref: 't', name: 'Delta', slug: 'delta' }] }),
+    );
+    const config = parseCliConfig({ DATABASE_URL: db.url, INIT_CWD: dir }, '/nonexistent');
+    const result = await provision(prisma, config, { file: 'delta.json' });
+    expect(await prisma.tenant.findUniqueOrThrow({ where: { slug: 'delta' } })).toMatchObject({
+      id: result.tenants.t!.id,
+    });
   });
 
-  it('writes nothing for an invalid graph, a conflicting one, or without a JWT key in production', async () => {
+  it('writes nothing for an invalid graph, unknown refs, a conflict, or without a JWT key in production', async () => {
     const before = await prisma.tenant.count();
-    const badGraph = { tenants: [{ ref: 'x', name: 'X', slug: 'x', devices: [{ ref: 'd', oui: 'nope' }] }], shares: [{ user: 'ghost', device: 'd' }] };
-    const [invalid, notJson, conflict, noKey] = await Promise.all([
+    const badGraph = {
+      tenants: [{ ref: 'x', name: 'X', slug: 'x', devices: [{ ref: 'd', oui: 'nope' }] }],
+      shares: [{ user: 'ghost', device: 'd' }],
+    };
+    const unknownRefs = {
+      tenants: [
+        {
+          ref: 't',
+          name: 'Eps',
+          slug: 'eps',
+          devices: [{ ref: 'd', oui: '00D09E', productClass: 'P', serialNumber: 'E1' }],
+        },
+      ],
+      shares: [{ user: 'ghost', device: 'd' }],
+    };
+    const [invalid, refs, conflict, noKey] = await Promise.all([
       runCli(['provision', '--file', '-'], { databaseUrl: db.url, stdin: JSON.stringify(badGraph) }),
-      runCli(['provision', '--file', '-'], { databaseUrl: db.url, stdin: '{"tenants": [' }),
+      runCli(['provision', '--file', '-'], { databaseUrl: db.url, stdin: JSON.stringify(unknownRefs) }),
       // acme's slug and emails exist since the first test
       runCli(['provision', '--file', file], { databaseUrl: db.url }),
       runCli(['provision', '--file', '-'], {
@@ -116,16 +168,18 @@ describe('provision', () => {
         expect.stringMatching(/^tenants\.0\.devices\.0\.productClass:/),
       ]),
     });
-    expect(notJson).toMatchObject({ code: 2, error: { code: 'invalid_arguments', message: expect.stringMatching(/not valid JSON/) } });
-    expect(conflict).toMatchObject({ code: 1, error: { code: 'conflict', message: 'a tenant with this slug already exists' } });
-    expect(noKey).toMatchObject({ code: 2, error: { code: 'invalid_config', message: expect.stringMatching(/JWT_SECRET/) } });
+    expect(refs).toMatchObject({
+      code: 2,
+      error: { code: 'invalid_arguments', message: 'invalid graph: shares.0.user: unknown user ref ghost' },
+    });
+    expect(conflict).toMatchObject({
+      code: 1,
+      error: { code: 'conflict', message: 'a tenant with this slug already exists' },
+    });
+    expect(noKey).toMatchObject({
+      code: 2,
+      error: { code: 'invalid_config', message: expect.stringMatching(/JWT_SECRET/) },
+    });
     expect(await prisma.tenant.count()).toBe(before);
-  });
-
-  it('reports shares that name unknown refs before writing anything', async () => {
-    const graph = { tenants: [{ ref: 't', name: 'Eps', slug: 'eps', devices: [{ ref: 'd', oui: '00D09E', productClass: 'P', serialNumber: 'E1' }] }], shares: [{ user: 'ghost', device: 'd' }] };
-    const run = await runCli(['provision', '--file', '-'], { databaseUrl: db.url, stdin: JSON.stringify(graph) });
-    expect(run).toMatchObject({ code: 2, error: { code: 'invalid_arguments', message: 'invalid graph: shares.0.user: unknown user ref ghost' } });
-    expect(await prisma.tenant.count({ where: { slug: 'eps' } })).toBe(0);
   });
 });

@@ -8,9 +8,9 @@ export interface CliRun {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** stdout parsed, when the run succeeded */
+  /** stdout parsed, when the run succeeded and printed JSON */
   json: Record<string, unknown>;
-  /** stderr's error body, when it failed */
+  /** stderr's error body, when it failed and printed one (a stack trace leaves it undefined) */
   error: { code: string; message: string; details?: unknown } | undefined;
 }
 
@@ -39,10 +39,19 @@ export function runCli(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      const json = code === 0 && stdout ? (JSON.parse(stdout) as Record<string, unknown>) : {};
-      const error = code !== 0 && stderr ? (JSON.parse(stderr) as { error: CliRun['error'] }).error : undefined;
+      const json = code === 0 ? ((parseJson(stdout) as Record<string, unknown> | undefined) ?? {}) : {};
+      const error =
+        code !== 0 ? (parseJson(stderr) as { error?: CliRun['error'] } | undefined)?.error : undefined;
       resolve({ code, stdout, stderr, json, error });
     });
     child.stdin.end(options.stdin ?? '');
   });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, testEnv } from '@alarmcast/testing';
+import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
+import { hashCollectorToken, verifyUserJwt } from '@alarmcast/auth';
+import { toCliError } from '../src/errors.js';
+import { migrate } from '../src/commands.js';
+import { parseCliConfig } from '../src/config.js';
+import { runCli, TEST_JWT_SECRET } from './run-cli.js';
+
+// Each spawned CLI costs about a second of CPU (tsx, Prisma's query compiler), so the suite spawns one
+// process per behaviour worth seeing end to end, runs independent ones in parallel, and checks the rest
+// (argument rules, error mapping) in-process.
+
+describe('create commands', () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let prisma: PrismaClient;
+  /** `line` is split on spaces: no value here contains one */
+  const cli = (line: string) => runCli(line.split(' '), { databaseUrl: db.url });
+  beforeAll(async () => {
+    db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    prisma = createPrismaClient(db.url);
+  });
+  afterAll(async () => {
+    await prisma?.$disconnect();
+    await db?.drop();
+  });
+
+  it('create a tenant, its user and device, a share, and manage a token, a user and a JWT', async () => {
+    const tenant = await cli('tenant create --name Acme --slug acme');
+    expect(tenant).toMatchObject({ code: 0, stderr: '', json: { name: 'Acme', slug: 'acme' } });
+    const tenantId = tenant.json.id as number;
+
+    const [user, platformUser, device, token] = await Promise.all([
+      cli(`user create --email ann@acme.example --name Ann --tenant ${tenantId} --role viewer`),
+      cli('user create --email ops@platform.example --name Ops --inactive'),
+      cli(`device create --tenant ${tenantId} --oui 00d09e --product-class IGD --serial SN1 --name Hall`),
+      cli(`token create --name acme-collector --tenant ${tenantId}`),
+    ]);
+    expect(user.json).toMatchObject({ tenantId, email: 'ann@acme.example', role: 'viewer', active: true });
+    expect(platformUser.json).toMatchObject({ tenantId: null, role: 'operator', active: false });
+    expect(device.json).toMatchObject({
+      tenantId,
+      oui: '00D09E',
+      productClass: 'IGD',
+      serialNumber: 'SN1',
+      name: 'Hall',
+    });
+    const tokenRow = await prisma.collectorToken.findUniqueOrThrow({
+      where: { id: token.json.id as number },
+    });
+    expect(tokenRow).toMatchObject({ tenantId, name: 'acme-collector', revokedAt: null });
+    expect(tokenRow.tokenHash).toBe(hashCollectorToken(token.json.token as string));
+
+    const [share, jwt, revoked, deactivated] = await Promise.all([
+      cli(`share create --user ${platformUser.json.id} --device ${device.json.id}`),
+      cli(`jwt --user ${user.json.id} --ttl 60`),
+      cli(`token revoke --id ${token.json.id}`),
+      cli(`user deactivate --id ${platformUser.json.id}`),
+    ]);
+    expect(share.json).toMatchObject({ userId: platformUser.json.id, deviceId: device.json.id });
+    expect(await prisma.userDevice.count()).toBe(1);
+    expect(jwt.json).toMatchObject({ userId: user.json.id, tenantId, active: true, ttlSeconds: 60 });
+    expect(await verifyUserJwt(TEST_JWT_SECRET, jwt.json.jwt as string)).toEqual({ userId: user.json.id });
+    const revokedAt = (
+      await prisma.collectorToken.findUniqueOrThrow({ where: { id: token.json.id as number } })
+    ).revokedAt;
+    expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
+    expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
+  });
+
+  it('answers mistakes with one error object on stderr and the exit code of its class', async () => {
+    await prisma.tenant.create({ data: { name: 'Taken', slug: 'taken' } });
+    const [duplicate, unknownTenant, badFlags] = await Promise.all([
+      cli('tenant create --name Again --slug taken'),
+      cli('device create --tenant 999999 --oui 00D09E --product-class IGD --serial X'),
+      cli('device create --tenant 1 --oui nothex --product-class IGD'),
+    ]);
+    expect(duplicate).toMatchObject({
+      code: 1,
+      stdout: '',
+      error: { code: 'conflict', message: 'a tenant with this slug already exists' },
+    });
+    expect(unknownTenant).toMatchObject({
+      code: 1,
+      stdout: '',
+      error: { code: 'not_found', message: 'no tenant with the given id' },
+    });
+    expect(badFlags).toMatchObject({ code: 2, stdout: '', error: { code: 'invalid_arguments' } });
+    expect(badFlags.error!.details).toEqual({
+      problems: [expect.stringMatching(/^--oui:/), '--serial is required'],
+    });
+    for (const run of [duplicate, unknownTenant, badFlags]) {
+      // one JSON line: no stack trace, no Prisma call-site dump
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(await prisma.cpeDevice.count({ where: { serialNumber: 'X' } })).toBe(0);
+  });
+});
+
+describe('migrate and the database', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const c of cleanups) await c();
+  });
+
+  it('tells to migrate an empty database, then migrates it', async () => {
+    // template0: a database without our tables
+    const empty = await createTestDatabase(testEnv().postgresAdminUrl, 'template0');
+    cleanups.push(empty.drop);
+    const notMigrated = await runCli('tenant create --name A --slug a'.split(' '), {
+      databaseUrl: empty.url,
+    });
+    expect(notMigrated).toMatchObject({
+      code: 1,
+      error: { code: 'database_not_migrated', message: expect.stringMatching(/cli migrate/) },
+    });
+    const migrated = await runCli(['migrate'], { databaseUrl: empty.url });
+    expect(migrated).toMatchObject({ code: 0, json: { applied: ['20261125000000_init'] } });
+  });
+
+  it('reports an unreachable Postgres as database_unavailable, through Prisma and through pg', async () => {
+    const config = parseCliConfig({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/x' });
+    const prisma = createPrismaClient(config.databaseUrl, { connectTimeoutMs: 1000 });
+    try {
+      const viaPrisma = await prisma.tenant.count().catch((err: unknown) => err);
+      expect(toCliError(viaPrisma)).toMatchObject({ code: 'database_unavailable' });
+      const viaPg = await migrate(prisma, config).catch((err: unknown) => err);
+      expect(toCliError(viaPg)).toMatchObject({ code: 'database_unavailable' });
+    } finally {
+      await prisma.$disconnect();
+    }
+  });
+});
