@@ -90,7 +90,7 @@ export interface UserClient {
  * A real pusher-js client for one user, authorized through /broadcasting/auth with the user's JWT and
  * subscribed to `private-user.{id}`; resolves once the subscription succeeded.
  */
-export async function connectUser(edge: EdgeServer, userId: number, onEvent?: (e: ReceivedEvent) => void): Promise<UserClient> {
+export async function connectUser(edge: { port: number; url: string }, userId: number, onEvent?: (e: ReceivedEvent) => void): Promise<UserClient> {
   const jwt = await signUserJwt(JWT_SECRET, userId);
   const pusher = new Pusher(APP.key, {
     cluster: 'mt1',
