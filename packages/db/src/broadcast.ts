@@ -1,3 +1,4 @@
+import type { PgPool } from './pool.js';
 import type { PrismaClient } from './generated/client.js';
 
 /** An outbox event with everyone who may see it. */
@@ -20,30 +21,32 @@ export interface BroadcastPlan {
  * Both halves are index lookups (users.tenant_id, user_devices.device_id), so the cost follows the number of
  * recipients, not the number of users, devices or tenants in the system.
  */
-export async function loadBroadcastPlan(prisma: PrismaClient, eventId: string): Promise<BroadcastPlan | null> {
-  const rows = await prisma.$queryRaw<
-    {
-      id: bigint;
-      tenant_id: number;
-      device_id: number | null;
-      kind: string;
-      payload: string;
-      recipients: number[];
-    }[]
-  >`
-    SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
-      ARRAY(
-        SELECT u.id FROM users u WHERE u.tenant_id = e.tenant_id AND u.active
-        UNION
-        SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
-         WHERE s.device_id = e.device_id AND u.active
-      ) AS recipients
-    FROM outbox_events e
-    WHERE e.id = ${BigInt(eventId)}`;
+export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<BroadcastPlan | null> {
+  const { rows } = await pool.query<{
+    id: string;
+    tenant_id: number;
+    device_id: number | null;
+    kind: string;
+    payload: string;
+    recipients: number[];
+  }>({
+    name: 'load_broadcast_plan',
+    text: `
+      SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
+        ARRAY(
+          SELECT u.id FROM users u WHERE u.tenant_id = e.tenant_id AND u.active
+          UNION
+          SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
+           WHERE s.device_id = e.device_id AND u.active
+        ) AS recipients
+      FROM outbox_events e
+      WHERE e.id = $1`,
+    values: [eventId],
+  });
   const row = rows[0];
   if (!row) return null;
   return {
-    eventId: row.id.toString(),
+    eventId: String(row.id),
     tenantId: row.tenant_id,
     deviceId: row.device_id,
     kind: row.kind,
@@ -52,11 +55,24 @@ export async function loadBroadcastPlan(prisma: PrismaClient, eventId: string): 
   };
 }
 
-/** Whether a user may read a channel's events: the rules /broadcasting/auth applies. */
+/** A user as channel authorization needs it; null if there is no such user. */
+export async function findUserAccess(
+  pool: PgPool,
+  userId: number,
+): Promise<{ active: boolean; tenantId: number | null } | null> {
+  const { rows } = await pool.query<{ active: boolean; tenant_id: number | null }>({
+    name: 'load_user_access',
+    text: 'SELECT active, tenant_id FROM users WHERE id = $1',
+    values: [userId],
+  });
+  const row = rows[0];
+  return row ? { active: row.active, tenantId: row.tenant_id } : null;
+}
+
+/** @deprecated use findUserAccess (pg); kept until ws-edge moves to the pool */
 export async function loadUserAccess(
   prisma: PrismaClient,
   userId: number,
 ): Promise<{ active: boolean; tenantId: number | null } | null> {
-  const user = await prisma.user.findUnique({ where: { id: userId }, select: { active: true, tenantId: true } });
-  return user;
+  return prisma.user.findUnique({ where: { id: userId }, select: { active: true, tenantId: true } });
 }

@@ -1,5 +1,7 @@
 export { createPrismaClient, PrismaClient, Prisma, type PrismaClientOptions } from './client.js';
 export type { PerceivedSeverity, UserRole } from './client.js';
+export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
-export { loadBroadcastPlan, loadUserAccess, type BroadcastPlan } from './broadcast.js';
+export { loadBroadcastPlan, loadUserAccess, findUserAccess, type BroadcastPlan } from './broadcast.js';
+export { findCollectorToken, findDeviceTenant, tenantExists, insertAlarmWithEvent, type NewAlarm, type CollectorTokenRow } from './alarms.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';

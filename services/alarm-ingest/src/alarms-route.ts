@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { AlarmIngestBody, toAlarmWire, type AlarmEventData } from '@alarmcast/contracts';
-import type { PrismaClient } from '@alarmcast/db';
+import { findDeviceTenant, insertAlarmWithEvent, tenantExists, type NewAlarm, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { collectorOf, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
@@ -8,23 +8,22 @@ import type { OutboxDispatcher } from './outbox.js';
 
 /** Where an alarm belongs, after checking that the collector may post there. */
 async function resolveTarget(
-  prisma: PrismaClient,
+  pool: PgPool,
   db: DbCall,
   collector: Collector,
   body: AlarmIngestBody,
 ): Promise<{ tenantId: number; deviceId: number | null }> {
   if (body.deviceId !== undefined) {
     const deviceId = body.deviceId;
-    const device = await db(() => prisma.cpeDevice.findUnique({ where: { id: deviceId }, select: { tenantId: true } }));
-    if (!device) throw new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
-    assertMayPost(collector, device.tenantId);
-    return { tenantId: device.tenantId, deviceId };
+    const tenantId = await db(() => findDeviceTenant(pool, deviceId));
+    if (tenantId === null) throw new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
+    assertMayPost(collector, tenantId);
+    return { tenantId, deviceId };
   }
   const tenantId = body.tenantId!;
   // Checked before the lookup, so a scoped token cannot probe which tenant ids exist.
   assertMayPost(collector, tenantId);
-  const tenant = await db(() => prisma.tenant.findUnique({ where: { id: tenantId }, select: { id: true } }));
-  if (!tenant) throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
+  if (!(await db(() => tenantExists(pool, tenantId)))) throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
   return { tenantId, deviceId: null };
 }
 
@@ -34,7 +33,7 @@ function assertMayPost(collector: Collector, tenantId: number): void {
   }
 }
 
-export function alarmsRouter(prisma: PrismaClient, db: DbCall, outbox: OutboxDispatcher, onAccepted: () => void): Router {
+export function alarmsRouter(pool: PgPool, db: DbCall, outbox: OutboxDispatcher, onAccepted: () => void): Router {
   const router = Router();
 
   router.post('/v1/alarms', async (req, res) => {
@@ -49,42 +48,34 @@ export function alarmsRouter(prisma: PrismaClient, db: DbCall, outbox: OutboxDis
     }
     const body = parsed.data;
     const collector = collectorOf(res);
-    const { tenantId, deviceId } = await resolveTarget(prisma, db, collector, body);
+    const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
     const now = new Date();
     const raisedAt = body.raisedAt ? new Date(body.raisedAt) : now;
 
+    const alarm: NewAlarm = {
+      tenantId,
+      deviceId,
+      alarmIdentifier: body.alarmIdentifier,
+      eventType: body.eventType,
+      probableCause: body.probableCause,
+      specificProblem: body.specificProblem,
+      perceivedSeverity: body.perceivedSeverity,
+      managedObjectInstance: body.managedObjectInstance ?? null,
+      additionalText: body.additionalText ?? null,
+      additionalInformation: body.additionalInformation ?? null,
+      raisedAt,
+      changedAt: now,
+      clearedAt: body.perceivedSeverity === 'Cleared' ? now : null,
+      sourceTokenId: collector.tokenId,
+    };
+    // The wire form is built here from the same values; the statement fills in the id it assigns.
+    const data: AlarmEventData = { alarm: toAlarmWire({ ...alarm, id: 0n, acknowledgedAt: null }) };
     // The alarm and its outbox event commit together: a committed alarm always has an event to broadcast.
-    const { alarm, eventId } = await db(() =>
-      prisma.$transaction(async (tx) => {
-        const alarm = await tx.alarm.create({
-          data: {
-            tenantId,
-            deviceId,
-            alarmIdentifier: body.alarmIdentifier,
-            eventType: body.eventType,
-            probableCause: body.probableCause,
-            specificProblem: body.specificProblem,
-            perceivedSeverity: body.perceivedSeverity,
-            managedObjectInstance: body.managedObjectInstance ?? null,
-            additionalText: body.additionalText ?? null,
-            additionalInformation: body.additionalInformation ?? null,
-            raisedAt,
-            changedAt: now,
-            clearedAt: body.perceivedSeverity === 'Cleared' ? now : null,
-            sourceTokenId: collector.tokenId,
-          },
-        });
-        const payload: AlarmEventData = { alarm: toAlarmWire(alarm) };
-        const event = await tx.outboxEvent.create({
-          data: { tenantId, deviceId, kind: 'alarm.created', alarmId: alarm.id, payload: payload as object },
-          select: { id: true },
-        });
-        return { alarm: payload.alarm, eventId: event.id };
-      }),
-    );
+    const { alarmId, eventId } = await db(() => insertAlarmWithEvent(pool, alarm, 'alarm.created', data));
+    data.alarm.id = alarmId;
     outbox.dispatch(eventId);
     onAccepted();
-    res.status(202).json({ id: alarm.id, alarm });
+    res.status(202).json({ id: alarmId, alarm: data.alarm });
   });
 
   return router;

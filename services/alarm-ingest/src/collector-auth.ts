@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { hashCollectorToken } from '@alarmcast/auth';
-import type { PrismaClient } from '@alarmcast/db';
+import { findCollectorToken, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import type { DbCall } from './db-breaker.js';
 
@@ -19,16 +19,14 @@ export function collectorOf(res: Response): Collector {
 }
 
 /** `Authorization: Bearer <collector token>`: looked up by its SHA-256, revoked tokens refused. */
-export function collectorAuth(prisma: PrismaClient, db: DbCall): RequestHandler {
+export function collectorAuth(pool: PgPool, db: DbCall): RequestHandler {
   return async (req, res, next) => {
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_\-.~+/]{8,200}=*)$/.exec(header);
     if (!match) throw new ApiError(401, 'unauthenticated', 'missing or malformed bearer token');
     const tokenHash = hashCollectorToken(match[1]!);
-    const token = await db(() =>
-      prisma.collectorToken.findUnique({ where: { tokenHash }, select: { id: true, tenantId: true, revokedAt: true } }),
-    );
-    if (!token || token.revokedAt) throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
+    const token = await db(() => findCollectorToken(pool, tokenHash));
+    if (!token || token.revoked) throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
     res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };
     next();
   };

@@ -1,9 +1,11 @@
 import type { Queue } from 'bullmq';
 import { JOB_CATALOGUE, broadcastJobId } from '@alarmcast/contracts';
-import type { PrismaClient } from '@alarmcast/db';
+import type { PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 
 /** Adds broadcast jobs for outbox events; the real one is a BullMQ queue's addBulk. */
+const MARK_ENQUEUED = 'UPDATE outbox_events SET enqueued_at = now() WHERE id = ANY($1::bigint[])';
+
 export type EnqueueBroadcasts = (eventIds: string[]) => Promise<void>;
 
 export function bullEnqueue(queue: Queue): EnqueueBroadcasts {
@@ -37,7 +39,7 @@ export interface OutboxOptions {
  * harmless: the jobId is the event id, and the resolver delivers each event to each user once.
  */
 export class OutboxDispatcher {
-  private readonly toMark = new Set<bigint>();
+  private readonly toMark = new Set<string>();
   private markTimer: NodeJS.Timeout | undefined;
   private relayTimer: NodeJS.Timeout | undefined;
   private relayRunning: Promise<void> | undefined;
@@ -45,7 +47,7 @@ export class OutboxDispatcher {
   private stopped = false;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly pool: PgPool,
     private readonly enqueue: EnqueueBroadcasts,
     private readonly log: Logger,
     private readonly options: OutboxOptions,
@@ -63,10 +65,10 @@ export class OutboxDispatcher {
   }
 
   /** Called after the commit. Never throws: failure leaves the event to the relay. */
-  dispatch(eventId: bigint): void {
-    const done = this.enqueue([eventId.toString()]).then(
+  dispatch(eventId: string): void {
+    const done = this.enqueue([eventId]).then(
       () => this.markEnqueued(eventId),
-      (err: unknown) => this.log.warn({ err, eventId: eventId.toString() }, 'enqueue after commit failed; the relay will retry'),
+      (err: unknown) => this.log.warn({ err, eventId }, 'enqueue after commit failed; the relay will retry'),
     );
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
@@ -74,25 +76,34 @@ export class OutboxDispatcher {
 
   /** One relay round; returns how many events it enqueued. */
   async relayOnce(): Promise<number> {
-    const batch = this.options.relayBatch ?? 500;
-    return this.prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ id: bigint }[]>`
-        SELECT id FROM outbox_events
-         WHERE enqueued_at IS NULL
-           AND created_at < now() - make_interval(secs => ${this.options.relayGraceMs / 1000})
-         ORDER BY id
-         LIMIT ${batch}
-         FOR UPDATE SKIP LOCKED`;
-      if (rows.length === 0) return 0;
-      const ids = rows.map((r) => r.id);
-      await this.enqueue(ids.map(String));
-      await tx.outboxEvent.updateMany({ where: { id: { in: ids } }, data: { enqueuedAt: new Date() } });
-      this.log.info({ count: ids.length }, 'outbox relay enqueued events');
-      return ids.length;
-    });
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ id: string }>({
+        name: 'outbox_relay_claim',
+        text: `SELECT id FROM outbox_events
+                WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                ORDER BY id LIMIT $2
+                FOR UPDATE SKIP LOCKED`,
+        values: [this.options.relayGraceMs / 1000, this.options.relayBatch ?? 500],
+      });
+      if (rows.length > 0) {
+        const ids = rows.map((r) => String(r.id));
+        await this.enqueue(ids);
+        await client.query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [ids] });
+        this.log.info({ count: ids.length }, 'outbox relay enqueued events');
+      }
+      await client.query('COMMIT');
+      return rows.length;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
-  private markEnqueued(eventId: bigint): void {
+  private markEnqueued(eventId: string): void {
     this.toMark.add(eventId);
     this.markTimer ??= setTimeout(() => void this.flushMarks(), 20);
   }
@@ -103,8 +114,8 @@ export class OutboxDispatcher {
     if (this.toMark.size === 0) return;
     const ids = [...this.toMark];
     this.toMark.clear();
-    await this.prisma.outboxEvent
-      .updateMany({ where: { id: { in: ids } }, data: { enqueuedAt: new Date() } })
+    await this.pool
+      .query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [ids] })
       .catch((err: unknown) => this.log.warn({ err, count: ids.length }, 'could not record enqueued_at'));
   }
 

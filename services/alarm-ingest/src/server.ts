@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
-import { createPrismaClient } from '@alarmcast/db';
+import { createPgPool } from '@alarmcast/db';
 import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import { createLogger, createMetricsRegistry, instrumentBreaker, Counter, type Logger, type Registry } from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
@@ -35,7 +35,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   const log = options.logger ?? createLogger({ service: 'alarm-ingest', level: config.LOG_LEVEL });
   const metrics = createMetricsRegistry('alarm-ingest');
   const keys = new RedisKeys(config.REDIS_PREFIX);
-  const prisma = createPrismaClient(config.DATABASE_URL, { poolMax: config.DB_POOL_MAX });
+  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // No offline queue: while Redis is away an enqueue fails at once and the outbox relay takes over,
   // instead of requests' follow-up work piling up in memory.
   const redis = createRedis(config.REDIS_URL, { name: 'alarm-ingest:queue', enableOfflineQueue: false });
@@ -49,7 +49,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   breaker.on('close', () => log.info('postgres breaker closed'));
 
   const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
-  const outbox = new OutboxDispatcher(prisma, enqueue, log, {
+  const outbox = new OutboxDispatcher(pool, enqueue, log, {
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
   });
@@ -74,7 +74,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   app.get('/readyz', async (_req, res) => {
     const [database, queueReady] = await Promise.all([
-      db(() => prisma.$queryRaw`SELECT 1`).then(() => true, () => false),
+      db(() => pool.query('SELECT 1')).then(() => true, () => false),
       redis.status === 'ready' ? redis.ping().then(() => true, () => false) : Promise.resolve(false),
     ]);
     // Ingest still accepts alarms while Redis is away (the outbox holds them), so only Postgres gates
@@ -93,8 +93,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     next();
   });
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
-  app.use('/v1', collectorAuth(prisma, db));
-  app.use(alarmsRouter(prisma, db, outbox, () => accepted.inc()));
+  app.use('/v1', collectorAuth(pool, db));
+  app.use(alarmsRouter(pool, db, outbox, () => accepted.inc()));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
@@ -119,7 +119,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await queue.close();
       redis.disconnect();
       breaker.shutdown();
-      await prisma.$disconnect();
+      await pool.end();
     })());
 
   return { port, url: `http://${config.HOST}:${port}`, outbox, metrics, close };

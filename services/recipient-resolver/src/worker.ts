@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
-import { createPrismaClient, loadBroadcastPlan } from '@alarmcast/db';
+import { createPgPool, loadBroadcastPlan } from '@alarmcast/db';
 import { createLogger, createMetricsRegistry, Counter, Histogram, type Logger, type Registry } from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { ResolverConfig } from './config.js';
@@ -35,7 +35,7 @@ export async function startResolver(config: ResolverConfig, options: ResolverOpt
   const nodeId = options.nodeId ?? `resolver-${hostname()}-${randomBytes(3).toString('hex')}`;
   const log = (options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })).child({ nodeId });
   const keys = new RedisKeys(config.REDIS_PREFIX);
-  const prisma = createPrismaClient(config.DATABASE_URL, { poolMax: config.DB_POOL_MAX });
+  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
   // own retries cover longer outages.
   const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
@@ -74,7 +74,7 @@ export async function startResolver(config: ResolverConfig, options: ResolverOpt
     if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
     const end = duration.startTimer();
     const { eventId } = parsed.data;
-    const plan = await loadBroadcastPlan(prisma, eventId);
+    const plan = await loadBroadcastPlan(pool, eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
@@ -131,7 +131,7 @@ export async function startResolver(config: ResolverConfig, options: ResolverOpt
       await worker.close();
       server.close();
       redis.disconnect();
-      await prisma.$disconnect();
+      await pool.end();
     })());
 
   return { nodeId, worker, metrics, port, close };
