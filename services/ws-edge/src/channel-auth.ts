@@ -74,7 +74,11 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       if (!body.success) {
         outcome('invalid');
         const issue = body.error.issues[0];
-        throw new HttpError(422, 'validation_failed', `${issue?.path.join('.') ?? 'body'} ${issue?.message ?? ''}`);
+        throw new HttpError(
+          422,
+          'validation_failed',
+          `${issue?.path.join('.') ?? 'body'} ${issue?.message ?? ''}`,
+        );
       }
       const { socket_id: socketId, channel_name: channelName } = body.data;
       // Only the channels alarmcast serves can be signed: presence, public and unknown private channels are

@@ -31,6 +31,7 @@ export type PusherCode = (typeof PUSHER_CODES)[keyof typeof PUSHER_CODES];
 /** Close reasons are at most 123 bytes (RFC 6455); these stay well under. */
 export const CLOSE_REASONS = {
   appDoesNotExist: 'Application does not exist',
+  pathNotFound: 'Path not found',
   invalidVersionFormat: 'Invalid version string format',
   unsupportedProtocolVersion: 'Unsupported protocol version',
   slowConsumer: 'Client is not reading fast enough, reconnect later',

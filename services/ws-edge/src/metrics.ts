@@ -28,7 +28,11 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
     });
   };
   gauge('ws_edge_connections', 'Open WebSocket connections on this node', sources.connections);
-  gauge('ws_edge_subscriptions', 'Channel subscriptions (socket x channel) on this node', sources.subscriptions);
+  gauge(
+    'ws_edge_subscriptions',
+    'Channel subscriptions (socket x channel) on this node',
+    sources.subscriptions,
+  );
   gauge('ws_edge_redis_channels', 'Redis pub/sub channels this node is subscribed to', sources.redisChannels);
   return {
     registry,

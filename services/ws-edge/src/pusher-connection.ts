@@ -83,7 +83,8 @@ export class PusherConnection implements ChannelMember {
   checkActivity(now: number, idleMs: number, pongWaitMs: number): void {
     if (!this.isOpen) return;
     if (this.pingSentAt !== null) {
-      if (now - this.pingSentAt >= pongWaitMs) this.close(PUSHER_CODES.pongNotReceived, CLOSE_REASONS.pongNotReceived);
+      if (now - this.pingSentAt >= pongWaitMs)
+        this.close(PUSHER_CODES.pongNotReceived, CLOSE_REASONS.pongNotReceived);
       return;
     }
     if (now - this.lastSeen >= idleMs) {
@@ -103,7 +104,11 @@ export class PusherConnection implements ChannelMember {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.touch();
-    const payload = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const payload = Array.isArray(data)
+      ? Buffer.concat(data)
+      : Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data);
     const frame = decodeClientFrame(payload, isBinary, this.ctx.maxMessageBytes);
     switch (frame.kind) {
       case 'ping':

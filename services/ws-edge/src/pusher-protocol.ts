@@ -76,7 +76,8 @@ export function decodeClientFrame(payload: Buffer, isBinary: boolean, maxBytes: 
         : { kind: 'invalid', reason: 'shape', message: INVALID_FORMAT };
     }
   }
-  if (event.startsWith('pusher:')) return { kind: 'invalid', reason: 'unknown_event', message: INVALID_FORMAT };
+  if (event.startsWith('pusher:'))
+    return { kind: 'invalid', reason: 'unknown_event', message: INVALID_FORMAT };
   if (event.startsWith('client-')) return { kind: 'client-event', event, channel };
   return { kind: 'ignored', event };
 }
@@ -103,7 +104,8 @@ export const serverFrames = {
 export const ERROR_MESSAGES = {
   unauthorized: 'Connection is unauthorized',
   presenceUnsupported: 'Presence channels are not supported',
-  publicUnsupported: 'Only private channels are served; subscribe to private-user.{id} or private-tenant.{id}',
+  publicUnsupported:
+    'Only private channels are served; subscribe to private-user.{id} or private-tenant.{id}',
   unknownChannel: 'Unknown channel',
   clientEventsDisabled: 'Client events are not enabled',
 } as const;

@@ -126,7 +126,10 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
 
   // The hard limit at which ws itself closes the socket (1009) before buffering more. Frames between
   // maxMessageBytes and this only get a `pusher:error`, so a client that sends one big frame keeps its socket.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024) });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024),
+  });
   const server = createServer(app);
 
   // Socket ids must be unique across nodes (a channel signature is bound to one): the counter makes them
@@ -166,9 +169,11 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       const url = new URL(req.url ?? '/', 'http://edge');
       const key = APP_PATH.exec(url.pathname)?.[1];
       const protocol = url.searchParams.get('protocol');
-      if (key === undefined) return refuse(ws, PUSHER_CODES.pathNotFound, 'Path not found');
-      if (key !== config.app.key) return refuse(ws, PUSHER_CODES.appDoesNotExist, CLOSE_REASONS.appDoesNotExist);
-      // Clients that omit the version (some of the legacy app's) get v7, as Reverb does.
+      if (key === undefined) return refuse(ws, PUSHER_CODES.pathNotFound, CLOSE_REASONS.pathNotFound);
+      if (key !== config.app.key) {
+        return refuse(ws, PUSHER_CODES.appDoesNotExist, CLOSE_REASONS.appDoesNotExist);
+      }
+      // A client that sends no version gets v7, as with Reverb, which never looks at it.
       if (protocol !== null && !/^\d{1,3}$/.test(protocol)) {
         return refuse(ws, PUSHER_CODES.invalidVersionFormat, CLOSE_REASONS.invalidVersionFormat);
       }
@@ -218,16 +223,22 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeIdleConnections();
     if (connections.size > 0) {
       const drained = new Promise<void>((resolve) => (onDrained = resolve));
-      for (const connection of connections) connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+      for (const connection of connections)
+        connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
+      await Promise.race([
+        drained,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs))),
+      ]);
       clearTimeout(timer);
       for (const connection of connections) connection.terminate();
     }
     server.closeAllConnections();
     wss.close();
     await stopped;
-    await subscriber.quit().catch(() => subscriber.disconnect());
+    // QUIT waits for a reply, which a Redis that is away would never send.
+    if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
+    else subscriber.disconnect();
     await prisma.$disconnect();
     log.info('ws-edge stopped');
   }

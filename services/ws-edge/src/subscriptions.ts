@@ -37,9 +37,18 @@ interface Entry {
 export class ChannelSubscriptions {
   private readonly channels = new Map<string, Entry>();
   private members = 0;
+  /** (UN)SUBSCRIBEs waiting for the subscriber connection to be ready, in call order */
+  private waiting: (() => void)[] = [];
 
   constructor(private readonly options: ChannelSubscriptionsOptions) {
-    options.subscriber.on('message', (redisChannel: string, message: string) => this.onMessage(redisChannel, message));
+    options.subscriber.on('message', (redisChannel: string, message: string) =>
+      this.onMessage(redisChannel, message),
+    );
+    options.subscriber.on('ready', () => {
+      const run = this.waiting;
+      this.waiting = [];
+      for (const send of run) send();
+    });
   }
 
   /**
@@ -50,19 +59,18 @@ export class ChannelSubscriptions {
     let entry = this.channels.get(channel);
     if (!entry) {
       const created: Entry = { members: new Set(), subscribed: Promise.resolve() };
-      created.subscribed = this.options.subscriber
-        .subscribe(this.options.keys.pubsubChannel(channel))
-        .then(
-          () => undefined,
-          (err: unknown) => {
-            // Forget the failed entry so that the next join tries again instead of inheriting the failure.
-            if (this.channels.get(channel) === created) {
-              this.channels.delete(channel);
-              this.members -= created.members.size;
-            }
-            throw err;
-          },
-        );
+      const redisChannel = this.options.keys.pubsubChannel(channel);
+      created.subscribed = this.whenReady(() => this.options.subscriber.subscribe(redisChannel)).then(
+        () => undefined,
+        (err: unknown) => {
+          // Forget the failed entry so that the next join tries again instead of inheriting the failure.
+          if (this.channels.get(channel) === created) {
+            this.channels.delete(channel);
+            this.members -= created.members.size;
+          }
+          throw err;
+        },
+      );
       entry = created;
       this.channels.set(channel, entry);
     }
@@ -79,10 +87,23 @@ export class ChannelSubscriptions {
     this.members -= 1;
     if (entry.members.size > 0) return;
     this.channels.delete(channel);
-    this.options.subscriber.unsubscribe(this.options.keys.pubsubChannel(channel)).catch((err: unknown) => {
+    const redisChannel = this.options.keys.pubsubChannel(channel);
+    this.whenReady(() => this.options.subscriber.unsubscribe(redisChannel)).catch((err: unknown) => {
       // Harmless beyond a little traffic: messages for a channel without members are dropped on arrival.
       this.options.log.warn({ err, channel }, 'UNSUBSCRIBE failed');
     });
+  }
+
+  /**
+   * Sends a (UN)SUBSCRIBE only once the connection is ready, keeping call order. ioredis writes SUBSCRIBE
+   * as soon as the socket connects (Redis accepts it while loading), before its ready check; that check's INFO
+   * then fails on the now-subscribed connection, ioredis reconnects and, the connection never having been
+   * ready, does not resubscribe: the SUBSCRIBE had succeeded and the subscription is silently gone.
+   * Once ready, ioredis itself re-subscribes everything after a reconnect.
+   */
+  private whenReady<T>(send: () => Promise<T>): Promise<T> {
+    if (this.options.subscriber.status === 'ready' && this.waiting.length === 0) return send();
+    return new Promise<T>((resolve, reject) => this.waiting.push(() => send().then(resolve, reject)));
   }
 
   /** Pusher channels this node is subscribed to (or subscribing to) for its sockets. */
@@ -109,14 +130,20 @@ export class ChannelSubscriptions {
     }
     const envelope = decodeEnvelope(message);
     if (!envelope) {
-      this.options.log.warn({ channel, message: message.slice(0, 200) }, 'dropped a malformed pub/sub message');
+      this.options.log.warn(
+        { channel, message: message.slice(0, 200) },
+        'dropped a malformed pub/sub message',
+      );
       this.options.onDropped?.('malformed_envelope');
       return;
     }
     if (envelope.channel !== channel) {
       // The envelope's channel decides nothing here, but a publisher that disagrees with itself is a bug
       // worth seeing before it sends one user's events down another user's channel.
-      this.options.log.warn({ channel, envelopeChannel: envelope.channel }, 'dropped a pub/sub message for another channel');
+      this.options.log.warn(
+        { channel, envelopeChannel: envelope.channel },
+        'dropped a pub/sub message for another channel',
+      );
       this.options.onDropped?.('channel_mismatch');
       return;
     }

@@ -47,7 +47,8 @@ describe('parseEdgeConfig', () => {
   });
 
   it('names each invalid variable', () => {
-    const run = () => parseEdgeConfig({ PORT: 'http', REDIS_URL: 'mysql://x', PUSHER_APP_KEY: 'a:b', REDIS_PREFIX: 'a:b' });
+    const run = () =>
+      parseEdgeConfig({ PORT: 'http', REDIS_URL: 'mysql://x', PUSHER_APP_KEY: 'a:b', REDIS_PREFIX: 'a:b' });
     expect(run).toThrow(ConfigError);
     expect(run).toThrow(/PORT/);
     expect(run).toThrow(/REDIS_URL/);
@@ -65,17 +66,21 @@ describe('parseEdgeConfig', () => {
   });
 
   it('refuses the development credentials and short HMAC keys in production', () => {
-    expect(() => parseEdgeConfig({ ...productionSecrets, NODE_ENV: 'production', JWT_SECRET: DEV_DEFAULTS.JWT_SECRET })).toThrow(
-      /JWT_SECRET: is the public development default/,
-    );
-    expect(() => parseEdgeConfig({ ...productionSecrets, NODE_ENV: 'production', PUSHER_APP_SECRET: 'short' })).toThrow(
-      /PUSHER_APP_SECRET: must be at least 32 characters/,
-    );
+    expect(() =>
+      parseEdgeConfig({ ...productionSecrets, NODE_ENV: 'production', JWT_SECRET: DEV_DEFAULTS.JWT_SECRET }),
+    ).toThrow(/JWT_SECRET: is the public development default/);
+    expect(() =>
+      parseEdgeConfig({ ...productionSecrets, NODE_ENV: 'production', PUSHER_APP_SECRET: 'short' }),
+    ).toThrow(/PUSHER_APP_SECRET: must be at least 32 characters/);
   });
 
   it('starts in production with real credentials and uses no default', () => {
     const config = parseEdgeConfig({ ...productionSecrets, NODE_ENV: 'production' });
-    expect(config.app).toEqual({ id: 'alarmcast-prod', key: 'k3y-prod', secret: productionSecrets.PUSHER_APP_SECRET });
+    expect(config.app).toEqual({
+      id: 'alarmcast-prod',
+      key: 'k3y-prod',
+      secret: productionSecrets.PUSHER_APP_SECRET,
+    });
     expect(config.jwtSecret).toBe(productionSecrets.JWT_SECRET);
     expect(config.defaultsUsed).toEqual([]);
   });

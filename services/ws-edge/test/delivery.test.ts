@@ -50,7 +50,9 @@ describe('delivery through pusher-js', () => {
 
     const { received } = await subscribed(pusher, userChannel(ana));
     // Laravel sends data as a JSON string; the edge forwards it byte for byte and pusher-js parses it.
-    const data = JSON.stringify({ alarm: { id: '42', perceived_severity: 'Major', additional_text: 'ünïcødé "quoted"' } });
+    const data = JSON.stringify({
+      alarm: { id: '42', perceived_severity: 'Major', additional_text: 'ünïcødé "quoted"' },
+    });
     expect(await publish(world, userChannel(ana), ALARM_EVENT, data)).toBe(1);
     await vi.waitFor(() => expect(received).toEqual([JSON.parse(data)]));
   });
@@ -88,7 +90,9 @@ describe('delivery through pusher-js', () => {
     const edge = await world.startEdge();
     const [ana, bo] = tenant.userIds as [number, number];
     const channel = tenantChannel(tenant.tenantId);
-    const clients = await Promise.all([ana, bo, ana].map(async (u) => subscribed(client(edge, await world.jwt(u)), channel)));
+    const clients = await Promise.all(
+      [ana, bo, ana].map(async (u) => subscribed(client(edge, await world.jwt(u)), channel)),
+    );
     expect(await numsub(world, channel)).toBe(1);
     expect(edge.subscriptions.localChannels()).toEqual([channel]);
 

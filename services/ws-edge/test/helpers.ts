@@ -21,7 +21,10 @@ export interface EdgeWorld {
   redis: Redis;
   keys: RedisKeys;
   config: (env?: Record<string, string>) => EdgeConfig;
+  /** an edge for one test, closed by `closeTracked` */
   startEdge: (env?: Record<string, string>, options?: EdgeOptions) => Promise<EdgeServer>;
+  /** an edge for the whole file (start it in beforeAll), closed by `teardown` */
+  startSharedEdge: (env?: Record<string, string>, options?: EdgeOptions) => Promise<EdgeServer>;
   jwt: (userId: number, ttlSeconds?: number) => Promise<string>;
   /** registers something for `closeTracked` (clients, edges) */
   track: <T>(value: T, close: (value: T) => unknown) => T;
@@ -38,6 +41,7 @@ export async function createEdgeWorld(): Promise<EdgeWorld> {
   const redis = createRedis(redisUrl, { name: 'ws-edge-test' });
   const prefix = uniqueRedisPrefix();
   const closers: (() => unknown)[] = [];
+  const shared: EdgeServer[] = [];
   const config = (env: Record<string, string> = {}): EdgeConfig =>
     parseEdgeConfig({
       NODE_ENV: 'test',
@@ -61,12 +65,18 @@ export async function createEdgeWorld(): Promise<EdgeWorld> {
       const edge = await startEdge(config(env), options);
       return world.track(edge, (e) => e.close());
     },
+    startSharedEdge: async (env, options) => {
+      const edge = await startEdge(config(env), options);
+      shared.push(edge);
+      return edge;
+    },
     jwt: (userId, ttlSeconds) => signUserJwt(config().jwtSecret, userId, ttlSeconds),
     closeTracked: async () => {
       for (let close = closers.pop(); close; close = closers.pop()) await close();
     },
     teardown: async () => {
       await world.closeTracked();
+      for (const edge of shared) await edge.close();
       redis.disconnect();
       await prisma.$disconnect();
       await db.drop();
@@ -81,7 +91,9 @@ export async function provisionTenant(
   name: string,
   users: { name: string; active?: boolean }[],
 ): Promise<{ tenantId: number; userIds: number[] }> {
-  const tenant = await prisma.tenant.create({ data: { name, slug: `${name}-${Math.random().toString(36).slice(2, 8)}` } });
+  const tenant = await prisma.tenant.create({
+    data: { name, slug: `${name}-${Math.random().toString(36).slice(2, 8)}` },
+  });
   const userIds: number[] = [];
   for (const u of users) {
     const user = await prisma.user.create({
@@ -98,7 +110,12 @@ export async function provisionTenant(
 }
 
 /** What a resolver does: one envelope on the channel's Redis pub/sub channel. */
-export async function publish(world: EdgeWorld, channel: string, event: string, data: string): Promise<number> {
+export async function publish(
+  world: EdgeWorld,
+  channel: string,
+  event: string,
+  data: string,
+): Promise<number> {
   const envelope: PubSubEnvelope = { v: 1, node: 'test', type: 'event', channel, event, data };
   return world.redis.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
 }
@@ -200,4 +217,18 @@ export class RawClient {
 /** `data` of a `pusher:error` frame, decoded. */
 export function errorData(frame: Frame): { code: number | null; message: string } {
   return JSON.parse(frame.data as string) as { code: number | null; message: string };
+}
+
+/** Current value of a metric on one edge, summed over the series that carry `labels`. */
+export async function metricValue(
+  edge: EdgeServer,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = edge.metrics.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+    .reduce((sum, v) => sum + v.value, 0);
 }
