@@ -30,7 +30,7 @@ run() { # name entrypoint
   node --conditions=source --import tsx "$2" >".alarmcast/logs/$1.log" 2>&1 &
   pids+=($!)
 }
-PORT="$EDGE_PORT" run ws-edge services/ws-edge/src/main.ts
+run ws-edge services/ws-edge/src/main.ts
 run recipient-resolver services/recipient-resolver/src/main.ts
 run alarm-ingest services/alarm-ingest/src/main.ts
 

@@ -1,5 +1,4 @@
 import type { PgPool } from './pool.js';
-import type { PrismaClient } from './generated/client.js';
 
 /** An outbox event with everyone who may see it. */
 export interface BroadcastPlan {
@@ -67,12 +66,4 @@ export async function findUserAccess(
   });
   const row = rows[0];
   return row ? { active: row.active, tenantId: row.tenant_id } : null;
-}
-
-/** @deprecated use findUserAccess (pg); kept until ws-edge moves to the pool */
-export async function loadUserAccess(
-  prisma: PrismaClient,
-  userId: number,
-): Promise<{ active: boolean; tenantId: number | null } | null> {
-  return prisma.user.findUnique({ where: { id: userId }, select: { active: true, tenantId: true } });
 }

@@ -33,6 +33,8 @@ function fromBodyParser(err: { type?: unknown; status?: unknown; limit?: unknown
       return new ApiError(413, 'payload_too_large', `request body is over the limit of ${String(err.limit)} bytes`);
     case 'entity.parse.failed':
       return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+    case 'parameters.too.many':
+      return new ApiError(413, 'payload_too_large', 'request body has too many parameters');
     case 'charset.unsupported':
     case 'encoding.unsupported':
       return new ApiError(415, 'unsupported_media_type', 'unsupported charset or content encoding');

@@ -2,10 +2,10 @@ import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { parseChannel, PUSHER_CHANNEL_NAME, type ParsedChannel } from '@alarmcast/contracts';
 import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
-import { loadUserAccess, type PrismaClient } from '@alarmcast/db';
+import { findUserAccess, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
-import { HttpError } from './http-errors.js';
+import { ApiError } from '@alarmcast/http';
 
 /** Echo's default path, so legacy clients keep their `authEndpoint`. */
 export const CHANNEL_AUTH_PATH = '/broadcasting/auth';
@@ -20,7 +20,7 @@ export type AuthOutcome = 'granted' | 'unauthenticated' | 'forbidden' | 'invalid
 
 export interface ChannelAuthDeps {
   config: Pick<EdgeConfig, 'app' | 'jwtSecret' | 'corsOrigins'>;
-  prisma: PrismaClient;
+  pool: PgPool;
   log: Logger;
   onOutcome?: (outcome: AuthOutcome) => void;
 }
@@ -44,7 +44,7 @@ export function mayRead(
  * shape pusher-js expects (`{"auth":"key:hexsig"}`). Accepts the form body pusher-js sends and JSON.
  */
 export function channelAuthRouter(deps: ChannelAuthDeps): Router {
-  const { config, prisma, log } = deps;
+  const { config, pool, log } = deps;
   const router = express.Router();
   const outcome = (o: AuthOutcome): void => deps.onOutcome?.(o);
 
@@ -55,7 +55,7 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       // Anything but these two would reach the handler with no body and read as a validation failure.
       if (!req.is(['application/x-www-form-urlencoded', 'application/json'])) {
         outcome('invalid');
-        throw new HttpError(415, 'unsupported_media_type', 'send application/x-www-form-urlencoded or JSON');
+        throw new ApiError(415, 'unsupported_media_type', 'send application/x-www-form-urlencoded or JSON');
       }
       next();
     },
@@ -68,13 +68,13 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       if (!claims) {
         outcome('unauthenticated');
         res.setHeader('WWW-Authenticate', 'Bearer');
-        throw new HttpError(401, 'unauthenticated', 'a valid bearer token is required');
+        throw new ApiError(401, 'unauthenticated', 'a valid bearer token is required');
       }
       const body = AuthBody.safeParse(req.body ?? {});
       if (!body.success) {
         outcome('invalid');
         const issue = body.error.issues[0];
-        throw new HttpError(
+        throw new ApiError(
           422,
           'validation_failed',
           `${issue?.path.join('.') ?? 'body'} ${issue?.message ?? ''}`,
@@ -84,19 +84,19 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       // Only the channels alarmcast serves can be signed: presence, public and unknown private channels are
       // refused here as they are at the socket.
       const channel = parseChannel(channelName);
-      let access: Awaited<ReturnType<typeof loadUserAccess>> = null;
+      let access: Awaited<ReturnType<typeof findUserAccess>> = null;
       if (channel) {
         try {
-          access = await loadUserAccess(prisma, claims.userId);
+          access = await findUserAccess(pool, claims.userId);
         } catch (err) {
           log.error({ err }, 'could not load user access');
-          throw new HttpError(503, 'service_unavailable', 'user directory unavailable, retry');
+          throw new ApiError(503, 'service_unavailable', 'user directory unavailable, retry');
         }
       }
       if (!channel || !mayRead(claims.userId, access, channel)) {
         outcome('forbidden');
         log.info({ userId: claims.userId, channel: channelName }, 'channel authorization refused');
-        throw new HttpError(403, 'forbidden', `not allowed to subscribe to ${channelName}`);
+        throw new ApiError(403, 'forbidden', `not allowed to subscribe to ${channelName}`);
       }
       outcome('granted');
       res.json({ auth: signChannelAuth(config.app.key, config.app.secret, socketId, channelName) });

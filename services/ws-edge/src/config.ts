@@ -18,7 +18,7 @@ const optional = <T extends z.ZodType>(schema: T) =>
 const EdgeEnv = z.object({
   NODE_ENV: optional(z.enum(['development', 'test', 'production'])),
   HOST: optional(z.string()),
-  PORT: optional(z.coerce.number().int().min(0).max(65_535)),
+  EDGE_PORT: optional(z.coerce.number().int().min(0).max(65_535)),
   // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
   PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
@@ -95,7 +95,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
   return {
     nodeEnv: e.NODE_ENV ?? 'development',
     host: e.HOST ?? '127.0.0.1',
-    port: e.PORT ?? 6001,
+    port: e.EDGE_PORT ?? 6001,
     app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
     jwtSecret: secret('JWT_SECRET'),
     databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',

@@ -3,13 +3,13 @@ import { createServer } from 'node:http';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
-import { createPrismaClient } from '@alarmcast/db';
+import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import { createRedis, RedisKeys } from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
-import { errorHandler, sendError } from './http-errors.js';
+import { jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
@@ -64,7 +64,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const subscriber = createRedis(config.redisUrl, { name: 'ws-edge:sub' });
   // Without a listener ioredis prints every failed reconnect as an unhandled error; /readyz reports the state.
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber error'));
-  const prisma = createPrismaClient(config.databaseUrl, { poolMax: 5 });
+  const pool = createPgPool(config.databaseUrl, { max: 5 });
 
   const subscriptions = new ChannelSubscriptions({
     subscriber,
@@ -102,19 +102,19 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   app.use(
     channelAuthRouter({
       config,
-      prisma,
+      pool,
       log,
       onOutcome: (outcome) => metrics.channelAuth.inc({ outcome }),
     }),
   );
-  app.use((_req, res) => sendError(res, 404, 'not_found', 'no such route'));
-  app.use(errorHandler(log));
+  app.use(notFoundHandler);
+  app.use(jsonErrorHandler(log));
 
   async function databaseReachable(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
-        prisma.$queryRaw`SELECT 1`.then(() => true),
+        pool.query('SELECT 1').then(() => true),
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
       ]);
     } catch {
@@ -208,7 +208,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   } catch (err) {
     clearInterval(sweep);
     subscriber.disconnect();
-    await prisma.$disconnect();
+    await pool.end();
     throw err;
   }
   const address = server.address();
@@ -239,7 +239,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     // QUIT waits for a reply, which a Redis that is away would never send.
     if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
     else subscriber.disconnect();
-    await prisma.$disconnect();
+    await pool.end();
     log.info('ws-edge stopped');
   }
 

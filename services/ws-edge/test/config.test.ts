@@ -30,7 +30,7 @@ describe('parseEdgeConfig', () => {
 
   it('reads and coerces what is set; empty values count as unset', () => {
     const config = parseEdgeConfig({
-      PORT: '7001',
+      EDGE_PORT: '7001',
       ACTIVITY_TIMEOUT_S: '120',
       MAX_MESSAGE_BYTES: '20000',
       CORS_ORIGINS: 'https://console.example, https://ops.example',
@@ -48,9 +48,9 @@ describe('parseEdgeConfig', () => {
 
   it('names each invalid variable', () => {
     const run = () =>
-      parseEdgeConfig({ PORT: 'http', REDIS_URL: 'mysql://x', PUSHER_APP_KEY: 'a:b', REDIS_PREFIX: 'a:b' });
+      parseEdgeConfig({ EDGE_PORT: 'http', REDIS_URL: 'mysql://x', PUSHER_APP_KEY: 'a:b', REDIS_PREFIX: 'a:b' });
     expect(run).toThrow(ConfigError);
-    expect(run).toThrow(/PORT/);
+    expect(run).toThrow(/EDGE_PORT/);
     expect(run).toThrow(/REDIS_URL/);
     expect(run).toThrow(/PUSHER_APP_KEY/);
     expect(run).toThrow(/REDIS_PREFIX/);

@@ -45,7 +45,7 @@ export async function createEdgeWorld(): Promise<EdgeWorld> {
   const config = (env: Record<string, string> = {}): EdgeConfig =>
     parseEdgeConfig({
       NODE_ENV: 'test',
-      PORT: '0',
+      EDGE_PORT: '0',
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       REDIS_PREFIX: prefix,

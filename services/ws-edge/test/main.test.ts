@@ -40,7 +40,7 @@ describe('main', () => {
   it('starts on local defaults with a warning that shows them, and drains on SIGTERM', async () => {
     const config = world.config();
     const { child, out, exited } = runMain({
-      PORT: '0',
+      EDGE_PORT: '0',
       DATABASE_URL: config.databaseUrl,
       REDIS_URL: config.redisUrl,
       REDIS_PREFIX: config.redisPrefix,

@@ -79,7 +79,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
   const edges = await Promise.all(
     Array.from({ length: o.edges ?? 1 }, async (_, i) => {
       const port = await freePort();
-      return spawnService(`ws-edge-${i}`, 'services/ws-edge/src/main.ts', { ...common, PORT: String(port), EDGE_PORT: String(port) }, port);
+      return spawnService(`ws-edge-${i}`, 'services/ws-edge/src/main.ts', { ...common, EDGE_PORT: String(port) }, port);
     }),
   );
   const resolvers = await Promise.all(

@@ -43,7 +43,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         parseEdgeConfig({
           ...common,
           NODE_ENV: 'test',
-          PORT: '0',
+          EDGE_PORT: '0',
           PUSHER_APP_ID: APP.id,
           PUSHER_APP_KEY: APP.key,
           PUSHER_APP_SECRET: APP.secret,
