@@ -4,7 +4,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * Pusher private-channel authorization: `auth` is `<app key>:<hex HMAC-SHA256(secret, "socket_id:channel")>`.
  * The edge recomputes it on `pusher:subscribe`, so only a subscription signed by /broadcasting/auth succeeds.
  */
-export function signChannelAuth(appKey: string, appSecret: string, socketId: string, channel: string): string {
+export function signChannelAuth(
+  appKey: string,
+  appSecret: string,
+  socketId: string,
+  channel: string,
+): string {
   return `${appKey}:${hmacHex(appSecret, `${socketId}:${channel}`)}`;
 }
 

@@ -1,7 +1,14 @@
 import { z } from 'zod';
 
 /** X.733 perceived severities as TR-181 Device.FaultMgmt uses them; `Cleared` clears an alarm. */
-export const PERCEIVED_SEVERITIES = ['Critical', 'Major', 'Minor', 'Warning', 'Indeterminate', 'Cleared'] as const;
+export const PERCEIVED_SEVERITIES = [
+  'Critical',
+  'Major',
+  'Minor',
+  'Warning',
+  'Indeterminate',
+  'Cleared',
+] as const;
 export type PerceivedSeverity = (typeof PERCEIVED_SEVERITIES)[number];
 
 /** Collectors send ids as JSON numbers; some (CWMP gateways written in PHP) send numeric strings. */

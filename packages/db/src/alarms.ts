@@ -28,7 +28,11 @@ export async function findDeviceTenant(pool: PgPool, deviceId: number): Promise<
 }
 
 export async function tenantExists(pool: PgPool, tenantId: number): Promise<boolean> {
-  const { rowCount } = await pool.query({ name: 'tenant_exists', text: 'SELECT 1 FROM tenants WHERE id = $1', values: [tenantId] });
+  const { rowCount } = await pool.query({
+    name: 'tenant_exists',
+    text: 'SELECT 1 FROM tenants WHERE id = $1',
+    values: [tenantId],
+  });
   return (rowCount ?? 0) > 0;
 }
 

@@ -3,5 +3,12 @@ export type { PerceivedSeverity, UserRole } from './client.js';
 export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export { loadBroadcastPlan, findUserAccess, type BroadcastPlan } from './broadcast.js';
-export { findCollectorToken, findDeviceTenant, tenantExists, insertAlarmWithEvent, type NewAlarm, type CollectorTokenRow } from './alarms.js';
+export {
+  findCollectorToken,
+  findDeviceTenant,
+  tenantExists,
+  insertAlarmWithEvent,
+  type NewAlarm,
+  type CollectorTokenRow,
+} from './alarms.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';

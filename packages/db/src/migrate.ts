@@ -51,7 +51,9 @@ export async function applyMigrations(
       const done = rows[0];
       if (done) {
         if (!done.finished_at) {
-          throw new Error(`migration ${name} failed earlier and needs attention (see _prisma_migrations.logs)`);
+          throw new Error(
+            `migration ${name} failed earlier and needs attention (see _prisma_migrations.logs)`,
+          );
         }
         if (done.checksum !== checksum) {
           throw new Error(`migration ${name} was edited after it was applied (checksum mismatch)`);
@@ -90,7 +92,8 @@ export async function applyMigrations(
 export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl);
   const name = decodeURIComponent(url.pathname.slice(1));
-  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`unsupported database name ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name))
+    throw new Error(`unsupported database name ${JSON.stringify(name)}`);
   url.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: url.toString() });
   await admin.connect();

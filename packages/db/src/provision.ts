@@ -34,16 +34,28 @@ export async function provisionGraph(
       });
 
       const userRows = [
-        ...graph.tenants.flatMap((t, i) => t.users.map((u) => ({ u, tenantId: tenantIds[i]! as number | null }))),
+        ...graph.tenants.flatMap((t, i) =>
+          t.users.map((u) => ({ u, tenantId: tenantIds[i]! as number | null })),
+        ),
         ...graph.platformUsers.map((u) => ({ u, tenantId: null })),
       ];
       const users = await tx.user.createManyAndReturn({
-        data: userRows.map(({ u, tenantId }) => ({ tenantId, email: u.email, name: u.name, role: u.role, active: u.active })),
+        data: userRows.map(({ u, tenantId }) => ({
+          tenantId,
+          email: u.email,
+          name: u.name,
+          role: u.role,
+          active: u.active,
+        })),
         select: { id: true, tenantId: true },
       });
-      userRows.forEach(({ u }, i) => (result.users[u.ref] = { id: users[i]!.id, tenantId: users[i]!.tenantId }));
+      userRows.forEach(
+        ({ u }, i) => (result.users[u.ref] = { id: users[i]!.id, tenantId: users[i]!.tenantId }),
+      );
 
-      const deviceRows = graph.tenants.flatMap((t, i) => t.devices.map((d) => ({ d, tenantId: tenantIds[i]! })));
+      const deviceRows = graph.tenants.flatMap((t, i) =>
+        t.devices.map((d) => ({ d, tenantId: tenantIds[i]! })),
+      );
       const devices = await tx.cpeDevice.createManyAndReturn({
         data: deviceRows.map(({ d, tenantId }) => ({
           tenantId,
@@ -54,7 +66,9 @@ export async function provisionGraph(
         })),
         select: { id: true, tenantId: true },
       });
-      deviceRows.forEach(({ d }, i) => (result.devices[d.ref] = { id: devices[i]!.id, tenantId: devices[i]!.tenantId }));
+      deviceRows.forEach(
+        ({ d }, i) => (result.devices[d.ref] = { id: devices[i]!.id, tenantId: devices[i]!.tenantId }),
+      );
 
       const shares = graph.shares.map((s) => {
         const user = result.users[s.user];
@@ -66,11 +80,17 @@ export async function provisionGraph(
       await tx.userDevice.createMany({ data: shares, skipDuplicates: true });
 
       const tokenRows = [
-        ...graph.tenants.flatMap((t, i) => t.collectorTokens.map((k) => ({ k, tenantId: tenantIds[i]! as number | null }))),
+        ...graph.tenants.flatMap((t, i) =>
+          t.collectorTokens.map((k) => ({ k, tenantId: tenantIds[i]! as number | null })),
+        ),
         ...graph.collectorTokens.map((k) => ({ k, tenantId: null })),
       ].map((row) => ({ ...row, secret: options.newToken() }));
       const tokens = await tx.collectorToken.createManyAndReturn({
-        data: tokenRows.map(({ k, tenantId, secret }) => ({ name: k.name, tenantId, tokenHash: options.hashToken(secret) })),
+        data: tokenRows.map(({ k, tenantId, secret }) => ({
+          name: k.name,
+          tenantId,
+          tokenHash: options.hashToken(secret),
+        })),
         select: { id: true },
       });
       tokenRows.forEach(({ k, tenantId, secret }, i) => {
@@ -85,9 +105,15 @@ export async function provisionGraph(
 function assertUniqueRefs(graph: ReturnType<typeof ProvisionGraph.parse>): void {
   const kinds: Record<string, string[]> = {
     tenant: graph.tenants.map((t) => t.ref),
-    user: [...graph.tenants.flatMap((t) => t.users.map((u) => u.ref)), ...graph.platformUsers.map((u) => u.ref)],
+    user: [
+      ...graph.tenants.flatMap((t) => t.users.map((u) => u.ref)),
+      ...graph.platformUsers.map((u) => u.ref),
+    ],
     device: graph.tenants.flatMap((t) => t.devices.map((d) => d.ref)),
-    token: [...graph.tenants.flatMap((t) => t.collectorTokens.map((k) => k.ref)), ...graph.collectorTokens.map((k) => k.ref)],
+    token: [
+      ...graph.tenants.flatMap((t) => t.collectorTokens.map((k) => k.ref)),
+      ...graph.collectorTokens.map((k) => k.ref),
+    ],
   };
   for (const [kind, refs] of Object.entries(kinds)) {
     const seen = new Set<string>();

@@ -67,7 +67,11 @@ describe('applyMigrations', () => {
     // Start from an empty database.
     await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
     await client.end();
-    const results = await Promise.all([applyMigrations(db.url), applyMigrations(db.url), applyMigrations(db.url)]);
+    const results = await Promise.all([
+      applyMigrations(db.url),
+      applyMigrations(db.url),
+      applyMigrations(db.url),
+    ]);
     expect(results.map((r) => r.applied.length).sort()).toEqual([0, 0, 1]);
   });
 });

@@ -30,7 +30,11 @@ export function sendError(res: Response, err: ApiError): void {
 function fromBodyParser(err: { type?: unknown; status?: unknown; limit?: unknown }): ApiError | null {
   switch (err.type) {
     case 'entity.too.large':
-      return new ApiError(413, 'payload_too_large', `request body is over the limit of ${String(err.limit)} bytes`);
+      return new ApiError(
+        413,
+        'payload_too_large',
+        `request body is over the limit of ${String(err.limit)} bytes`,
+      );
     case 'entity.parse.failed':
       return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
     case 'parameters.too.many':
@@ -62,9 +66,7 @@ export function jsonErrorHandler(
       return;
     }
     const known =
-      err instanceof ApiError
-        ? err
-        : (fromBodyParser(err as Record<string, unknown>) ?? classify(err));
+      err instanceof ApiError ? err : (fromBodyParser(err as Record<string, unknown>) ?? classify(err));
     if (known) {
       sendError(res, known);
       return;

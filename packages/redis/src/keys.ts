@@ -10,7 +10,8 @@ export class RedisKeys {
 
   /** Pub/sub channel carrying the events of one Pusher channel. */
   pubsubChannel(pusherChannel: string): string {
-    if (!/^[A-Za-z0-9_\-=@,.;]{1,200}$/.test(pusherChannel)) throw new Error(`invalid channel ${pusherChannel}`);
+    if (!/^[A-Za-z0-9_\-=@,.;]{1,200}$/.test(pusherChannel))
+      throw new Error(`invalid channel ${pusherChannel}`);
     return `${this.prefix}:ch:${pusherChannel}`;
   }
 
@@ -42,7 +43,8 @@ export class RedisKeys {
 }
 
 function assertPart(name: string, value: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value))
+    throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
 }
 
 function part(name: string, value: string): string {

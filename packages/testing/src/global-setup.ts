@@ -19,7 +19,11 @@ const provideAll = (project: TestProject, env: TestEnv): void => {
 /** The services and template database of this test run. */
 export function testEnv(): TestEnv {
   const get = inject as unknown as (key: keyof TestEnv) => string;
-  return { postgresAdminUrl: get('postgresAdminUrl'), postgresTemplate: get('postgresTemplate'), redisUrl: get('redisUrl') };
+  return {
+    postgresAdminUrl: get('postgresAdminUrl'),
+    postgresTemplate: get('postgresTemplate'),
+    redisUrl: get('redisUrl'),
+  };
 }
 
 /**
@@ -33,7 +37,11 @@ export function makeGlobalSetup(prepareTemplate: (url: string) => Promise<void>)
     // One template per package run, so packages testing in parallel (turbo) do not drop each other's.
     const template = `ac_tpl_${process.pid}`;
     await createTemplateDatabase(services.postgresUrl, template, prepareTemplate);
-    provideAll(project, { postgresAdminUrl: services.postgresUrl, postgresTemplate: template, redisUrl: services.redisUrl });
+    provideAll(project, {
+      postgresAdminUrl: services.postgresUrl,
+      postgresTemplate: template,
+      redisUrl: services.redisUrl,
+    });
     return async () => {
       const { default: pg } = await import('pg');
       const c = new pg.Client({ connectionString: services.postgresUrl });

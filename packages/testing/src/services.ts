@@ -49,7 +49,9 @@ async function startContainers(): Promise<TestServices> {
   const { RedisContainer } = await import('@testcontainers/redis');
   const [pgc, redis] = await Promise.all([
     new PostgreSqlContainer('postgres:15-alpine').withDatabase('postgres').start(),
-    new RedisContainer('redis:7-alpine').withCommand(['redis-server', '--maxmemory-policy', 'noeviction']).start(),
+    new RedisContainer('redis:7-alpine')
+      .withCommand(['redis-server', '--maxmemory-policy', 'noeviction'])
+      .start(),
   ]);
   return {
     postgresUrl: pgc.getConnectionUri(),

@@ -1,6 +1,12 @@
 import { Router } from 'express';
 import { AlarmIngestBody, toAlarmWire, type AlarmEventData } from '@alarmcast/contracts';
-import { findDeviceTenant, insertAlarmWithEvent, tenantExists, type NewAlarm, type PgPool } from '@alarmcast/db';
+import {
+  findDeviceTenant,
+  insertAlarmWithEvent,
+  tenantExists,
+  type NewAlarm,
+  type PgPool,
+} from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { collectorOf, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
@@ -16,14 +22,16 @@ async function resolveTarget(
   if (body.deviceId !== undefined) {
     const deviceId = body.deviceId;
     const tenantId = await db(() => findDeviceTenant(pool, deviceId));
-    if (tenantId === null) throw new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
+    if (tenantId === null)
+      throw new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
     assertMayPost(collector, tenantId);
     return { tenantId, deviceId };
   }
   const tenantId = body.tenantId!;
   // Checked before the lookup, so a scoped token cannot probe which tenant ids exist.
   assertMayPost(collector, tenantId);
-  if (!(await db(() => tenantExists(pool, tenantId)))) throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
+  if (!(await db(() => tenantExists(pool, tenantId))))
+    throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
   return { tenantId, deviceId: null };
 }
 
@@ -33,7 +41,12 @@ function assertMayPost(collector: Collector, tenantId: number): void {
   }
 }
 
-export function alarmsRouter(pool: PgPool, db: DbCall, outbox: OutboxDispatcher, onAccepted: () => void): Router {
+export function alarmsRouter(
+  pool: PgPool,
+  db: DbCall,
+  outbox: OutboxDispatcher,
+  onAccepted: () => void,
+): Router {
   const router = Router();
 
   router.post('/v1/alarms', async (req, res) => {

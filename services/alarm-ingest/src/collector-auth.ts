@@ -26,7 +26,8 @@ export function collectorAuth(pool: PgPool, db: DbCall): RequestHandler {
     if (!match) throw new ApiError(401, 'unauthenticated', 'missing or malformed bearer token');
     const tokenHash = hashCollectorToken(match[1]!);
     const token = await db(() => findCollectorToken(pool, tokenHash));
-    if (!token || token.revoked) throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
+    if (!token || token.revoked)
+      throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
     res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };
     next();
   };

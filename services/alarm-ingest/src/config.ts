@@ -12,7 +12,10 @@ export const IngestEnv = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/alarmcast'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** prefix of every Redis key, so deployments can share a Redis */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('ac'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('ac'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** how often the outbox relay looks for events whose enqueue was not recorded */
   OUTBOX_RELAY_INTERVAL_MS: positiveMs.default(1000),

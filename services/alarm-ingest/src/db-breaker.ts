@@ -8,7 +8,12 @@ import { ApiError } from '@alarmcast/http';
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|57P0[1-3]|08\d{3}|P1001|P1002|P1017|P2024)$/.test(code)) {
+    if (
+      typeof code === 'string' &&
+      /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|57P0[1-3]|08\d{3}|P1001|P1002|P1017|P2024)$/.test(
+        code,
+      )
+    ) {
       return true;
     }
     if (
@@ -55,7 +60,13 @@ export function createDbBreaker(options: DbBreakerOptions): { call: DbCall; brea
       return (await breaker.fire(op)) as T;
     } catch (err) {
       if (breaker.opened || isDatabaseUnavailable(err) || (err as { code?: string }).code === 'ETIMEDOUT') {
-        throw new ApiError(503, 'service_unavailable', 'database unavailable, retry later', undefined, options.retryAfterS);
+        throw new ApiError(
+          503,
+          'service_unavailable',
+          'database unavailable, retry later',
+          undefined,
+          options.retryAfterS,
+        );
       }
       throw err;
     }

@@ -57,7 +57,10 @@ export class OutboxDispatcher {
     this.relayTimer = setInterval(() => {
       if (!this.relayRunning) {
         this.relayRunning = this.relayOnce()
-          .then(() => undefined, (err: unknown) => this.log.warn({ err }, 'outbox relay round failed; retrying next round'))
+          .then(
+            () => undefined,
+            (err: unknown) => this.log.warn({ err }, 'outbox relay round failed; retrying next round'),
+          )
           .finally(() => (this.relayRunning = undefined));
       }
     }, this.options.relayIntervalMs);

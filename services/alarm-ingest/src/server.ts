@@ -5,7 +5,14 @@ import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
-import { createLogger, createMetricsRegistry, instrumentBreaker, Counter, type Logger, type Registry } from '@alarmcast/observability';
+import {
+  createLogger,
+  createMetricsRegistry,
+  instrumentBreaker,
+  Counter,
+  type Logger,
+  type Registry,
+} from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -53,7 +60,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
   });
-  const accepted = new Counter({ name: 'alarms_accepted_total', help: 'Alarms committed and answered 202', registers: [metrics] });
+  const accepted = new Counter({
+    name: 'alarms_accepted_total',
+    help: 'Alarms committed and answered 202',
+    registers: [metrics],
+  });
   const responses = new Counter({
     name: 'http_responses_total',
     help: 'HTTP responses by route and status',
@@ -65,7 +76,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use((req, res, next) => {
-    res.on('finish', () => responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }));
+    res.on('finish', () =>
+      responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }),
+    );
     next();
   });
 
@@ -74,12 +87,22 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   app.get('/readyz', async (_req, res) => {
     const [database, queueReady] = await Promise.all([
-      db(() => pool.query('SELECT 1')).then(() => true, () => false),
-      redis.status === 'ready' ? redis.ping().then(() => true, () => false) : Promise.resolve(false),
+      db(() => pool.query('SELECT 1')).then(
+        () => true,
+        () => false,
+      ),
+      redis.status === 'ready'
+        ? redis.ping().then(
+            () => true,
+            () => false,
+          )
+        : Promise.resolve(false),
     ]);
     // Ingest still accepts alarms while Redis is away (the outbox holds them), so only Postgres gates
     // readiness; the Redis state is reported for operators.
-    res.status(database ? 200 : 503).json({ status: database ? 'ready' : 'unavailable', database, queue: queueReady });
+    res
+      .status(database ? 200 : 503)
+      .json({ status: database ? 'ready' : 'unavailable', database, queue: queueReady });
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.metrics());

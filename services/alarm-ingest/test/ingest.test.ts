@@ -75,7 +75,10 @@ describe('alarm-ingest', () => {
     dbUrl = db.url;
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     ingest = await startIngest(config());
     redis = createRedis(testEnv().redisUrl, { name: 'test' });
     queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: new RedisKeys(prefix).bullPrefix });
@@ -93,7 +96,10 @@ describe('alarm-ingest', () => {
   const platform = () => world.collectorTokens.platform!.token;
 
   it('commits a device alarm in the device tenant, answers 202 and enqueues its broadcast', async () => {
-    const res = await post(alarm({ deviceId: world.devices.da!.id, raisedAt: '2026-11-25T10:00:00+01:00' }), tokenA());
+    const res = await post(
+      alarm({ deviceId: world.devices.da!.id, raisedAt: '2026-11-25T10:00:00+01:00' }),
+      tokenA(),
+    );
     expect(res.status).toBe(202);
     const body = (await res.json()) as { id: string; alarm: Record<string, unknown> };
     expect(body.alarm).toMatchObject({
@@ -119,7 +125,10 @@ describe('alarm-ingest', () => {
   });
 
   it('accepts a device-less alarm for a tenant, and numeric-string ids', async () => {
-    const res = await post(alarm({ tenantId: String(world.tenants.a!.id), alarmIdentifier: 'quota' }), platform());
+    const res = await post(
+      alarm({ tenantId: String(world.tenants.a!.id), alarmIdentifier: 'quota' }),
+      platform(),
+    );
     expect(res.status).toBe(202);
     const body = (await res.json()) as { alarm: { device_id: null; tenant_id: number } };
     expect(body.alarm.device_id).toBeNull();
@@ -138,7 +147,9 @@ describe('alarm-ingest', () => {
 
   it('refuses a revoked token', async () => {
     const secret = generateCollectorToken();
-    await prisma.collectorToken.create({ data: { name: 'old', tokenHash: hashCollectorToken(secret), revokedAt: new Date() } });
+    await prisma.collectorToken.create({
+      data: { name: 'old', tokenHash: hashCollectorToken(secret), revokedAt: new Date() },
+    });
     const res = await post(alarm({ deviceId: world.devices.da!.id }), secret);
     expect(res.status).toBe(401);
   });
@@ -166,7 +177,11 @@ describe('alarm-ingest', () => {
     ['an unknown severity', alarm({ deviceId: 1, perceivedSeverity: 'Catastrophic' }), 'perceivedSeverity'],
     ['both deviceId and tenantId', alarm({ deviceId: 1, tenantId: 1 }), 'tenantId'],
     ['neither deviceId nor tenantId', alarm(), 'deviceId'],
-    ['a string over its TR-181 limit', alarm({ deviceId: 1, additionalText: 'x'.repeat(257) }), 'additionalText'],
+    [
+      'a string over its TR-181 limit',
+      alarm({ deviceId: 1, additionalText: 'x'.repeat(257) }),
+      'additionalText',
+    ],
     ['an unknown field', alarm({ deviceId: 1, colour: 'red' }), '(body)'],
     ['a negative id', alarm({ deviceId: -4 }), 'deviceId'],
     ['a bad timestamp', alarm({ deviceId: 1, raisedAt: 'yesterday' }), 'raisedAt'],
@@ -192,20 +207,26 @@ describe('alarm-ingest', () => {
     expect(text.status).toBe(415);
     expect(((await text.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type');
 
-    const nowhere = await fetch(`${ingest.url}/v1/nothing`, { headers: { authorization: `Bearer ${platform()}` } });
+    const nowhere = await fetch(`${ingest.url}/v1/nothing`, {
+      headers: { authorization: `Bearer ${platform()}` },
+    });
     expect(nowhere.status).toBe(404);
   });
 
   it('answers 503 with Retry-After, and no internals, while Postgres is unreachable', async () => {
     // Port 9 (discard) has no Postgres on these machines: connections are refused, as when it is down.
-    const down = await startIngest(config({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:9/none', RETRY_AFTER_S: '7' }));
+    const down = await startIngest(
+      config({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:9/none', RETRY_AFTER_S: '7' }),
+    );
     closers.push(down.close);
     for (let i = 0; i < 5; i++) {
       const res = await post(alarm({ deviceId: 1 }), platform(), {}, down);
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('7');
       const text = await res.text();
-      expect(JSON.parse(text)).toEqual({ error: { code: 'service_unavailable', message: expect.any(String) } });
+      expect(JSON.parse(text)).toEqual({
+        error: { code: 'service_unavailable', message: expect.any(String) },
+      });
       expect(text).not.toMatch(/ECONNREFUSED|at .*\.ts/);
     }
     const ready = await fetch(`${down.url}/readyz`);
@@ -224,7 +245,12 @@ describe('alarm-ingest', () => {
       },
     });
     closers.push(flaky.close);
-    const res = await post(alarm({ deviceId: world.devices.da!.id, alarmIdentifier: 'flaky' }), tokenA(), {}, flaky);
+    const res = await post(
+      alarm({ deviceId: world.devices.da!.id, alarmIdentifier: 'flaky' }),
+      tokenA(),
+      {},
+      flaky,
+    );
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     const event = await prisma.outboxEvent.findFirstOrThrow({ where: { alarmId: BigInt(id) } });
@@ -232,7 +258,9 @@ describe('alarm-ingest', () => {
     await vi.waitFor(
       async () => {
         expect(await queue.getJob(broadcastJobId(event.id.toString()))).toBeDefined();
-        expect((await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt).not.toBeNull();
+        expect(
+          (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt,
+        ).not.toBeNull();
       },
       { timeout: 5000, interval: 100 },
     );

@@ -65,7 +65,12 @@ export class EventDeliverer {
    * Sends `event` with `dataJson` (an object's JSON text) to every user in `userIds`, each once per
    * `eventId` however often this is called. Returns how many users got it in this call.
    */
-  async deliver(eventId: string, event: string, dataJson: string, userIds: readonly number[]): Promise<number> {
+  async deliver(
+    eventId: string,
+    event: string,
+    dataJson: string,
+    userIds: readonly number[],
+  ): Promise<number> {
     const body = dataJson.trimEnd();
     if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
     const head = body.slice(0, -1);

@@ -5,7 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
 import { createPgPool, loadBroadcastPlan } from '@alarmcast/db';
-import { createLogger, createMetricsRegistry, Counter, Histogram, type Logger, type Registry } from '@alarmcast/observability';
+import {
+  createLogger,
+  createMetricsRegistry,
+  Counter,
+  Histogram,
+  type Logger,
+  type Registry,
+} from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { ResolverConfig } from './config.js';
 import { EventDeliverer } from './deliver.js';
@@ -31,9 +38,14 @@ export interface BroadcastResult {
   delivered: number;
 }
 
-export async function startResolver(config: ResolverConfig, options: ResolverOptions = {}): Promise<ResolverProcess> {
+export async function startResolver(
+  config: ResolverConfig,
+  options: ResolverOptions = {},
+): Promise<ResolverProcess> {
   const nodeId = options.nodeId ?? `resolver-${hostname()}-${randomBytes(3).toString('hex')}`;
-  const log = (options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })).child({ nodeId });
+  const log = (
+    options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })
+  ).child({ nodeId });
   const keys = new RedisKeys(config.REDIS_PREFIX);
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
@@ -53,7 +65,11 @@ export async function startResolver(config: ResolverConfig, options: ResolverOpt
     labelNames: ['outcome'] as const,
     registers: [metrics],
   });
-  const deliveries = new Counter({ name: 'resolver_deliveries_total', help: 'Events appended and published to a user', registers: [metrics] });
+  const deliveries = new Counter({
+    name: 'resolver_deliveries_total',
+    help: 'Events appended and published to a user',
+    registers: [metrics],
+  });
   const fanout = new Histogram({
     name: 'resolver_recipients',
     help: 'Recipients per broadcast',
@@ -109,11 +125,15 @@ export async function startResolver(config: ResolverConfig, options: ResolverOpt
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       } else if (req.url === '/readyz') {
         const ready = worker.isRunning() && redis.status === 'ready';
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'unavailable' }));
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable' }));
       } else if (req.url === '/metrics') {
         res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.metrics());
       } else {
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"no such route"}}');
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"not_found","message":"no such route"}}');
       }
     })();
   });

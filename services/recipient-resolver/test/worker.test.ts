@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Queue, QueueEvents } from 'bullmq';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
-import { BROADCAST_QUEUE, JOB_CATALOGUE, PubSubEnvelope, broadcastJobId, type ProvisionResult } from '@alarmcast/contracts';
+import {
+  BROADCAST_QUEUE,
+  JOB_CATALOGUE,
+  PubSubEnvelope,
+  broadcastJobId,
+  type ProvisionResult,
+} from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
@@ -44,13 +50,19 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     redis = createRedis(testEnv().redisUrl, { name: 'test' });
     sub = createRedis(testEnv().redisUrl, { name: 'test-sub' });
     await sub.psubscribe(`${keys.prefix}:ch:*`);
     sub.on('pmessage', (_p, _c, m) => received.push(PubSubEnvelope.parse(JSON.parse(m))));
     queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
-    events = new QueueEvents(BROADCAST_QUEUE, { connection: createRedis(testEnv().redisUrl, { name: 'qe', maxRetriesPerRequest: null }), prefix: keys.bullPrefix });
+    events = new QueueEvents(BROADCAST_QUEUE, {
+      connection: createRedis(testEnv().redisUrl, { name: 'qe', maxRetriesPerRequest: null }),
+      prefix: keys.bullPrefix,
+    });
     await events.waitUntilReady();
     resolver = await startResolver(
       parseResolverConfig({
@@ -74,13 +86,22 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
 
   async function outboxEvent(tenantId: number, deviceId: number | null): Promise<string> {
     const e = await prisma.outboxEvent.create({
-      data: { tenantId, deviceId, kind: 'alarm.created', payload: { alarm: { id: '1', tenant_id: tenantId } } },
+      data: {
+        tenantId,
+        deviceId,
+        kind: 'alarm.created',
+        payload: { alarm: { id: '1', tenant_id: tenantId } },
+      },
     });
     return e.id.toString();
   }
 
   async function broadcast(eventId: string): Promise<unknown> {
-    const job = await queue.add('BroadcastAlarmToTenant', { eventId }, { ...JOB_CATALOGUE.BroadcastAlarmToTenant.options, jobId: broadcastJobId(eventId) });
+    const job = await queue.add(
+      'BroadcastAlarmToTenant',
+      { eventId },
+      { ...JOB_CATALOGUE.BroadcastAlarmToTenant.options, jobId: broadcastJobId(eventId) },
+    );
     return job.waitUntilFinished(events, 10_000);
   }
 
@@ -108,7 +129,9 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
 
   it('fails a job with an invalid payload or an unknown event without retrying', async () => {
     const bad = await queue.add('BroadcastAlarmToTenant', { eventId: 'DROP TABLE' }, { attempts: 5 });
-    await expect(bad.waitUntilFinished(events, 10_000)).rejects.toThrow(/invalid BroadcastAlarmToTenant payload/);
+    await expect(bad.waitUntilFinished(events, 10_000)).rejects.toThrow(
+      /invalid BroadcastAlarmToTenant payload/,
+    );
     expect((await queue.getJob(bad.id!))?.attemptsMade).toBe(1);
     const missing = await queue.add('BroadcastAlarmToTenant', { eventId: '987654321' }, { attempts: 5 });
     await expect(missing.waitUntilFinished(events, 10_000)).rejects.toThrow(/not found/);

@@ -48,7 +48,12 @@ describe('parseEdgeConfig', () => {
 
   it('names each invalid variable', () => {
     const run = () =>
-      parseEdgeConfig({ EDGE_PORT: 'http', REDIS_URL: 'mysql://x', PUSHER_APP_KEY: 'a:b', REDIS_PREFIX: 'a:b' });
+      parseEdgeConfig({
+        EDGE_PORT: 'http',
+        REDIS_URL: 'mysql://x',
+        PUSHER_APP_KEY: 'a:b',
+        REDIS_PREFIX: 'a:b',
+      });
     expect(run).toThrow(ConfigError);
     expect(run).toThrow(/EDGE_PORT/);
     expect(run).toThrow(/REDIS_URL/);

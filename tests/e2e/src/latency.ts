@@ -48,12 +48,24 @@ async function main(): Promise<void> {
         ref: `t${t}`,
         name: `Tenant ${t}`,
         slug: `t${t}`,
-        users: Array.from({ length: USERS }, (_, u) => ({ ref: `t${t}u${u}`, email: `t${t}u${u}@example.test`, name: `u${u}` })),
-        devices: Array.from({ length: 10 }, (_, d) => ({ ref: `t${t}d${d}`, oui: '00D09E', productClass: 'PC', serialNumber: `t${t}d${d}` })),
+        users: Array.from({ length: USERS }, (_, u) => ({
+          ref: `t${t}u${u}`,
+          email: `t${t}u${u}@example.test`,
+          name: `u${u}`,
+        })),
+        devices: Array.from({ length: 10 }, (_, d) => ({
+          ref: `t${t}d${d}`,
+          oui: '00D09E',
+          productClass: 'PC',
+          serialNumber: `t${t}d${d}`,
+        })),
       })),
       collectorTokens: [{ ref: 'platform', name: 'latency probe' }],
       // Every tenant's first user also sees one device of the next tenant.
-      shares: Array.from({ length: TENANTS }, (_, t) => ({ user: `t${t}u0`, device: `t${(t + 1) % TENANTS}d0` })),
+      shares: Array.from({ length: TENANTS }, (_, t) => ({
+        user: `t${t}u0`,
+        device: `t${(t + 1) % TENANTS}d0`,
+      })),
     },
     { hashToken: hashCollectorToken, newToken: generateCollectorToken },
   );
@@ -78,7 +90,9 @@ async function main(): Promise<void> {
     latencies.push(ms);
     lastPerAlarm.set(ident, Math.max(lastPerAlarm.get(ident) ?? 0, ms));
   };
-  const clients = await Promise.all(Object.values(world.users).map((u) => connectUser(edge, u.id, onEvent(u.id))));
+  const clients = await Promise.all(
+    Object.values(world.users).map((u) => connectUser(edge, u.id, onEvent(u.id))),
+  );
 
   const devices = Object.entries(world.devices);
   const token = world.collectorTokens.platform!.token;
@@ -117,7 +131,8 @@ async function main(): Promise<void> {
   }
   await Promise.all(posts);
   const deadline = performance.now() + 10_000;
-  while (latencies.length < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (latencies.length < expected && performance.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
   const elapsed = (performance.now() - start) / 1000;
 
   const pct = (xs: number[], p: number) => {
@@ -133,15 +148,24 @@ async function main(): Promise<void> {
     deliveriesReceived: latencies.length,
     duplicates,
     elapsedSeconds: Number(elapsed.toFixed(2)),
-    perDeliveryMs: { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), max: pct(latencies, 100) },
+    perDeliveryMs: {
+      p50: pct(latencies, 50),
+      p90: pct(latencies, 90),
+      p99: pct(latencies, 99),
+      max: pct(latencies, 100),
+    },
     lastRecipientPerAlarmMs: { p50: pct(last, 50), p99: pct(last, 99), max: pct(last, 100) },
   };
   const f = (x: number) => x.toFixed(1).padStart(7);
   console.log(`\nPOST-to-socket latency, ${ALARMS} alarms at ${RATE}/s, ${clients.length} pusher-js sockets`);
   console.log(`deliveries: expected ${expected}, received ${latencies.length}, duplicates ${duplicates}`);
   console.log('                      p50      p90      p99      max (ms)');
-  console.log(`per delivery      ${f(result.perDeliveryMs.p50)}  ${f(result.perDeliveryMs.p90)}  ${f(result.perDeliveryMs.p99)}  ${f(result.perDeliveryMs.max)}`);
-  console.log(`last recipient    ${f(result.lastRecipientPerAlarmMs.p50)}        -  ${f(result.lastRecipientPerAlarmMs.p99)}  ${f(result.lastRecipientPerAlarmMs.max)}`);
+  console.log(
+    `per delivery      ${f(result.perDeliveryMs.p50)}  ${f(result.perDeliveryMs.p90)}  ${f(result.perDeliveryMs.p99)}  ${f(result.perDeliveryMs.max)}`,
+  );
+  console.log(
+    `last recipient    ${f(result.lastRecipientPerAlarmMs.p50)}        -  ${f(result.lastRecipientPerAlarmMs.p99)}  ${f(result.lastRecipientPerAlarmMs.max)}`,
+  );
   console.log(JSON.stringify(result));
 
   for (const c of clients) c.disconnect();

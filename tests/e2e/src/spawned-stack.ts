@@ -35,7 +35,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function spawnService(name: string, entry: string, env: Record<string, string>, port: number): Promise<SpawnedService> {
+export async function spawnService(
+  name: string,
+  entry: string,
+  env: Record<string, string>,
+  port: number,
+): Promise<SpawnedService> {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -47,8 +52,12 @@ export async function spawnService(name: string, entry: string, env: Record<stri
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output.join('')}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (child.exitCode !== null)
+      throw new Error(`${name} exited with ${child.exitCode}:\n${output.join('')}`);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`${name} did not become healthy:\n${output.join('')}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -56,7 +65,10 @@ export async function spawnService(name: string, entry: string, env: Record<stri
   return { name, child, port, url, output };
 }
 
-export async function stopService(s: SpawnedService, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+export async function stopService(
+  s: SpawnedService,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | null> {
   if (s.child.exitCode !== null) return s.child.exitCode;
   const exited = new Promise<number | null>((resolve) => s.child.once('exit', (code) => resolve(code)));
   s.child.kill(signal);
@@ -79,17 +91,32 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
   const edges = await Promise.all(
     Array.from({ length: o.edges ?? 1 }, async (_, i) => {
       const port = await freePort();
-      return spawnService(`ws-edge-${i}`, 'services/ws-edge/src/main.ts', { ...common, EDGE_PORT: String(port) }, port);
+      return spawnService(
+        `ws-edge-${i}`,
+        'services/ws-edge/src/main.ts',
+        { ...common, EDGE_PORT: String(port) },
+        port,
+      );
     }),
   );
   const resolvers = await Promise.all(
     Array.from({ length: o.resolvers ?? 1 }, async (_, i) => {
       const port = await freePort();
-      return spawnService(`resolver-${i}`, 'services/recipient-resolver/src/main.ts', { ...common, RESOLVER_METRICS_PORT: String(port) }, port);
+      return spawnService(
+        `resolver-${i}`,
+        'services/recipient-resolver/src/main.ts',
+        { ...common, RESOLVER_METRICS_PORT: String(port) },
+        port,
+      );
     }),
   );
   const ingestPort = await freePort();
-  const ingest = await spawnService('alarm-ingest', 'services/alarm-ingest/src/main.ts', { ...common, INGEST_PORT: String(ingestPort) }, ingestPort);
+  const ingest = await spawnService(
+    'alarm-ingest',
+    'services/alarm-ingest/src/main.ts',
+    { ...common, INGEST_PORT: String(ingestPort) },
+    ingestPort,
+  );
   const all = [ingest, ...resolvers, ...edges];
   return {
     ingest,

@@ -1,5 +1,10 @@
 import PusherModule from 'pusher-js';
-import { startIngest, parseIngestConfig, type IngestOptions, type IngestServer } from '@alarmcast/alarm-ingest';
+import {
+  startIngest,
+  parseIngestConfig,
+  type IngestOptions,
+  type IngestServer,
+} from '@alarmcast/alarm-ingest';
 import { startResolver, parseResolverConfig, type ResolverProcess } from '@alarmcast/recipient-resolver';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
 import { signUserJwt } from '@alarmcast/auth';
@@ -58,7 +63,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ),
   );
   const ingest = await startIngest(
-    parseIngestConfig({ ...common, INGEST_PORT: '0', OUTBOX_RELAY_INTERVAL_MS: '200', OUTBOX_RELAY_GRACE_MS: '500' }),
+    parseIngestConfig({
+      ...common,
+      INGEST_PORT: '0',
+      OUTBOX_RELAY_INTERVAL_MS: '200',
+      OUTBOX_RELAY_GRACE_MS: '500',
+    }),
     o.ingest,
   );
   return {
@@ -90,7 +100,11 @@ export interface UserClient {
  * A real pusher-js client for one user, authorized through /broadcasting/auth with the user's JWT and
  * subscribed to `private-user.{id}`; resolves once the subscription succeeded.
  */
-export async function connectUser(edge: { port: number; url: string }, userId: number, onEvent?: (e: ReceivedEvent) => void): Promise<UserClient> {
+export async function connectUser(
+  edge: { port: number; url: string },
+  userId: number,
+  onEvent?: (e: ReceivedEvent) => void,
+): Promise<UserClient> {
   const jwt = await signUserJwt(JWT_SECRET, userId);
   const pusher = new Pusher(APP.key, {
     cluster: 'mt1',
@@ -115,7 +129,9 @@ export async function connectUser(edge: { port: number; url: string }, userId: n
   });
   await new Promise<void>((resolve, reject) => {
     channel.bind('pusher:subscription_succeeded', () => resolve());
-    channel.bind('pusher:subscription_error', (err: unknown) => reject(new Error(`subscription failed: ${JSON.stringify(err)}`)));
+    channel.bind('pusher:subscription_error', (err: unknown) =>
+      reject(new Error(`subscription failed: ${JSON.stringify(err)}`)),
+    );
   });
   return { userId, pusher, received, disconnect: () => pusher.disconnect() };
 }

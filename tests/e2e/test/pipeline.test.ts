@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import { Queue } from 'bullmq';
-import { BROADCAST_QUEUE, userChannel, type PubSubEnvelope, type ProvisionResult } from '@alarmcast/contracts';
+import {
+  BROADCAST_QUEUE,
+  userChannel,
+  type PubSubEnvelope,
+  type ProvisionResult,
+} from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
@@ -43,7 +48,12 @@ const graph = {
 };
 
 /** Each alarm raised, and exactly who must receive it (by ref), written out by hand from the rules. */
-const alarms: { ref: string; collector: string; target: { device: string } | { tenant: string }; to: string[] }[] = [
+const alarms: {
+  ref: string;
+  collector: string;
+  target: { device: string } | { tenant: string };
+  to: string[];
+}[] = [
   { ref: 'on-da1', collector: 'collector-a', target: { device: 'da1' }, to: ['a1', 'a2', 'a3', 'b1'] },
   { ref: 'on-da2', collector: 'collector-a', target: { device: 'da2' }, to: ['a1', 'a2', 'a3'] },
   { ref: 'on-db1', collector: 'collector-b', target: { device: 'db1' }, to: ['b1', 'b2'] },
@@ -69,13 +79,24 @@ describe.each([
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     redis = createRedis(testEnv().redisUrl, { name: 'e2e' });
-    stack = await startStack({ databaseUrl: db.url, redisUrl: testEnv().redisUrl, redisPrefix: keys.prefix, edges, resolvers });
+    stack = await startStack({
+      databaseUrl: db.url,
+      redisUrl: testEnv().redisUrl,
+      redisPrefix: keys.prefix,
+      edges,
+      resolvers,
+    });
     // Users spread over the edges round-robin: no sticky routing, any user on any node.
     const active = everyone.filter((ref) => ref !== 'a-off');
     await Promise.all(
-      active.map(async (ref, i) => clients.set(ref, await connectUser(stack.edges[i % edges]!, world.users[ref]!.id))),
+      active.map(async (ref, i) =>
+        clients.set(ref, await connectUser(stack.edges[i % edges]!, world.users[ref]!.id)),
+      ),
     );
   });
   afterAll(async () => {
@@ -90,10 +111,15 @@ describe.each([
     const idOf = new Map<string, string>();
     for (const a of alarms) {
       const target =
-        'device' in a.target ? { deviceId: world.devices[a.target.device]!.id } : { tenantId: world.tenants[a.target.tenant]!.id };
+        'device' in a.target
+          ? { deviceId: world.devices[a.target.device]!.id }
+          : { tenantId: world.tenants[a.target.tenant]!.id };
       const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${world.collectorTokens[a.collector]!.token}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${world.collectorTokens[a.collector]!.token}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({
           ...target,
           alarmIdentifier: a.ref,
@@ -112,7 +138,8 @@ describe.each([
 
     await vi.waitFor(
       () => {
-        for (const [ref, client] of clients) expect(client.received.length, ref).toBeGreaterThanOrEqual(expected.get(ref)!.length);
+        for (const [ref, client] of clients)
+          expect(client.received.length, ref).toBeGreaterThanOrEqual(expected.get(ref)!.length);
       },
       { timeout: 10_000, interval: 20 },
     );
@@ -126,16 +153,26 @@ describe.each([
     });
     await queue.close();
     for (const [, client] of clients) {
-      const sentinel: PubSubEnvelope = { v: 1, node: 'e2e', type: 'event', channel: userChannel(client.userId), event: 'Sentinel', data: '{}' };
+      const sentinel: PubSubEnvelope = {
+        v: 1,
+        node: 'e2e',
+        type: 'event',
+        channel: userChannel(client.userId),
+        event: 'Sentinel',
+        data: '{}',
+      };
       await redis.publish(keys.pubsubChannel(userChannel(client.userId)), JSON.stringify(sentinel));
     }
     await vi.waitFor(() => {
-      for (const client of clients.values()) expect(client.received.some((e) => e.event === 'Sentinel')).toBe(true);
+      for (const client of clients.values())
+        expect(client.received.some((e) => e.event === 'Sentinel')).toBe(true);
     });
 
     for (const [ref, client] of clients) {
       const alarmsSeen = client.received.filter((e) => e.event === 'App\\Events\\AlarmCreated');
-      expect(alarmsSeen.map((e) => e.data.alarm.id).sort(), `alarms received by ${ref}`).toEqual(expected.get(ref)!.sort());
+      expect(alarmsSeen.map((e) => e.data.alarm.id).sort(), `alarms received by ${ref}`).toEqual(
+        expected.get(ref)!.sort(),
+      );
       // Each carries its event id, increasing in the order received.
       const ids = alarmsSeen.map((e) => e.data.event_id);
       expect([...ids].sort(compareStreamIds)).toEqual(ids);
@@ -144,13 +181,19 @@ describe.each([
         const tenantOfUser = world.users[ref]!.tenantId;
         // Zero cross-tenant leakage: a foreign tenant's alarm arrives only through an explicit device share.
         if (e.data.alarm.tenant_id !== tenantOfUser) {
-          expect(graph.shares.some((s) => s.user === ref && world.devices[s.device]!.id === e.data.alarm.device_id)).toBe(true);
+          expect(
+            graph.shares.some(
+              (s) => s.user === ref && world.devices[s.device]!.id === e.data.alarm.device_id,
+            ),
+          ).toBe(true);
         }
       }
     }
     // The per-user logs agree, including users with no socket (the inactive one must have nothing).
     for (const ref of everyone) {
-      expect(await redis.xlen(keys.userLog(world.users[ref]!.id)), `log of ${ref}`).toBe(expected.get(ref)!.length);
+      expect(await redis.xlen(keys.userLog(world.users[ref]!.id)), `log of ${ref}`).toBe(
+        expected.get(ref)!.length,
+      );
     }
     expect(clients.get('c1')!.received.filter((e) => e.event !== 'Sentinel')).toEqual([]);
     expect(clients.get('ops')!.received.filter((e) => e.event !== 'Sentinel')).toEqual([]);
