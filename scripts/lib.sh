@@ -12,6 +12,9 @@ pnpm() {
   fi
 }
 
+# turbo phones home with telemetry by default; these machines have no route for it anyway.
+export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
+
 log() { printf '\033[1;34m[alarmcast]\033[0m %s\n' "$*" >&2; }
 
 # Postgres and Redis as ENVIRONMENT.md describes them: started if they are not answering.
