@@ -6,10 +6,11 @@ import { defineConfig } from 'vitest/config';
  * template database, generous hook timeouts for starting real services, and a JSON report per package
  * that scripts/test.sh adds up into one summary line.
  */
-export function packageTestConfig(packageDir: string) {
+export function packageTestConfig(packageDir: string, options: { services?: boolean } = {}) {
   return defineConfig({
     test: {
-      globalSetup: ['./test/global-setup.ts'],
+      // Pure unit-test packages need no Postgres/Redis.
+      globalSetup: options.services === false ? [] : ['./test/global-setup.ts'],
       testTimeout: 30_000,
       hookTimeout: 60_000,
       reporters: ['default', 'json'],

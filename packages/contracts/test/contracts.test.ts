@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { AlarmIngestBody, JOB_CATALOGUE, PubSubEnvelope, parseChannel, toAlarmWire } from '../src/index.js';
+
+const alarm = {
+  deviceId: 7,
+  alarmIdentifier: 'x',
+  eventType: 'e',
+  probableCause: 'p',
+  specificProblem: '',
+  perceivedSeverity: 'Minor',
+};
+
+describe('AlarmIngestBody', () => {
+  it('accepts a minimal device alarm and coerces numeric-string ids', () => {
+    expect(AlarmIngestBody.parse(alarm).deviceId).toBe(7);
+    expect(AlarmIngestBody.parse({ ...alarm, deviceId: '7' }).deviceId).toBe(7);
+  });
+  it.each([
+    ['zero id', { ...alarm, deviceId: 0 }],
+    ['fractional id', { ...alarm, deviceId: 1.5 }],
+    ['id past int4', { ...alarm, deviceId: 2_147_483_648 }],
+    ['string id with junk', { ...alarm, deviceId: '7; drop' }],
+    ['lower-case severity', { ...alarm, perceivedSeverity: 'minor' }],
+    ['timestamp without offset', { ...alarm, raisedAt: '2026-11-25T10:00:00' }],
+  ])('rejects %s', (_name, body) => {
+    expect(AlarmIngestBody.safeParse(body).success).toBe(false);
+  });
+});
+
+describe('parseChannel', () => {
+  it('knows user and tenant channels and nothing else', () => {
+    expect(parseChannel('private-user.12')).toEqual({ kind: 'user', userId: 12 });
+    expect(parseChannel('private-tenant.3')).toEqual({ kind: 'tenant', tenantId: 3 });
+    for (const name of [
+      'private-user.012',
+      'private-user.1.2',
+      'user.1',
+      'presence-user.1',
+      'private-user.',
+      'private-user.99999999999',
+    ])
+      expect(parseChannel(name), name).toBeNull();
+  });
+});
+
+describe('PubSubEnvelope and the job catalogue', () => {
+  it('rejects envelopes of an unknown version and jobs with a non-decimal event id', () => {
+    const ok = { v: 1, node: 'n', type: 'event', channel: 'private-user.1', event: 'E', data: '{}' };
+    expect(PubSubEnvelope.safeParse(ok).success).toBe(true);
+    expect(PubSubEnvelope.safeParse({ ...ok, v: 2 }).success).toBe(false);
+    expect(PubSubEnvelope.safeParse({ ...ok, data: {} }).success).toBe(false);
+    const schema = JOB_CATALOGUE.BroadcastAlarmToTenant.schema;
+    expect(schema.safeParse({ eventId: '12' }).success).toBe(true);
+    expect(schema.safeParse({ eventId: 12 }).success).toBe(false);
+    expect(schema.safeParse({ eventId: '12', extra: 1 }).success).toBe(false);
+  });
+});
+
+describe('toAlarmWire', () => {
+  it('renders snake_case with ISO times and the bigint id as a string', () => {
+    const t = new Date('2026-11-25T10:00:00Z');
+    const wire = toAlarmWire({
+      id: 9007199254740993n,
+      tenantId: 1,
+      deviceId: null,
+      alarmIdentifier: 'a',
+      eventType: 'e',
+      probableCause: 'p',
+      specificProblem: 's',
+      perceivedSeverity: 'Critical',
+      managedObjectInstance: null,
+      additionalText: null,
+      additionalInformation: null,
+      raisedAt: t,
+      changedAt: t,
+      clearedAt: null,
+      acknowledgedAt: null,
+    });
+    expect(wire).toMatchObject({
+      id: '9007199254740993',
+      tenant_id: 1,
+      device_id: null,
+      raised_at: '2026-11-25T10:00:00.000Z',
+    });
+  });
+});
