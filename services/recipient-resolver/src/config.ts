@@ -13,8 +13,14 @@ export const ResolverEnv = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** jobs one worker process runs at once (they mostly wait on Postgres and Redis) */
   RESOLVER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
-  /** entries kept in each user's event log (the resume window by count) */
-  USER_LOG_MAX_EVENTS: z.coerce.number().int().min(10).default(1000),
+  /** each user's event log (the resume window) keeps at least this many newest events... */
+  USER_LOG_MIN_EVENTS: z.coerce.number().int().min(10).default(1000),
+  /** ...or at least the events of this many last seconds, whichever holds more... */
+  USER_LOG_MIN_AGE_S: z.coerce.number().int().min(0).default(600),
+  /** ...but never more than this many (one flooded user must not take Redis' memory) */
+  USER_LOG_MAX_EVENTS: z.coerce.number().int().min(10).default(10_000),
+  /** a log nobody writes to expires after this long */
+  USER_LOG_IDLE_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /**
    * how long "event E was delivered to user U" is remembered, so that a retried or re-enqueued job
    * delivers to nobody twice; must exceed the longest retry schedule (~7 min) and stall recovery (30 s)

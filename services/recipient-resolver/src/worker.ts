@@ -13,9 +13,8 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedis } from '@alarmcast/redis';
+import { RedisKeys, UserLogWriter, createRedis } from '@alarmcast/redis';
 import type { ResolverConfig } from './config.js';
-import { EventDeliverer } from './deliver.js';
 
 export interface ResolverOptions {
   logger?: Logger;
@@ -52,8 +51,13 @@ export async function startResolver(
   // own retries cover longer outages.
   const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
   redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
-  const deliverer = new EventDeliverer(redis, keys, {
-    logMaxEvents: config.USER_LOG_MAX_EVENTS,
+  const deliverer = new UserLogWriter(redis, keys, {
+    retention: {
+      minEvents: config.USER_LOG_MIN_EVENTS,
+      minAgeS: config.USER_LOG_MIN_AGE_S,
+      maxEvents: config.USER_LOG_MAX_EVENTS,
+      idleTtlS: config.USER_LOG_IDLE_TTL_S,
+    },
     deliveredTtlS: config.DELIVERED_TTL_S,
     node: nodeId,
   });

@@ -4,8 +4,10 @@ import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import {
   BROADCAST_QUEUE,
   JOB_CATALOGUE,
+  OUTBOX_KINDS,
   PubSubEnvelope,
   broadcastJobId,
+  type OutboxKind,
   type ProvisionResult,
 } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
@@ -84,12 +86,16 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     await dropDb();
   });
 
-  async function outboxEvent(tenantId: number, deviceId: number | null): Promise<string> {
+  async function outboxEvent(
+    tenantId: number,
+    deviceId: number | null,
+    kind: OutboxKind = 'alarm.created',
+  ): Promise<string> {
     const e = await prisma.outboxEvent.create({
       data: {
         tenantId,
         deviceId,
-        kind: 'alarm.created',
+        kind,
         payload: { alarm: { id: '1', tenant_id: tenantId } },
       },
     });
@@ -125,6 +131,28 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     expect(received.map((e) => e.channel).sort()).toEqual(
       [world.users.b1!.id, world.users.b2!.id].map((id) => `private-user.${id}`).sort(),
     );
+  });
+
+  it.each(Object.entries(OUTBOX_KINDS))(
+    'publishes an %s outbox event under its Laravel event name %s',
+    async (kind, eventName) => {
+      received.length = 0;
+      const eventId = await outboxEvent(world.tenants.b!.id, null, kind as OutboxKind);
+      expect(await broadcast(eventId)).toEqual({ recipients: 2, delivered: 2 });
+      await vi.waitFor(() => expect(received).toHaveLength(2));
+      expect(received.map((e) => e.event)).toEqual([eventName, eventName]);
+    },
+  );
+
+  it('publishes alarm.cleared as App\\Events\\AlarmCleared', async () => {
+    received.length = 0;
+    const eventId = await outboxEvent(world.tenants.a!.id, world.devices.da!.id, 'alarm.cleared');
+    expect(await broadcast(eventId)).toEqual({ recipients: 3, delivered: 3 });
+    await vi.waitFor(() => expect(received).toHaveLength(3));
+    for (const e of received) {
+      expect(e.event).toBe('App\\Events\\AlarmCleared');
+      expect(JSON.parse(e.data)).toMatchObject({ alarm: { id: '1' }, event_id: e.eventId });
+    }
   });
 
   it('fails a job with an invalid payload or an unknown event without retrying', async () => {

@@ -1,0 +1,196 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './keys.js';
+
+/**
+ * Each user's event log: a Redis stream per user. Its entry ids are the user's `event_id`s (ordered per
+ * user, as Redis assigns them); an entry holds the event name and its data without the id
+ * (`head` = the data JSON minus its closing brace, `sep` = "," or "" before `"event_id"`), so that the
+ * delivered data, `{...,"event_id":"<id>"}`, is rebuilt identically on replay by `logEntryData`.
+ *
+ * Retention (what a reconnecting client can resume from): at least the newest `minEvents` entries or
+ * the last `minAgeS` seconds, whichever holds more, capped at `maxEvents`; a log nobody writes to
+ * expires after `idleTtlS`.
+ */
+export interface UserLogRetention {
+  /** @defaultValue 1000 */
+  minEvents: number;
+  /** @defaultValue 600 (10 minutes) */
+  minAgeS: number;
+  /** hard cap, so one flooded user cannot take Redis' memory @defaultValue 10000 */
+  maxEvents: number;
+  /** @defaultValue 86400 */
+  idleTtlS: number;
+}
+
+export const DEFAULT_RETENTION: UserLogRetention = { minEvents: 1000, minAgeS: 600, maxEvents: 10_000, idleTtlS: 86_400 };
+
+/**
+ * Appends one event to a batch of users' logs and publishes it, atomically per call. For each user not yet
+ * in the event's "delivered" set: XADD to the user's log (its id becomes the user's `event_id`), trim by
+ * the retention rule, then PUBLISH a PubSubEnvelope on the user's channel. The set makes a retried job skip
+ * users already served, so nobody gets an event twice; being in one script, "logged" and "published"
+ * cannot come apart, and the per-user order of ids is the order of publishing.
+ *
+ * The envelope is built here with cjson (it must carry the per-user event id) and is checked against the
+ * PubSubEnvelope schema in the tests. Log and channel keys are computed inside the script, which is fine on
+ * one Redis (on a Redis Cluster the variant would run per user with hash-tagged keys).
+ *
+ * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
+ * minAgeS (MINID) go; `~` trims whole stream nodes, so the floor holds and the cost stays O(1) amortized.
+ *
+ * KEYS[1] delivered set
+ * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 event name, 4 data head,
+ * 5 separator, 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivered-set TTL s, 11 node id,
+ * 12.. user ids
+ */
+const DELIVER_SCRIPT = `
+local logPrefix, chPrefix, event, head, sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local idleTtl, deliveredTtl, node = ARGV[9], ARGV[10], ARGV[11]
+local now = redis.call('TIME')
+local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
+local delivered = 0
+for i = 12, #ARGV do
+  local uid = ARGV[i]
+  if redis.call('SADD', KEYS[1], uid) == 1 then
+    local log = logPrefix .. uid
+    local id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'event', event, 'head', head, 'sep', sep)
+    local len = redis.call('XLEN', log)
+    if len > minEvents then
+      redis.call('XTRIM', log, 'MINID', '~', cutoff, 'LIMIT', len - minEvents)
+    end
+    redis.call('EXPIRE', log, idleTtl)
+    local channel = 'private-user.' .. uid
+    redis.call('PUBLISH', chPrefix .. uid, cjson.encode({
+      v = 1, node = node, type = 'event', channel = channel, event = event,
+      data = head .. sep .. '"event_id":"' .. id .. '"}', eventId = id }))
+    delivered = delivered + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], deliveredTtl)
+return delivered
+`;
+
+/** Users per script call: bounds how long one call holds Redis (a 10,000-user tenant is 20 calls). */
+const CHUNK = 500;
+
+/** The script as ioredis defines it (EVALSHA, falling back to EVAL once per connection). */
+type DeliverCommand = (setKey: string, ...args: (string | number)[]) => Promise<number>;
+
+export interface DeliverOptions {
+  retention: UserLogRetention;
+  /** how long "event E was delivered to user U" is remembered (must outlast job retries) */
+  deliveredTtlS: number;
+  /** publisher id carried in envelopes */
+  node: string;
+}
+
+/** The data a client receives for a log entry: the event's data with its `event_id` added. */
+export function logEntryData(eventId: string, head: string, sep: string): string {
+  return `${head}${sep}"event_id":"${eventId}"}`;
+}
+
+export class UserLogWriter {
+  private readonly run: DeliverCommand;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly options: DeliverOptions,
+  ) {
+    redis.defineCommand('alarmcastDeliver', { numberOfKeys: 1, lua: DELIVER_SCRIPT });
+    const command = (redis as unknown as { alarmcastDeliver: DeliverCommand }).alarmcastDeliver;
+    this.run = command.bind(redis);
+  }
+
+  /**
+   * Sends `event` with `dataJson` (an object's JSON text) to every user in `userIds`, each once per
+   * `eventId` however often this is called. Returns how many users got it in this call.
+   */
+  async deliver(eventId: string, event: string, dataJson: string, userIds: readonly number[]): Promise<number> {
+    const body = dataJson.trimEnd();
+    if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
+    const head = body.slice(0, -1);
+    const sep = /^\{\s*$/.test(head) ? '' : ',';
+    const { retention } = this.options;
+    const fixed = [
+      this.keys.userLogPrefix,
+      this.keys.pubsubChannel('private-user.'),
+      event,
+      head,
+      sep,
+      retention.minEvents,
+      retention.minAgeS,
+      retention.maxEvents,
+      retention.idleTtlS,
+      this.options.deliveredTtlS,
+      this.options.node,
+    ];
+    const setKey = this.keys.deliveredTo(eventId);
+    let delivered = 0;
+    for (let i = 0; i < userIds.length; i += CHUNK) {
+      delivered += await this.run(setKey, ...fixed, ...userIds.slice(i, i + CHUNK));
+    }
+    return delivered;
+  }
+}
+
+/** One event read back from a user's log. */
+export interface LoggedEvent {
+  eventId: string;
+  event: string;
+  /** exactly the `data` string that was delivered live */
+  data: string;
+}
+
+/**
+ * The events of a user's log after `afterId`, oldest first, for a client resuming from its last seen
+ * event. `gap` is true when continuity cannot be proven: entries after `afterId` were trimmed away, the log
+ * has expired, or there are more than `limit` to replay. The client must then reload its state (through
+ * the API) instead of trusting the replay.
+ */
+export async function readUserLogAfter(
+  redis: Redis,
+  keys: RedisKeys,
+  userId: number,
+  afterId: string,
+  limit = 10_000,
+): Promise<{ events: LoggedEvent[]; gap: boolean }> {
+  const key = keys.userLog(userId);
+  const [entries, info] = await Promise.all([
+    redis.xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1),
+    redis.call('XINFO', 'STREAM', key).then(
+      (reply) => reply as unknown[],
+      () => null, // no such key: the log expired (or never existed)
+    ),
+  ]);
+  if (!info) return { events: [], gap: true };
+  const field = (name: string): unknown => info[info.indexOf(name) + 1];
+  // Trimming removes the oldest entries, and Redis counts every entry ever added: if some were removed and
+  // the client's position is before the oldest one kept, it may have missed a removed one. (When its
+  // position is exactly the last removed entry this reports a gap it did not have: the safe side.)
+  const trimmed = Number(field('entries-added')) > Number(field('length'));
+  const firstEntry = field('first-entry') as [string, string[]] | null;
+  const oldestKept = firstEntry ? firstEntry[0] : null;
+  const lastGenerated = String(field('last-generated-id'));
+  const before = oldestKept ? compareStreamIds(afterId, oldestKept) < 0 : compareStreamIds(afterId, lastGenerated) < 0;
+  const gap = (trimmed && before) || entries.length > limit;
+  const events = entries.slice(0, limit).map(([eventId, fields]) => {
+    const get = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
+    return { eventId, event: get('event'), data: logEntryData(eventId, get('head'), get('sep')) };
+  });
+  return { events, gap };
+}
+
+/** Orders Redis stream ids (`<ms>-<seq>`); malformed ids sort first. */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = parseStreamId(a);
+  const [bm = 0n, bs = 0n] = parseStreamId(b);
+  return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
+}
+
+/** `<ms>-<seq>` as two bigints, or null for anything else. */
+export function parseStreamId(id: string): [bigint, bigint] | [] {
+  const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
+  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : [];
+}

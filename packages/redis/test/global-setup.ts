@@ -1,0 +1,4 @@
+import { makeGlobalSetup } from '@alarmcast/testing';
+
+// Only Redis is used here; the template database stays empty.
+export default makeGlobalSetup(async () => undefined);
