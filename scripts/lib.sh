@@ -49,3 +49,14 @@ ensure_install() {
     echo "$want" >"$stamp"
   fi
 }
+
+# Debian's Chromium for the console's browser test (playwright's own browser download cannot work here).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  log "installing chromium (Debian package) for the browser tests"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+}

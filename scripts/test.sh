@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_services
 ensure_install
+ensure_chromium
 
 log "typecheck and lint"
 pnpm exec turbo run typecheck lint --output-logs=errors-only
