@@ -17,6 +17,11 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
     data: z.string(),
     /** position in the recipient's event log, for user channels */
     eventId: z.string().max(64).optional(),
+    /** Pusher socket id (HTTP API `socket_id`, a client event's sender) that must not receive this event */
+    excludeSocketId: z
+      .string()
+      .regex(/^\d{1,20}\.\d{1,20}$/)
+      .optional(),
   }),
 ]);
 export type PubSubEnvelope = z.infer<typeof PubSubEnvelope>;

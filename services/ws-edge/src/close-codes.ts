@@ -24,7 +24,8 @@ export const PUSHER_CODES = {
   reconnect: 4200,
   pongNotReceived: 4201,
   closedAfterInactivity: 4202,
-  clientEventRateLimited: 4301,
+  /** a client event refused: rate limit exceeded, or not accepted on that channel (Pusher, Reverb) */
+  clientEventRejected: 4301,
 } as const;
 export type PusherCode = (typeof PUSHER_CODES)[keyof typeof PUSHER_CODES];
 

@@ -6,6 +6,9 @@ export interface EdgeMetrics {
   framesDropped: Counter<'reason'>;
   subscriptionsRefused: Counter<'reason'>;
   channelAuth: Counter<'outcome'>;
+  httpApiRequests: Counter<'outcome'>;
+  httpApiEvents: Counter<'outcome'>;
+  clientEvents: Counter<'outcome'>;
 }
 
 /** Live counts are read from the node's own state at scrape time, so they can never drift from it. */
@@ -56,6 +59,24 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
     channelAuth: new Counter({
       name: 'ws_edge_channel_auth_total',
       help: 'POST /broadcasting/auth requests by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    httpApiRequests: new Counter({
+      name: 'ws_edge_http_api_requests_total',
+      help: 'Pusher HTTP API publish requests (events, batch_events) by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    httpApiEvents: new Counter({
+      name: 'ws_edge_http_api_events_total',
+      help: 'Channel events from the HTTP API: published on Redis, or skipped (a channel no socket can hold)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    clientEvents: new Counter({
+      name: 'ws_edge_client_events_total',
+      help: 'client-* events from sockets by outcome (published, or why refused)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),

@@ -2,7 +2,8 @@ import { WebSocket, type RawData } from 'ws';
 import { parseChannel } from '@alarmcast/contracts';
 import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
-import { CLOSE_REASONS, PUSHER_CODES } from './close-codes.js';
+import type { ChannelPublisher } from './channel-publisher.js';
+import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeMetrics } from './metrics.js';
 import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
 import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
@@ -12,7 +13,9 @@ export interface ConnectionContext {
   activityTimeoutS: number;
   maxMessageBytes: number;
   maxBufferedBytes: number;
+  clientEventsPerSecond: number;
   subscriptions: ChannelSubscriptions;
+  publisher: ChannelPublisher;
   metrics: EdgeMetrics;
   log: Logger;
   onClosed: (connection: PusherConnection) => void;
@@ -29,6 +32,8 @@ export class PusherConnection implements ChannelMember {
   private readonly channels = new Set<string>();
   private lastSeen = Date.now();
   private pingSentAt: number | null = null;
+  /** start of the current one-second client-event window, and how many were sent in it */
+  private clientEventWindow = { startedAt: 0, count: 0 };
   private readonly log: Logger;
 
   constructor(
@@ -123,10 +128,7 @@ export class PusherConnection implements ChannelMember {
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
-        // Alarm channels are one-way: a client may not speak to the other readers of a user's or tenant's
-        // channel. Pusher answers the same when client events are disabled for an app.
-        this.ctx.metrics.framesDropped.inc({ reason: 'client_event' });
-        this.send(serverFrames.error(null, ERROR_MESSAGES.clientEventsDisabled));
+        this.clientEvent(frame.event, frame.channel, frame.data);
         return;
       case 'ignored':
         return;
@@ -173,6 +175,45 @@ export class PusherConnection implements ChannelMember {
         this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
       },
     );
+  }
+
+  /**
+   * A `client-*` event (Echo's `whisper`), relayed as Reverb relays it for `accept_client_events_from:
+   * members`: only from a socket subscribed to the channel, to that channel's other sockets on every node, at
+   * most `clientEventsPerSecond` per socket. Only on `private-user.{id}`, whose other members are the same
+   * user's other tabs and devices. A tenant channel is refused: any member could put words in the server's
+   * mouth to every colleague, and the channel's events are meant to come from alarmcast alone.
+   */
+  private clientEvent(event: string, channel: string | undefined, data: unknown): void {
+    const refuse = (outcome: string, code: PusherCode, message: string): void => {
+      this.ctx.metrics.clientEvents.inc({ outcome });
+      this.send(serverFrames.error(code, message));
+    };
+    if (channel === undefined || !this.channels.has(channel)) {
+      return refuse('not_member', PUSHER_CODES.unauthorized, ERROR_MESSAGES.clientEventNotMember);
+    }
+    if (parseChannel(channel)?.kind !== 'user') {
+      return refuse('channel_refused', PUSHER_CODES.clientEventRejected, ERROR_MESSAGES.clientEventsRefused);
+    }
+    const now = Date.now();
+    const window = this.clientEventWindow;
+    if (now - window.startedAt >= 1000) {
+      window.startedAt = now;
+      window.count = 0;
+    }
+    if (++window.count > this.ctx.clientEventsPerSecond) {
+      return refuse(
+        'rate_limited',
+        PUSHER_CODES.clientEventRejected,
+        ERROR_MESSAGES.clientEventRateLimited(this.ctx.clientEventsPerSecond),
+      );
+    }
+    this.ctx.metrics.clientEvents.inc({ outcome: 'published' });
+    // Client-to-server `data` is a JSON value; sockets get it as a JSON string like every other event.
+    const encoded = JSON.stringify(data ?? null);
+    this.ctx.publisher
+      .publish([{ channel, event, data: encoded, excludeSocketId: this.socketId }])
+      .catch((err: unknown) => this.log.warn({ err, channel }, 'could not publish a client event'));
   }
 
   /**

@@ -28,8 +28,8 @@ export type ClientFrame =
   | { kind: 'pong' }
   | { kind: 'subscribe'; channel: string; auth: string | undefined }
   | { kind: 'unsubscribe'; channel: string }
-  /** `client-*`: a client broadcasting to a channel's other members */
-  | { kind: 'client-event'; event: string; channel: string | undefined }
+  /** `client-*`: a client broadcasting to a channel's other members; `data` as the client sent it */
+  | { kind: 'client-event'; event: string; channel: string | undefined; data: unknown }
   /** neither `pusher:` nor `client-`: ignored, as Reverb does */
   | { kind: 'ignored'; event: string }
   | { kind: 'invalid'; reason: InvalidReason; message: string };
@@ -78,7 +78,7 @@ export function decodeClientFrame(payload: Buffer, isBinary: boolean, maxBytes: 
   }
   if (event.startsWith('pusher:'))
     return { kind: 'invalid', reason: 'unknown_event', message: INVALID_FORMAT };
-  if (event.startsWith('client-')) return { kind: 'client-event', event, channel };
+  if (event.startsWith('client-')) return { kind: 'client-event', event, channel, data };
   return { kind: 'ignored', event };
 }
 
@@ -107,5 +107,11 @@ export const ERROR_MESSAGES = {
   publicUnsupported:
     'Only private channels are served; subscribe to private-user.{id} or private-tenant.{id}',
   unknownChannel: 'Unknown channel',
-  clientEventsDisabled: 'Client events are not enabled',
+  /** Reverb's words for a client event on a channel the socket has not joined */
+  clientEventNotMember: 'The client is not a member of the specified channel.',
+  clientEventsRefused:
+    'Client events are only accepted on private-user channels; tenant channels are server-to-client only',
+  /** Pusher's words when a socket sends client events faster than its limit */
+  clientEventRateLimited: (perSecond: number): string =>
+    `Client event rejected - only ${perSecond} events per second`,
 } as const;

@@ -7,6 +7,8 @@ import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import { createRedis, RedisKeys } from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
+import { ChannelPublisher } from './channel-publisher.js';
+import { httpApiRouter } from './http-api.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
 import { jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
@@ -30,6 +32,11 @@ export interface EdgeOptions {
    * @defaultValue 5000 ms, well inside Kubernetes' default 30 s termination grace period
    */
   drainTimeoutMs?: number;
+  /**
+   * `client-*` events one socket may send per second; more get `pusher:error` 4301 and are dropped.
+   * @defaultValue 10, Pusher's limit
+   */
+  clientEventsPerSecond?: number;
 }
 
 export interface EdgeServer {
@@ -65,10 +72,15 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   // Without a listener ioredis prints every failed reconnect as an unhandled error; /readyz reports the state.
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber error'));
   const pool = createPgPool(config.databaseUrl, { max: 5 });
+  // A subscribed connection can run no other command, so publishing (HTTP API, client events) has its own.
+  const publisherRedis = createRedis(config.redisUrl, { name: 'ws-edge:pub' });
+  publisherRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis publisher error'));
+  const keys = new RedisKeys(config.redisPrefix);
+  const publisher = new ChannelPublisher(publisherRedis, keys);
 
   const subscriptions = new ChannelSubscriptions({
     subscriber,
-    keys: new RedisKeys(config.redisPrefix),
+    keys,
     log,
     onDropped: (reason) => metrics.framesDropped.inc({ reason }),
   });
@@ -84,7 +96,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const redis = subscriber.status === 'ready';
+    const redis = subscriber.status === 'ready' && publisher.ready;
     const database = await databaseReachable();
     if (redis && database && !draining) {
       res.json({ status: 'ready' });
@@ -105,6 +117,18 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       pool,
       log,
       onOutcome: (outcome) => metrics.channelAuth.inc({ outcome }),
+    }),
+  );
+  app.use(
+    httpApiRouter({
+      app: config.app,
+      publisher,
+      log,
+      onOutcome: (outcome, events) => {
+        metrics.httpApiRequests.inc({ outcome });
+        if (events > 0) metrics.httpApiEvents.inc({ outcome: 'published' }, events);
+      },
+      onSkipped: (count) => metrics.httpApiEvents.inc({ outcome: 'skipped' }, count),
     }),
   );
   app.use(notFoundHandler);
@@ -143,7 +167,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     activityTimeoutS: config.activityTimeoutS,
     maxMessageBytes: config.maxMessageBytes,
     maxBufferedBytes,
+    clientEventsPerSecond: options.clientEventsPerSecond ?? 10,
     subscriptions,
+    publisher,
     metrics,
     log,
     onClosed: (connection: PusherConnection) => {
@@ -208,6 +234,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   } catch (err) {
     clearInterval(sweep);
     subscriber.disconnect();
+    publisherRedis.disconnect();
     await pool.end();
     throw err;
   }
@@ -237,8 +264,10 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     wss.close();
     await stopped;
     // QUIT waits for a reply, which a Redis that is away would never send.
-    if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
-    else subscriber.disconnect();
+    for (const redis of [subscriber, publisherRedis]) {
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
+    }
     await pool.end();
     log.info('ws-edge stopped');
   }

@@ -5,6 +5,8 @@ import { serverFrames } from './pusher-protocol.js';
 
 /** A local socket as the registry sees it. */
 export interface ChannelMember {
+  /** compared with an envelope's excluded socket (the publisher's `socket_id`, a client event's sender) */
+  readonly socketId: string;
   /** Sends one serialized frame; the member applies its own backpressure policy and never throws. */
   deliver(frame: string): void;
 }
@@ -149,7 +151,9 @@ export class ChannelSubscriptions {
     }
     // Serialized once, whatever the number of sockets.
     const frame = serverFrames.channelEvent(channel, envelope.event, envelope.data);
-    for (const member of entry.members) member.deliver(frame);
+    for (const member of entry.members) {
+      if (member.socketId !== envelope.excludeSocketId) member.deliver(frame);
+    }
   }
 }
 

@@ -76,9 +76,9 @@ describe('Pusher protocol', () => {
       4200,
     ],
     [
-      'a client event',
+      'a client event on a channel it has not joined',
       (c: RawClient) => c.ws.send('{"event":"client-typing","channel":"x","data":{}}'),
-      null,
+      4009,
     ],
   ])(
     'answers %s with pusher:error and keeps serving the socket and the others',

@@ -7,7 +7,9 @@ import { createEdgeWorld, numsub, publish, type EdgeWorld } from './helpers.js';
 
 const log = createLogger({ service: 'ws-edge-test', level: 'silent' });
 
+let nextSocket = 0;
 class Member implements ChannelMember {
+  readonly socketId = `1.${++nextSocket}`;
   readonly frames: string[] = [];
   deliver(frame: string): void {
     this.frames.push(frame);
