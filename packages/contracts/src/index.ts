@@ -7,3 +7,4 @@ export * from './errors.js';
 export type { JobsOptions } from './bullmq-options.js';
 export * from './provision.js';
 export * from './alarm-wire.js';
+export * from './resume.js';

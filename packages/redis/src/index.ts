@@ -10,5 +10,6 @@ export {
   type UserLogRetention,
   type DeliverOptions,
   type LoggedEvent,
+  type LogGap,
 } from './user-log.js';
 export type { Redis } from 'ioredis';

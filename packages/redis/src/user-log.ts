@@ -143,9 +143,12 @@ export interface LoggedEvent {
   data: string;
 }
 
+/** Why a replay cannot be trusted to be complete. */
+export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events';
+
 /**
  * The events of a user's log after `afterId`, oldest first, for a client resuming from its last seen
- * event. `gap` is true when continuity cannot be proven: entries after `afterId` were trimmed away, the log
+ * event. `gap` says why, when continuity cannot be proven: entries after `afterId` were trimmed away, the log
  * has expired, or there are more than `limit` to replay. The client must then reload its state (through
  * the API) instead of trusting the replay.
  */
@@ -155,7 +158,7 @@ export async function readUserLogAfter(
   userId: number,
   afterId: string,
   limit = 10_000,
-): Promise<{ events: LoggedEvent[]; gap: boolean }> {
+): Promise<{ events: LoggedEvent[]; gap: LogGap | null }> {
   const key = keys.userLog(userId);
   const [entries, info] = await Promise.all([
     redis.xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1),
@@ -164,7 +167,7 @@ export async function readUserLogAfter(
       () => null, // no such key: the log expired (or never existed)
     ),
   ]);
-  if (!info) return { events: [], gap: true };
+  if (!info) return { events: [], gap: 'log_expired' };
   const field = (name: string): unknown => info[info.indexOf(name) + 1];
   // Trimming removes the oldest entries, and Redis counts every entry ever added: if some were removed and
   // the client's position is before the oldest one kept, it may have missed a removed one. (When its
@@ -174,7 +177,7 @@ export async function readUserLogAfter(
   const oldestKept = firstEntry ? firstEntry[0] : null;
   const lastGenerated = String(field('last-generated-id'));
   const before = oldestKept ? compareStreamIds(afterId, oldestKept) < 0 : compareStreamIds(afterId, lastGenerated) < 0;
-  const gap = (trimmed && before) || entries.length > limit;
+  const gap: LogGap | null = trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
   const events = entries.slice(0, limit).map(([eventId, fields]) => {
     const get = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
     return { eventId, event: get('event'), data: logEntryData(eventId, get('head'), get('sep')) };

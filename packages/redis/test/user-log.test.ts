@@ -44,7 +44,7 @@ describe('user event logs (real Redis)', () => {
 
     // Replay gives back exactly what was delivered live, in order.
     const replay = await readUserLogAfter(redis, keys, 10, '0-0');
-    expect(replay.gap).toBe(false);
+    expect(replay.gap).toBeNull();
     expect(replay.events).toEqual(toUser10.map((e) => ({ eventId: e.eventId, event: e.event, data: e.data })));
     expect((await readUserLogAfter(redis, keys, 10, first!)).events.map((e) => e.eventId)).toEqual([second]);
   });
@@ -76,10 +76,10 @@ describe('user event logs (real Redis)', () => {
     expect(JSON.parse((await readUserLogAfter(redis, keys, 7, ids.at(-2)!)).events[0]!.data)).toMatchObject({ n: 599 });
 
     // Resuming from before the oldest kept entry is a gap; from a kept entry it is not.
-    expect((await readUserLogAfter(redis, keys, 7, '1-0')).gap).toBe(true);
-    expect((await readUserLogAfter(redis, keys, 7, ids[0]!)).gap).toBe(false);
+    expect((await readUserLogAfter(redis, keys, 7, '1-0')).gap).toBe('log_trimmed');
+    expect((await readUserLogAfter(redis, keys, 7, ids[0]!)).gap).toBeNull();
     // A log that does not exist (expired) cannot prove continuity.
-    expect(await readUserLogAfter(redis, keys, 99_999, '1-0')).toEqual({ events: [], gap: true });
+    expect(await readUserLogAfter(redis, keys, 99_999, '1-0')).toEqual({ events: [], gap: 'log_expired' });
   });
 
   it('keeps everything younger than the age floor even past minEvents', async () => {

@@ -9,6 +9,7 @@ export interface EdgeMetrics {
   httpApiRequests: Counter<'outcome'>;
   httpApiEvents: Counter<'outcome'>;
   clientEvents: Counter<'outcome'>;
+  resumes: Counter<'outcome'>;
 }
 
 /** Live counts are read from the node's own state at scrape time, so they can never drift from it. */
@@ -77,6 +78,12 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
     clientEvents: new Counter({
       name: 'ws_edge_client_events_total',
       help: 'client-* events from sockets by outcome (published, or why refused)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    resumes: new Counter({
+      name: 'ws_edge_resumes_total',
+      help: 'Subscriptions that resumed from a last_event_id: complete, or why the client must reload',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),

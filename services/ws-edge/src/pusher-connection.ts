@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
-import { parseChannel } from '@alarmcast/contracts';
+import { RESUME_FAILED_EVENT, parseChannel, type ResumeFailedData } from '@alarmcast/contracts';
+import { compareStreamIds, parseStreamId, type LogGap, type LoggedEvent } from '@alarmcast/redis';
 import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
 import type { ChannelPublisher } from './channel-publisher.js';
@@ -16,6 +17,8 @@ export interface ConnectionContext {
   clientEventsPerSecond: number;
   subscriptions: ChannelSubscriptions;
   publisher: ChannelPublisher;
+  /** a user's log after an event id, for resume (packages/redis readUserLogAfter) */
+  readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
   metrics: EdgeMetrics;
   log: Logger;
   onClosed: (connection: PusherConnection) => void;
@@ -35,6 +38,11 @@ export class PusherConnection implements ChannelMember {
   /** start of the current one-second client-event window, and how many were sent in it */
   private clientEventWindow = { startedAt: 0, count: 0 };
   private readonly log: Logger;
+  /**
+   * Channels being resumed: live events that arrive while the log is replayed wait here, and are sent after
+   * it unless the replay already covered them.
+   */
+  private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
 
   constructor(
     readonly socketId: string,
@@ -55,7 +63,12 @@ export class PusherConnection implements ChannelMember {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  deliver(frame: string): void {
+  deliver(frame: string, channel: string, eventId: string | undefined): void {
+    const held = this.resuming.get(channel);
+    if (held) {
+      held.push({ frame, eventId });
+      return;
+    }
     if (!this.isOpen) return;
     if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
       // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
@@ -122,9 +135,10 @@ export class PusherConnection implements ChannelMember {
       case 'pong':
         return;
       case 'subscribe':
-        this.subscribe(frame.channel, frame.auth);
+        this.subscribe(frame.channel, frame.auth, frame.lastEventId);
         return;
       case 'unsubscribe':
+        this.resuming.delete(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -140,7 +154,7 @@ export class PusherConnection implements ChannelMember {
     }
   }
 
-  private subscribe(channel: string, auth: string | undefined): void {
+  private subscribe(channel: string, auth: string | undefined, lastEventId: string | undefined): void {
     const refusal = this.refusal(channel, auth);
     if (refusal) {
       // As Reverb does: a `pusher:error` 4009, the socket stays open for its other channels, and nothing of
@@ -162,12 +176,21 @@ export class PusherConnection implements ChannelMember {
       return;
     }
     this.channels.add(channel);
+    const parsed = parseChannel(channel);
+    const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
+    // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
+    // below or among these, so nothing falls between replay and live.
+    if (resumeFrom !== undefined) this.resuming.set(channel, []);
     this.ctx.subscriptions.join(channel, this).then(
       () => {
         // Unsubscribed or closed while Redis was acknowledging: say nothing.
-        if (this.channels.has(channel)) this.send(serverFrames.subscriptionSucceeded(channel));
+        if (!this.channels.has(channel)) return;
+        this.send(serverFrames.subscriptionSucceeded(channel));
+        if (resumeFrom !== undefined && parsed?.kind === 'user')
+          void this.resume(channel, parsed.userId, resumeFrom);
       },
       (err: unknown) => {
+        this.resuming.delete(channel);
         if (!this.channels.delete(channel)) return;
         this.log.error({ err, channel }, 'SUBSCRIBE failed');
         // Without the subscription this socket would silently miss events; make pusher-js back off and
@@ -175,6 +198,44 @@ export class PusherConnection implements ChannelMember {
         this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
       },
     );
+  }
+
+  /**
+   * Replays the user's log after `afterId`, then releases the live events held meanwhile, skipping those
+   * the replay already sent: the client sees every event after its position once, in log order. When the
+   * log cannot prove it has everything (trimmed, expired, too long), the client is told with
+   * RESUME_FAILED_EVENT and reloads through the API; live events continue either way.
+   */
+  private async resume(channel: string, userId: number, afterId: string): Promise<void> {
+    let lastSent = afterId;
+    let gap: ResumeFailedData['reason'] | null =
+      parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
+    if (!gap) {
+      try {
+        const replay = await this.ctx.readUserLog(userId, afterId);
+        gap = replay.gap;
+        for (const e of replay.events) {
+          if (!this.channels.has(channel)) return; // unsubscribed meanwhile
+          this.send(serverFrames.channelEvent(channel, e.event, e.data));
+          lastSent = e.eventId;
+        }
+        this.ctx.metrics.resumes.inc({ outcome: gap ?? 'complete' });
+      } catch (err) {
+        this.log.warn({ err, channel }, 'could not read the event log for resume');
+        gap = 'log_expired';
+        this.ctx.metrics.resumes.inc({ outcome: 'log_unavailable' });
+      }
+    }
+    if (gap) {
+      const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
+      this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
+    }
+    const held = this.resuming.get(channel) ?? [];
+    this.resuming.delete(channel);
+    for (const h of held) {
+      if (h.eventId === undefined || compareStreamIds(h.eventId, lastSent) > 0)
+        this.deliver(h.frame, channel, h.eventId);
+    }
   }
 
   /**

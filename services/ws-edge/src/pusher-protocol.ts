@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PUSHER_CHANNEL_NAME } from '@alarmcast/contracts';
+import { PUSHER_CHANNEL_NAME, RESUME_FIELD } from '@alarmcast/contracts';
 import type { PusherCode } from './close-codes.js';
 
 /**
@@ -20,13 +20,15 @@ const SubscribeData = z.object({
   // hex HMAC-SHA256 plus the app key: ~170 bytes; the bound only keeps garbage out of the comparison
   auth: z.string().max(512).optional(),
   channel_data: z.string().max(10_000).optional(),
+  // alarmcast's resume extension (packages/contracts/src/resume.ts); legacy clients never send it.
+  [RESUME_FIELD]: z.string().max(64).optional(),
 });
 const UnsubscribeData = z.object({ channel: channelName });
 
 export type ClientFrame =
   | { kind: 'ping' }
   | { kind: 'pong' }
-  | { kind: 'subscribe'; channel: string; auth: string | undefined }
+  | { kind: 'subscribe'; channel: string; auth: string | undefined; lastEventId: string | undefined }
   | { kind: 'unsubscribe'; channel: string }
   /** `client-*`: a client broadcasting to a channel's other members; `data` as the client sent it */
   | { kind: 'client-event'; event: string; channel: string | undefined; data: unknown }
@@ -66,7 +68,7 @@ export function decodeClientFrame(payload: Buffer, isBinary: boolean, maxBytes: 
     case 'pusher:subscribe': {
       const d = SubscribeData.safeParse(data);
       return d.success
-        ? { kind: 'subscribe', channel: d.data.channel, auth: d.data.auth }
+        ? { kind: 'subscribe', channel: d.data.channel, auth: d.data.auth, lastEventId: d.data[RESUME_FIELD] }
         : { kind: 'invalid', reason: 'shape', message: INVALID_FORMAT };
     }
     case 'pusher:unsubscribe': {

@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createRedis, RedisKeys } from '@alarmcast/redis';
+import { createRedis, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
@@ -170,6 +170,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     clientEventsPerSecond: options.clientEventsPerSecond ?? 10,
     subscriptions,
     publisher,
+    readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
     metrics,
     log,
     onClosed: (connection: PusherConnection) => {

@@ -7,8 +7,11 @@ import { serverFrames } from './pusher-protocol.js';
 export interface ChannelMember {
   /** compared with an envelope's excluded socket (the publisher's `socket_id`, a client event's sender) */
   readonly socketId: string;
-  /** Sends one serialized frame; the member applies its own backpressure policy and never throws. */
-  deliver(frame: string): void;
+  /**
+   * Sends one serialized frame of `channel`; `eventId` is its position in the user's log, for user channels.
+   * The member applies its own backpressure policy and never throws.
+   */
+  deliver(frame: string, channel: string, eventId: string | undefined): void;
 }
 
 export type DropReason = 'malformed_envelope' | 'channel_mismatch' | 'no_local_member';
@@ -152,7 +155,7 @@ export class ChannelSubscriptions {
     // Serialized once, whatever the number of sockets.
     const frame = serverFrames.channelEvent(channel, envelope.event, envelope.data);
     for (const member of entry.members) {
-      if (member.socketId !== envelope.excludeSocketId) member.deliver(frame);
+      if (member.socketId !== envelope.excludeSocketId) member.deliver(frame, channel, envelope.eventId);
     }
   }
 }
