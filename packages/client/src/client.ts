@@ -1,0 +1,212 @@
+import PusherModule from 'pusher-js';
+
+// pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
+const Pusher = PusherModule as unknown as typeof PusherModule.default;
+type Pusher = InstanceType<typeof Pusher>;
+
+/** Mirrors packages/contracts/src/resume.ts (the SDK ships without the server's packages). */
+const RESUME_FIELD = 'last_event_id';
+const RESUME_FAILED_EVENT = 'alarmcast:resume_failed';
+
+export type AlarmEventType = 'created' | 'updated' | 'cleared' | 'acknowledged';
+const EVENT_TYPES: Record<string, AlarmEventType> = {
+  'App\\Events\\AlarmCreated': 'created',
+  'App\\Events\\AlarmUpdated': 'updated',
+  'App\\Events\\AlarmCleared': 'cleared',
+  'App\\Events\\AlarmAcknowledged': 'acknowledged',
+};
+
+/** An alarm in the wire shape (snake_case); fields beyond these are passed through. */
+export interface Alarm {
+  id: string;
+  tenant_id: number;
+  device_id: number | null;
+  alarm_identifier: string;
+  perceived_severity: string;
+  [field: string]: unknown;
+}
+
+export interface AlarmEvent {
+  type: AlarmEventType;
+  alarm: Alarm;
+  /** position in the user's event log */
+  eventId: string;
+}
+
+export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'offline';
+
+export interface AlarmcastClientOptions {
+  /** Pusher app key */
+  key: string;
+  wsHost: string;
+  wsPort: number;
+  /** @defaultValue false */
+  forceTLS?: boolean;
+  /** the edge's /broadcasting/auth */
+  authEndpoint: string;
+  /** the user's bearer JWT */
+  token: string;
+  userId: number;
+  /**
+   * Where the last seen event id is kept across page loads (e.g. localStorage); without it, only across
+   * reconnects of this client.
+   */
+  store?: { get(key: string): string | null; set(key: string, value: string): void };
+  /** @defaultValue 1000 ms, doubled per failed attempt up to maxBackoffMs, with jitter */
+  minBackoffMs?: number;
+  /** @defaultValue 30000 ms */
+  maxBackoffMs?: number;
+}
+
+type Listener<T> = (value: T) => void;
+
+/**
+ * A user's alarm stream over pusher-js: typed events, resume from the last event id after any reconnect
+ * (sent as an extra field of `pusher:subscribe`, which the edge honours and legacy servers ignore),
+ * duplicate suppression, and reconnection with capped exponential backoff where pusher-js would give up.
+ */
+export class AlarmcastClient {
+  private readonly pusher: Pusher;
+  private readonly channelName: string;
+  private lastEventId: string | null;
+  private readonly listeners = {
+    alarm: new Set<Listener<AlarmEvent>>(),
+    state: new Set<Listener<ConnectionState>>(),
+    resyncRequired: new Set<Listener<{ reason: string }>>(),
+  };
+  private attempts = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: AlarmcastClientOptions) {
+    this.channelName = `private-user.${options.userId}`;
+    this.lastEventId = options.store?.get(this.storeKey) ?? null;
+    this.pusher = new Pusher(options.key, {
+      cluster: 'mt1',
+      wsHost: options.wsHost,
+      wsPort: options.wsPort,
+      wssPort: options.wsPort,
+      forceTLS: options.forceTLS ?? false,
+      enabledTransports: ['ws', 'wss'],
+      disableStats: true,
+      channelAuthorization: {
+        endpoint: options.authEndpoint,
+        transport: 'ajax',
+        headers: { Authorization: `Bearer ${options.token}` },
+      },
+    });
+    this.injectResumePosition();
+    this.pusher.connection.bind('state_change', ({ current }: { current: string }) => this.onState(current));
+    const channel = this.pusher.subscribe(this.channelName);
+    channel.bind_global((event: string, data: unknown) => this.onEvent(event, data));
+  }
+
+  private get storeKey(): string {
+    return `alarmcast.last_event_id.${this.options.userId}`;
+  }
+
+  /** The last event id seen, or null before the first event. */
+  get position(): string | null {
+    return this.lastEventId;
+  }
+
+  on(event: 'alarm', listener: Listener<AlarmEvent>): () => void;
+  on(event: 'state', listener: Listener<ConnectionState>): () => void;
+  /** The server could not replay what was missed: reload state (e.g. GET /v1/alarms). */
+  on(event: 'resyncRequired', listener: Listener<{ reason: string }>): () => void;
+  on(event: keyof AlarmcastClient['listeners'], listener: Listener<never>): () => void {
+    const set = this.listeners[event] as Set<Listener<never>>;
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.pusher.disconnect();
+  }
+
+  /**
+   * pusher-js builds `pusher:subscribe` itself (after channel authorization) and sends it on every
+   * (re)connect; adding the resume position at that one place covers all of them.
+   */
+  private injectResumePosition(): void {
+    const send = this.pusher.send_event.bind(this.pusher);
+    this.pusher.send_event = (name: string, data: unknown, channel?: string) => {
+      if (
+        name === 'pusher:subscribe' &&
+        this.lastEventId &&
+        isRecord(data) &&
+        data.channel === this.channelName
+      ) {
+        return send(name, { ...data, [RESUME_FIELD]: this.lastEventId }, channel);
+      }
+      return send(name, data, channel);
+    };
+  }
+
+  private onEvent(event: string, data: unknown): void {
+    if (event === RESUME_FAILED_EVENT) {
+      const reason = isRecord(data) && typeof data.reason === 'string' ? data.reason : 'unknown';
+      // Continue from live events; the listener reloads the rest.
+      this.setPosition(null);
+      for (const l of this.listeners.resyncRequired) l({ reason });
+      return;
+    }
+    const type = EVENT_TYPES[event];
+    if (!type || !isRecord(data) || !isRecord(data.alarm) || typeof data.event_id !== 'string') return;
+    // Replay and live delivery never overlap on our edge; this guards against any server that repeats.
+    if (this.lastEventId && compareIds(data.event_id, this.lastEventId) <= 0) return;
+    this.setPosition(data.event_id);
+    const e: AlarmEvent = { type, alarm: data.alarm as Alarm, eventId: data.event_id };
+    for (const l of this.listeners.alarm) l(e);
+  }
+
+  private setPosition(id: string | null): void {
+    this.lastEventId = id;
+    if (id) this.options.store?.set(this.storeKey, id);
+  }
+
+  private onState(state: string): void {
+    const mapped: ConnectionState =
+      state === 'connected'
+        ? 'live'
+        : state === 'connecting' || state === 'initialized'
+          ? this.attempts > 0
+            ? 'reconnecting'
+            : 'connecting'
+          : state === 'unavailable'
+            ? 'reconnecting'
+            : 'offline';
+    if (state === 'connected') this.attempts = 0;
+    for (const l of this.listeners.state) l(mapped);
+    // pusher-js stops for good on 4000-4099 closes and on "failed"; we keep trying with backoff, since an
+    // operator's screen must come back on its own once the server does.
+    if ((state === 'disconnected' || state === 'failed') && !this.closed) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    clearTimeout(this.retryTimer);
+    const min = this.options.minBackoffMs ?? 1000;
+    const max = this.options.maxBackoffMs ?? 30_000;
+    const delay = Math.min(max, min * 2 ** this.attempts) * (0.5 + Math.random() / 2);
+    this.attempts++;
+    this.retryTimer = setTimeout(() => {
+      if (!this.closed) this.pusher.connect();
+    }, delay);
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Orders `<ms>-<seq>` event ids; an id of any other shape counts as newer (never dropped as a repeat). */
+export function compareIds(a: string, b: string): number {
+  const ID = /^\d{1,20}-\d{1,20}$/;
+  if (!ID.test(a) || !ID.test(b)) return 1;
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const x = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return x < 0n ? -1 : x > 0n ? 1 : 0;
+}
