@@ -12,6 +12,12 @@ export const ERROR_CODES = [
   'unknown_device',
   'unknown_tenant',
   'not_found',
+  /** a Cleared report for an alarm identifier that is not active (unknown or already cleared) */
+  'alarm_not_active',
+  /** an Idempotency-Key reused, within its window, for a request with a different body */
+  'idempotency_key_reused',
+  /** an Idempotency-Key header that is not 1-255 printable ASCII characters */
+  'invalid_idempotency_key',
   'service_unavailable',
   'internal_error',
 ] as const;

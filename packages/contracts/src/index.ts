@@ -7,4 +7,5 @@ export * from './errors.js';
 export type { JobsOptions } from './bullmq-options.js';
 export * from './provision.js';
 export * from './alarm-wire.js';
+export * from './alarm-api.js';
 export * from './resume.js';

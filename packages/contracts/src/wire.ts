@@ -6,11 +6,23 @@ import type { PerceivedSeverity } from './ingest.js';
  */
 export const WIRE_EVENTS = {
   alarmCreated: 'App\\Events\\AlarmCreated',
+  alarmUpdated: 'App\\Events\\AlarmUpdated',
+  alarmCleared: 'App\\Events\\AlarmCleared',
+  alarmAcknowledged: 'App\\Events\\AlarmAcknowledged',
 } as const;
 export type WireEventName = (typeof WIRE_EVENTS)[keyof typeof WIRE_EVENTS];
 
-/** The outbox `kind` of each event, mapped to its wire name. */
-export const OUTBOX_KINDS = { 'alarm.created': WIRE_EVENTS.alarmCreated } as const;
+/**
+ * The outbox `kind` of each event, mapped to its wire name. Each carries the alarm as it is after the change:
+ * created by a raise, updated by a raise of an identifier already active on the device (or, device-less, in
+ * the tenant), cleared by a `Cleared` report, acknowledged by a user.
+ */
+export const OUTBOX_KINDS = {
+  'alarm.created': WIRE_EVENTS.alarmCreated,
+  'alarm.updated': WIRE_EVENTS.alarmUpdated,
+  'alarm.cleared': WIRE_EVENTS.alarmCleared,
+  'alarm.acknowledged': WIRE_EVENTS.alarmAcknowledged,
+} as const;
 export type OutboxKind = keyof typeof OUTBOX_KINDS;
 
 /** An alarm as clients see it: snake_case, ids as JSON numbers (alarm ids as strings: they are bigints). */

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { AlarmIngestBody, JOB_CATALOGUE, PubSubEnvelope, parseChannel, toAlarmWire } from '../src/index.js';
+import {
+  AlarmIngestBody,
+  AlarmListQuery,
+  IdempotencyKey,
+  JOB_CATALOGUE,
+  OUTBOX_KINDS,
+  PubSubEnvelope,
+  parseChannel,
+  toAlarmWire,
+} from '../src/index.js';
 
 const alarm = {
   deviceId: 7,
@@ -82,5 +91,45 @@ describe('toAlarmWire', () => {
       device_id: null,
       raised_at: '2026-11-25T10:00:00.000Z',
     });
+  });
+});
+
+describe('alarm lifecycle contracts', () => {
+  it('maps every outbox kind to its Laravel event name', () => {
+    expect(OUTBOX_KINDS).toEqual({
+      'alarm.created': 'App\\Events\\AlarmCreated',
+      'alarm.updated': 'App\\Events\\AlarmUpdated',
+      'alarm.cleared': 'App\\Events\\AlarmCleared',
+      'alarm.acknowledged': 'App\\Events\\AlarmAcknowledged',
+    });
+  });
+
+  it('accepts 1-255 printable ASCII characters as an Idempotency-Key', () => {
+    expect(IdempotencyKey.safeParse('a').success).toBe(true);
+    expect(IdempotencyKey.safeParse(' ~'.repeat(127) + 'x').success).toBe(true);
+    for (const bad of ['', 'k'.repeat(256), 'clé', 'tab\there', 'nl\n']) {
+      expect(IdempotencyKey.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+
+  it('parses the alarm list query with its defaults and limits', () => {
+    expect(AlarmListQuery.parse({})).toEqual({ state: 'all', limit: 100 });
+    expect(
+      AlarmListQuery.parse({ state: 'active', severity: 'Critical, Major', deviceId: '7', limit: '500' }),
+    ).toEqual({
+      state: 'active',
+      severity: ['Critical', 'Major'],
+      deviceId: 7,
+      limit: 500,
+    });
+    for (const bad of [
+      { limit: '0' },
+      { limit: '501' },
+      { severity: '' },
+      { deviceId: '0' },
+      { other: '1' },
+    ]) {
+      expect(AlarmListQuery.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
   });
 });

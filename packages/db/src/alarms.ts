@@ -1,4 +1,5 @@
-import type { AlarmEventData, OutboxKind, PerceivedSeverity } from '@alarmcast/contracts';
+import type { PerceivedSeverity } from '@alarmcast/contracts';
+import { alarmWireSql } from './alarm-wire-sql.js';
 import type { PgPool } from './pool.js';
 
 export interface CollectorTokenRow {
@@ -36,67 +37,195 @@ export async function tenantExists(pool: PgPool, tenantId: number): Promise<bool
   return (rowCount ?? 0) > 0;
 }
 
-export interface NewAlarm {
+/** A raise or clear reported by a collector, for the alarm (tenantId, deviceId, alarmIdentifier). */
+export interface AlarmReport {
   tenantId: number;
   deviceId: number | null;
   alarmIdentifier: string;
   eventType: string;
   probableCause: string;
   specificProblem: string;
+  /** `Cleared` clears the active alarm; anything else raises or updates it */
   perceivedSeverity: PerceivedSeverity;
   managedObjectInstance: string | null;
   additionalText: string | null;
   additionalInformation: string | null;
+  /** used only when the raise creates the alarm */
   raisedAt: Date;
   changedAt: Date;
-  clearedAt: Date | null;
   sourceTokenId: number;
 }
 
+/** The request's Idempotency-Key, scoped to the collector token of the report. */
+export interface IdempotencyClaim {
+  key: string;
+  /** SHA-256 hex of the canonical request body */
+  requestHash: string;
+  /** how long an answer is replayed */
+  windowS: number;
+}
+
+export type AlarmWriteResult =
+  /** the change was committed with its outbox event (and, with a key, the answer stored) */
+  | { kind: 'applied'; eventId: string; status: number; bodyJson: string }
+  /** the key was used within its window: nothing was changed; the stored answer and its request's hash */
+  | { kind: 'replay'; status: number; bodyJson: string; requestHash: string }
+  /** a Cleared report for an identifier that is not active: nothing was changed */
+  | { kind: 'not_active' };
+
+// Parameters shared by both statements: $1 collector token id, $2 Idempotency-Key (null without one),
+// $3 request hash, $4 replay window in seconds. A statement's own parameters start at $5.
+const RAISE = `
+  INSERT INTO alarms (tenant_id, device_id, alarm_identifier, event_type, probable_cause, specific_problem,
+    perceived_severity, managed_object_instance, additional_text, additional_information,
+    raised_at, changed_at, source_token_id)
+  SELECT $5::int, $6::int, $7::text, $8::text, $9::text, $10::text, $11::perceived_severity, $12::text,
+    $13::text, $14::text, $15::timestamptz, $16::timestamptz, $1::int
+   WHERE NOT EXISTS (SELECT 1 FROM prior)
+  ON CONFLICT (tenant_id, (COALESCE(device_id, 0)), alarm_identifier) WHERE cleared_at IS NULL
+  DO UPDATE SET event_type = EXCLUDED.event_type, probable_cause = EXCLUDED.probable_cause,
+    specific_problem = EXCLUDED.specific_problem, perceived_severity = EXCLUDED.perceived_severity,
+    managed_object_instance = EXCLUDED.managed_object_instance, additional_text = EXCLUDED.additional_text,
+    additional_information = EXCLUDED.additional_information, changed_at = EXCLUDED.changed_at
+  -- xmax is 0 on a freshly inserted row version and set on one that ON CONFLICT updated.
+  RETURNING alarms.*, CASE WHEN alarms.xmax = 0 THEN 'alarm.created' ELSE 'alarm.updated' END AS kind`;
+
+const CLEAR = `
+  UPDATE alarms SET perceived_severity = 'Cleared', cleared_at = $8::timestamptz, changed_at = $8::timestamptz
+   WHERE tenant_id = $5::int AND COALESCE(device_id, 0) = COALESCE($6::int, 0) AND alarm_identifier = $7::text
+     AND cleared_at IS NULL
+     AND NOT EXISTS (SELECT 1 FROM prior)
+  RETURNING alarms.*, 'alarm.cleared' AS kind`;
+
 /**
- * Inserts an alarm and its outbox event in one statement (so one round trip, and atomic: a committed alarm
- * always has its event). `data` is the event's payload, built by the caller from the same values; the
- * alarm's id, known only once inserted, is written into `data.alarm.id` by the statement.
+ * One statement, so one round trip and one implicit transaction: the alarm change (`change`), its outbox event,
+ * and with an Idempotency-Key the stored answer, commit together or not at all.
+ *
+ * `prior` is a live answer for the same token and key: then nothing changes and that answer is returned. Two
+ * concurrent requests with one key both pass `prior` (neither sees the other's uncommitted row), but the
+ * second one's insert into idempotency_keys waits for the first and then fails on the primary key, which
+ * rolls its whole statement back: the caller retries it and replays the first answer.
  */
-export async function insertAlarmWithEvent(
+const writeStatement = (change: string): string => `
+  WITH prior AS (
+    SELECT request_hash, response_status, response_body FROM idempotency_keys
+     WHERE token_id = $1::int AND key = $2::text AND created_at > now() - make_interval(secs => $4::float8)
+  ),
+  a AS (${change}),
+  e AS (
+    INSERT INTO outbox_events (tenant_id, device_id, kind, alarm_id, payload)
+    SELECT a.tenant_id, a.device_id, a.kind, a.id, jsonb_build_object('alarm', ${alarmWireSql('a')}) FROM a
+    RETURNING id, alarm_id, kind, payload
+  ),
+  r AS (
+    SELECT e.id AS event_id, CASE WHEN e.kind = 'alarm.created' THEN 202 ELSE 200 END AS status,
+           jsonb_build_object('id', e.alarm_id::text, 'alarm', e.payload -> 'alarm',
+             'outcome', substr(e.kind, length('alarm.') + 1)) AS body
+      FROM e
+  ),
+  k AS (
+    INSERT INTO idempotency_keys (token_id, key, request_hash, response_status, response_body)
+    SELECT $1::int, $2::text, $3::text, r.status, r.body FROM r WHERE $2::text IS NOT NULL
+  )
+  SELECT false AS replay, r.event_id::text AS event_id, r.status, r.body::text AS body, NULL::text AS request_hash
+    FROM r
+  UNION ALL
+  SELECT true, NULL, p.response_status, p.response_body::text, p.request_hash FROM prior p`;
+
+const RAISE_STATEMENT = writeStatement(RAISE);
+const CLEAR_STATEMENT = writeStatement(CLEAR);
+
+/**
+ * Applies a collector's report, TR-181 FaultMgmt style: a raise of an identifier already active on the device
+ * (device-less: in the tenant) updates that alarm, otherwise creates one; `Cleared` clears the active alarm.
+ * Every change writes its outbox event (`alarm.created` / `alarm.updated` / `alarm.cleared`) in the same
+ * statement. Concurrent raises of one identifier cannot create two active alarms: the insert is an upsert on
+ * the partial unique index alarms_active_identifier_key.
+ *
+ * With `idempotency`, the answer (status and body) is stored with the change and replayed for the same token
+ * and key within the window; the caller compares `requestHash` to refuse a key reused for another body.
+ */
+export async function writeAlarmReport(
   pool: PgPool,
-  alarm: NewAlarm,
-  kind: OutboxKind,
-  data: AlarmEventData,
-): Promise<{ alarmId: string; eventId: string }> {
-  const { rows } = await pool.query<{ alarm_id: string; event_id: string }>({
-    name: 'insert_alarm_with_event',
-    text: `
-      WITH a AS (
-        INSERT INTO alarms (tenant_id, device_id, alarm_identifier, event_type, probable_cause, specific_problem,
-          perceived_severity, managed_object_instance, additional_text, additional_information,
-          raised_at, changed_at, cleared_at, source_token_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::perceived_severity, $8, $9, $10, $11, $12, $13, $14)
-        RETURNING id, tenant_id, device_id
-      )
-      INSERT INTO outbox_events (tenant_id, device_id, kind, alarm_id, payload)
-      SELECT a.tenant_id, a.device_id, $15, a.id, jsonb_set($16::jsonb, '{alarm,id}', to_jsonb(a.id::text))
-        FROM a
-      RETURNING alarm_id, id AS event_id`,
-    values: [
-      alarm.tenantId,
-      alarm.deviceId,
-      alarm.alarmIdentifier,
-      alarm.eventType,
-      alarm.probableCause,
-      alarm.specificProblem,
-      alarm.perceivedSeverity,
-      alarm.managedObjectInstance,
-      alarm.additionalText,
-      alarm.additionalInformation,
-      alarm.raisedAt,
-      alarm.changedAt,
-      alarm.clearedAt,
-      alarm.sourceTokenId,
-      kind,
-      JSON.stringify(data),
-    ],
+  report: AlarmReport,
+  idempotency: IdempotencyClaim | null,
+): Promise<AlarmWriteResult> {
+  const clear = report.perceivedSeverity === 'Cleared';
+  const shared = [
+    report.sourceTokenId,
+    idempotency?.key ?? null,
+    idempotency?.requestHash ?? null,
+    idempotency?.windowS ?? 0,
+    report.tenantId,
+    report.deviceId,
+    report.alarmIdentifier,
+  ];
+  const query = clear
+    ? { name: 'clear_alarm', text: CLEAR_STATEMENT, values: [...shared, report.changedAt] }
+    : {
+        name: 'raise_alarm',
+        text: RAISE_STATEMENT,
+        values: [
+          ...shared,
+          report.eventType,
+          report.probableCause,
+          report.specificProblem,
+          report.perceivedSeverity,
+          report.managedObjectInstance,
+          report.additionalText,
+          report.additionalInformation,
+          report.raisedAt,
+          report.changedAt,
+        ],
+      };
+  type Row = {
+    replay: boolean;
+    event_id: string | null;
+    status: number;
+    body: string;
+    request_hash: string | null;
+  };
+  let rows: Row[];
+  try {
+    ({ rows } = await pool.query<Row>(query));
+  } catch (err) {
+    if (!idempotency || !isKeyConflict(err)) throw err;
+    // The key was taken meanwhile (a concurrent request with it committed first), or an expired answer still
+    // holds it. Drop the expired one, if that is it, and run again: now `prior` sees a live answer, or the
+    // key is free.
+    await pool.query({
+      name: 'drop_expired_idempotency_key',
+      text: `DELETE FROM idempotency_keys
+              WHERE token_id = $1 AND key = $2 AND created_at <= now() - make_interval(secs => $3::float8)`,
+      values: [report.sourceTokenId, idempotency.key, idempotency.windowS],
+    });
+    ({ rows } = await pool.query<Row>(query));
+  }
+  const row = rows[0];
+  if (!row) return { kind: 'not_active' };
+  if (row.replay) {
+    return { kind: 'replay', status: row.status, bodyJson: row.body, requestHash: row.request_hash ?? '' };
+  }
+  return { kind: 'applied', eventId: String(row.event_id), status: row.status, bodyJson: row.body };
+}
+
+function isKeyConflict(err: unknown): boolean {
+  const { code, constraint } = err as { code?: unknown; constraint?: unknown };
+  return code === '23505' && constraint === 'idempotency_keys_pkey';
+}
+
+/**
+ * Deletes answers older than the replay window, at most `batch` per call (bounded work per call; callers
+ * run it periodically). Returns how many were deleted.
+ */
+export async function pruneIdempotencyKeys(pool: PgPool, windowS: number, batch = 1000): Promise<number> {
+  const { rowCount } = await pool.query({
+    name: 'prune_idempotency_keys',
+    text: `DELETE FROM idempotency_keys WHERE (token_id, key) IN (
+             SELECT token_id, key FROM idempotency_keys
+              WHERE created_at <= now() - make_interval(secs => $1::float8)
+              LIMIT $2)`,
+    values: [windowS, batch],
   });
-  const row = rows[0]!;
-  return { alarmId: String(row.alarm_id), eventId: String(row.event_id) };
+  return rowCount ?? 0;
 }

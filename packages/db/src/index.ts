@@ -7,8 +7,20 @@ export {
   findCollectorToken,
   findDeviceTenant,
   tenantExists,
-  insertAlarmWithEvent,
-  type NewAlarm,
+  writeAlarmReport,
+  pruneIdempotencyKeys,
+  type AlarmReport,
+  type AlarmWriteResult,
+  type IdempotencyClaim,
   type CollectorTokenRow,
 } from './alarms.js';
+export {
+  acknowledgeAlarm,
+  listVisibleAlarms,
+  type AckResult,
+  type AlarmViewer,
+  type AlarmListFilter,
+  type AlarmListPosition,
+  type AlarmListRow,
+} from './alarm-access.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';

@@ -1,16 +1,28 @@
-import { Router } from 'express';
-import { AlarmIngestBody, toAlarmWire, type AlarmEventData } from '@alarmcast/contracts';
+import { Router, type RequestHandler } from 'express';
 import {
+  AlarmIngestBody,
+  AlarmListQuery,
+  IDEMPOTENCY_WINDOW_S,
+  IdempotencyKey,
+  toAlarmWire,
+  type AlarmAckResponse,
+  type AlarmListResponse,
+} from '@alarmcast/contracts';
+import {
+  acknowledgeAlarm,
   findDeviceTenant,
-  insertAlarmWithEvent,
+  listVisibleAlarms,
   tenantExists,
-  type NewAlarm,
+  writeAlarmReport,
+  type AlarmListPosition,
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorOf, type Collector } from './collector-auth.js';
+import { collectorAuth, collectorOf, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
+import { requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
+import { userAuth, viewerOf } from './user-auth.js';
 
 /** Where an alarm belongs, after checking that the collector may post there. */
 async function resolveTarget(
@@ -41,54 +53,181 @@ function assertMayPost(collector: Collector, tenantId: number): void {
   }
 }
 
-export function alarmsRouter(
-  pool: PgPool,
-  db: DbCall,
-  outbox: OutboxDispatcher,
-  onAccepted: () => void,
-): Router {
-  const router = Router();
+/** 415 before anything is read: collectors must say they send JSON. */
+const requireJson: RequestHandler = (req, _res, next) => {
+  if (!req.is('application/json')) {
+    throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
+  }
+  next();
+};
 
-  router.post('/v1/alarms', async (req, res) => {
-    const parsed = AlarmIngestBody.safeParse(req.body);
-    if (!parsed.success) {
-      throw new ApiError(
-        422,
-        'validation_failed',
-        'request body does not match the alarm schema',
-        parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message })),
-      );
+const validationFailed = (what: string, issues: { path: PropertyKey[]; message: string }[]): ApiError =>
+  new ApiError(
+    422,
+    'validation_failed',
+    `${what} does not match its schema`,
+    issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message })),
+  );
+
+/** Alarm ids are bigints; anything else names no alarm. */
+const ALARM_ID = /^[1-9]\d{0,18}$/;
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
+
+/**
+ * The list cursor: base64url of `{"c":<0 active | 1 cleared>,"i":"<alarm id>"}`, the position of the last
+ * alarm of the page. Opaque to clients; only this module reads it.
+ */
+function encodeCursor(p: AlarmListPosition): string {
+  return Buffer.from(JSON.stringify({ c: p.cleared ? 1 : 0, i: p.id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): AlarmListPosition {
+  try {
+    const { c, i } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+      c?: unknown;
+      i?: unknown;
+    };
+    if ((c === 0 || c === 1) && typeof i === 'string' && ALARM_ID.test(i) && BigInt(i) <= MAX_BIGINT) {
+      return { cleared: c === 1, id: i };
     }
-    const body = parsed.data;
+  } catch {
+    // fall through: not base64url JSON
+  }
+  throw new ApiError(422, 'validation_failed', 'query string does not match its schema', [
+    { field: 'cursor', message: 'not a cursor returned by this API' },
+  ]);
+}
+
+export interface AlarmsRouterOptions {
+  pool: PgPool;
+  db: DbCall;
+  outbox: OutboxDispatcher;
+  jwtSecret: string;
+  /** called once per committed alarm change (created, updated, cleared) */
+  onAccepted: () => void;
+}
+
+export function alarmsRouter({ pool, db, outbox, jwtSecret, onAccepted }: AlarmsRouterOptions): Router {
+  const router = Router();
+  const asCollector = collectorAuth(pool, db);
+  const asUser = userAuth(pool, db, jwtSecret);
+
+  /**
+   * A collector's alarm report. 202 `created`; 200 `updated` (the identifier was active) or `cleared`;
+   * 409 alarm_not_active for a Cleared report with nothing to clear. With an Idempotency-Key, the first
+   * successful answer is replayed for 24 h (errors are not stored: nothing was changed, a retry runs anew).
+   */
+  router.post('/v1/alarms', requireJson, asCollector, async (req, res) => {
     const collector = collectorOf(res);
+    const keyHeader = req.get('idempotency-key');
+    let key: string | null = null;
+    if (keyHeader !== undefined) {
+      const parsedKey = IdempotencyKey.safeParse(keyHeader);
+      if (!parsedKey.success) {
+        throw new ApiError(
+          400,
+          'invalid_idempotency_key',
+          'Idempotency-Key must be 1-255 printable ASCII characters',
+        );
+      }
+      key = parsedKey.data;
+    }
+    const parsed = AlarmIngestBody.safeParse(req.body);
+    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+    const body = parsed.data;
     const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
     const now = new Date();
-    const raisedAt = body.raisedAt ? new Date(body.raisedAt) : now;
+    const hash = key === null ? null : requestHash(body);
 
-    const alarm: NewAlarm = {
-      tenantId,
-      deviceId,
-      alarmIdentifier: body.alarmIdentifier,
-      eventType: body.eventType,
-      probableCause: body.probableCause,
-      specificProblem: body.specificProblem,
-      perceivedSeverity: body.perceivedSeverity,
-      managedObjectInstance: body.managedObjectInstance ?? null,
-      additionalText: body.additionalText ?? null,
-      additionalInformation: body.additionalInformation ?? null,
-      raisedAt,
-      changedAt: now,
-      clearedAt: body.perceivedSeverity === 'Cleared' ? now : null,
-      sourceTokenId: collector.tokenId,
+    const result = await db(() =>
+      writeAlarmReport(
+        pool,
+        {
+          tenantId,
+          deviceId,
+          alarmIdentifier: body.alarmIdentifier,
+          eventType: body.eventType,
+          probableCause: body.probableCause,
+          specificProblem: body.specificProblem,
+          perceivedSeverity: body.perceivedSeverity,
+          managedObjectInstance: body.managedObjectInstance ?? null,
+          additionalText: body.additionalText ?? null,
+          additionalInformation: body.additionalInformation ?? null,
+          raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
+          changedAt: now,
+          sourceTokenId: collector.tokenId,
+        },
+        key === null || hash === null ? null : { key, requestHash: hash, windowS: IDEMPOTENCY_WINDOW_S },
+      ),
+    );
+    switch (result.kind) {
+      case 'not_active':
+        throw new ApiError(
+          409,
+          'alarm_not_active',
+          `no active alarm ${JSON.stringify(body.alarmIdentifier)} to clear on this ${deviceId === null ? 'tenant' : 'device'}`,
+        );
+      case 'replay':
+        if (result.requestHash !== hash) {
+          throw new ApiError(
+            422,
+            'idempotency_key_reused',
+            'this Idempotency-Key was used for a different request body within the last 24 h',
+          );
+        }
+        res.setHeader('Idempotency-Replayed', 'true');
+        res.status(result.status).type('application/json').send(result.bodyJson);
+        return;
+      case 'applied':
+        // The change and its outbox event are committed; delivery happens after, or through the relay.
+        outbox.dispatch(result.eventId);
+        onAccepted();
+        res.status(result.status).type('application/json').send(result.bodyJson);
+        return;
+    }
+  });
+
+  /** Acknowledge an alarm the user may see; 404 for any other id, so existence is not revealed. */
+  router.post('/v1/alarms/:id/ack', asUser, async (req, res) => {
+    const viewer = viewerOf(res);
+    const id = String(req.params.id);
+    if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError(404, 'not_found', 'no such alarm');
+    const result = await db(() => acknowledgeAlarm(pool, viewer, id, new Date()));
+    if (result.kind === 'not_found') throw new ApiError(404, 'not_found', 'no such alarm');
+    if (result.kind === 'acknowledged') outbox.dispatch(result.eventId);
+    const answer: AlarmAckResponse = {
+      id,
+      alarm: JSON.parse(result.alarmJson) as AlarmAckResponse['alarm'],
+      outcome: result.kind,
     };
-    // The wire form is built here from the same values; the statement fills in the id it assigns.
-    const data: AlarmEventData = { alarm: toAlarmWire({ ...alarm, id: 0n, acknowledgedAt: null }) };
-    // The alarm and its outbox event commit together: a committed alarm always has an event to broadcast.
-    const { alarmId, eventId } = await db(() => insertAlarmWithEvent(pool, alarm, 'alarm.created', data));
-    data.alarm.id = alarmId;
-    outbox.dispatch(eventId);
-    onAccepted();
-    res.status(202).json({ id: alarmId, alarm: data.alarm });
+    res.status(200).json(answer);
+  });
+
+  /** The alarms the user may see, active first then newest, keyset-paginated. */
+  router.get('/v1/alarms', asUser, async (req, res) => {
+    const viewer = viewerOf(res);
+    const parsed = AlarmListQuery.safeParse(req.query);
+    if (!parsed.success) throw validationFailed('query string', parsed.error.issues);
+    const q = parsed.data;
+    const rows = await db(() =>
+      listVisibleAlarms(pool, viewer, {
+        state: q.state,
+        severities: q.severity,
+        deviceId: q.deviceId,
+        limit: q.limit,
+        after: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+      }),
+    );
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const answer: AlarmListResponse = {
+      alarms: page.map(toAlarmWire),
+      next_cursor:
+        rows.length > q.limit && last
+          ? encodeCursor({ cleared: last.clearedAt !== null, id: last.id.toString() })
+          : null,
+    };
+    res.json(answer);
   });
 
   return router;

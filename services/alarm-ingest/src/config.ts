@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** The local development HS256 key of user JWTs, the same as ws-edge's and the CLI's; refused in production. */
+export const DEV_JWT_SECRET = 'alarmcast-dev-jwt-secret';
+
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().int().positive();
 
@@ -24,14 +27,42 @@ export const IngestEnv = z.object({
   /** seconds a client is told to wait (Retry-After) while Postgres is unreachable */
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
+  /**
+   * HS256 key of the user JWTs accepted by the user endpoints (GET /v1/alarms, POST /v1/alarms/{id}/ack); the
+   * same key as ws-edge's. Empty counts as unset. Required (32+ characters, not the default) in production.
+   * @defaultValue 'alarmcast-dev-jwt-secret' outside production
+   */
+  JWT_SECRET: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.string().optional(),
+  ),
 });
-export type IngestConfig = z.infer<typeof IngestEnv>;
+
+/** The environment as parsed, with JWT_SECRET resolved and whether the development default was used. */
+const IngestConfigSchema = IngestEnv.superRefine((e, ctx) => {
+  if (e.NODE_ENV !== 'production') return;
+  const problem =
+    e.JWT_SECRET === undefined
+      ? 'is required when NODE_ENV=production'
+      : e.JWT_SECRET === DEV_JWT_SECRET
+        ? 'is the public development default; set a real value'
+        : e.JWT_SECRET.length < 32
+          ? 'must be at least 32 characters in production (an HMAC key: `openssl rand -hex 32`)'
+          : null;
+  if (problem) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: problem });
+}).transform((e) => ({
+  ...e,
+  JWT_SECRET: e.JWT_SECRET ?? DEV_JWT_SECRET,
+  jwtSecretDefaulted: e.JWT_SECRET === undefined,
+}));
+export type IngestConfig = z.infer<typeof IngestConfigSchema>;
 
 export function parseIngestConfig(env: NodeJS.ProcessEnv): IngestConfig {
-  const parsed = IngestEnv.safeParse(env);
+  const parsed = IngestConfigSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`alarm-ingest: invalid environment: ${problems}`);
+    const refusing = env.NODE_ENV === 'production' ? ' (refusing to start in production)' : '';
+    throw new Error(`alarm-ingest: invalid environment${refusing}: ${problems}`);
   }
   return parsed.data;
 }

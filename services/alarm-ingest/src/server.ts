@@ -4,7 +4,7 @@ import express from 'express';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
-import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -16,8 +16,8 @@ import {
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
-import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 
 export interface IngestOptions {
@@ -62,7 +62,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',
-    help: 'Alarms committed and answered 202',
+    help: 'Alarm reports committed (created, updated or cleared; replays not counted)',
     registers: [metrics],
   });
   const responses = new Counter({
@@ -108,16 +108,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     res.type(metrics.contentType).send(await metrics.metrics());
   });
 
-  app.use('/v1', (req, _res, next) => {
-    // 415 before anything is read: collectors must say they send JSON.
-    if (req.method === 'POST' && !req.is('application/json')) {
-      throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
-    }
-    next();
-  });
+  // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
+  // as before: a malformed or oversized body is answered without a database lookup.
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
-  app.use('/v1', collectorAuth(pool, db));
-  app.use(alarmsRouter(pool, db, outbox, () => accepted.inc()));
+  app.use(alarmsRouter({ pool, db, outbox, jwtSecret: config.JWT_SECRET, onAccepted: () => accepted.inc() }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
@@ -129,6 +123,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     server.listen(config.INGEST_PORT, config.HOST, resolve);
   });
   outbox.start();
+  const pruner = startIdempotencyPruner(pool, log);
+  if (config.jwtSecretDefaulted) {
+    log.warn('JWT_SECRET not set: using the public development default (refused in production)');
+  }
   const { port } = server.address() as AddressInfo;
   log.info({ port }, 'alarm-ingest listening');
 
@@ -139,6 +137,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await outbox.stop();
+      await pruner.stop();
       await queue.close();
       redis.disconnect();
       breaker.shutdown();
