@@ -12,6 +12,13 @@ export const IngestEnv = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** @defaultValue 3000 */
   INGEST_PORT: port.default(3000),
+  /** where browsers reach ws-edge, for the operator console served at /console/ */
+  CONSOLE_EDGE_URL: z.string().url().default('http://127.0.0.1:6001'),
+  /** the Pusher app key the console connects with (ws-edge's PUSHER_APP_KEY) */
+  PUSHER_APP_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,100}$/)
+    .default('alarmcast-key'),
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/alarmcast'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** prefix of every Redis key, so deployments can share a Redis */

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
@@ -81,6 +82,26 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     );
     next();
   });
+
+  // The operator console: static files built at install, and where to find the edge.
+  const edgeUrl = new URL(config.CONSOLE_EDGE_URL);
+  const consoleConfig: ConsoleConfig = {
+    key: config.PUSHER_APP_KEY,
+    wsHost: edgeUrl.hostname,
+    wsPort: Number(edgeUrl.port || (edgeUrl.protocol === 'https:' ? 443 : 80)),
+    forceTLS: edgeUrl.protocol === 'https:',
+    authEndpoint: new URL('/broadcasting/auth', edgeUrl).toString(),
+    apiBase: '',
+  };
+  // The page's assets are relative, so it must be loaded from /console/ (express matches /console for both).
+  app.get(['/', '/console'], (req, res, next) => {
+    if (req.originalUrl.split('?')[0]!.endsWith('/') && req.originalUrl !== '/') next();
+    else res.redirect(302, '/console/');
+  });
+  app.get('/console/config.json', (_req, res) => {
+    res.json(consoleConfig);
+  });
+  app.use('/console', express.static(CONSOLE_DIST_DIR, { maxAge: '1h', index: 'index.html' }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

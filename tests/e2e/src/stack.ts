@@ -68,6 +68,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       INGEST_PORT: '0',
       OUTBOX_RELAY_INTERVAL_MS: '200',
       OUTBOX_RELAY_GRACE_MS: '500',
+      JWT_SECRET,
+      PUSHER_APP_KEY: APP.key,
+      CONSOLE_EDGE_URL: edges[0]!.url,
     }),
     o.ingest,
   );
