@@ -54,7 +54,8 @@ const [deviceRef, device] = Object.entries(demo.devices).find(([, d]) => d.tenan
 console.log(`
 alarmcast is running.
   alarm-ingest        http://127.0.0.1:${ingest}   (POST /v1/alarms, /healthz, /readyz, /metrics)
-  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /metrics)
+  console             http://127.0.0.1:${ingest}/console/   (sign in with a JWT below)
+  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /apps/{id}/events, /metrics)
   recipient-resolver  http://127.0.0.1:${resolver}   (/healthz, /readyz, /metrics)
   logs                .alarmcast/logs/   demo ids and tokens: .alarmcast/demo.json
 
