@@ -22,7 +22,12 @@ export interface UserLogRetention {
   idleTtlS: number;
 }
 
-export const DEFAULT_RETENTION: UserLogRetention = { minEvents: 1000, minAgeS: 600, maxEvents: 10_000, idleTtlS: 86_400 };
+export const DEFAULT_RETENTION: UserLogRetention = {
+  minEvents: 1000,
+  minAgeS: 600,
+  maxEvents: 10_000,
+  idleTtlS: 86_400,
+};
 
 /**
  * Appends one event to a batch of users' logs and publishes it, atomically per call. For each user not yet
@@ -107,7 +112,12 @@ export class UserLogWriter {
    * Sends `event` with `dataJson` (an object's JSON text) to every user in `userIds`, each once per
    * `eventId` however often this is called. Returns how many users got it in this call.
    */
-  async deliver(eventId: string, event: string, dataJson: string, userIds: readonly number[]): Promise<number> {
+  async deliver(
+    eventId: string,
+    event: string,
+    dataJson: string,
+    userIds: readonly number[],
+  ): Promise<number> {
     const body = dataJson.trimEnd();
     if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
     const head = body.slice(0, -1);
@@ -176,8 +186,11 @@ export async function readUserLogAfter(
   const firstEntry = field('first-entry') as [string, string[]] | null;
   const oldestKept = firstEntry ? firstEntry[0] : null;
   const lastGenerated = String(field('last-generated-id'));
-  const before = oldestKept ? compareStreamIds(afterId, oldestKept) < 0 : compareStreamIds(afterId, lastGenerated) < 0;
-  const gap: LogGap | null = trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
+  const before = oldestKept
+    ? compareStreamIds(afterId, oldestKept) < 0
+    : compareStreamIds(afterId, lastGenerated) < 0;
+  const gap: LogGap | null =
+    trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
   const events = entries.slice(0, limit).map(([eventId, fields]) => {
     const get = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
     return { eventId, event: get('event'), data: logEntryData(eventId, get('head'), get('sep')) };

@@ -45,7 +45,9 @@ describe('user event logs (real Redis)', () => {
     // Replay gives back exactly what was delivered live, in order.
     const replay = await readUserLogAfter(redis, keys, 10, '0-0');
     expect(replay.gap).toBeNull();
-    expect(replay.events).toEqual(toUser10.map((e) => ({ eventId: e.eventId, event: e.event, data: e.data })));
+    expect(replay.events).toEqual(
+      toUser10.map((e) => ({ eventId: e.eventId, event: e.event, data: e.data })),
+    );
     expect((await readUserLogAfter(redis, keys, 10, first!)).events.map((e) => e.eventId)).toEqual([second]);
   });
 
@@ -73,7 +75,9 @@ describe('user event logs (real Redis)', () => {
     expect(log.length).toBeGreaterThanOrEqual(150);
     expect(log.length).toBeLessThan(600); // whole stream nodes (100 entries) were trimmed
     // The newest entry is the last event.
-    expect(JSON.parse((await readUserLogAfter(redis, keys, 7, ids.at(-2)!)).events[0]!.data)).toMatchObject({ n: 599 });
+    expect(JSON.parse((await readUserLogAfter(redis, keys, 7, ids.at(-2)!)).events[0]!.data)).toMatchObject({
+      n: 599,
+    });
 
     // Resuming from before the oldest kept entry is a gap; from a kept entry it is not.
     expect((await readUserLogAfter(redis, keys, 7, '1-0')).gap).toBe('log_trimmed');
