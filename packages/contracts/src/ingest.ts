@@ -21,19 +21,30 @@ const id = z.union([
     .pipe(z.number().max(2_147_483_647)),
 ]);
 
+/**
+ * Text as TR-181 defines it, up to `max` characters. NUL is refused here: PostgreSQL cannot store it in
+ * text, and no CPE has a reason to send it.
+ */
+const text = (max: number, min = 0) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), 'must not contain NUL (\\u0000)');
+
 /** Length limits are TR-181's (Device.FaultMgmt.CurrentAlarm.{i}.*), so nothing a device can report is refused. */
 export const AlarmIngestBody = z
   .object({
     deviceId: id.optional(),
     tenantId: id.optional(),
-    alarmIdentifier: z.string().min(1).max(64),
-    eventType: z.string().min(1).max(64),
-    probableCause: z.string().min(1).max(64),
-    specificProblem: z.string().max(128),
+    alarmIdentifier: text(64, 1),
+    eventType: text(64, 1),
+    probableCause: text(64, 1),
+    specificProblem: text(128),
     perceivedSeverity: z.enum(PERCEIVED_SEVERITIES),
-    managedObjectInstance: z.string().max(512).optional(),
-    additionalText: z.string().max(256).optional(),
-    additionalInformation: z.string().max(256).optional(),
+    managedObjectInstance: text(512).optional(),
+    additionalText: text(256).optional(),
+    additionalInformation: text(256).optional(),
     raisedAt: z.iso.datetime({ offset: true }).optional(),
   })
   .strict()

@@ -27,7 +27,12 @@ export function sendError(res: Response, err: ApiError): void {
 }
 
 /** body-parser's error types, mapped to our codes (it sets `type` and `status` on its errors). */
-function fromBodyParser(err: { type?: unknown; status?: unknown; limit?: unknown }): ApiError | null {
+function fromBodyParser(err: {
+  type?: unknown;
+  status?: unknown;
+  limit?: unknown;
+  expose?: unknown;
+}): ApiError | null {
   switch (err.type) {
     case 'entity.too.large':
       return new ApiError(
@@ -47,7 +52,11 @@ function fromBodyParser(err: { type?: unknown; status?: unknown; limit?: unknown
     case 'stream.encoding.set':
       return new ApiError(400, 'invalid_json', 'request body could not be read');
     default:
-      return null;
+      // body-parser's other client errors (e.g. a body that is not what its Content-Encoding says) carry a
+      // 4xx status and `expose`, but no type we know.
+      return typeof err.status === 'number' && err.status >= 400 && err.status < 500 && err.expose === true
+        ? new ApiError(400, 'invalid_json', 'request body could not be decoded')
+        : null;
   }
 }
 

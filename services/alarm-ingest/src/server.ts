@@ -5,7 +5,7 @@ import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
-import { jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -131,6 +131,14 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
+  app.use('/v1', (req, _res, next) => {
+    // JSON is UTF-8 (RFC 8259); the body parser would also decode utf-7 or utf-16, so refuse them first.
+    const charset = /;\s*charset="?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      throw new ApiError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
+    }
+    next();
+  });
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   app.use(alarmsRouter({ pool, db, outbox, jwtSecret: config.JWT_SECRET, onAccepted: () => accepted.inc() }));
   app.use(notFoundHandler);

@@ -43,6 +43,12 @@ export class PusherConnection implements ChannelMember {
    * it unless the replay already covered them.
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
+  /**
+   * For resumed channels, the newest event id sent. The replay reads the log on one Redis connection while
+   * live messages come on another, so an event the replay already sent can still arrive live afterwards;
+   * per-user ids only grow, so anything at or below this mark is a repeat.
+   */
+  private readonly sentUpTo = new Map<string, string>();
 
   constructor(
     readonly socketId: string,
@@ -70,6 +76,11 @@ export class PusherConnection implements ChannelMember {
       return;
     }
     if (!this.isOpen) return;
+    const upTo = this.sentUpTo.get(channel);
+    if (upTo !== undefined && eventId !== undefined) {
+      if (compareStreamIds(eventId, upTo) <= 0) return;
+      this.sentUpTo.set(channel, eventId);
+    }
     if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
       // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
       // back off and reconnect; what it missed meanwhile is for resume to recover, not for our heap to hold.
@@ -139,6 +150,7 @@ export class PusherConnection implements ChannelMember {
         return;
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
+        this.sentUpTo.delete(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -232,10 +244,10 @@ export class PusherConnection implements ChannelMember {
     }
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
-    for (const h of held) {
-      if (h.eventId === undefined || compareStreamIds(h.eventId, lastSent) > 0)
-        this.deliver(h.frame, channel, h.eventId);
-    }
+    if (!this.channels.has(channel)) return;
+    // From here on, deliver() drops whatever the replay already sent, held or still in flight.
+    if (parseStreamId(lastSent).length > 0) this.sentUpTo.set(channel, lastSent);
+    for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
   /**
