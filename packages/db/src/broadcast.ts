@@ -67,3 +67,15 @@ export async function findUserAccess(
   const row = rows[0];
   return row ? { active: row.active, tenantId: row.tenant_id } : null;
 }
+
+/**
+ * Records that every recipient has the event. The resolver does this before it completes the job, so an
+ * event is either marked or its job is still there to be retried (or re-enqueued by the outbox relay).
+ */
+export async function markBroadcast(pool: PgPool, eventId: string): Promise<void> {
+  await pool.query({
+    name: 'mark_broadcast',
+    text: 'UPDATE outbox_events SET broadcast_at = now() WHERE id = $1 AND broadcast_at IS NULL',
+    values: [eventId],
+  });
+}

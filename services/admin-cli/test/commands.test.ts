@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
-import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
+import { readdirSync } from 'node:fs';
+import { MIGRATIONS_DIR, createPrismaClient, type PrismaClient } from '@alarmcast/db';
 import { hashCollectorToken, verifyUserJwt } from '@alarmcast/auth';
 import { toCliError } from '../src/errors.js';
 import { migrate } from '../src/commands.js';
@@ -115,7 +116,13 @@ describe('migrate and the database', () => {
       error: { code: 'database_not_migrated', message: expect.stringMatching(/cli migrate/) },
     });
     const migrated = await runCli(['migrate'], { databaseUrl: empty.url });
-    expect(migrated).toMatchObject({ code: 0, json: { applied: ['20261125000000_init'] } });
+    // Every migration folder, in name order.
+    const all = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+    expect(all[0]).toBe('20261125000000_init');
+    expect(migrated).toMatchObject({ code: 0, json: { applied: all } });
   });
 
   it('reports an unreachable Postgres as database_unavailable, through Prisma and through pg', async () => {

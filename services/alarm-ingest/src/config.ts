@@ -31,6 +31,11 @@ export const IngestEnv = z.object({
   OUTBOX_RELAY_INTERVAL_MS: positiveMs.default(1000),
   /** how old such an event must be before the relay takes it over from the request that wrote it */
   OUTBOX_RELAY_GRACE_MS: positiveMs.default(2000),
+  /**
+   * an event enqueued this long ago but not yet broadcast is enqueued again (its job was lost with Redis'
+   * data); keep it well below the resolver's DELIVERED_TTL_S (900 s) so a re-run repeats nobody
+   */
+  OUTBOX_REDELIVER_AFTER_MS: positiveMs.default(60_000),
   /** seconds a client is told to wait (Retry-After) while Postgres is unreachable */
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),

@@ -24,6 +24,13 @@ export function bullEnqueue(queue: Queue): EnqueueBroadcasts {
 export interface OutboxOptions {
   relayIntervalMs: number;
   relayGraceMs: number;
+  /**
+   * An event enqueued this long ago and still not broadcast is enqueued again: its job was lost (Redis
+   * restarted without its data). While the job still exists, re-adding its jobId is a no-op; the resolver's
+   * per-event delivery marks keep a second run from repeating anyone, so this must stay below
+   * DELIVERED_TTL_S.
+   */
+  redeliverAfterMs: number;
   /** @defaultValue 500 events per relay round */
   relayBatch?: number;
 }
@@ -34,8 +41,9 @@ export interface OutboxOptions {
  * Fast path: right after the commit, the request hands its event to `dispatch`, which enqueues it and
  * records `enqueued_at` (recording is coalesced into one UPDATE per tick; it is bookkeeping, not delivery).
  * Safety net: a relay picks up events older than the grace period that still have no `enqueued_at`
- * (the process died after the commit, Redis was away, the enqueue failed) and enqueues them. The relay
- * locks its rows with SKIP LOCKED, so any number of ingest processes can run it. Enqueueing twice is
+ * (the process died after the commit, Redis was away, the enqueue failed) and enqueues them, and events
+ * enqueued more than `redeliverAfterMs` ago that the resolver has not marked `broadcast_at` (the job was
+ * lost with Redis' data: a queued job is only as durable as Redis). The relay locks its rows with SKIP LOCKED, so any number of ingest processes can run it. Enqueueing twice is
  * harmless: the jobId is the event id, and the resolver delivers each event to each user once.
  */
 export class OutboxDispatcher {
@@ -85,10 +93,16 @@ export class OutboxDispatcher {
       const { rows } = await client.query<{ id: string }>({
         name: 'outbox_relay_claim',
         text: `SELECT id FROM outbox_events
-                WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                WHERE broadcast_at IS NULL
+                  AND ((enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1))
+                    OR enqueued_at < now() - make_interval(secs => $3))
                 ORDER BY id LIMIT $2
                 FOR UPDATE SKIP LOCKED`,
-        values: [this.options.relayGraceMs / 1000, this.options.relayBatch ?? 500],
+        values: [
+          this.options.relayGraceMs / 1000,
+          this.options.relayBatch ?? 500,
+          this.options.redeliverAfterMs / 1000,
+        ],
       });
       if (rows.length > 0) {
         const ids = rows.map((r) => String(r.id));

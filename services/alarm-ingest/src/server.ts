@@ -60,6 +60,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   const outbox = new OutboxDispatcher(pool, enqueue, log, {
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
+    redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',

@@ -266,6 +266,46 @@ describe('alarm-ingest', () => {
     );
   });
 
+  it('enqueues again an event whose job was lost after it was enqueued (Redis restarted empty)', async () => {
+    let lost = 0;
+    const forgetful = await startIngest(config({ OUTBOX_REDELIVER_AFTER_MS: '500' }), {
+      // The first enqueue "succeeds" but the job never reaches Redis: what a Redis restart without
+      // persistence does to a job enqueued just before it.
+      wrapEnqueue: (enqueue) => async (ids) => {
+        if (lost === 0) {
+          lost++;
+          return;
+        }
+        await enqueue(ids);
+      },
+    });
+    closers.push(forgetful.close);
+    const res = await post(
+      alarm({ deviceId: world.devices.da!.id, alarmIdentifier: 'lost-job' }),
+      tokenA(),
+      {},
+      forgetful,
+    );
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const event = await prisma.outboxEvent.findFirstOrThrow({ where: { alarmId: BigInt(id) } });
+    await vi.waitFor(async () => {
+      expect(
+        (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt,
+      ).not.toBeNull();
+    });
+    expect(await queue.getJob(broadcastJobId(event.id.toString()))).toBeUndefined();
+    // No resolver runs here, so broadcast_at stays null and the relay puts the job back.
+    await vi.waitFor(
+      async () => expect(await queue.getJob(broadcastJobId(event.id.toString()))).toBeDefined(),
+      {
+        timeout: 5000,
+        interval: 100,
+      },
+    );
+    expect(lost).toBe(1);
+  });
+
   it('serves health, readiness and metrics', async () => {
     expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${ingest.url}/readyz`);

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
-import { createPgPool, loadBroadcastPlan } from '@alarmcast/db';
+import { createPgPool, loadBroadcastPlan, markBroadcast } from '@alarmcast/db';
 import {
   createLogger,
   createMetricsRegistry,
@@ -100,6 +100,7 @@ export async function startResolver(
     const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
     if (!event) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
     const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
+    await markBroadcast(pool, plan.eventId);
     deliveries.inc(delivered);
     fanout.observe(plan.recipients.length);
     end();

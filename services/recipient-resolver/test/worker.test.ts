@@ -114,6 +114,10 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
   it('sends a device alarm to active tenant members and explicit-share users, each once', async () => {
     const eventId = await outboxEvent(world.tenants.a!.id, world.devices.da!.id);
     expect(await broadcast(eventId)).toEqual({ recipients: 3, delivered: 3 });
+    // Marked before the job completes, so the outbox relay leaves it alone from now on.
+    expect(
+      (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: BigInt(eventId) } })).broadcastAt,
+    ).toBeInstanceOf(Date);
     await vi.waitFor(() => expect(received).toHaveLength(3));
     expect(received.map((e) => e.channel).sort()).toEqual(
       [world.users.a1!.id, world.users.a2!.id, world.users.b1!.id].map((id) => `private-user.${id}`).sort(),
