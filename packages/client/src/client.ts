@@ -63,7 +63,8 @@ type Listener<T> = (value: T) => void;
 /**
  * A user's alarm stream over pusher-js: typed events, resume from the last event id after any reconnect
  * (sent as an extra field of `pusher:subscribe`, which the edge honours and legacy servers ignore),
- * duplicate suppression, and reconnection with capped exponential backoff where pusher-js would give up.
+ * duplicate suppression, and reconnection with capped exponential backoff where pusher-js would give up
+ * or wait long.
  */
 export class AlarmcastClient {
   private readonly pusher: Pusher;
@@ -76,6 +77,8 @@ export class AlarmcastClient {
   };
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** set while we restart pusher-js ourselves, so its own "disconnected" does not schedule another */
+  private restarting = false;
   private closed = false;
 
   constructor(private readonly options: AlarmcastClientOptions) {
@@ -178,21 +181,33 @@ export class AlarmcastClient {
           : state === 'unavailable'
             ? 'reconnecting'
             : 'offline';
-    if (state === 'connected') this.attempts = 0;
+    if (state === 'connected') {
+      this.attempts = 0;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
     for (const l of this.listeners.state) l(mapped);
-    // pusher-js stops for good on 4000-4099 closes and on "failed"; we keep trying with backoff, since an
-    // operator's screen must come back on its own once the server does.
-    if ((state === 'disconnected' || state === 'failed') && !this.closed) this.scheduleReconnect();
+    if (this.closed || this.restarting || state === 'connected') return;
+    // pusher-js stops for good on 4000-4099 closes and on "failed", and after a dropped connection it
+    // retries on its own slow schedule (seconds to tens of seconds). Whatever the state, if we are not
+    // connected when the backoff runs out, we start a fresh attempt: an operator's screen must come back as
+    // soon as the server does.
+    this.scheduleRestart();
   }
 
-  private scheduleReconnect(): void {
-    clearTimeout(this.retryTimer);
+  private scheduleRestart(): void {
+    if (this.retryTimer) return; // one pending restart at a time; state changes do not push it back
     const min = this.options.minBackoffMs ?? 1000;
     const max = this.options.maxBackoffMs ?? 30_000;
     const delay = Math.min(max, min * 2 ** this.attempts) * (0.5 + Math.random() / 2);
-    this.attempts++;
     this.retryTimer = setTimeout(() => {
-      if (!this.closed) this.pusher.connect();
+      this.retryTimer = undefined;
+      if (this.closed || this.pusher.connection.state === 'connected') return;
+      this.attempts++;
+      this.restarting = true;
+      this.pusher.disconnect();
+      this.restarting = false;
+      this.pusher.connect();
     }, delay);
   }
 }
