@@ -59,7 +59,10 @@ export function createDbBreaker(options: DbBreakerOptions): { call: DbCall; brea
     try {
       return (await breaker.fire(op)) as T;
     } catch (err) {
-      if (breaker.opened || isDatabaseUnavailable(err) || (err as { code?: string }).code === 'ETIMEDOUT') {
+      // EOPENBREAKER also comes while half-open (only the one trial call passes), when `opened` is false;
+      // ETIMEDOUT is opossum's own timeout.
+      const code = (err as { code?: string }).code;
+      if (breaker.opened || code === 'EOPENBREAKER' || code === 'ETIMEDOUT' || isDatabaseUnavailable(err)) {
         throw new ApiError(
           503,
           'service_unavailable',
