@@ -1,4 +1,4 @@
-import type { PerceivedSeverity } from '@alarmcast/contracts';
+import type { AlarmRow, PerceivedSeverity } from '@alarmcast/contracts';
 import { alarmWireSql } from './alarm-wire-sql.js';
 import type { PgPool } from './pool.js';
 
@@ -77,24 +77,8 @@ export interface AlarmListFilter {
   after?: AlarmListPosition;
 }
 
-/** An alarm row as node-postgres returns it, in the shape of contracts' AlarmRow. */
-export interface AlarmListRow {
-  id: bigint;
-  tenantId: number;
-  deviceId: number | null;
-  alarmIdentifier: string;
-  eventType: string;
-  probableCause: string;
-  specificProblem: string;
-  perceivedSeverity: PerceivedSeverity;
-  managedObjectInstance: string | null;
-  additionalText: string | null;
-  additionalInformation: string | null;
-  raisedAt: Date;
-  changedAt: Date;
-  clearedAt: Date | null;
-  acknowledgedAt: Date | null;
-}
+/** An alarm row, mapped from node-postgres' snake_case columns into contracts' AlarmRow. */
+export type AlarmListRow = AlarmRow;
 
 interface RawAlarm {
   id: string;
