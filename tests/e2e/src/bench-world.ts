@@ -1,0 +1,170 @@
+/**
+ * Size of the world (benchmark scenario 3): the time to resolve the recipients of one alarm as the
+ * number of users grows from 1,000 to 100,000 (tenants of 100 users, one device per user, 10% of users
+ * with a share into the next tenant), for alarmcast's query and for the workaround the old design proposed
+ * (iterate every user and ask whether they may access the device). Prints a table and writes
+ * docs/benchmarks/world.json.
+ *
+ *   pnpm --dir tests/e2e exec tsx --conditions=source src/bench-world.ts [--sizes 1000,10000,100000]
+ */
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { applyMigrations, createPgPool, ensureDatabase, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,10000,100000' },
+    samples: { type: 'string', default: '200' },
+    'baseline-samples': { type: 'string', default: '3' },
+  },
+});
+const SIZES = values.sizes.split(',').map(Number);
+const SAMPLES = Number(values.samples);
+const BASELINE_SAMPLES = Number(values['baseline-samples']);
+const TENANT_SIZE = 100;
+const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const dbUrl = adminUrl.replace(/\/[^/]*$/, '/alarmcast_bench_world');
+
+/** A world of `users` users in tenants of 100, one device per user, 10% of users sharing a device of the next tenant. */
+async function buildWorld(pool: PgPool, users: number): Promise<void> {
+  const tenants = users / TENANT_SIZE;
+  await pool.query(
+    'TRUNCATE tenants, users, cpe_devices, user_devices, outbox_events RESTART IDENTITY CASCADE',
+  );
+  await pool.query(
+    `INSERT INTO tenants (name, slug) SELECT 't' || i, 't' || i FROM generate_series(1, $1) i`,
+    [tenants],
+  );
+  await pool.query(
+    `INSERT INTO users (tenant_id, email, name) SELECT (i - 1) / $2 + 1, 'u' || i || '@x.test', 'u' || i
+       FROM generate_series(1, $1) i`,
+    [users, TENANT_SIZE],
+  );
+  await pool.query(
+    `INSERT INTO cpe_devices (tenant_id, oui, product_class, serial_number)
+     SELECT (i - 1) / $2 + 1, '00D09E', 'PC', 'S' || i FROM generate_series(1, $1) i`,
+    [users, TENANT_SIZE],
+  );
+  // Every 10th user sees the same-numbered device of the next tenant.
+  await pool.query(
+    `INSERT INTO user_devices (user_id, device_id)
+     SELECT i, ((i - 1 + $2) % $1) + 1 FROM generate_series(1, $1, 10) i`,
+    [users, TENANT_SIZE],
+  );
+  await pool.query(
+    `INSERT INTO outbox_events (tenant_id, device_id, kind, payload)
+     SELECT d.tenant_id, d.id, 'alarm.created', '{"alarm":{}}'::jsonb
+       FROM cpe_devices d ORDER BY random() LIMIT $1`,
+    [Math.max(SAMPLES, BASELINE_SAMPLES)],
+  );
+  await pool.query('ANALYZE');
+}
+
+/**
+ * The old design's workaround, done faithfully: load every user, and for each one ask whether they may
+ * access the alarm's device (a tenant member, or else an explicit share: one query per such user).
+ */
+async function baselineRecipients(pool: PgPool, eventId: string): Promise<number[]> {
+  const {
+    rows: [event],
+  } = await pool.query<{ tenant_id: number; device_id: number }>(
+    'SELECT tenant_id, device_id FROM outbox_events WHERE id = $1',
+    [eventId],
+  );
+  const { rows: users } = await pool.query<{ id: number; tenant_id: number; active: boolean }>(
+    'SELECT id, tenant_id, active FROM users',
+  );
+  const recipients: number[] = [];
+  for (const u of users) {
+    if (!u.active) continue;
+    if (u.tenant_id === event!.tenant_id) {
+      recipients.push(u.id);
+      continue;
+    }
+    const { rowCount } = await pool.query({
+      name: 'baseline_can_access',
+      text: 'SELECT 1 FROM user_devices WHERE user_id = $1 AND device_id = $2',
+      values: [u.id, event!.device_id],
+    });
+    if (rowCount) recipients.push(u.id);
+  }
+  return recipients;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+};
+
+async function main(): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query('DROP DATABASE IF EXISTS alarmcast_bench_world WITH (FORCE)');
+  await admin.end();
+  await ensureDatabase(dbUrl);
+  await applyMigrations(dbUrl);
+  const pool = createPgPool(dbUrl, { max: 2 });
+  const results = [];
+  for (const users of SIZES) {
+    await buildWorld(pool, users);
+    const { rows } = await pool.query<{ id: string }>('SELECT id FROM outbox_events ORDER BY id');
+    const ids = rows.map((r) => String(r.id));
+    for (const id of ids.slice(0, 20)) await loadBroadcastPlan(pool, id); // warm the plan and caches
+    const ours: number[] = [];
+    let recipients = 0;
+    for (const id of ids.slice(0, SAMPLES)) {
+      const t0 = performance.now();
+      const plan = await loadBroadcastPlan(pool, id);
+      ours.push(performance.now() - t0);
+      recipients += plan!.recipients.length;
+    }
+    const baseline: number[] = [];
+    for (const id of ids.slice(0, BASELINE_SAMPLES)) {
+      const t0 = performance.now();
+      const got = await baselineRecipients(pool, id);
+      baseline.push(performance.now() - t0);
+      // Both must find the same people, or the comparison means nothing.
+      const plan = await loadBroadcastPlan(pool, id);
+      if (
+        JSON.stringify([...got].sort((a, b) => a - b)) !==
+        JSON.stringify([...plan!.recipients].sort((a, b) => a - b))
+      ) {
+        throw new Error(`baseline and alarmcast disagree on event ${id}`);
+      }
+    }
+    const row = {
+      users,
+      tenants: users / TENANT_SIZE,
+      devices: users,
+      meanRecipients: Number((recipients / Math.min(SAMPLES, ids.length)).toFixed(1)),
+      alarmcastMs: { p50: pct(ours, 50), p99: pct(ours, 99) },
+      baselineMs: { p50: pct(baseline, 50), max: pct(baseline, 100) },
+    };
+    results.push(row);
+    console.log(
+      `${String(users).padStart(7)} users: alarmcast p50 ${row.alarmcastMs.p50.toFixed(2)} ms p99 ${row.alarmcastMs.p99.toFixed(2)} ms | ` +
+        `baseline p50 ${row.baselineMs.p50.toFixed(0)} ms | ${row.meanRecipients} recipients/alarm`,
+    );
+  }
+  const first = results[0]!;
+  const last = results.at(-1)!;
+  const summary = {
+    method: 'recipients of one alarm, warm, one connection; baseline = iterate every user, ask per user',
+    results,
+    alarmcastGrowth: Number((last.alarmcastMs.p50 / first.alarmcastMs.p50).toFixed(2)),
+    baselineOverAlarmcastAtLargest: Number((last.baselineMs.p50 / last.alarmcastMs.p50).toFixed(0)),
+  };
+  console.log(
+    `alarmcast p50 grew ${summary.alarmcastGrowth}x from ${first.users} to ${last.users} users; ` +
+      `at ${last.users} users the baseline is ${summary.baselineOverAlarmcastAtLargest}x slower`,
+  );
+  await writeFile(
+    fileURLToPath(new URL('../../../docs/benchmarks/world.json', import.meta.url)),
+    JSON.stringify(summary, null, 2) + '\n',
+  );
+  await pool.end();
+}
+
+await main();
