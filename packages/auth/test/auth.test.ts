@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import {
+  DEV_JWT_SECRET,
+  productionSecretProblem,
   generateCollectorToken,
   hashCollectorToken,
   signChannelAuth,
@@ -57,5 +59,15 @@ describe('collector tokens', () => {
     expect(hashCollectorToken(a)).toMatch(/^[0-9a-f]{64}$/);
     expect(hashCollectorToken(a)).toBe(hashCollectorToken(a));
     expect(hashCollectorToken(a)).not.toBe(hashCollectorToken(b));
+  });
+});
+
+describe('productionSecretProblem', () => {
+  it('refuses unset, development-default and (for HMAC keys) short secrets', () => {
+    expect(productionSecretProblem(undefined, 'dev', true)).toMatch(/required/);
+    expect(productionSecretProblem(DEV_JWT_SECRET, DEV_JWT_SECRET, true)).toMatch(/development default/);
+    expect(productionSecretProblem('short', DEV_JWT_SECRET, true)).toMatch(/32 characters/);
+    expect(productionSecretProblem('short-but-not-a-key', 'dev', false)).toBeNull();
+    expect(productionSecretProblem('x'.repeat(32), DEV_JWT_SECRET, true)).toBeNull();
   });
 });

@@ -1,8 +1,6 @@
+import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { z } from 'zod';
 import { CliError } from './errors.js';
-
-/** The JWT key every service uses on a developer's machine (ws-edge's default too); refused in production. */
-export const DEV_JWT_SECRET = 'alarmcast-dev-jwt-secret';
 
 // A variable set to the empty string (`JWT_SECRET=` in a .env file) counts as unset, as in the services.
 const optional = <T extends z.ZodType>(schema: T) =>
@@ -41,18 +39,12 @@ export function parseCliConfig(env: NodeJS.ProcessEnv, processCwd: string = proc
   }
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
-  if (production && e.JWT_SECRET !== undefined) {
-    // Same rules as ws-edge, which would refuse to start with such a key anyway.
-    if (e.JWT_SECRET === DEV_JWT_SECRET) {
-      throw new CliError('invalid_config', 'JWT_SECRET is the public development default; set the real key');
-    }
-    if (e.JWT_SECRET.length < 32) {
-      throw new CliError(
-        'invalid_config',
-        'JWT_SECRET must be at least 32 characters when NODE_ENV=production',
-      );
-    }
-  }
+  // An unset key only stops the commands that mint JWTs (requireJwtSecret); a bad one stops everything.
+  const problem =
+    production && e.JWT_SECRET !== undefined
+      ? productionSecretProblem(e.JWT_SECRET, DEV_JWT_SECRET, true)
+      : null;
+  if (problem) throw new CliError('invalid_config', `JWT_SECRET ${problem}`);
   return {
     databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',
     jwtSecret: e.JWT_SECRET ?? (production ? null : DEV_JWT_SECRET),

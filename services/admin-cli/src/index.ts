@@ -1,5 +1,5 @@
 // For scripts that provision programmatically (benchmarks, seeds): the CLI's commands without the process.
-export { parseCliConfig, requireJwtSecret, DEV_JWT_SECRET, type CliConfig } from './config.js';
+export { parseCliConfig, requireJwtSecret, type CliConfig } from './config.js';
 export { parseCommandLine, COMMANDS, type CommandName, type CommandArgs } from './args.js';
 export { HANDLERS, runCommand, type DemoResult } from './commands.js';
 export { DEMO_WORLD, DEMO_SLUG } from './demo-world.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEV_JWT_SECRET, parseCliConfig, requireJwtSecret } from '../src/config.js';
+import { DEV_JWT_SECRET } from '@alarmcast/auth';
+import { parseCliConfig, requireJwtSecret } from '../src/config.js';
 import { parseCommandLine, usage } from '../src/args.js';
 import { CliError } from '../src/errors.js';
 

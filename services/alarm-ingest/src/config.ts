@@ -1,7 +1,5 @@
+import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { z } from 'zod';
-
-/** The local development HS256 key of user JWTs, the same as ws-edge's and the CLI's; refused in production. */
-export const DEV_JWT_SECRET = 'alarmcast-dev-jwt-secret';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().int().positive();
@@ -53,14 +51,7 @@ export const IngestEnv = z.object({
 /** The environment as parsed, with JWT_SECRET resolved and whether the development default was used. */
 const IngestConfigSchema = IngestEnv.superRefine((e, ctx) => {
   if (e.NODE_ENV !== 'production') return;
-  const problem =
-    e.JWT_SECRET === undefined
-      ? 'is required when NODE_ENV=production'
-      : e.JWT_SECRET === DEV_JWT_SECRET
-        ? 'is the public development default; set a real value'
-        : e.JWT_SECRET.length < 32
-          ? 'must be at least 32 characters in production (an HMAC key: `openssl rand -hex 32`)'
-          : null;
+  const problem = productionSecretProblem(e.JWT_SECRET, DEV_JWT_SECRET, true);
   if (problem) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: problem });
 }).transform((e) => ({
   ...e,

@@ -1,3 +1,4 @@
+import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { z } from 'zod';
 
 /** Credentials a developer can use without configuring anything; refused in production. */
@@ -5,7 +6,7 @@ export const DEV_DEFAULTS = {
   PUSHER_APP_ID: 'alarmcast',
   PUSHER_APP_KEY: 'alarmcast-key',
   PUSHER_APP_SECRET: 'alarmcast-secret',
-  JWT_SECRET: 'alarmcast-dev-jwt-secret',
+  JWT_SECRET: DEV_JWT_SECRET,
 } as const;
 type SecretVar = keyof typeof DEV_DEFAULTS;
 const SECRET_VARS = Object.keys(DEV_DEFAULTS) as SecretVar[];
@@ -73,15 +74,8 @@ export class ConfigError extends Error {
 function refineProduction(e: z.infer<typeof EdgeEnv>, ctx: z.RefinementCtx): void {
   if (e.NODE_ENV !== 'production') return;
   for (const name of SECRET_VARS) {
-    const value = e[name];
-    const problem =
-      value === undefined
-        ? 'is required when NODE_ENV=production'
-        : value === DEV_DEFAULTS[name]
-          ? 'is the public development default; set a real value'
-          : (name === 'PUSHER_APP_SECRET' || name === 'JWT_SECRET') && value.length < 32
-            ? 'must be at least 32 characters in production (an HMAC key: `openssl rand -hex 32`)'
-            : null;
+    const isHmacKey = name === 'PUSHER_APP_SECRET' || name === 'JWT_SECRET';
+    const problem = productionSecretProblem(e[name], DEV_DEFAULTS[name], isHmacKey);
     if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
   }
 }
