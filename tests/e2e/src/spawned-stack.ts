@@ -87,6 +87,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
     PUSHER_APP_KEY: APP.key,
     PUSHER_APP_SECRET: APP.secret,
     JWT_SECRET,
+    ...o.env,
   };
   const edges = await Promise.all(
     Array.from({ length: o.edges ?? 1 }, async (_, i) => {

@@ -25,6 +25,8 @@ export interface StackOptions {
   resolvers?: number;
   ingest?: IngestOptions;
   logLevel?: string;
+  /** extra environment for every spawned service (spawnStack only) */
+  env?: Record<string, string>;
 }
 
 export interface Stack {

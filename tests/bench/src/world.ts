@@ -2,33 +2,26 @@
  * Size of the world (benchmark scenario 3): the time to resolve the recipients of one alarm as the
  * number of users grows from 1,000 to 100,000 (tenants of 100 users, one device per user, 10% of users
  * with a share into the next tenant), for alarmcast's query and for the workaround the old design proposed
- * (iterate every user and ask whether they may access the device). Prints a table and writes
- * docs/benchmarks/world.json.
- *
- *   pnpm --dir tests/e2e exec tsx --conditions=source src/bench-world.ts [--sizes 1000,10000,100000]
+ * (iterate every user and ask whether they may access the device).
  */
-import { writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { applyMigrations, createPgPool, ensureDatabase, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '1000,10000,100000' },
-    samples: { type: 'string', default: '200' },
-    'baseline-samples': { type: 'string', default: '3' },
-  },
-});
-const SIZES = values.sizes.split(',').map(Number);
-const SAMPLES = Number(values.samples);
-const BASELINE_SAMPLES = Number(values['baseline-samples']);
+export interface WorldOptions {
+  /** user counts to measure at @defaultValue [1000, 10000, 100000] */
+  sizes: number[];
+  /** alarms resolved by alarmcast's query per size @defaultValue 200 */
+  samples: number;
+  /** alarms resolved by the baseline per size (seconds each at 100,000 users) @defaultValue 3 */
+  baselineSamples: number;
+}
+
 const TENANT_SIZE = 100;
 const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const dbUrl = adminUrl.replace(/\/[^/]*$/, '/alarmcast_bench_world');
 
 /** A world of `users` users in tenants of 100, one device per user, 10% of users sharing a device of the next tenant. */
-async function buildWorld(pool: PgPool, users: number): Promise<void> {
+async function buildWorld(pool: PgPool, users: number, events: number): Promise<void> {
   const tenants = users / TENANT_SIZE;
   await pool.query(
     'TRUNCATE tenants, users, cpe_devices, user_devices, outbox_events RESTART IDENTITY CASCADE',
@@ -57,7 +50,7 @@ async function buildWorld(pool: PgPool, users: number): Promise<void> {
     `INSERT INTO outbox_events (tenant_id, device_id, kind, payload)
      SELECT d.tenant_id, d.id, 'alarm.created', '{"alarm":{}}'::jsonb
        FROM cpe_devices d ORDER BY random() LIMIT $1`,
-    [Math.max(SAMPLES, BASELINE_SAMPLES)],
+    [events],
   );
   await pool.query('ANALYZE');
 }
@@ -93,12 +86,8 @@ async function baselineRecipients(pool: PgPool, eventId: string): Promise<number
   return recipients;
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
-
-async function main(): Promise<void> {
+export async function runWorldScenario(o: WorldOptions) {
+  const { samples: SAMPLES, baselineSamples: BASELINE_SAMPLES } = o;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query('DROP DATABASE IF EXISTS alarmcast_bench_world WITH (FORCE)');
@@ -107,8 +96,8 @@ async function main(): Promise<void> {
   await applyMigrations(dbUrl);
   const pool = createPgPool(dbUrl, { max: 2 });
   const results = [];
-  for (const users of SIZES) {
-    await buildWorld(pool, users);
+  for (const users of o.sizes) {
+    await buildWorld(pool, users, Math.max(SAMPLES, BASELINE_SAMPLES));
     const { rows } = await pool.query<{ id: string }>('SELECT id FROM outbox_events ORDER BY id');
     const ids = rows.map((r) => String(r.id));
     for (const id of ids.slice(0, 20)) await loadBroadcastPlan(pool, id); // warm the plan and caches
@@ -139,8 +128,8 @@ async function main(): Promise<void> {
       tenants: users / TENANT_SIZE,
       devices: users,
       meanRecipients: Number((recipients / Math.min(SAMPLES, ids.length)).toFixed(1)),
-      alarmcastMs: { p50: pct(ours, 50), p99: pct(ours, 99) },
-      baselineMs: { p50: pct(baseline, 50), max: pct(baseline, 100) },
+      alarmcastMs: precise(ours),
+      baselineMs: precise(baseline),
     };
     results.push(row);
     console.log(
@@ -160,11 +149,13 @@ async function main(): Promise<void> {
     `alarmcast p50 grew ${summary.alarmcastGrowth}x from ${first.users} to ${last.users} users; ` +
       `at ${last.users} users the baseline is ${summary.baselineOverAlarmcastAtLargest}x slower`,
   );
-  await writeFile(
-    fileURLToPath(new URL('../../../docs/benchmarks/world.json', import.meta.url)),
-    JSON.stringify(summary, null, 2) + '\n',
-  );
   await pool.end();
+  return summary;
 }
 
-await main();
+/** Sub-millisecond figures need more than percentiles()' one decimal. */
+const precise = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p: number) => Number(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!.toFixed(3));
+  return { p50: at(0.5), p99: at(0.99), max: at(1) };
+};

@@ -1,0 +1,250 @@
+/**
+ * Driving a system under test: connecting one socket per user, POSTing alarms at a set rate as collectors
+ * do, and accounting for every delivery (latency from just before the POST was sent to the frame's arrival,
+ * and exactness: every expected delivery, none twice, none to anyone else).
+ */
+import { signUserJwt } from '@alarmcast/auth';
+import { WIRE_EVENTS } from '@alarmcast/contracts';
+import { JWT_SECRET } from '@alarmcast/e2e/stack';
+import type { BenchSocket, ConnectUser, Delivery } from './delivery.js';
+import type { BenchWorld } from './bench-world.js';
+import { round } from './proc-stats.js';
+
+/** Receives every delivery of every socket; the harness points it at the run in progress. */
+export type DeliverySink = (userId: number, d: Delivery) => void;
+
+/** Connects a socket for each user, `parallel` handshakes at a time. */
+export async function connectAll(
+  connect: ConnectUser,
+  userIds: readonly number[],
+  sink: DeliverySink,
+  parallel = 100,
+): Promise<BenchSocket[]> {
+  const sockets: BenchSocket[] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < userIds.length) {
+      const userId = userIds[next++]!;
+      const jwt = await signUserJwt(JWT_SECRET, userId);
+      sockets.push(await connect(userId, jwt, (d) => sink(userId, d)));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, lane));
+  return sockets;
+}
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface LoadResult {
+  label: string;
+  ratePerS: number;
+  warmupS: number;
+  durationS: number;
+  alarmsSent: number;
+  /** answered 202 by the ingest; only these are owed to anybody */
+  alarmsAcked: number;
+  /** non-202 answers or failed requests, by status ("error" for no answer) */
+  postFailures: Record<string, number>;
+  deliveries: {
+    expected: number;
+    received: number;
+    missing: number;
+    duplicates: number;
+    unexpected: number;
+  };
+  /** every expected delivery arrived, none twice, none elsewhere, every POST acknowledged */
+  exact: boolean;
+  /** POST sent → frame received, per delivery, over the measured (non-warm-up) alarms */
+  latencyMs: Percentiles;
+  /** POST sent → frame received at the alarm's last recipient */
+  lastRecipientMs: Percentiles;
+  /** POST sent → 202 received */
+  ackMs: Percentiles;
+  /** measured alarms acknowledged, and their deliveries, per second of the measured window */
+  sustained: { alarmsPerS: number; deliveriesPerS: number };
+  /** the latency distribution, 100 points (for the chart) */
+  latencyCdf: number[];
+}
+
+interface AlarmRecord {
+  sentAt: number;
+  measured: boolean;
+  expected: ReadonlySet<number> | null;
+  got: Set<number>;
+  last: number;
+}
+
+export function percentiles(xs: Float64Array | number[]): Percentiles {
+  const s = Float64Array.from(xs).sort();
+  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN);
+  return { p50: round(at(0.5), 1), p90: round(at(0.9), 1), p99: round(at(0.99), 1), max: round(at(1), 1) };
+}
+
+export interface LoadOptions {
+  label: string;
+  world: BenchWorld;
+  ingestUrl: string;
+  ratePerS: number;
+  durationS: number;
+  /** seconds at the same rate before the measured window, checked for exactness but not timed */
+  warmupS: number;
+  /** how long to wait for deliveries still owed after the last POST @defaultValue 10 */
+  drainS?: number;
+  /** devices to raise alarms on, in turn @defaultValue every device */
+  deviceIds?: readonly number[];
+  /** called with the run's sink before the first POST; the harness routes socket deliveries to it */
+  attach: (sink: DeliverySink) => void;
+}
+
+/** A unique prefix per run, so a straggler from an earlier run is never taken for this run's delivery. */
+let runCounter = 0;
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const run = `r${process.pid}x${++runCounter}`;
+  const devices = o.deviceIds ?? o.world.deviceIds;
+  const alarms = new Map<string, AlarmRecord>();
+  const latencies: number[] = [];
+  let received = 0;
+  let duplicates = 0;
+  let unexpected = 0;
+  let expected = 0;
+  let measuredFrom = Infinity;
+  let lastMeasuredDelivery = 0;
+  let measuredDeliveries = 0;
+
+  o.attach((userId, d) => {
+    const alarm = alarms.get(d.data.alarm.alarm_identifier);
+    if (!alarm || d.event !== WIRE_EVENTS.alarmCreated || !alarm.expected?.has(userId)) {
+      unexpected++;
+      return;
+    }
+    if (alarm.got.has(userId)) {
+      duplicates++;
+      return;
+    }
+    alarm.got.add(userId);
+    received++;
+    const ms = d.at - alarm.sentAt;
+    alarm.last = Math.max(alarm.last, ms);
+    if (alarm.measured) {
+      latencies.push(ms);
+      measuredDeliveries++;
+      lastMeasuredDelivery = d.at;
+    }
+  });
+
+  const total = Math.round((o.warmupS + o.durationS) * o.ratePerS);
+  const warm = Math.round(o.warmupS * o.ratePerS);
+  const acks: number[] = [];
+  const postFailures: Record<string, number> = {};
+  let acked = 0;
+  let ackedMeasured = 0;
+  const posts: Promise<void>[] = [];
+  const start = performance.now();
+  const progress = setInterval(() => {
+    const t = (performance.now() - start) / 1000;
+    process.stderr.write(
+      `\r[${o.label}] ${t.toFixed(0).padStart(3)}s sent ${alarms.size}/${total} acked ${acked} ` +
+        `delivered ${received}/${expected} dup ${duplicates} unexpected ${unexpected}   `,
+    );
+  }, 1000);
+
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / o.ratePerS;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const ident = `${run}-${i}`;
+    const deviceId = devices[i % devices.length]!;
+    const record: AlarmRecord = {
+      sentAt: performance.now(),
+      measured: i >= warm,
+      expected: null,
+      got: new Set(),
+      last: 0,
+    };
+    if (record.measured) measuredFrom = Math.min(measuredFrom, record.sentAt);
+    alarms.set(ident, record);
+    // What the ingest has not acknowledged is owed to nobody, so expectations start at the 202; a
+    // delivery arriving before the 202 is matched against the device's recipients all the same.
+    record.expected = o.world.recipientsOf(deviceId);
+    posts.push(
+      postAlarm(o.ingestUrl, o.world.collectorToken, deviceId, ident).then((status) => {
+        if (status === 202) {
+          acked++;
+          if (record.measured) ackedMeasured++;
+          expected += record.expected!.size;
+          acks.push(performance.now() - record.sentAt);
+        } else {
+          postFailures[status] = (postFailures[status] ?? 0) + 1;
+          record.expected = null;
+        }
+      }),
+    );
+  }
+  await Promise.all(posts);
+  const drainUntil = performance.now() + (o.drainS ?? 10) * 1000;
+  while (received < expected && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
+  // A little longer, for duplicates or strays that would arrive after the last expected delivery.
+  await new Promise((r) => setTimeout(r, 500));
+  clearInterval(progress);
+  process.stderr.write('\n');
+  o.attach(() => {});
+
+  const lastPerAlarm = [...alarms.values()].filter((a) => a.measured && a.expected).map((a) => a.last);
+  const window = Math.max(1e-3, (lastMeasuredDelivery - measuredFrom) / 1000);
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    label: o.label,
+    ratePerS: o.ratePerS,
+    warmupS: o.warmupS,
+    durationS: o.durationS,
+    alarmsSent: total,
+    alarmsAcked: acked,
+    postFailures,
+    deliveries: { expected, received, missing: expected - received, duplicates, unexpected },
+    exact: received === expected && duplicates === 0 && unexpected === 0 && acked === total,
+    latencyMs: percentiles(sorted),
+    lastRecipientMs: percentiles(lastPerAlarm),
+    ackMs: percentiles(acks),
+    sustained: {
+      alarmsPerS: round(ackedMeasured / window, 1),
+      deliveriesPerS: round(measuredDeliveries / window, 0),
+    },
+    latencyCdf: Array.from({ length: 100 }, (_, k) =>
+      sorted.length
+        ? round(sorted[Math.min(sorted.length - 1, Math.ceil(((k + 1) / 100) * sorted.length) - 1)]!, 2)
+        : NaN,
+    ),
+  };
+}
+
+async function postAlarm(
+  ingestUrl: string,
+  token: string,
+  deviceId: number,
+  ident: string,
+): Promise<number | string> {
+  try {
+    const res = await fetch(`${ingestUrl}/v1/alarms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        deviceId,
+        alarmIdentifier: ident,
+        eventType: 'Communications Alarm',
+        probableCause: 'Loss of signal',
+        specificProblem: 'bench',
+        perceivedSeverity: 'Major',
+      }),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 'error';
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The benchmark harness (issue 5):
+ *
+ *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity] [--quick] [--rounds 2] [--no-peer]
+ *
+ * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
+ * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
+ * accounts for every delivery. Prints a table per scenario; writes docs/benchmarks/<scenario>.json, the
+ * latency charts, and the results section of docs/BENCHMARKS.md (`--quick`: a short smoke run whose files
+ * go to a temporary directory instead). Load goes to 127.0.0.1 only and every run is bounded in time.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { latencyCdfSvg } from './chart.js';
+import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
+import { bigTenant, capacity, equivalence, steady, world, type BenchSettings } from './scenarios.js';
+
+const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity } as const;
+type ScenarioName = keyof typeof SCENARIOS;
+const TITLES: Record<ScenarioName, string> = {
+  equivalence: 'Lean client ≡ pusher-js',
+  world: 'Scenario 3 — size of the world',
+  steady: 'Scenario 1 — steady (with the Socket.IO peer)',
+  'big-tenant': 'Scenario 2 — big tenant',
+  capacity: 'Scenario 4 — capacity',
+};
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '2' },
+    'no-peer': { type: 'boolean', default: false },
+  },
+});
+const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
+if (chosen !== 'all' && !(chosen in SCENARIOS)) {
+  console.error(`unknown scenario ${chosen}; choose all or one of ${Object.keys(SCENARIOS).join(', ')}`);
+  process.exit(2);
+}
+const settings: BenchSettings = {
+  quick: values.quick,
+  rounds: Math.max(1, Number(values.rounds)),
+  peer: !values['no-peer'],
+};
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const outDir = settings.quick ? join(tmpdir(), 'alarmcast-bench') : join(ROOT, 'docs/benchmarks');
+await mkdir(outDir, { recursive: true });
+
+const about = machine();
+let allMet = true;
+for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
+  console.log(`\n=== ${TITLES[name]} ===`);
+  const result = (await SCENARIOS[name](settings)) as ScenarioResult;
+  await writeFile(
+    join(outDir, `${name}.json`),
+    JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
+  );
+  await writeCharts(result);
+  console.log(scenarioMarkdown(result));
+  allMet &&= result.floors.every((f) => f.met);
+}
+if (!settings.quick) await updateBenchmarksMd();
+console.log(`results in ${outDir}`);
+process.exitCode = allMet ? 0 : 1;
+
+async function writeCharts(r: ScenarioResult): Promise<void> {
+  const svg = (file: string, title: string, series: { name: string; cdf: number[] }[]) =>
+    writeFile(join(outDir, file), latencyCdfSvg(title, series));
+  if (r.scenario === 'steady') {
+    await svg(
+      'steady-latency.svg',
+      `Scenario 1: ${r.load.ratePerS} alarms/s to ${r.world.users} sockets, per delivery`,
+      r.runs.map((x) => ({ name: `${x.label} (p99 ${x.latencyMs.p99} ms)`, cdf: x.latencyCdf })),
+    );
+  } else if (r.scenario === 'big-tenant') {
+    await svg(
+      'big-tenant-latency.svg',
+      `Scenario 2: one tenant, ${r.world.users} sockets, ${r.load.ratePerS} alarm/s, per delivery`,
+      r.runs.map((x) => ({
+        name: `${x.label} (last recipient p99 ${x.lastRecipientMs.p99} ms)`,
+        cdf: x.latencyCdf,
+      })),
+    );
+  } else if (r.scenario === 'capacity') {
+    await svg(
+      'capacity-latency.svg',
+      'Scenario 4: per-delivery latency at each rate',
+      r.ramps
+        .flatMap((x) => x.steps)
+        .map((x) => ({ name: `${x.label} (p99 ${x.latencyMs.p99} ms)`, cdf: x.latencyCdf })),
+    );
+  }
+}
+
+/** Rewrites the part of docs/BENCHMARKS.md between the results markers from the latest JSON files. */
+async function updateBenchmarksMd(): Promise<void> {
+  const file = join(ROOT, 'docs/BENCHMARKS.md');
+  const doc = await readFile(file, 'utf8');
+  const begin = '<!-- results:begin (written by pnpm bench) -->';
+  const end = '<!-- results:end -->';
+  if (!doc.includes(begin) || !doc.includes(end)) throw new Error(`${file} lacks the results markers`);
+  const sections: string[] = [];
+  for (const name of Object.keys(SCENARIOS) as ScenarioName[]) {
+    const path = join(outDir, `${name}.json`);
+    if (!existsSync(path)) continue;
+    const saved = JSON.parse(await readFile(path, 'utf8')) as ScenarioResult & {
+      machine: ReturnType<typeof machine>;
+    };
+    sections.push(
+      `### ${TITLES[name]}\n\n_Run ${saved.machine.date.slice(0, 16).replace('T', ' ')} UTC at commit ${saved.machine.commit}; ` +
+        `${saved.machine.cpu}, ${saved.machine.memoryGb} GB, Node ${saved.machine.node}._\n\n${scenarioMarkdown(saved)}`,
+    );
+  }
+  const updated =
+    doc.slice(0, doc.indexOf(begin) + begin.length) +
+    '\n\n' +
+    sections.join('\n') +
+    '\n' +
+    doc.slice(doc.indexOf(end));
+  await writeFile(file, updated);
+}

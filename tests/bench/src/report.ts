@@ -1,0 +1,146 @@
+/**
+ * What the harness prints and files: a table per scenario (stdout and docs/BENCHMARKS.md alike), the JSON
+ * results and the latency charts.
+ */
+import { cpus, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import type { Floor, RunResult, bigTenant, capacity, equivalence, steady, world } from './scenarios.js';
+
+export function machine() {
+  const cpu = cpus();
+  const version = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0];
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    date: new Date().toISOString(),
+    commit: version('git', ['rev-parse', '--short', 'HEAD']),
+    cpu: `${cpu.length} × ${cpu[0]?.model ?? 'unknown'}`,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: version('psql', ['--version']),
+    redis: version('redis-server', ['--version']),
+  };
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? String(x) : '–');
+
+/** One markdown table row per run: what was offered, what arrived, how fast, at what cost. */
+export function runsTable(runs: RunResult[]): string {
+  const head =
+    '| run | sockets | alarms/s offered → sustained | deliveries expected / received / dup / unexpected | p50 | p90 | p99 | max | last recipient p99 | ack p99 |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const rows = runs.map(
+    (r) =>
+      `| ${r.label} | ${r.sockets} | ${r.ratePerS} → ${r.sustained.alarmsPerS} | ${r.deliveries.expected} / ${r.deliveries.received} / ${r.deliveries.duplicates} / ${r.deliveries.unexpected}${r.exact ? '' : ' ✗'} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p90)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.max)} | ${fmt(r.lastRecipientMs.p99)} | ${fmt(r.ackMs.p99)} |`,
+  );
+  return [head, ...rows].join('\n') + '\n\n(latencies in ms, POST sent → frame received)\n';
+}
+
+/** CPU (share of one core over the run) and peak resident memory of each process group. */
+export function resourcesTable(runs: RunResult[]): string {
+  const names = [...new Set(runs.flatMap((r) => r.resources.map((g) => g.name)))];
+  const head = `| run | ${names.join(' | ')} |\n|---|${names.map(() => '---:').join('|')}|`;
+  const rows = runs.map(
+    (r) =>
+      `| ${r.label} | ${names
+        .map((n) => {
+          const g = r.resources.find((x) => x.name === n);
+          return g ? `${g.cpuPercent}% / ${g.peakRssMb} MB` : '';
+        })
+        .join(' | ')} |`,
+  );
+  return [head, ...rows].join('\n') + '\n\n(CPU as % of one core / peak RSS)\n';
+}
+
+export function floorsTable(floors: Floor[]): string {
+  return (
+    '| floor | target | measured | met |\n|---|---|---|---|\n' +
+    floors
+      .map((f) => `| ${f.what} | ${f.target} | ${f.measured} | ${f.met ? 'yes' : '**no**'} |`)
+      .join('\n') +
+    '\n'
+  );
+}
+
+type Steady = Awaited<ReturnType<typeof steady>>;
+type BigTenant = Awaited<ReturnType<typeof bigTenant>>;
+type Capacity = Awaited<ReturnType<typeof capacity>>;
+type Equivalence = Awaited<ReturnType<typeof equivalence>>;
+type World = Awaited<ReturnType<typeof world>>;
+export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World;
+
+/** The markdown section for one scenario's latest result (also what is printed at the end of a run). */
+export function scenarioMarkdown(r: ScenarioResult): string {
+  switch (r.scenario) {
+    case 'steady': {
+      const ratios = r.versusPeer
+        ? '\nalarmcast ÷ Socket.IO (medians over the rounds; below 1 means alarmcast is lower):\n\n' +
+          '| latency p50 | latency p99 | last recipient p99 | sustained deliveries/s | CPU s per 1,000 deliveries (services, Redis, Postgres) | idle KB per connection |\n|---:|---:|---:|---:|---:|---:|\n' +
+          `| ${r.versusPeer.latencyP50} | ${r.versusPeer.latencyP99} | ${r.versusPeer.lastRecipientP99} | ${r.versusPeer.sustainedDeliveriesPerS} | ${r.versusPeer.cpuSecondsPer1000Deliveries} | ${r.versusPeer.idleKbPerConnection} |\n`
+        : '';
+      return (
+        `World: ${r.world.tenants} tenants × ${r.world.usersPerTenant} users (${r.world.users} sockets), ${r.world.devices} devices, ` +
+        `${r.world.usersWithShares} users with ${r.world.sharesPerSharer} shares each into the next tenant; ` +
+        `${r.load.ratePerS} alarms/s for ${r.load.durationS} s after ${r.load.warmupS} s of warm-up.\n\n` +
+        floorsTable(r.floors) +
+        '\n' +
+        runsTable(r.runs) +
+        ratios +
+        '\n' +
+        resourcesTable(r.runs) +
+        '\n![steady latency](benchmarks/steady-latency.svg)\n'
+      );
+    }
+    case 'big-tenant':
+      return (
+        `World: one tenant of ${r.world.users} users, all connected; ${r.load.ratePerS} alarm/s for ${r.load.durationS} s after ${r.load.warmupS} s of warm-up.\n\n` +
+        floorsTable(r.floors) +
+        '\n' +
+        runsTable(r.runs) +
+        '\n' +
+        resourcesTable(r.runs) +
+        '\n![big tenant latency](benchmarks/big-tenant-latency.svg)\n'
+      );
+    case 'capacity':
+      return (
+        `Scenario 1's world at rising rates (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step, fresh processes per step) until p99 > 250 ms or delivery is incomplete.\n\n` +
+        '| system | highest rate held (alarms/s) | deliveries/s at that rate |\n|---|---:|---:|\n' +
+        r.ramps
+          .map((x) => {
+            const held = x.steps.find((s) => s.ratePerS === x.highestRateHeld);
+            return `| ${x.system} | ${x.highestRateHeld} | ${held?.sustained.deliveriesPerS ?? '–'} |`;
+          })
+          .join('\n') +
+        '\n\n' +
+        runsTable(r.ramps.flatMap((x) => x.steps)) +
+        '\n' +
+        resourcesTable(r.ramps.flatMap((x) => x.steps)) +
+        "\nIdle connections (the socket server's RSS growth after connecting them, divided by their number):\n\n" +
+        '| system | sockets | KB per idle connection |\n|---|---:|---:|\n' +
+        r.idle.map((x) => `| ${x.system} | ${x.sockets} | ${x.idleKbPerConnection} |`).join('\n') +
+        '\n\n![capacity latency](benchmarks/capacity-latency.svg)\n'
+      );
+    case 'equivalence':
+      return (
+        `${r.users} users, each with a lean-client socket and a pusher-js 8.6 socket, ${r.framesPerClient} event frames per client kind.\n\n` +
+        floorsTable(r.floors) +
+        `\npusher-js hands an event over ${r.pusherJsLagMs.median} ms (median; max ${r.pusherJsLagMs.max} ms) after the lean client does, in the same process.\n`
+      );
+    case 'world':
+      return (
+        floorsTable(r.floors) +
+        '\n| users | tenants | recipients per alarm | alarmcast p50 / p99 (ms) | baseline p50 / max (ms) | baseline ÷ alarmcast (p50) |\n|---:|---:|---:|---:|---:|---:|\n' +
+        r.results
+          .map(
+            (x) =>
+              `| ${x.users} | ${x.tenants} | ${x.meanRecipients} | ${x.alarmcastMs.p50} / ${x.alarmcastMs.p99} | ${x.baselineMs.p50} / ${x.baselineMs.max} | ${Math.round(x.baselineMs.p50 / x.alarmcastMs.p50)} |`,
+          )
+          .join('\n') +
+        '\n'
+      );
+  }
+}

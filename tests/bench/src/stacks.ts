@@ -1,0 +1,116 @@
+/**
+ * The two systems the benchmark drives, each as separate processes as deployed: alarmcast (ingest,
+ * recipient-resolver, ws-edge) and the peer (the same ingest, a resolver with the same queue and recipient
+ * query that emits through Socket.IO's Redis emitter, and a Socket.IO server with the Redis adapter).
+ */
+import { APP, JWT_SECRET } from '@alarmcast/e2e/stack';
+import {
+  freePort,
+  spawnService,
+  spawnStack,
+  stopService,
+  type SpawnedService,
+} from '@alarmcast/e2e/spawned-stack';
+import { uniqueRedisPrefix } from '@alarmcast/testing';
+import { Redis } from 'ioredis';
+import type { ConnectUser } from './delivery.js';
+import { leanPusherClient } from './lean-client.js';
+import { connectSocketIoUser } from './peer/socketio-client.js';
+import { pidsNamed, type ProcessGroup } from './proc-stats.js';
+
+export type SystemName = 'alarmcast' | 'socketio';
+
+export interface SystemUnderTest {
+  name: SystemName;
+  ingestUrl: string;
+  /** how a benchmark socket connects to this system */
+  connect: ConnectUser;
+  /** the processes whose CPU and memory are reported */
+  groups: ProcessGroup[];
+  /** the process holding the sockets (for memory per connection) */
+  socketServer: SpawnedService;
+  close: () => Promise<void>;
+}
+
+export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const group = (s: SpawnedService): ProcessGroup => ({ name: s.name, pids: () => [s.child.pid!] });
+
+/** Shared infrastructure, reported beside the services: the local Redis and every PostgreSQL process. */
+export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
+  { name: 'redis', pids: () => [redisPid] },
+  { name: 'postgres (all)', pids: () => pidsNamed('postgres') },
+];
+
+/** Deletes a run's keys (user logs, delivered sets, queue): a run at 200 alarms/s leaves ~100 MB behind. */
+async function dropRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+export async function startSystem(name: SystemName, databaseUrl: string): Promise<SystemUnderTest> {
+  const redisPrefix = uniqueRedisPrefix();
+  if (name === 'alarmcast') {
+    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel: 'warn' });
+    const edge = stack.edges[0]!;
+    return {
+      name,
+      ingestUrl: stack.ingest.url,
+      connect: leanPusherClient({ edgeUrl: edge.url, appKey: APP.key }),
+      groups: stack.all.map(group),
+      socketServer: edge,
+      close: async () => {
+        await stack.close();
+        await dropRedisKeys(redisPrefix);
+      },
+    };
+  }
+  const env = {
+    NODE_ENV: 'development',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: redisPrefix,
+    LOG_LEVEL: 'warn',
+    JWT_SECRET,
+    PUSHER_APP_KEY: APP.key,
+  };
+  const serverPort = await freePort();
+  const server = await spawnService(
+    'socketio-server',
+    'tests/bench/src/peer/socketio-server.ts',
+    { ...env, PEER_PORT: String(serverPort) },
+    serverPort,
+  );
+  const resolverPort = await freePort();
+  const resolver = await spawnService(
+    'socketio-resolver',
+    'tests/bench/src/peer/socketio-resolver.ts',
+    { ...env, RESOLVER_METRICS_PORT: String(resolverPort) },
+    resolverPort,
+  );
+  const ingestPort = await freePort();
+  const ingest = await spawnService(
+    'alarm-ingest',
+    'services/alarm-ingest/src/main.ts',
+    { ...env, INGEST_PORT: String(ingestPort) },
+    ingestPort,
+  );
+  const all = [ingest, resolver, server];
+  return {
+    name,
+    ingestUrl: ingest.url,
+    connect: connectSocketIoUser(server.url),
+    groups: all.map(group),
+    socketServer: server,
+    close: async () => {
+      await Promise.all(all.map((s) => stopService(s)));
+      await dropRedisKeys(redisPrefix);
+    },
+  };
+}
