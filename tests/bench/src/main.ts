@@ -2,6 +2,7 @@
  * The benchmark harness (issue 5):
  *
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity] [--quick] [--rounds 2] [--no-peer]
+ *              [--profile <dir>]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -35,6 +36,7 @@ const { values, positionals } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     'no-peer': { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -46,6 +48,7 @@ const settings: BenchSettings = {
   quick: values.quick,
   rounds: Math.max(1, Number(values.rounds)),
   peer: !values['no-peer'],
+  profileDir: values.profile,
 };
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const outDir = settings.quick ? join(tmpdir(), 'alarmcast-bench') : join(ROOT, 'docs/benchmarks');

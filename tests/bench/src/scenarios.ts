@@ -2,6 +2,7 @@
  * The benchmark scenarios of issue 5. Each returns a JSON-able result with its floors checked; main.ts
  * prints and files them.
  */
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { APP } from '@alarmcast/e2e/stack';
 import { provisionWorld, type BenchWorld, type WorldShape } from './bench-world.js';
@@ -20,6 +21,8 @@ export interface BenchSettings {
   rounds: number;
   /** also run the Socket.IO peer where a scenario compares with it */
   peer: boolean;
+  /** write each service's CPU profile under this directory, a folder per run */
+  profileDir?: string;
 }
 
 export interface Floor {
@@ -64,12 +67,14 @@ async function redisPid(): Promise<number> {
  * measurement), and reports what it measured. Every run starts from fresh processes.
  */
 async function measuredRun(
+  s: BenchSettings,
   system: SystemName,
   world: BenchWorld,
   label: string,
   load: { ratePerS: number; durationS: number; warmupS: number } | null,
 ): Promise<RunResult> {
-  const sys = await startSystem(system, world.databaseUrl);
+  const profileDir = s.profileDir && join(s.profileDir, label.replace(/[^A-Za-z0-9.-]+/g, '-'));
+  const sys = await startSystem(system, world.databaseUrl, profileDir);
   try {
     let sink: DeliverySink = () => {};
     const rssBefore = rssMb(sys.socketServer.child.pid!);
@@ -144,7 +149,7 @@ export async function steady(s: BenchSettings) {
     // Alternate which goes first, so neither always meets a warmer (or more fragmented) Postgres and Redis.
     const order = round % 2 ? systems : [...systems].reverse();
     for (const system of order)
-      runs.push(await measuredRun(system, world, `steady ${system} #${round}`, load));
+      runs.push(await measuredRun(s, system, world, `steady ${system} #${round}`, load));
   }
   const ours = runs.filter((r) => r.system === 'alarmcast');
   const peer = runs.filter((r) => r.system === 'socketio');
@@ -212,7 +217,7 @@ export async function bigTenant(s: BenchSettings) {
     : { ratePerS: 1, durationS: 60, warmupS: 5 };
   const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
   const runs: RunResult[] = [];
-  for (const system of systems) runs.push(await measuredRun(system, world, `big-tenant ${system}`, load));
+  for (const system of systems) runs.push(await measuredRun(s, system, world, `big-tenant ${system}`, load));
   const ours = runs[0]!;
   return {
     scenario: 'big-tenant' as const,
@@ -243,7 +248,10 @@ export async function capacity(s: BenchSettings) {
   for (const system of systems) {
     const steps: RunResult[] = [];
     for (const ratePerS of rates) {
-      const r = await measuredRun(system, world, `capacity ${system} ${ratePerS}/s`, { ratePerS, ...step });
+      const r = await measuredRun(s, system, world, `capacity ${system} ${ratePerS}/s`, {
+        ratePerS,
+        ...step,
+      });
       steps.push(r);
       if (!r.exact || r.latencyMs.p99 > 250) break;
     }
@@ -253,7 +261,7 @@ export async function capacity(s: BenchSettings) {
   const bigWorld = await provisionWorld('alarmcast_bench_big', BIG_TENANT);
   const idle = [];
   for (const system of systems) {
-    const r = await measuredRun(system, bigWorld, `idle ${system}`, null);
+    const r = await measuredRun(s, system, bigWorld, `idle ${system}`, null);
     idle.push({
       system,
       sockets: r.sockets,

@@ -54,10 +54,19 @@ async function dropRedisKeys(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-export async function startSystem(name: SystemName, databaseUrl: string): Promise<SystemUnderTest> {
+/**
+ * Starts `name` on `databaseUrl`. With `profileDir`, every service writes a V8 CPU profile there when it
+ * exits (`--cpu-prof`; open in Chrome DevTools or speedscope, or summarize with `pnpm bench:profile`).
+ */
+export async function startSystem(
+  name: SystemName,
+  databaseUrl: string,
+  profileDir?: string,
+): Promise<SystemUnderTest> {
   const redisPrefix = uniqueRedisPrefix();
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (name === 'alarmcast') {
-    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel: 'warn' });
+    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel: 'warn', nodeArgs });
     const edge = stack.edges[0]!;
     return {
       name,
@@ -86,6 +95,7 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     'tests/bench/src/peer/socketio-server.ts',
     { ...env, PEER_PORT: String(serverPort) },
     serverPort,
+    nodeArgs,
   );
   const resolverPort = await freePort();
   const resolver = await spawnService(
@@ -93,6 +103,7 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     'tests/bench/src/peer/socketio-resolver.ts',
     { ...env, RESOLVER_METRICS_PORT: String(resolverPort) },
     resolverPort,
+    nodeArgs,
   );
   const ingestPort = await freePort();
   const ingest = await spawnService(
@@ -100,6 +111,7 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     'services/alarm-ingest/src/main.ts',
     { ...env, INGEST_PORT: String(ingestPort) },
     ingestPort,
+    nodeArgs,
   );
   const all = [ingest, resolver, server];
   return {

@@ -40,8 +40,10 @@ export async function spawnService(
   entry: string,
   env: Record<string, string>,
   port: number,
+  /** extra node options, e.g. `--cpu-prof` (which NODE_OPTIONS may not carry) */
+  nodeArgs: string[] = [],
 ): Promise<SpawnedService> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [...nodeArgs, '--conditions=source', '--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -97,6 +99,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
         'services/ws-edge/src/main.ts',
         { ...common, EDGE_PORT: String(port) },
         port,
+        o.nodeArgs,
       );
     }),
   );
@@ -108,6 +111,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
         'services/recipient-resolver/src/main.ts',
         { ...common, RESOLVER_METRICS_PORT: String(port) },
         port,
+        o.nodeArgs,
       );
     }),
   );
@@ -117,6 +121,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
     'services/alarm-ingest/src/main.ts',
     { ...common, INGEST_PORT: String(ingestPort) },
     ingestPort,
+    o.nodeArgs,
   );
   const all = [ingest, ...resolvers, ...edges];
   return {

@@ -27,6 +27,8 @@ export interface StackOptions {
   logLevel?: string;
   /** extra environment for every spawned service (spawnStack only) */
   env?: Record<string, string>;
+  /** extra node options for every spawned service (spawnStack only) */
+  nodeArgs?: string[];
 }
 
 export interface Stack {
