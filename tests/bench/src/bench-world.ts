@@ -29,10 +29,9 @@ export interface BenchWorld {
   sharedUsers: number;
 }
 
-const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-
-/** A fresh database `name` on the local server holding a world of `shape`. */
+/** A fresh database `name` on the server of DATABASE_ADMIN_URL (default: local) holding a world of `shape`. */
 export async function provisionWorld(name: string, shape: WorldShape): Promise<BenchWorld> {
+  const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
   const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${name}`);
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -39,9 +39,12 @@ export function leanPusherClient(options: LeanClientOptions): ConnectUser {
       const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
       let subscribed = false;
       const fail = (err: Error) => {
+        clearTimeout(timeout);
         ws.terminate();
         reject(err);
       };
+      // A benchmark must end by itself, even against an edge that never answers.
+      const timeout = setTimeout(() => fail(new Error('no subscription within 30 s')), 30_000);
       ws.on('error', (err) => {
         if (!subscribed) fail(err);
       });
@@ -62,6 +65,7 @@ export function leanPusherClient(options: LeanClientOptions): ConnectUser {
           }
           case 'pusher_internal:subscription_succeeded':
             subscribed = true;
+            clearTimeout(timeout);
             resolve({ userId, close: () => ws.close() });
             return;
           case 'pusher:ping':

@@ -69,6 +69,11 @@ export interface LoadResult {
   sustained: { alarmsPerS: number; deliveriesPerS: number };
   /** the latency distribution, 100 points (for the chart) */
   latencyCdf: number[];
+  /**
+   * the slowest last-recipient latency among the alarms sent in each tenth of the measured window: shows
+   * whether a tail is a start-up effect, a one-off stall or spread over the run
+   */
+  worstPerTenthMs: number[];
 }
 
 interface AlarmRecord {
@@ -195,7 +200,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   process.stderr.write('\n');
   o.attach(() => {});
 
-  const lastPerAlarm = [...alarms.values()].filter((a) => a.measured && a.expected).map((a) => a.last);
+  const measured = [...alarms.values()].filter((a) => a.measured && a.expected);
+  const lastPerAlarm = measured.map((a) => a.last);
+  const tenth = Math.max(1, Math.ceil(measured.length / 10));
+  const worstPerTenthMs = Array.from({ length: Math.ceil(measured.length / tenth) }, (_, k) =>
+    round(Math.max(...lastPerAlarm.slice(k * tenth, (k + 1) * tenth)), 0),
+  );
   const window = Math.max(1e-3, (lastMeasuredDelivery - measuredFrom) / 1000);
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -215,6 +225,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       alarmsPerS: round(ackedMeasured / window, 1),
       deliveriesPerS: round(measuredDeliveries / window, 0),
     },
+    worstPerTenthMs,
     latencyCdf: Array.from({ length: 100 }, (_, k) =>
       sorted.length
         ? round(sorted[Math.min(sorted.length - 1, Math.ceil(((k + 1) / 100) * sorted.length) - 1)]!, 2)

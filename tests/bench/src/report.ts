@@ -37,7 +37,15 @@ export function runsTable(runs: RunResult[]): string {
     (r) =>
       `| ${r.label} | ${r.sockets} | ${r.ratePerS} → ${r.sustained.alarmsPerS} | ${r.deliveries.expected} / ${r.deliveries.received} / ${r.deliveries.duplicates} / ${r.deliveries.unexpected}${r.exact ? '' : ' ✗'} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p90)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.max)} | ${fmt(r.lastRecipientMs.p99)} | ${fmt(r.ackMs.p99)} |`,
   );
-  return [head, ...rows].join('\n') + '\n\n(latencies in ms, POST sent → frame received)\n';
+  const tenths = runs
+    .filter((r) => r.worstPerTenthMs.length)
+    .map((r) => `- ${r.label}: ${r.worstPerTenthMs.join(' ')}`)
+    .join('\n');
+  return (
+    [head, ...rows].join('\n') +
+    '\n\n(latencies in ms, POST sent → frame received)\n' +
+    (tenths ? `\nSlowest last recipient (ms) in each tenth of the measured window:\n\n${tenths}\n` : '')
+  );
 }
 
 /** CPU (share of one core over the run) and peak resident memory of each process group. */

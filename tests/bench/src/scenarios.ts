@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { APP } from '@alarmcast/e2e/stack';
 import { provisionWorld, type BenchWorld, type WorldShape } from './bench-world.js';
 import type { Delivery } from './delivery.js';
@@ -11,7 +12,7 @@ import { connectAll, runLoad, type DeliverySink, type LoadResult } from './load.
 import { ResourceMonitor, round, rssMb, type GroupUsage } from './proc-stats.js';
 import { pusherJsClient } from './pusherjs-client.js';
 import { leanPusherClient } from './lean-client.js';
-import { infrastructureGroups, redisUrl, startSystem, type SystemName } from './stacks.js';
+import { benchRedisUrl, infrastructureGroups, startSystem, type SystemName } from './stacks.js';
 import { runWorldScenario } from './world.js';
 
 export interface BenchSettings {
@@ -56,7 +57,7 @@ const BIG_TENANT: WorldShape = {
 };
 
 async function redisPid(): Promise<number> {
-  const redis = new Redis(redisUrl);
+  const redis = new Redis(benchRedisUrl());
   const info = await redis.info('server');
   redis.disconnect();
   return Number(/process_id:(\d+)/.exec(info)![1]);
@@ -74,6 +75,7 @@ async function measuredRun(
   load: { ratePerS: number; durationS: number; warmupS: number } | null,
 ): Promise<RunResult> {
   const profileDir = s.profileDir && join(s.profileDir, label.replace(/[^A-Za-z0-9.-]+/g, '-'));
+  await settleDatabase(world.databaseUrl);
   const sys = await startSystem(system, world.databaseUrl, profileDir);
   try {
     let sink: DeliverySink = () => {};
@@ -112,6 +114,18 @@ async function measuredRun(
   }
 }
 
+/**
+ * Every run starts from the same database state: the previous run's (or the provisioning's) dirty pages
+ * flushed and its dead rows vacuumed, so that no run pays for another's checkpoint or autovacuum.
+ */
+async function settleDatabase(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query('VACUUM ANALYZE');
+  await client.query('CHECKPOINT');
+  await client.end();
+}
+
 function emptyLoad(label: string): LoadResult {
   const none = { p50: NaN, p90: NaN, p99: NaN, max: NaN };
   return {
@@ -129,6 +143,7 @@ function emptyLoad(label: string): LoadResult {
     ackMs: none,
     sustained: { alarmsPerS: 0, deliveriesPerS: 0 },
     latencyCdf: [],
+    worstPerTenthMs: [],
   };
 }
 

@@ -32,7 +32,7 @@ export interface SystemUnderTest {
   close: () => Promise<void>;
 }
 
-export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const benchRedisUrl = (): string => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const group = (s: SpawnedService): ProcessGroup => ({ name: s.name, pids: () => [s.child.pid!] });
 
@@ -44,7 +44,7 @@ export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
 
 /** Deletes a run's keys (user logs, delivered sets, queue): a run at 200 alarms/s leaves ~100 MB behind. */
 async function dropRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
+  const redis = new Redis(benchRedisUrl());
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
@@ -64,6 +64,7 @@ export async function startSystem(
   profileDir?: string,
 ): Promise<SystemUnderTest> {
   const redisPrefix = uniqueRedisPrefix();
+  const redisUrl = benchRedisUrl();
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (name === 'alarmcast') {
     const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel: 'warn', nodeArgs });
