@@ -103,13 +103,16 @@ export interface AlarmsRouterOptions {
   db: DbCall;
   outbox: OutboxDispatcher;
   jwtSecret: string;
+  /** how long a found collector token is trusted without asking Postgres again */
+  collectorTokenCacheMs: number;
   /** called once per committed alarm change (created, updated, cleared) */
   onAccepted: () => void;
 }
 
-export function alarmsRouter({ pool, db, outbox, jwtSecret, onAccepted }: AlarmsRouterOptions): Router {
+export function alarmsRouter(options: AlarmsRouterOptions): Router {
+  const { pool, db, outbox, jwtSecret, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(pool, db);
+  const asCollector = collectorAuth(pool, db, options.collectorTokenCacheMs);
   const asUser = userAuth(pool, db, jwtSecret);
 
   /**

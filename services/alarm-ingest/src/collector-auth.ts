@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { hashCollectorToken } from '@alarmcast/auth';
-import { findCollectorToken, type PgPool } from '@alarmcast/db';
+import { findCollectorToken, type CollectorTokenRow, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import type { DbCall } from './db-breaker.js';
 
@@ -18,14 +18,33 @@ export function collectorOf(res: Response): Collector {
   return collector;
 }
 
-/** `Authorization: Bearer <collector token>`: looked up by its SHA-256, revoked tokens refused. */
-export function collectorAuth(pool: PgPool, db: DbCall): RequestHandler {
+/** Tokens remembered at most; past this the cache starts over (a collector fleet has far fewer). */
+const CACHE_LIMIT = 10_000;
+
+/**
+ * `Authorization: Bearer <collector token>`: looked up by its SHA-256, revoked tokens refused. A token that
+ * was found is remembered for `cacheMs`, which saves a Postgres round trip on almost every report (a
+ * collector posts many); the price is that a revocation takes up to `cacheMs` to bite. Unknown tokens are
+ * never remembered, so a new token works at once.
+ */
+export function collectorAuth(pool: PgPool, db: DbCall, cacheMs: number): RequestHandler {
+  const cache = new Map<string, { token: CollectorTokenRow; until: number }>();
+  const lookup = async (tokenHash: string): Promise<CollectorTokenRow | null> => {
+    const now = Date.now();
+    const hit = cache.get(tokenHash);
+    if (hit && hit.until > now) return hit.token;
+    const token = await db(() => findCollectorToken(pool, tokenHash));
+    if (token && cacheMs > 0) {
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(tokenHash, { token, until: now + cacheMs });
+    }
+    return token;
+  };
   return async (req, res, next) => {
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_\-.~+/]{8,200}=*)$/.exec(header);
     if (!match) throw new ApiError(401, 'unauthenticated', 'missing or malformed bearer token');
-    const tokenHash = hashCollectorToken(match[1]!);
-    const token = await db(() => findCollectorToken(pool, tokenHash));
+    const token = await lookup(hashCollectorToken(match[1]!));
     if (!token || token.revoked)
       throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
     res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };

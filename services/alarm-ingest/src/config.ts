@@ -34,6 +34,11 @@ export const IngestEnv = z.object({
    * data); keep it well below the resolver's DELIVERED_TTL_S (900 s) so a re-run repeats nobody
    */
   OUTBOX_REDELIVER_AFTER_MS: positiveMs.default(60_000),
+  /**
+   * seconds a collector token, once found, is trusted without asking Postgres again: one round trip less
+   * per report, but a revoked token keeps working for up to this long (0: look it up on every request)
+   */
+  COLLECTOR_TOKEN_CACHE_S: z.coerce.number().int().min(0).max(300).default(5),
   /** seconds a client is told to wait (Retry-After) while Postgres is unreachable */
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),

@@ -141,7 +141,16 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     next();
   });
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
-  app.use(alarmsRouter({ pool, db, outbox, jwtSecret: config.JWT_SECRET, onAccepted: () => accepted.inc() }));
+  app.use(
+    alarmsRouter({
+      pool,
+      db,
+      outbox,
+      jwtSecret: config.JWT_SECRET,
+      collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
+      onAccepted: () => accepted.inc(),
+    }),
+  );
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 

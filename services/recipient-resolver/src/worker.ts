@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
-import { createPgPool, loadBroadcastPlan, markBroadcast } from '@alarmcast/db';
+import { BroadcastMarker, createPgPool, loadBroadcastPlan } from '@alarmcast/db';
 import {
   createLogger,
   createMetricsRegistry,
@@ -47,6 +47,7 @@ export async function startResolver(
   ).child({ nodeId });
   const keys = new RedisKeys(config.REDIS_PREFIX);
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
+  const marker = new BroadcastMarker(pool);
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
   // own retries cover longer outages.
   const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
@@ -100,7 +101,7 @@ export async function startResolver(
     const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
     if (!event) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
     const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
-    await markBroadcast(pool, plan.eventId);
+    await marker.mark(plan.eventId);
     deliveries.inc(delivered);
     fanout.observe(plan.recipients.length);
     end();

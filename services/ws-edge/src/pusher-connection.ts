@@ -37,7 +37,7 @@ export class PusherConnection implements ChannelMember {
   private pingSentAt: number | null = null;
   /** start of the current one-second client-event window, and how many were sent in it */
   private clientEventWindow = { startedAt: 0, count: 0 };
-  private readonly log: Logger;
+  private childLog: Logger | undefined;
   /**
    * Channels being resumed: live events that arrive while the log is replayed wait here, and are sent after
    * it unless the replay already covered them.
@@ -55,7 +55,6 @@ export class PusherConnection implements ChannelMember {
     private readonly ws: WebSocket,
     private readonly ctx: ConnectionContext,
   ) {
-    this.log = ctx.log.child({ socketId });
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     // ws answers control-frame pings itself; either kind of control frame still proves the client is there.
     ws.on('ping', () => this.touch());
@@ -63,6 +62,14 @@ export class PusherConnection implements ChannelMember {
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     ws.on('close', () => this.onClose());
     this.send(serverFrames.connectionEstablished(socketId, ctx.activityTimeoutS));
+  }
+
+  /**
+   * The logger bound to this socket, made on first use: a pino child costs ~250 bytes per connection, and
+   * most connections never log anything.
+   */
+  private get log(): Logger {
+    return (this.childLog ??= this.ctx.log.child({ socketId: this.socketId }));
   }
 
   get isOpen(): boolean {

@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { Emitter } from '@socket.io/redis-emitter';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
-import { createPgPool, loadBroadcastPlan, markBroadcast } from '@alarmcast/db';
+import { BroadcastMarker, createPgPool, loadBroadcastPlan } from '@alarmcast/db';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 
 const env = (name: string, fallback?: string): string => {
@@ -21,6 +21,7 @@ const env = (name: string, fallback?: string): string => {
 const redisUrl = env('REDIS_URL');
 const keys = new RedisKeys(env('REDIS_PREFIX'));
 const pool = createPgPool(env('DATABASE_URL'), { max: 10 });
+const marker = new BroadcastMarker(pool);
 const redis = createRedis(redisUrl, { name: `peer-resolver-${process.pid}:emit` });
 // The emitter drops publish()'s promise; keeping it lets a job wait for Redis to take the message (as
 // alarmcast's resolver waits for its delivery script) and fail into BullMQ's retries instead of an
@@ -47,7 +48,7 @@ async function broadcast(job: Job): Promise<{ recipients: number }> {
     emitter.to(plan.recipients.map((id) => `user:${id}`)).emit(event, data);
     await published;
   }
-  await markBroadcast(pool, plan.eventId);
+  await marker.mark(plan.eventId);
   return { recipients: plan.recipients.length };
 }
 
