@@ -183,7 +183,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           acked++;
           if (record.measured) ackedMeasured++;
           expected += record.expected!.size;
-          acks.push(performance.now() - record.sentAt);
+          if (record.measured) acks.push(performance.now() - record.sentAt);
         } else {
           postFailures[status] = (postFailures[status] ?? 0) + 1;
           record.expected = null;

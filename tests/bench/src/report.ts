@@ -115,7 +115,7 @@ export function scenarioMarkdown(r: ScenarioResult): string {
       );
     case 'capacity':
       return (
-        `Scenario 1's world at rising rates (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step, fresh processes per step) until p99 > 250 ms or delivery is incomplete.\n\n` +
+        `Scenario 1's world at rising rates on one set of processes per system (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step) until p99 > 250 ms or delivery is incomplete.\n\n` +
         '| system | highest rate held (alarms/s) | deliveries/s at that rate |\n|---|---:|---:|\n' +
         r.ramps
           .map((x) => {
