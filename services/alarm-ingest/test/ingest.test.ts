@@ -179,6 +179,26 @@ describe('alarm-ingest', () => {
     expect(await prisma.alarm.count({ where: { tenantId: world.tenants.b!.id } })).toBe(0);
   });
 
+  it('tells a clear on an unknown or foreign device (422, 403) from a clear with nothing active (409)', async () => {
+    const clear = (over: Record<string, unknown>) =>
+      alarm({ perceivedSeverity: 'Cleared', alarmIdentifier: randomUUID(), ...over });
+    const unknown = await post(clear({ deviceId: 999_999 }), platform());
+    expect([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code]).toEqual([
+      422,
+      'unknown_device',
+    ]);
+    const foreign = await post(clear({ deviceId: world.devices.db!.id }), tokenA());
+    expect([foreign.status, ((await foreign.json()) as { error: { code: string } }).error.code]).toEqual([
+      403,
+      'forbidden',
+    ]);
+    const nothing = await post(clear({ deviceId: world.devices.da!.id }), tokenA());
+    expect([nothing.status, ((await nothing.json()) as { error: { code: string } }).error.code]).toEqual([
+      409,
+      'alarm_not_active',
+    ]);
+  });
+
   it('answers 422 for an unknown device or tenant', async () => {
     const dev = await post(alarm({ deviceId: 999_999 }), platform());
     expect(dev.status).toBe(422);
