@@ -26,7 +26,7 @@ export class RedisKeys {
     return `${this.prefix}:log:user:${part('userId', String(userId))}`;
   }
 
-  /** Set of users an outbox event was already delivered to, so a retried job delivers to nobody twice. */
+  /** An outbox event's delivery mark: users up to this id have it, so a retried job delivers to nobody twice. */
   deliveredTo(eventId: string): string {
     return `${this.prefix}:delivered:${part('eventId', eventId)}`;
   }

@@ -51,6 +51,23 @@ describe('user event logs (real Redis)', () => {
     expect((await readUserLogAfter(redis, keys, 10, first!)).events.map((e) => e.eventId)).toEqual([second]);
   });
 
+  it('remembers a delivery as one mark per event, whatever the order users are given in', async () => {
+    expect(await writer().deliver('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
+    expect(await redis.get(keys.deliveredTo('4'))).toBe('205');
+    // A retry with the same users, in another order, reaches nobody again; a new higher id is reached, and
+    // a user added below the mark meanwhile is not (the event predates them).
+    expect(await writer().deliver('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
+    expect(await redis.get(keys.deliveredTo('4'))).toBe('207');
+    expect(await redis.ttl(keys.deliveredTo('4'))).toBeGreaterThan(0);
+    await vi.waitFor(() => expect(received.filter((e) => e.event === 'Mark')).toHaveLength(4));
+    expect(
+      received
+        .filter((e) => e.event === 'Mark')
+        .map((e) => e.channel)
+        .sort(),
+    ).toEqual(['private-user.201', 'private-user.203', 'private-user.205', 'private-user.207']);
+  });
+
   it('handles data that is an empty object and tenants larger than one script call', async () => {
     const users = Array.from({ length: 1234 }, (_, i) => 100_000 + i);
     expect(await writer().deliver('3', 'Ping', '{}', users)).toBe(users.length);

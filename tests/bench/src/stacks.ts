@@ -42,7 +42,7 @@ export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
   { name: 'postgres (all)', pids: () => pidsNamed('postgres') },
 ];
 
-/** Deletes a run's keys (user logs, delivered sets, queue): a run at 200 alarms/s leaves ~100 MB behind. */
+/** Deletes a run's keys (user logs, delivery marks, queue): a run at 200 alarms/s leaves ~100 MB behind. */
 async function dropRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(benchRedisUrl());
   let cursor = '0';
