@@ -36,8 +36,8 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * the mark then becomes the call's highest user id. A retried job thus skips everyone already served, so
  * nobody gets an event twice; being in one script, "logged", "published" and "marked" cannot come apart,
  * and the per-user order of ids is the order of publishing. (The mark is one number per event: a set of
- * the users served, as first built, held every delivery of the last DELIVERED_TTL_S in Redis' memory,
- * 430 MB for a 10,000-user tenant at one alarm a second. The price: a user who joins between a job's first
+ * the users served, as first built, held every delivery of the last DELIVERED_TTL_S in Redis' memory:
+ * measured 0.57 MB per event for a 10,000-user tenant, ~500 MB at one alarm a second. The price: a user who joins between a job's first
  * attempt and its retry, with an id below the mark, does not get that event, which predates them anyway.)
  *
  * The envelope must carry the per-user event id, so it differs per user; rather than encode it per user

@@ -61,7 +61,12 @@ export function resourcesTable(runs: RunResult[]): string {
         })
         .join(' | ')} |`,
   );
-  return [head, ...rows].join('\n') + '\n\n(CPU as % of one core / peak RSS)\n';
+  const growth = runs.map((r) => `${r.label} ${r.redisGrowthMb} MB`).join('; ');
+  return (
+    [head, ...rows].join('\n') +
+    '\n\n(CPU as % of one core / peak RSS; Redis RSS never shrinks, so its peak includes earlier runs)\n\n' +
+    `Redis dataset growth over the run (INFO used_memory): ${growth}\n`
+  );
 }
 
 export function floorsTable(floors: Floor[]): string {

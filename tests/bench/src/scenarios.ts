@@ -39,6 +39,8 @@ export interface RunResult extends LoadResult {
   /** the socket server's resident memory growth per connected, idle socket */
   idleKbPerConnection: number;
   resources: GroupUsage[];
+  /** Redis' dataset (INFO used_memory) after the run minus before it: what the run left in Redis' memory */
+  redisGrowthMb: number;
 }
 
 const STEADY: WorldShape = {
@@ -56,11 +58,14 @@ const BIG_TENANT: WorldShape = {
   sharesPerSharer: 0,
 };
 
-async function redisPid(): Promise<number> {
+async function redisInfo(): Promise<{ pid: number; usedMemoryMb: number }> {
   const redis = new Redis(benchRedisUrl());
-  const info = await redis.info('server');
+  const info = await redis.info();
   redis.disconnect();
-  return Number(/process_id:(\d+)/.exec(info)![1]);
+  return {
+    pid: Number(/process_id:(\d+)/.exec(info)![1]),
+    usedMemoryMb: Number(/used_memory:(\d+)/.exec(info)![1]) / 2 ** 20,
+  };
 }
 
 type Load = { ratePerS: number; durationS: number; warmupS: number };
@@ -94,13 +99,14 @@ async function onSystem<T>(
       ((rssMb(sys.socketServer.child.pid!) - rssBefore) * 1024) / sockets.length,
       1,
     );
-    const infrastructure = infrastructureGroups(await redisPid());
+    const infrastructure = infrastructureGroups((await redisInfo()).pid);
     return await body(async (runLabel, load) => {
       const monitor = new ResourceMonitor([
         ...sys.groups,
         ...infrastructure,
         { name: 'harness (clients, load)', pids: () => [process.pid] },
       ]);
+      const redisBefore = (await redisInfo()).usedMemoryMb;
       monitor.start();
       const result = load
         ? await runLoad({
@@ -111,7 +117,9 @@ async function onSystem<T>(
             attach: (x) => (sink = x),
           })
         : emptyLoad(runLabel);
-      return { ...result, system, sockets: sockets.length, idleKbPerConnection, resources: monitor.stop() };
+      const resources = monitor.stop();
+      const redisGrowthMb = round((await redisInfo()).usedMemoryMb - redisBefore, 1);
+      return { ...result, system, sockets: sockets.length, idleKbPerConnection, resources, redisGrowthMb };
     });
   } finally {
     for (const socket of sockets) socket.close();
