@@ -2,7 +2,7 @@
  * The benchmark harness (issue 5):
  *
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity] [--quick] [--rounds 2] [--no-peer]
- *              [--profile <dir>]
+ *              [--profile <dir>] [--report-only]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -37,6 +37,8 @@ const { values, positionals } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'no-peer': { type: 'boolean', default: false },
     profile: { type: 'string' },
+    // Rewrites docs/BENCHMARKS.md and the charts from the saved JSON, measuring nothing.
+    'report-only': { type: 'boolean', default: false },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -53,6 +55,15 @@ const settings: BenchSettings = {
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const outDir = settings.quick ? join(tmpdir(), 'alarmcast-bench') : join(ROOT, 'docs/benchmarks');
 await mkdir(outDir, { recursive: true });
+
+if (values['report-only']) {
+  for (const name of Object.keys(SCENARIOS) as ScenarioName[]) {
+    const path = join(outDir, `${name}.json`);
+    if (existsSync(path)) await writeCharts(JSON.parse(await readFile(path, 'utf8')) as ScenarioResult);
+  }
+  await updateBenchmarksMd();
+  process.exit(0);
+}
 
 const about = machine();
 let allMet = true;

@@ -129,6 +129,9 @@ export function scenarioMarkdown(r: ScenarioResult): string {
           })
           .join('\n') +
         '\n\n' +
+        (r.ramps.length === 2 && r.ramps[1]!.highestRateHeld > 0
+          ? `alarmcast ÷ Socket.IO, highest rate held (throughput): ${(r.ramps[0]!.highestRateHeld / r.ramps[1]!.highestRateHeld).toFixed(2)}\n\n`
+          : '') +
         runsTable(r.ramps.flatMap((x) => x.steps)) +
         '\n' +
         resourcesTable(r.ramps.flatMap((x) => x.steps)) +

@@ -182,11 +182,11 @@ export async function steady(s: BenchSettings) {
     : { ratePerS: 200, durationS: 60, warmupS: 10 };
   const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
   const runs: RunResult[] = [];
-  for (let round = 1; round <= s.rounds; round++) {
+  for (let pass = 1; pass <= s.rounds; pass++) {
     // Alternate which goes first, so neither always meets a warmer (or more fragmented) Postgres and Redis.
-    const order = round % 2 ? systems : [...systems].reverse();
+    const order = pass % 2 ? systems : [...systems].reverse();
     for (const system of order)
-      runs.push(await measuredRun(s, system, world, `steady ${system} #${round}`, load));
+      runs.push(await measuredRun(s, system, world, `steady ${system} #${pass}`, load));
   }
   const ours = runs.filter((r) => r.system === 'alarmcast');
   const peer = runs.filter((r) => r.system === 'socketio');

@@ -12,6 +12,9 @@ import {
   type SpawnedService,
 } from '@alarmcast/e2e/spawned-stack';
 import { uniqueRedisPrefix } from '@alarmcast/testing';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { ConnectUser } from './delivery.js';
 import { leanPusherClient } from './lean-client.js';
@@ -58,6 +61,14 @@ async function dropRedisKeys(prefix: string): Promise<void> {
  * Starts `name` on `databaseUrl`. With `profileDir`, every service writes a V8 CPU profile there when it
  * exits (`--cpu-prof`; open in Chrome DevTools or speedscope, or summarize with `pnpm bench:profile`).
  */
+/** What each service printed (LOG_LEVEL from BENCH_LOG_LEVEL, default warn), for looking into a bad run. */
+async function saveLogs(services: SpawnedService[]): Promise<void> {
+  const dir = join(tmpdir(), 'alarmcast-bench-logs');
+  await mkdir(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  await Promise.all(services.map((s) => writeFile(join(dir, `${stamp}-${s.name}.log`), s.output.join(''))));
+}
+
 export async function startSystem(
   name: SystemName,
   databaseUrl: string,
@@ -65,9 +76,10 @@ export async function startSystem(
 ): Promise<SystemUnderTest> {
   const redisPrefix = uniqueRedisPrefix();
   const redisUrl = benchRedisUrl();
+  const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (name === 'alarmcast') {
-    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel: 'warn', nodeArgs });
+    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel, nodeArgs });
     const edge = stack.edges[0]!;
     return {
       name,
@@ -77,7 +89,7 @@ export async function startSystem(
       socketServer: edge,
       close: async () => {
         await stack.close();
-        await dropRedisKeys(redisPrefix);
+        await Promise.all([dropRedisKeys(redisPrefix), saveLogs(stack.all)]);
       },
     };
   }
@@ -86,7 +98,7 @@ export async function startSystem(
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     REDIS_PREFIX: redisPrefix,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: logLevel,
     JWT_SECRET,
     PUSHER_APP_KEY: APP.key,
   };
@@ -123,7 +135,7 @@ export async function startSystem(
     socketServer: server,
     close: async () => {
       await Promise.all(all.map((s) => stopService(s)));
-      await dropRedisKeys(redisPrefix);
+      await Promise.all([dropRedisKeys(redisPrefix), saveLogs(all)]);
     },
   };
 }
