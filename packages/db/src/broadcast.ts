@@ -98,7 +98,9 @@ export class BroadcastMarker {
       try {
         await this.pool.query({
           name: 'mark_broadcast_many',
-          text: 'UPDATE outbox_events SET broadcast_at = now() WHERE id = ANY($1::bigint[]) AND broadcast_at IS NULL',
+          text: `UPDATE outbox_events o SET broadcast_at = now()
+                   FROM (${lockInIdOrder('broadcast_at IS NULL')}) l
+                  WHERE o.id = l.id`,
           values: [batch.map((w) => w.eventId)],
         });
         for (const w of batch) w.done();
@@ -108,4 +110,14 @@ export class BroadcastMarker {
     }
     this.flushing = false;
   }
+}
+
+/**
+ * The outbox rows `$1` (ids), locked in id order, as a subquery for a many-row UPDATE. The resolver's
+ * broadcast marks and the ingest's enqueue marks update overlapping batches of rows at the same moment;
+ * locking them in whatever order the plan visits them deadlocked (the benchmark found it: each deadlock
+ * stalls both for deadlock_timeout, 1 s). In one order, one waits for the other instead.
+ */
+export function lockInIdOrder(condition = 'true'): string {
+  return `SELECT id FROM outbox_events WHERE id = ANY($1::bigint[]) AND ${condition} ORDER BY id FOR UPDATE`;
 }

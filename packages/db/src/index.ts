@@ -2,7 +2,13 @@ export { createPrismaClient, PrismaClient, Prisma, type PrismaClientOptions } fr
 export type { PerceivedSeverity, UserRole } from './client.js';
 export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
-export { loadBroadcastPlan, findUserAccess, BroadcastMarker, type BroadcastPlan } from './broadcast.js';
+export {
+  loadBroadcastPlan,
+  findUserAccess,
+  BroadcastMarker,
+  lockInIdOrder,
+  type BroadcastPlan,
+} from './broadcast.js';
 export {
   findCollectorToken,
   findDeviceTenant,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
-import { BroadcastMarker, createPgPool, type PgPool } from '../src/index.js';
+import pg from 'pg';
+import { BroadcastMarker, createPgPool, lockInIdOrder, type PgPool } from '../src/index.js';
 
 describe('BroadcastMarker', () => {
   let pool: PgPool;
@@ -63,4 +64,65 @@ describe('BroadcastMarker', () => {
     fail = false;
     await expect(marker.mark(ids[0]!)).resolves.toBeUndefined();
   });
+});
+
+describe('lockInIdOrder', () => {
+  let url: string;
+  let drop: () => Promise<void>;
+  const N = 3000;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    ({ url, drop } = db);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`INSERT INTO tenants (name, slug) VALUES ('t', 't')`);
+    // Physical order opposite to id order, as rows updated in another order end up.
+    await client.query(
+      `INSERT INTO outbox_events (id, tenant_id, kind, payload)
+       SELECT g, 1, 'alarm.created', '{}'::jsonb FROM generate_series(${N}, 1, -1) g`,
+    );
+    await client.query('ANALYZE outbox_events');
+    await client.end();
+  });
+  afterAll(async () => drop());
+
+  /**
+   * Two many-row UPDATEs of the same rows at once, one planned as an index scan (id order), the other as
+   * a sequential scan (physical order): what the ingest's and the resolver's marks looked like when they
+   * deadlocked. Returns the errors.
+   */
+  async function race(statement: (column: string) => string): Promise<unknown[]> {
+    const ids = Array.from({ length: N }, (_, i) => i + 1);
+    const clients = await Promise.all(
+      ['enable_seqscan', 'enable_indexscan'].map(async (off) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(`SET ${off} = off; SET enable_bitmapscan = off; SET deadlock_timeout = '100ms'`);
+        return c;
+      }),
+    );
+    const errors: unknown[] = [];
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.allSettled([
+        clients[0]!.query(statement('enqueued_at'), [ids]),
+        clients[1]!.query(statement('broadcast_at'), [ids]),
+      ]);
+      for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
+    }
+    await Promise.all(clients.map((c) => c.end()));
+    return errors;
+  }
+
+  it('deadlocks without it (the statements it replaced), and not with it', async () => {
+    const unordered = await race(
+      (column) => `UPDATE outbox_events SET ${column} = now() WHERE id = ANY($1::bigint[])`,
+    );
+    expect(unordered.map((e) => (e as { code?: string }).code)).toContain('40P01');
+    const ordered = await race(
+      (column) =>
+        `UPDATE outbox_events o SET ${column} = now() FROM (${lockInIdOrder()}) l WHERE o.id = l.id`,
+    );
+    expect(ordered).toEqual([]);
+  }, 60_000);
 });

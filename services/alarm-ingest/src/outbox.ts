@@ -1,10 +1,11 @@
 import type { Queue } from 'bullmq';
 import { JOB_CATALOGUE, broadcastJobId } from '@alarmcast/contracts';
-import type { PgPool } from '@alarmcast/db';
+import { lockInIdOrder, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 
 /** Adds broadcast jobs for outbox events; the real one is a BullMQ queue's addBulk. */
-const MARK_ENQUEUED = 'UPDATE outbox_events SET enqueued_at = now() WHERE id = ANY($1::bigint[])';
+// Rows locked in id order: the resolver marks overlapping batches at the same time (see lockInIdOrder).
+const MARK_ENQUEUED = `UPDATE outbox_events o SET enqueued_at = now() FROM (${lockInIdOrder()}) l WHERE o.id = l.id`;
 
 export type EnqueueBroadcasts = (eventIds: string[]) => Promise<void>;
 
