@@ -29,8 +29,8 @@ export interface BenchWorld {
   sharedUsers: number;
 }
 
-/** A fresh database `name` on the server of DATABASE_ADMIN_URL (default: local) holding a world of `shape`. */
-export async function provisionWorld(name: string, shape: WorldShape): Promise<BenchWorld> {
+/** Database `name`, dropped and created anew and migrated, on the server of DATABASE_ADMIN_URL (default: local). */
+export async function freshDatabase(name: string): Promise<string> {
   const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
   const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${name}`);
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -39,6 +39,12 @@ export async function provisionWorld(name: string, shape: WorldShape): Promise<B
   await admin.end();
   await ensureDatabase(databaseUrl);
   await applyMigrations(databaseUrl);
+  return databaseUrl;
+}
+
+/** A fresh database `name` holding a world of `shape`. */
+export async function provisionWorld(name: string, shape: WorldShape): Promise<BenchWorld> {
+  const databaseUrl = await freshDatabase(name);
 
   const pool = createPgPool(databaseUrl, { max: 1 });
   const { tenants, usersPerTenant: upt, devicesPerTenant: dpt } = shape;

@@ -4,8 +4,8 @@
  * with a share into the next tenant), for alarmcast's query and for the workaround the old design proposed
  * (iterate every user and ask whether they may access the device).
  */
-import pg from 'pg';
-import { applyMigrations, createPgPool, ensureDatabase, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
+import { createPgPool, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
+import { freshDatabase } from './bench-world.js';
 
 export interface WorldOptions {
   /** user counts to measure at @defaultValue [1000, 10000, 100000] */
@@ -17,8 +17,6 @@ export interface WorldOptions {
 }
 
 const TENANT_SIZE = 100;
-const adminUrl = process.env.DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const dbUrl = adminUrl.replace(/\/[^/]*$/, '/alarmcast_bench_world');
 
 /** A world of `users` users in tenants of 100, one device per user, 10% of users sharing a device of the next tenant. */
 async function buildWorld(pool: PgPool, users: number, events: number): Promise<void> {
@@ -88,13 +86,7 @@ async function baselineRecipients(pool: PgPool, eventId: string): Promise<number
 
 export async function runWorldScenario(o: WorldOptions) {
   const { samples: SAMPLES, baselineSamples: BASELINE_SAMPLES } = o;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS alarmcast_bench_world WITH (FORCE)');
-  await admin.end();
-  await ensureDatabase(dbUrl);
-  await applyMigrations(dbUrl);
-  const pool = createPgPool(dbUrl, { max: 2 });
+  const pool = createPgPool(await freshDatabase('alarmcast_bench_world'), { max: 2 });
   const results = [];
   for (const users of o.sizes) {
     await buildWorld(pool, users, Math.max(SAMPLES, BASELINE_SAMPLES));
