@@ -275,6 +275,8 @@ function postAlarm(
       },
     );
     req.on('error', () => resolve('error'));
+    // A run must end by itself: a POST with no answer in 30 s counts as failed.
+    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
     req.end(body);
   });
 }
