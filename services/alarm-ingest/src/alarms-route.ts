@@ -63,8 +63,7 @@ async function explainNotApplied(
     const tenantId = await db(() => findDeviceTenant(pool, deviceId));
     if (tenantId === null)
       return new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
-    if (collector.tenantId !== null && collector.tenantId !== tenantId)
-      return new ApiError(403, 'forbidden', 'this collector token is scoped to another tenant');
+    assertMayPost(collector, tenantId);
   }
   return new ApiError(
     409,

@@ -57,10 +57,6 @@ async function dropRedisKeys(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-/**
- * Starts `name` on `databaseUrl`. With `profileDir`, every service writes a V8 CPU profile there when it
- * exits (`--cpu-prof`; open in Chrome DevTools or speedscope, or summarize with `pnpm bench:profile`).
- */
 /** What each service printed (LOG_LEVEL from BENCH_LOG_LEVEL, default warn), for looking into a bad run. */
 async function saveLogs(services: SpawnedService[]): Promise<void> {
   const dir = join(tmpdir(), 'alarmcast-bench-logs');
@@ -69,6 +65,10 @@ async function saveLogs(services: SpawnedService[]): Promise<void> {
   await Promise.all(services.map((s) => writeFile(join(dir, `${stamp}-${s.name}.log`), s.output.join(''))));
 }
 
+/**
+ * Starts `name` on `databaseUrl`. With `profileDir`, every service writes a V8 CPU profile there when it
+ * exits (`--cpu-prof`; open in Chrome DevTools or speedscope, or summarize with `pnpm bench:profile`).
+ */
 export async function startSystem(
   name: SystemName,
   databaseUrl: string,

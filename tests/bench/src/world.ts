@@ -6,6 +6,8 @@
  */
 import { createPgPool, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
 import { freshDatabase } from './bench-world.js';
+import { quantile } from './load.js';
+import { round } from './proc-stats.js';
 
 export interface WorldOptions {
   /** user counts to measure at @defaultValue [1000, 10000, 100000] */
@@ -147,7 +149,7 @@ export async function runWorldScenario(o: WorldOptions) {
 
 /** Sub-millisecond figures need more than percentiles()' one decimal. */
 const precise = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p: number) => Number(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!.toFixed(3));
+  const s = Float64Array.from(xs).sort();
+  const at = (p: number) => round(quantile(s, p), 3);
   return { p50: at(0.5), p99: at(0.99), max: at(1) };
 };
