@@ -10,6 +10,11 @@ export interface BroadcastPlan {
   payloadJson: string;
   /** user ids, each once */
   recipients: number[];
+  /**
+   * Earlier events of the same device (of the same alarm, for a device-less one) that are not marked
+   * broadcast yet, oldest first: the resolver delivers them before this one (see the worker).
+   */
+  pendingBefore: string[];
 }
 
 /**
@@ -18,7 +23,8 @@ export interface BroadcastPlan {
  * event has no shares, so it reaches the tenant's users only.
  *
  * Both halves are index lookups (users.tenant_id, user_devices.device_id), so the cost follows the number of
- * recipients, not the number of users, devices or tenants in the system.
+ * recipients, not the number of users, devices or tenants in the system. So is `pendingBefore` (partial
+ * indexes over the events not broadcast yet, a handful in flight).
  */
 export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<BroadcastPlan | null> {
   const { rows } = await pool.query<{
@@ -28,6 +34,7 @@ export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<
     kind: string;
     payload: string;
     recipients: number[];
+    pending_before: string[];
   }>({
     name: 'load_broadcast_plan',
     text: `
@@ -37,7 +44,17 @@ export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<
           UNION
           SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
            WHERE s.device_id = e.device_id AND u.active
-        ) AS recipients
+        ) AS recipients,
+        ARRAY(
+          SELECT p.id FROM outbox_events p
+           WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
+             AND p.broadcast_at IS NULL AND p.id < e.id
+          UNION ALL
+          SELECT p.id FROM outbox_events p
+           WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
+             AND p.broadcast_at IS NULL AND p.id < e.id
+          ORDER BY 1
+        ) AS pending_before
       FROM outbox_events e
       WHERE e.id = $1`,
     values: [eventId],
@@ -51,6 +68,7 @@ export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<
     kind: row.kind,
     payloadJson: row.payload,
     recipients: row.recipients,
+    pendingBefore: row.pending_before.map(String),
   };
 }
 

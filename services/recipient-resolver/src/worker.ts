@@ -75,6 +75,11 @@ export async function startResolver(
     help: 'Events appended and published to a user',
     registers: [metrics],
   });
+  const earlierDelivered = new Counter({
+    name: 'resolver_earlier_events_delivered_total',
+    help: "Events delivered by a later event's job, ahead of it, because their own job had not yet",
+    registers: [metrics],
+  });
   const fanout = new Histogram({
     name: 'resolver_recipients',
     help: 'Recipients per broadcast',
@@ -100,12 +105,28 @@ export async function startResolver(
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
     if (!event) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
+    // Jobs run concurrently, so the job of a device's earlier event may still be running (or waiting) when
+    // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
+    // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
+    // earlier event's own job then finds nothing left to do.
+    for (const earlierId of plan.pendingBefore) await deliverEarlier(earlierId);
     const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
     await marker.mark(plan.eventId);
     deliveries.inc(delivered);
     fanout.observe(plan.recipients.length);
     end();
     return { recipients: plan.recipients.length, delivered };
+  }
+
+  async function deliverEarlier(eventId: string): Promise<void> {
+    const plan = await loadBroadcastPlan(pool, eventId);
+    const event = plan && (OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined);
+    // An event its own job cannot deliver either must not hold up the ones after it.
+    if (!plan || !event) return;
+    const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
+    await marker.mark(plan.eventId);
+    deliveries.inc(delivered);
+    if (delivered > 0) earlierDelivered.inc();
   }
 
   const worker = new Worker(BROADCAST_QUEUE, process, {

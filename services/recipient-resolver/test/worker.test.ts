@@ -90,13 +90,15 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     tenantId: number,
     deviceId: number | null,
     kind: OutboxKind = 'alarm.created',
+    alarmId = 1n,
   ): Promise<string> {
     const e = await prisma.outboxEvent.create({
       data: {
         tenantId,
         deviceId,
         kind,
-        payload: { alarm: { id: '1', tenant_id: tenantId } },
+        alarmId,
+        payload: { alarm: { id: String(alarmId), tenant_id: tenantId } },
       },
     });
     return e.id.toString();
@@ -157,6 +159,56 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
       expect(e.event).toBe('App\\Events\\AlarmCleared');
       expect(JSON.parse(e.data)).toMatchObject({ alarm: { id: '1' }, event_id: e.eventId });
     }
+  });
+
+  it("delivers a device's earlier events first when their jobs have not run yet", async () => {
+    received.length = 0;
+    const tenant = world.tenants.a!.id;
+    const device = world.devices.da!.id;
+    // One alarm raised, changed and cleared, then another alarm of the same device: four commits in order.
+    const ids = [
+      await outboxEvent(tenant, device, 'alarm.created', 10n),
+      await outboxEvent(tenant, device, 'alarm.updated', 10n),
+      await outboxEvent(tenant, device, 'alarm.cleared', 10n),
+      await outboxEvent(tenant, device, 'alarm.created', 11n),
+    ];
+    // The last job runs first (jobs run concurrently; any of them may be first)...
+    expect(await broadcast(ids[3]!)).toEqual({ recipients: 3, delivered: 3 });
+    // ...and yet every user's log holds all four, in commit order.
+    await vi.waitFor(() => expect(received).toHaveLength(12));
+    const expected = ['created 10', 'updated 10', 'cleared 10', 'created 11'];
+    for (const u of [world.users.a1!.id, world.users.a2!.id, world.users.b1!.id]) {
+      const got = received
+        .filter((e) => e.channel === `private-user.${u}`)
+        .map(
+          (e) =>
+            `${e.event.replace(/^App\\Events\\Alarm/, '').toLowerCase()} ${(JSON.parse(e.data) as { alarm: { id: string } }).alarm.id}`,
+        );
+      expect(got).toEqual(expected);
+      const log = await redis.xrange(keys.userLog(u), '-', '+');
+      expect(log.slice(-4).map(([id]) => id)).toEqual(
+        received.filter((e) => e.channel === `private-user.${u}`).map((e) => e.eventId),
+      );
+    }
+    // Their own jobs find everyone served already, and the relay has nothing left to redo.
+    for (const id of ids.slice(0, 3)) expect(await broadcast(id)).toEqual({ recipients: 3, delivered: 0 });
+    const pending = await prisma.outboxEvent.count({
+      where: { id: { in: ids.map(BigInt) }, broadcastAt: null },
+    });
+    expect(pending).toBe(0);
+    expect(received).toHaveLength(12);
+  });
+
+  it('does not let an earlier event that cannot be delivered hold up the later ones', async () => {
+    received.length = 0;
+    const stuck = await prisma.outboxEvent.create({
+      data: { tenantId: world.tenants.b!.id, kind: 'no.such.kind', alarmId: 20n, payload: {} },
+    });
+    const later = await outboxEvent(world.tenants.b!.id, null, 'alarm.updated', 20n);
+    expect(await broadcast(later)).toEqual({ recipients: 2, delivered: 2 });
+    await vi.waitFor(() => expect(received).toHaveLength(2));
+    expect(received.map((e) => e.event)).toEqual(['App\\Events\\AlarmUpdated', 'App\\Events\\AlarmUpdated']);
+    expect((await prisma.outboxEvent.findUniqueOrThrow({ where: { id: stuck.id } })).broadcastAt).toBeNull();
   });
 
   it('fails a job with an invalid payload or an unknown event without retrying', async () => {
