@@ -1,8 +1,25 @@
 import { z } from 'zod';
 
+/** A user log entry id (`<ms>-<seq>`), which is the `event_id` a user sees. */
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+
 /**
- * The one message format on Redis pub/sub, from any publisher (resolver, HTTP API) to every ws-edge.
- * One Redis channel per Pusher channel; the edge forwards `event`/`data` to the sockets subscribed there.
+ * At most this many users per `user-batch` message: the resolver sends at most this many per script call
+ * (packages/redis `user-log.ts`).
+ */
+export const USER_BATCH_MAX = 1000;
+
+/**
+ * The message formats on Redis pub/sub, from any publisher (resolver, HTTP API) to every ws-edge.
+ *
+ * - `event`: one Pusher channel's event, on that channel's Redis channel; an edge subscribes to the Redis
+ *   channels of the Pusher channels its sockets hold and forwards `event`/`data` to them.
+ * - `user-batch`: one event for many users at once, each with their own `event_id`, on the one fan-out
+ *   channel every edge subscribes to. A broadcast to a large tenant costs one message per batch instead of
+ *   one per user (Redis' publishing and the edge's per-message work both scale with messages); an edge
+ *   sends each listed user's copy to its local sockets on `private-user.{id}`, and skips users it does not
+ *   hold. Small broadcasts stay on the per-user channels, which only the edges holding those users receive.
+ *
  * `v` lets an edge drop messages of a format it does not know during a rolling upgrade.
  */
 export const PubSubEnvelope = z.discriminatedUnion('type', [
@@ -23,5 +40,23 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
       .regex(/^\d{1,20}\.\d{1,20}$/)
       .optional(),
   }),
+  z.object({
+    v: z.literal(1),
+    node: z.string().max(200),
+    type: z.literal('user-batch'),
+    event: z.string().min(1).max(200),
+    /**
+     * Every copy's `data` up to its event id: user U's data is `dataHead + '"event_id":"' + id + '"}'`,
+     * exactly what that user's `event` envelope would carry.
+     */
+    dataHead: z.string().startsWith('{'),
+    /** [user id, that user's event id], each user once */
+    users: z
+      .array(z.tuple([z.number().int().positive(), z.string().regex(STREAM_ID)]))
+      .min(1)
+      .max(USER_BATCH_MAX),
+  }),
 ]);
 export type PubSubEnvelope = z.infer<typeof PubSubEnvelope>;
+export type UserEventEnvelope = Extract<PubSubEnvelope, { type: 'event' }>;
+export type UserBatchEnvelope = Extract<PubSubEnvelope, { type: 'user-batch' }>;

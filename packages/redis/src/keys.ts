@@ -21,6 +21,11 @@ export class RedisKeys {
     return pubsubChannel.startsWith(head) ? pubsubChannel.slice(head.length) : null;
   }
 
+  /** The pub/sub channel every edge subscribes to for `user-batch` envelopes (one event, many users). */
+  get userBatchChannel(): string {
+    return `${this.prefix}:fanout:user-batch`;
+  }
+
   /** A user's bounded event log (a stream; its entry ids are the user's `event_id`s). */
   userLog(userId: number | string): string {
     return `${this.prefix}:log:user:${part('userId', String(userId))}`;

@@ -32,20 +32,27 @@ export const DEFAULT_RETENTION: UserLogRetention = {
 /**
  * Appends one event to a batch of users' logs and publishes it, atomically per call. Users come in
  * ascending id order; for each one above the event's delivery mark: XADD to the user's log (its id becomes
- * the user's `event_id`), trim by the retention rule, then PUBLISH a PubSubEnvelope on the user's channel;
- * the mark then becomes the call's highest user id. A retried job thus skips everyone already served, so
- * nobody gets an event twice; being in one script, "logged", "published" and "marked" cannot come apart,
- * and the per-user order of ids is the order of publishing. (The mark is one number per event: a set of
- * the users served, as first built, held every delivery of the last DELIVERED_TTL_S in Redis' memory:
- * measured 0.57 MB per event for a 10,000-user tenant, ~500 MB at one alarm a second. The price: a user who joins between a job's first
- * attempt and its retry, with an id below the mark, does not get that event, which predates them anyway.)
+ * the user's `event_id`) and trim it by the retention rule; then the event is published, and the mark
+ * becomes the call's highest user id. A retried job thus skips everyone already served, so nobody gets an
+ * event twice; being in one script, "logged", "published" and "marked" cannot come apart, and the per-user
+ * order of ids is the order of publishing. (The mark is one number per event: a set of the users served,
+ * as first built, held every delivery of the last DELIVERED_TTL_S in Redis' memory: measured 0.57 MB per
+ * event for a 10,000-user tenant, ~500 MB at one alarm a second. The price: a user who joins between a
+ * job's first attempt and its retry, with an id below the mark, does not get that event, which predates
+ * them anyway.)
  *
- * The envelope must carry the per-user event id, so it differs per user; rather than encode it per user
- * (cjson took a quarter of Redis' CPU for a 10,000-user tenant), the caller escapes everything that is
- * the same for all users once, and the script only concatenates: prefix .. uid .. mid .. id .. mid2 .. id ..
- * tail. The result is checked against the PubSubEnvelope schema in the tests. Log and channel keys are
- * computed inside the script, which is fine on one Redis (on a Redis Cluster the variant would run per user
- * with hash-tagged keys).
+ * Publishing, two ways (see PubSubEnvelope):
+ * - per user: one `event` envelope on each user's channel, which only the edges holding that user receive;
+ * - batched (when a batch channel is given): one `user-batch` envelope for the whole call on the fan-out
+ *   channel every edge receives. For a large tenant this is 500 times fewer messages for Redis to publish
+ *   and for the edges to read.
+ *
+ * Either envelope carries per-user event ids, so it is built here; rather than encode it per user (cjson
+ * took a quarter of Redis' CPU for a 10,000-user tenant), the caller escapes everything that is the same
+ * for all users once, and the script only concatenates: prefix .. uid .. mid .. id .. mid2 .. id .. tail for
+ * a user's envelope, batchStart .. [uid,"id"],... .. ']}' for a batch. Both are checked against the
+ * PubSubEnvelope schema in the tests. Log and channel keys are computed inside the script, which is fine
+ * on one Redis (on a Redis Cluster the variant would run per user with hash-tagged keys).
  *
  * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
  * minAgeS (MINID) go; `~` trims whole stream nodes, so the floor holds and the cost stays O(1) amortized.
@@ -53,18 +60,22 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * KEYS[1] the event's delivery mark (highest user id served)
  * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 event name, 4 data head,
  * 5 separator, 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivered-set TTL s,
- * 11-14 the envelope's constant pieces (see envelopePieces), 15.. user ids
+ * 11-14 a user envelope's constant pieces (see envelopePieces), 15 the batch channel ('' to publish per
+ * user), 16 the batch envelope's start (see batchEnvelopeStart), 17.. user ids
  */
 const DELIVER_SCRIPT = `
 local logPrefix, chPrefix, event, head, sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local idleTtl, deliveredTtl = ARGV[9], ARGV[10]
 local envStart, envAfterUser, envAfterId, envEnd = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local batchChannel, batchStart = ARGV[15], ARGV[16]
+local batched = batchChannel ~= ''
+local firstUser = 17
 local now = redis.call('TIME')
 local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
-local delivered = 0
-for i = 15, #ARGV do
+local entries = {}
+for i = firstUser, #ARGV do
   local uid = ARGV[i]
   if tonumber(uid) > mark then
     local log = logPrefix .. uid
@@ -74,17 +85,27 @@ for i = 15, #ARGV do
       redis.call('XTRIM', log, 'MINID', '~', cutoff, 'LIMIT', len - minEvents)
     end
     redis.call('EXPIRE', log, idleTtl)
-    redis.call('PUBLISH', chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
-    delivered = delivered + 1
+    if batched then
+      entries[#entries + 1] = '[' .. uid .. ',"' .. id .. '"]'
+    else
+      redis.call('PUBLISH', chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
+      entries[#entries + 1] = true
+    end
   end
 end
-if #ARGV >= 15 and tonumber(ARGV[#ARGV]) > mark then
+if batched and #entries > 0 then
+  redis.call('PUBLISH', batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
+end
+if #ARGV >= firstUser and tonumber(ARGV[#ARGV]) > mark then
   redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
 end
-return delivered
+return #entries
 `;
 
-/** Users per script call: bounds how long one call holds Redis (a 10,000-user tenant is 20 calls). */
+/**
+ * Users per script call: bounds how long one call holds Redis and the size of a batch message (a
+ * 10,000-user tenant is 20 calls).
+ */
 const CHUNK = 500;
 
 /** The script as ioredis defines it (EVALSHA, falling back to EVAL once per connection). */
@@ -96,6 +117,11 @@ export interface DeliverOptions {
   deliveredTtlS: number;
   /** publisher id carried in envelopes */
   node: string;
+  /**
+   * An event for at least this many users is published as `user-batch` envelopes on the fan-out channel
+   * instead of one envelope per user. @defaultValue 100
+   */
+  batchMinRecipients?: number;
 }
 
 /**
@@ -117,6 +143,15 @@ export function envelopePieces(
     `","data":${escapedHead}\\"event_id\\":\\"`,
     '\\"}"}',
   ];
+}
+
+/**
+ * The constant start of a `user-batch` envelope, JSON-escaped once; the script appends
+ * `[uid,"eventId"],...` and `]}`.
+ */
+export function batchEnvelopeStart(node: string, event: string, dataHead: string): string {
+  const q = (s: string) => JSON.stringify(s);
+  return `{"v":1,"node":${q(node)},"type":"user-batch","event":${q(event)},"dataHead":${q(dataHead)},"users":[`;
 }
 
 /** The data a client receives for a log entry: the event's data with its `event_id` added. */
@@ -168,6 +203,11 @@ export class UserLogWriter {
     const markKey = this.keys.deliveredTo(eventId);
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
+    if (ascending.length >= (this.options.batchMinRecipients ?? 100)) {
+      fixed.push(this.keys.userBatchChannel, batchEnvelopeStart(this.options.node, event, head + sep));
+    } else {
+      fixed.push('', '');
+    }
     let delivered = 0;
     for (let i = 0; i < ascending.length; i += CHUNK) {
       delivered += await this.run(markKey, ...fixed, ...ascending.slice(i, i + CHUNK));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PubSubEnvelope } from '@alarmcast/contracts';
+import { PubSubEnvelope, type UserEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { RedisKeys, createRedis, type Redis } from '../src/index.js';
 import { DEFAULT_RETENTION, UserLogWriter, compareStreamIds, readUserLogAfter } from '../src/user-log.js';
@@ -8,7 +8,7 @@ describe('user event logs (real Redis)', () => {
   let redis: Redis;
   let sub: Redis;
   const keys = new RedisKeys(uniqueRedisPrefix());
-  const received: PubSubEnvelope[] = [];
+  const received: UserEventEnvelope[] = [];
   const writer = () =>
     new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
 
@@ -16,7 +16,7 @@ describe('user event logs (real Redis)', () => {
     redis = createRedis(testEnv().redisUrl, { name: 'test' });
     sub = createRedis(testEnv().redisUrl, { name: 'test-sub' });
     await sub.psubscribe(`${keys.prefix}:ch:*`);
-    sub.on('pmessage', (_p, _ch, message) => received.push(PubSubEnvelope.parse(JSON.parse(message))));
+    sub.on('pmessage', (_p, _ch, message) => received.push(userEvent(message)));
   });
   afterAll(async () => {
     redis.disconnect();
@@ -68,12 +68,59 @@ describe('user event logs (real Redis)', () => {
     ).toEqual(['private-user.201', 'private-user.203', 'private-user.205', 'private-user.207']);
   });
 
-  it('handles data that is an empty object and tenants larger than one script call', async () => {
+  it('handles data that is an empty object and tenants larger than one script call, per user', async () => {
     const users = Array.from({ length: 1234 }, (_, i) => 100_000 + i);
-    expect(await writer().deliver('3', 'Ping', '{}', users)).toBe(users.length);
+    const perUser = new UserLogWriter(redis, keys, {
+      retention: DEFAULT_RETENTION,
+      deliveredTtlS: 60,
+      node: 'n1',
+      batchMinRecipients: Number.POSITIVE_INFINITY,
+    });
+    expect(await perUser.deliver('3', 'Ping', '{}', users)).toBe(users.length);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Ping')).toHaveLength(users.length));
     const one = received.find((e) => e.event === 'Ping')!;
     expect(JSON.parse(one.data)).toEqual({ event_id: one.eventId });
+  });
+
+  it('publishes a large broadcast as user-batch envelopes whose copies match the logs exactly', async () => {
+    const batches: PubSubEnvelope[] = [];
+    const batchSub = createRedis(testEnv().redisUrl, { name: 'test-batch-sub' });
+    batchSub.on('message', (_ch, message) => batches.push(PubSubEnvelope.parse(JSON.parse(message))));
+    await batchSub.subscribe(keys.userBatchChannel);
+    try {
+      const w = new UserLogWriter(redis, keys, {
+        retention: DEFAULT_RETENTION,
+        deliveredTtlS: 60,
+        node: 'n1',
+        batchMinRecipients: 3,
+      });
+      const users = Array.from({ length: 1100 }, (_, i) => 200_000 + i);
+      const data = JSON.stringify({ alarm: { id: '9', text: 'quote " back\\slash é \u2028' } });
+      const before = received.length;
+      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(users.length);
+      // Three script calls (500 users each at most), one message each; nothing on the user channels.
+      await vi.waitFor(() => expect(batches).toHaveLength(3));
+      expect(received.length).toBe(before);
+      const copies = batches.flatMap((b) => {
+        if (b.type !== 'user-batch') throw new Error(`unexpected ${b.type}`);
+        expect(b.event).toBe('App\\Events\\AlarmCreated');
+        return b.users.map(([uid, id]) => ({ uid, id, data: `${b.dataHead}"event_id":"${id}"}` }));
+      });
+      expect(copies.map((c) => c.uid)).toEqual(users);
+      for (const c of [copies[0]!, copies[777]!, copies.at(-1)!]) {
+        const [logged] = (await readUserLogAfter(redis, keys, c.uid, '0-0')).events;
+        expect(logged).toEqual({ eventId: c.id, event: 'App\\Events\\AlarmCreated', data: c.data });
+        expect(JSON.parse(c.data)).toEqual({ ...(JSON.parse(data) as object), event_id: c.id });
+      }
+      // A retry serves nobody again and publishes nothing.
+      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
+      // Below the threshold the same writer publishes per user.
+      expect(await w.deliver('batch-2', 'Small', '{}', [5, 6])).toBe(2);
+      await vi.waitFor(() => expect(received.filter((e) => e.event === 'Small')).toHaveLength(2));
+      expect(batches).toHaveLength(3);
+    } finally {
+      batchSub.disconnect();
+    }
   });
 
   it('keeps at least the newest minEvents, trims older ones past the age floor, and reports the gap', async () => {
@@ -114,3 +161,10 @@ describe('user event logs (real Redis)', () => {
     expect(await redis.ttl(keys.userLog(8))).toBeGreaterThan(0);
   });
 });
+
+/** A per-user `event` envelope; anything else on a user channel is a bug. */
+function userEvent(message: string): UserEventEnvelope {
+  const envelope = PubSubEnvelope.parse(JSON.parse(message));
+  if (envelope.type !== 'event') throw new Error(`a ${envelope.type} envelope on a user channel`);
+  return envelope;
+}

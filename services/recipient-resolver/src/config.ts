@@ -26,6 +26,12 @@ export const ResolverEnv = z.object({
    * delivers to nobody twice; must exceed the longest retry schedule (~7 min) and stall recovery (30 s)
    */
   DELIVERED_TTL_S: z.coerce.number().int().min(60).default(900),
+  /**
+   * an event for at least this many users is published as one batch message per 500 users on the fan-out
+   * channel every edge reads, instead of one message per user on the user's channel (which reaches only
+   * the edges holding that user): fewer messages for big tenants, less traffic per edge for small ones
+   */
+  RESOLVER_BATCH_MIN_RECIPIENTS: z.coerce.number().int().min(1).default(100),
   /** port of /healthz, /readyz and /metrics (0: any free port) */
   RESOLVER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9102),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),

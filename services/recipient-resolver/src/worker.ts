@@ -61,6 +61,7 @@ export async function startResolver(
     },
     deliveredTtlS: config.DELIVERED_TTL_S,
     node: nodeId,
+    batchMinRecipients: config.RESOLVER_BATCH_MIN_RECIPIENTS,
   });
 
   const metrics = createMetricsRegistry('recipient-resolver');

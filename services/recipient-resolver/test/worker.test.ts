@@ -6,6 +6,7 @@ import {
   JOB_CATALOGUE,
   OUTBOX_KINDS,
   PubSubEnvelope,
+  type UserEventEnvelope,
   broadcastJobId,
   type OutboxKind,
   type ProvisionResult,
@@ -46,7 +47,7 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
   let world: ProvisionResult;
   let dropDb: () => Promise<void>;
   const keys = new RedisKeys(uniqueRedisPrefix());
-  const received: PubSubEnvelope[] = [];
+  const received: UserEventEnvelope[] = [];
 
   beforeAll(async () => {
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
@@ -59,7 +60,7 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     redis = createRedis(testEnv().redisUrl, { name: 'test' });
     sub = createRedis(testEnv().redisUrl, { name: 'test-sub' });
     await sub.psubscribe(`${keys.prefix}:ch:*`);
-    sub.on('pmessage', (_p, _c, m) => received.push(PubSubEnvelope.parse(JSON.parse(m))));
+    sub.on('pmessage', (_p, _c, m) => received.push(userEvent(m)));
     queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
     events = new QueueEvents(BROADCAST_QUEUE, {
       connection: createRedis(testEnv().redisUrl, { name: 'qe', maxRetriesPerRequest: null }),
@@ -222,3 +223,10 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     expect((await queue.getJob(missing.id!))?.attemptsMade).toBe(1);
   });
 });
+
+/** A per-user `event` envelope; anything else on a user channel is a bug. */
+function userEvent(message: string): UserEventEnvelope {
+  const envelope = PubSubEnvelope.parse(JSON.parse(message));
+  if (envelope.type !== 'event') throw new Error(`a ${envelope.type} envelope on a user channel`);
+  return envelope;
+}

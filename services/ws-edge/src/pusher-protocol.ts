@@ -101,6 +101,17 @@ export const serverFrames = {
   /** An event on a channel. `data` is already a JSON string and goes out byte for byte. */
   channelEvent: (channel: string, event: string, data: string): string =>
     JSON.stringify({ event, channel, data }),
+  /**
+   * The frames of one event's per-user copies (a `user-batch` envelope), byte for byte what
+   * `channelEvent(channel, event, dataHead + '"event_id":"<id>"}')` gives, with the escaping done once per
+   * event instead of once per user. `channel` and `eventId` must need no JSON escaping (a user channel
+   * name, a stream id: the envelope schema guarantees both).
+   */
+  userCopies: (event: string, dataHead: string): ((channel: string, eventId: string) => string) => {
+    const start = `{"event":${JSON.stringify(event)},"channel":"`;
+    const data = `","data":${JSON.stringify(dataHead).slice(0, -1)}\\"event_id\\":\\"`;
+    return (channel, eventId) => `${start}${channel}${data}${eventId}\\"}"}`;
+  },
 };
 
 export const ERROR_MESSAGES = {

@@ -1,4 +1,4 @@
-import { PubSubEnvelope } from '@alarmcast/contracts';
+import { PubSubEnvelope, userChannel } from '@alarmcast/contracts';
 import type { Redis, RedisKeys } from '@alarmcast/redis';
 import type { Logger } from '@alarmcast/observability';
 import { serverFrames } from './pusher-protocol.js';
@@ -38,10 +38,17 @@ interface Entry {
  * channel when its first local socket joins and UNSUBSCRIBEs when the last one leaves, so each node receives
  * only the traffic its own sockets need. Commands go out in order on the one subscriber connection, so an
  * UNSUBSCRIBE followed by a SUBSCRIBE for the same channel (leave then rejoin) always ends subscribed.
+ *
+ * Besides, from its first join on, the node is subscribed to the fan-out channel of `user-batch` envelopes
+ * (large broadcasts: one message for many users) and hands each listed user's copy to the members of
+ * `private-user.{id}` it holds. Redis delivers the messages of both kinds to this one connection in the
+ * order they were published, so a user's events arrive in log order whichever way each was sent.
  */
 export class ChannelSubscriptions {
   private readonly channels = new Map<string, Entry>();
   private members = 0;
+  /** settles when Redis has acknowledged the fan-out channel's SUBSCRIBE */
+  private batchesSubscribed: Promise<void> | undefined;
   /** (UN)SUBSCRIBEs waiting for the subscriber connection to be ready, in call order */
   private waiting: (() => void)[] = [];
 
@@ -65,7 +72,10 @@ export class ChannelSubscriptions {
     if (!entry) {
       const created: Entry = { members: new Set(), subscribed: Promise.resolve() };
       const redisChannel = this.options.keys.pubsubChannel(channel);
-      created.subscribed = this.whenReady(() => this.options.subscriber.subscribe(redisChannel)).then(
+      created.subscribed = Promise.all([
+        this.subscribeBatches(),
+        this.whenReady(() => this.options.subscriber.subscribe(redisChannel)),
+      ]).then(
         () => undefined,
         (err: unknown) => {
           // Forget the failed entry so that the next join tries again instead of inheriting the failure.
@@ -99,6 +109,18 @@ export class ChannelSubscriptions {
     });
   }
 
+  private subscribeBatches(): Promise<void> {
+    return (this.batchesSubscribed ??= this.whenReady(() =>
+      this.options.subscriber.subscribe(this.options.keys.userBatchChannel),
+    ).then(
+      () => undefined,
+      (err: unknown) => {
+        this.batchesSubscribed = undefined; // the next join tries again
+        throw err;
+      },
+    ));
+  }
+
   /**
    * Sends a (UN)SUBSCRIBE only once the connection is ready, keeping call order. ioredis writes SUBSCRIBE
    * as soon as the socket connects (Redis accepts it while loading), before its ready check; that check's INFO
@@ -126,6 +148,10 @@ export class ChannelSubscriptions {
   }
 
   private onMessage(redisChannel: string, message: string): void {
+    if (redisChannel === this.options.keys.userBatchChannel) {
+      this.onUserBatch(message);
+      return;
+    }
     const channel = this.options.keys.pusherChannelOf(redisChannel);
     const entry = channel === null ? undefined : this.channels.get(channel);
     if (channel === null || !entry) {
@@ -134,7 +160,7 @@ export class ChannelSubscriptions {
       return;
     }
     const envelope = decodeEnvelope(message);
-    if (!envelope) {
+    if (envelope?.type !== 'event') {
       this.options.log.warn(
         { channel, message: message.slice(0, 200) },
         'dropped a malformed pub/sub message',
@@ -156,6 +182,25 @@ export class ChannelSubscriptions {
     const frame = serverFrames.channelEvent(channel, envelope.event, envelope.data);
     for (const member of entry.members) {
       if (member.socketId !== envelope.excludeSocketId) member.deliver(frame, channel, envelope.eventId);
+    }
+  }
+
+  /** One event for many users: each local member of a listed user's channel gets that user's copy. */
+  private onUserBatch(message: string): void {
+    const batch = decodeEnvelope(message);
+    if (batch?.type !== 'user-batch') {
+      this.options.log.warn({ message: message.slice(0, 200) }, 'dropped a malformed user batch');
+      this.options.onDropped?.('malformed_envelope');
+      return;
+    }
+    const frameOf = serverFrames.userCopies(batch.event, batch.dataHead);
+    for (const [userId, eventId] of batch.users) {
+      const channel = userChannel(userId);
+      // Users held by other nodes are skipped: every node reads every batch.
+      const entry = this.channels.get(channel);
+      if (!entry) continue;
+      const frame = frameOf(channel, eventId);
+      for (const member of entry.members) member.deliver(frame, channel, eventId);
     }
   }
 }

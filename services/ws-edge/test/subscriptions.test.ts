@@ -3,6 +3,7 @@ import { userChannel } from '@alarmcast/contracts';
 import { createLogger } from '@alarmcast/observability';
 import { createRedis, type Redis } from '@alarmcast/redis';
 import { ChannelSubscriptions, type ChannelMember } from '../src/subscriptions.js';
+import { serverFrames } from '../src/pusher-protocol.js';
 import { createEdgeWorld, numsub, publish, type EdgeWorld } from './helpers.js';
 
 const log = createLogger({ service: 'ws-edge-test', level: 'silent' });
@@ -11,8 +12,10 @@ let nextSocket = 0;
 class Member implements ChannelMember {
   readonly socketId = `1.${++nextSocket}`;
   readonly frames: string[] = [];
-  deliver(frame: string): void {
+  readonly eventIds: (string | undefined)[] = [];
+  deliver(frame: string, _channel: string, eventId: string | undefined): void {
     this.frames.push(frame);
+    this.eventIds.push(eventId);
   }
 }
 
@@ -56,6 +59,62 @@ describe('ChannelSubscriptions', () => {
     // leave then rejoin: the UNSUBSCRIBE and SUBSCRIBE go out in order, so it ends subscribed
     await subs.join(channel, a);
     expect(await numsub(world, channel)).toBe(1);
+  });
+
+  it("hands each user's copy of a user-batch to that user's members, in order with per-user events", async () => {
+    const dropped: string[] = [];
+    subscriber = createRedis(world.config().redisUrl, { name: 'ws-edge:sub-test' });
+    const subs = new ChannelSubscriptions({
+      subscriber,
+      keys: world.keys,
+      log,
+      onDropped: (reason) => dropped.push(reason),
+    });
+    const [u3a, u3b, u4] = [new Member(), new Member(), new Member()];
+    await Promise.all([
+      subs.join(userChannel(3), u3a),
+      subs.join(userChannel(3), u3b),
+      subs.join(userChannel(4), u4),
+    ]);
+    const dataHead = '{"alarm":{"id":"5","text":"quote \\" é \\u2028"},';
+    const batch = (event: string, users: [number, string][]): Promise<number> =>
+      world.redis.publish(
+        world.keys.userBatchChannel,
+        JSON.stringify({ v: 1, node: 'test', type: 'user-batch', event, dataHead, users }),
+      );
+    await publish(world, userChannel(3), 'before', '{}');
+    // User 99 is not held here: skipped, not an error.
+    await batch('App\\Events\\AlarmCreated', [
+      [3, '1700000000000-0'],
+      [4, '1700000000000-1'],
+      [99, '1700000000000-2'],
+    ]);
+    await publish(world, userChannel(3), 'after', '{}');
+    // Malformed batches are dropped and counted: a user id that is not a positive integer, no users.
+    await batch('E', [[-1, '1-0']]);
+    await batch('E', []);
+    await world.redis.publish(world.keys.userBatchChannel, 'not json');
+
+    await vi.waitFor(() =>
+      expect(dropped).toEqual(['malformed_envelope', 'malformed_envelope', 'malformed_envelope']),
+    );
+    // Byte for byte the frame an `event` envelope with the same data would give.
+    const copyFor = (userId: number, eventId: string) =>
+      serverFrames.channelEvent(
+        userChannel(userId),
+        'App\\Events\\AlarmCreated',
+        `${dataHead}"event_id":"${eventId}"}`,
+      );
+    const order = (m: Member) => m.frames.map((f) => (JSON.parse(f) as { event: string }).event);
+    expect(order(u3a)).toEqual(['before', 'App\\Events\\AlarmCreated', 'after']);
+    expect(u3a.frames[1]).toBe(copyFor(3, '1700000000000-0'));
+    expect(u3a.eventIds[1]).toBe('1700000000000-0');
+    expect(u3b.frames).toEqual(u3a.frames);
+    expect(u4.frames).toEqual([copyFor(4, '1700000000000-1')]);
+    expect(JSON.parse((JSON.parse(u4.frames[0]!) as { data: string }).data)).toEqual({
+      alarm: { id: '5', text: 'quote " é \u2028' },
+      event_id: '1700000000000-1',
+    });
   });
 
   it('keeps a subscription made while the connection is still handshaking', async () => {

@@ -25,7 +25,7 @@ export interface StackOptions {
   resolvers?: number;
   ingest?: IngestOptions;
   logLevel?: string;
-  /** extra environment for every spawned service (spawnStack only) */
+  /** extra environment for every service */
   env?: Record<string, string>;
   /** extra node options for every spawned service (spawnStack only) */
   nodeArgs?: string[];
@@ -45,6 +45,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     REDIS_URL: o.redisUrl,
     REDIS_PREFIX: o.redisPrefix,
     LOG_LEVEL: o.logLevel ?? 'silent',
+    ...o.env,
   };
   const edges = await Promise.all(
     Array.from({ length: o.edges ?? 1 }, () =>
