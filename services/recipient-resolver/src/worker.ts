@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
-import { BroadcastMarker, createPgPool, loadBroadcastPlan } from '@alarmcast/db';
+import { BroadcastMarker, createPgPool, loadBroadcastPlan, type BroadcastPlan } from '@alarmcast/db';
 import {
   createLogger,
   createMetricsRegistry,
@@ -35,6 +35,11 @@ export interface ResolverProcess {
 export interface BroadcastResult {
   recipients: number;
   delivered: number;
+}
+
+/** The wire name of an outbox event's kind; undefined for a kind this version does not know. */
+function eventName(plan: BroadcastPlan): string | undefined {
+  return OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
 }
 
 export async function startResolver(
@@ -104,30 +109,30 @@ export async function startResolver(
     const plan = await loadBroadcastPlan(pool, eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
-    const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
+    const event = eventName(plan);
     if (!event) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
     // Jobs run concurrently, so the job of a device's earlier event may still be running (or waiting) when
     // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
     // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
     // earlier event's own job then finds nothing left to do.
-    for (const earlierId of plan.pendingBefore) await deliverEarlier(earlierId);
-    const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
-    await marker.mark(plan.eventId);
-    deliveries.inc(delivered);
+    for (const earlierId of plan.pendingBefore) {
+      const earlier = await loadBroadcastPlan(pool, earlierId);
+      const earlierEvent = earlier && eventName(earlier);
+      // An event its own job cannot deliver either must not hold up the ones after it.
+      if (earlierEvent && (await deliver(earlier, earlierEvent)) > 0) earlierDelivered.inc();
+    }
+    const delivered = await deliver(plan, event);
     fanout.observe(plan.recipients.length);
     end();
     return { recipients: plan.recipients.length, delivered };
   }
 
-  async function deliverEarlier(eventId: string): Promise<void> {
-    const plan = await loadBroadcastPlan(pool, eventId);
-    const event = plan && (OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined);
-    // An event its own job cannot deliver either must not hold up the ones after it.
-    if (!plan || !event) return;
+  /** Delivers to everyone not served yet, then marks the event broadcast; returns how many it served. */
+  async function deliver(plan: BroadcastPlan, event: string): Promise<number> {
     const delivered = await deliverer.deliver(plan.eventId, event, plan.payloadJson, plan.recipients);
     await marker.mark(plan.eventId);
     deliveries.inc(delivered);
-    if (delivered > 0) earlierDelivered.inc();
+    return delivered;
   }
 
   const worker = new Worker(BROADCAST_QUEUE, process, {
