@@ -275,7 +275,8 @@ function postAlarm(
         res.on('error', () => resolve('error'));
       },
     );
-    req.on('error', () => resolve('error'));
+    // Named by cause ("error ECONNRESET", "error timeout"), so a failed run says what failed.
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
     // A run must end by itself: a POST with no answer in 30 s counts as failed.
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
     req.end(body);

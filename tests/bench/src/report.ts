@@ -41,9 +41,19 @@ export function runsTable(runs: RunResult[]): string {
     .filter((r) => r.worstPerTenthMs.length)
     .map((r) => `- ${r.label}: ${r.worstPerTenthMs.join(' ')}`)
     .join('\n');
+  const failures = runs
+    .filter((r) => Object.keys(r.postFailures).length > 0)
+    .map((r) => {
+      const causes = Object.entries(r.postFailures).map(([why, n]) => `${why}: ${n}`);
+      return `- ${r.label}: ${causes.join(', ')} (of ${r.alarmsSent} POSTs)`;
+    })
+    .join('\n');
   return (
     [head, ...rows].join('\n') +
-    '\n\n(latencies in ms, POST sent → frame received)\n' +
+    '\n\n(latencies in ms, POST sent → frame received; ✗: not exact)\n' +
+    (failures
+      ? `\nPOSTs the ingest did not acknowledge (owed to nobody, but the run is not exact):\n\n${failures}\n`
+      : '') +
     (tenths ? `\nSlowest last recipient (ms) in each tenth of the measured window:\n\n${tenths}\n` : '')
   );
 }
