@@ -44,6 +44,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   const metrics = createMetricsRegistry('alarm-ingest');
   const keys = new RedisKeys(config.REDIS_PREFIX);
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
+  // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
+  // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these
+  // machines the flushes cost Postgres more CPU than the statements).
+  const outboxPool = createPgPool(config.DATABASE_URL, { max: 2, asyncCommit: true });
   // No offline queue: while Redis is away an enqueue fails at once and the outbox relay takes over,
   // instead of requests' follow-up work piling up in memory.
   const redis = createRedis(config.REDIS_URL, { name: 'alarm-ingest:queue', enableOfflineQueue: false });
@@ -57,7 +61,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   breaker.on('close', () => log.info('postgres breaker closed'));
 
   const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
-  const outbox = new OutboxDispatcher(pool, enqueue, log, {
+  const outbox = new OutboxDispatcher(outboxPool, enqueue, log, {
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
@@ -180,7 +184,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await queue.close();
       redis.disconnect();
       breaker.shutdown();
-      await pool.end();
+      await Promise.all([pool.end(), outboxPool.end()]);
     })());
 
   return { port, url: `http://${config.HOST}:${port}`, outbox, metrics, close };

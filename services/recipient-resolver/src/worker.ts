@@ -51,7 +51,10 @@ export async function startResolver(
     options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })
   ).child({ nodeId });
   const keys = new RedisKeys(config.REDIS_PREFIX);
-  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
+  // The resolver writes only broadcast marks: one lost in a crash makes the outbox relay re-enqueue its
+  // event, and the delivery marks in Redis make the re-run serve nobody twice. So it need not wait for the
+  // WAL flush of each.
+  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX, asyncCommit: true });
   const marker = new BroadcastMarker(pool);
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
   // own retries cover longer outages.
