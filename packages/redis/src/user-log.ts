@@ -74,7 +74,7 @@ local firstUser = 17
 local now = redis.call('TIME')
 local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
-local entries = {}
+local delivered, entries = 0, {}
 for i = firstUser, #ARGV do
   local uid = ARGV[i]
   if tonumber(uid) > mark then
@@ -89,17 +89,17 @@ for i = firstUser, #ARGV do
       entries[#entries + 1] = '[' .. uid .. ',"' .. id .. '"]'
     else
       redis.call('PUBLISH', chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
-      entries[#entries + 1] = true
     end
+    delivered = delivered + 1
   end
 end
-if batched and #entries > 0 then
+if delivered > 0 and batched then
   redis.call('PUBLISH', batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
 end
 if #ARGV >= firstUser and tonumber(ARGV[#ARGV]) > mark then
   redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
 end
-return #entries
+return delivered
 `;
 
 /**
