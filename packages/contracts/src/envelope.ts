@@ -58,5 +58,4 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
   }),
 ]);
 export type PubSubEnvelope = z.infer<typeof PubSubEnvelope>;
-export type UserEventEnvelope = Extract<PubSubEnvelope, { type: 'event' }>;
-export type UserBatchEnvelope = Extract<PubSubEnvelope, { type: 'user-batch' }>;
+export type ChannelEventEnvelope = Extract<PubSubEnvelope, { type: 'event' }>;

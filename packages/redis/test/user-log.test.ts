@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PubSubEnvelope, type UserEventEnvelope } from '@alarmcast/contracts';
+import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { RedisKeys, createRedis, type Redis } from '../src/index.js';
 import { DEFAULT_RETENTION, UserLogWriter, compareStreamIds, readUserLogAfter } from '../src/user-log.js';
@@ -8,7 +8,7 @@ describe('user event logs (real Redis)', () => {
   let redis: Redis;
   let sub: Redis;
   const keys = new RedisKeys(uniqueRedisPrefix());
-  const received: UserEventEnvelope[] = [];
+  const received: ChannelEventEnvelope[] = [];
   const writer = () =>
     new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
 
@@ -162,8 +162,8 @@ describe('user event logs (real Redis)', () => {
   });
 });
 
-/** A per-user `event` envelope; anything else on a user channel is a bug. */
-function userEvent(message: string): UserEventEnvelope {
+/** An `event` envelope (one channel's event); a batch on a user channel would be a bug. */
+function userEvent(message: string): ChannelEventEnvelope {
   const envelope = PubSubEnvelope.parse(JSON.parse(message));
   if (envelope.type !== 'event') throw new Error(`a ${envelope.type} envelope on a user channel`);
   return envelope;

@@ -6,7 +6,7 @@ import {
   JOB_CATALOGUE,
   OUTBOX_KINDS,
   PubSubEnvelope,
-  type UserEventEnvelope,
+  type ChannelEventEnvelope,
   broadcastJobId,
   type OutboxKind,
   type ProvisionResult,
@@ -47,7 +47,7 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
   let world: ProvisionResult;
   let dropDb: () => Promise<void>;
   const keys = new RedisKeys(uniqueRedisPrefix());
-  const received: UserEventEnvelope[] = [];
+  const received: ChannelEventEnvelope[] = [];
 
   beforeAll(async () => {
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
@@ -224,8 +224,8 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
   });
 });
 
-/** A per-user `event` envelope; anything else on a user channel is a bug. */
-function userEvent(message: string): UserEventEnvelope {
+/** An `event` envelope (one channel's event); a batch on a user channel would be a bug. */
+function userEvent(message: string): ChannelEventEnvelope {
   const envelope = PubSubEnvelope.parse(JSON.parse(message));
   if (envelope.type !== 'event') throw new Error(`a ${envelope.type} envelope on a user channel`);
   return envelope;
