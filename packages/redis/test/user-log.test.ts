@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { RedisKeys, createRedis, type Redis } from '../src/index.js';
-import { DEFAULT_RETENTION, UserLogWriter, compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { DEFAULT_RETENTION, UserLogWriter } from '../src/user-log-writer.js';
 
 describe('user event logs (real Redis)', () => {
   let redis: Redis;
@@ -25,10 +26,10 @@ describe('user event logs (real Redis)', () => {
 
   it('logs and publishes each user once per event, with per-user ordered event ids', async () => {
     const data = JSON.stringify({ alarm: { id: '1', specific_problem: 'quote " and \\ slash / é' } });
-    expect(await writer().deliver('1', 'App\\Events\\AlarmCreated', data, [10, 11])).toBe(2);
+    expect(await writer().appendAndPublish('1', 'App\\Events\\AlarmCreated', data, [10, 11])).toBe(2);
     // A retried job (same event) delivers to nobody again, but reaches a user added meanwhile.
-    expect(await writer().deliver('1', 'App\\Events\\AlarmCreated', data, [10, 11, 12])).toBe(1);
-    expect(await writer().deliver('2', 'App\\Events\\AlarmCreated', data, [10])).toBe(1);
+    expect(await writer().appendAndPublish('1', 'App\\Events\\AlarmCreated', data, [10, 11, 12])).toBe(1);
+    expect(await writer().appendAndPublish('2', 'App\\Events\\AlarmCreated', data, [10])).toBe(1);
 
     await vi.waitFor(() => expect(received).toHaveLength(4));
     const toUser10 = received.filter((e) => e.channel === 'private-user.10');
@@ -52,11 +53,11 @@ describe('user event logs (real Redis)', () => {
   });
 
   it('remembers a delivery as one mark per event, whatever the order users are given in', async () => {
-    expect(await writer().deliver('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
     expect(await redis.get(keys.deliveredTo('4'))).toBe('205');
     // A retry with the same users, in another order, reaches nobody again; a new higher id is reached, and
     // a user added below the mark meanwhile is not (the event predates them).
-    expect(await writer().deliver('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
     expect(await redis.get(keys.deliveredTo('4'))).toBe('207');
     expect(await redis.ttl(keys.deliveredTo('4'))).toBeGreaterThan(0);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Mark')).toHaveLength(4));
@@ -76,7 +77,7 @@ describe('user event logs (real Redis)', () => {
       node: 'n1',
       batchMinRecipients: Number.POSITIVE_INFINITY,
     });
-    expect(await perUser.deliver('3', 'Ping', '{}', users)).toBe(users.length);
+    expect(await perUser.appendAndPublish('3', 'Ping', '{}', users)).toBe(users.length);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Ping')).toHaveLength(users.length));
     const one = received.find((e) => e.event === 'Ping')!;
     expect(JSON.parse(one.data)).toEqual({ event_id: one.eventId });
@@ -97,7 +98,9 @@ describe('user event logs (real Redis)', () => {
       const users = Array.from({ length: 1100 }, (_, i) => 200_000 + i);
       const data = JSON.stringify({ alarm: { id: '9', text: 'quote " back\\slash é \u2028' } });
       const before = received.length;
-      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(users.length);
+      expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(
+        users.length,
+      );
       // Three script calls (500 users each at most), one message each; nothing on the user channels.
       await vi.waitFor(() => expect(batches).toHaveLength(3));
       expect(received.length).toBe(before);
@@ -113,9 +116,9 @@ describe('user event logs (real Redis)', () => {
         expect(JSON.parse(c.data)).toEqual({ ...(JSON.parse(data) as object), event_id: c.id });
       }
       // A retry serves nobody again and publishes nothing.
-      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
+      expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
       // Below the threshold the same writer publishes per user.
-      expect(await w.deliver('batch-2', 'Small', '{}', [5, 6])).toBe(2);
+      expect(await w.appendAndPublish('batch-2', 'Small', '{}', [5, 6])).toBe(2);
       await vi.waitFor(() => expect(received.filter((e) => e.event === 'Small')).toHaveLength(2));
       expect(batches).toHaveLength(3);
     } finally {
@@ -132,7 +135,7 @@ describe('user event logs (real Redis)', () => {
     });
     const ids: string[] = [];
     for (let i = 0; i < 600; i++) {
-      await w.deliver(`trim-${i}`, 'E', `{"n":${i}}`, [7]);
+      await w.appendAndPublish(`trim-${i}`, 'E', `{"n":${i}}`, [7]);
     }
     const log = await redis.xrange(keys.userLog(7), '-', '+');
     for (const [id] of log) ids.push(id);
@@ -156,7 +159,7 @@ describe('user event logs (real Redis)', () => {
       deliveredTtlS: 60,
       node: 'n1',
     });
-    for (let i = 0; i < 300; i++) await w.deliver(`young-${i}`, 'E', '{}', [8]);
+    for (let i = 0; i < 300; i++) await w.appendAndPublish(`young-${i}`, 'E', '{}', [8]);
     expect(await redis.xlen(keys.userLog(8))).toBe(300);
     expect(await redis.ttl(keys.userLog(8))).toBeGreaterThan(0);
   });

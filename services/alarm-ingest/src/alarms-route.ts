@@ -4,9 +4,7 @@ import {
   AlarmListQuery,
   IDEMPOTENCY_WINDOW_S,
   IdempotencyKey,
-  toAlarmWire,
   type AlarmAckResponse,
-  type AlarmListResponse,
 } from '@alarmcast/contracts';
 import {
   acknowledgeAlarm,
@@ -165,16 +163,9 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
       writeAlarmReport(
         pool,
         {
+          ...body,
           tenantId,
           deviceId,
-          alarmIdentifier: body.alarmIdentifier,
-          eventType: body.eventType,
-          probableCause: body.probableCause,
-          specificProblem: body.specificProblem,
-          perceivedSeverity: body.perceivedSeverity,
-          managedObjectInstance: body.managedObjectInstance ?? null,
-          additionalText: body.additionalText ?? null,
-          additionalInformation: body.additionalInformation ?? null,
           raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
           changedAt: now,
           sourceTokenId: collector.tokenId,
@@ -238,14 +229,12 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
     );
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    const answer: AlarmListResponse = {
-      alarms: page.map(toAlarmWire),
-      next_cursor:
-        rows.length > q.limit && last
-          ? encodeCursor({ cleared: last.clearedAt !== null, id: last.id.toString() })
-          : null,
-    };
-    res.json(answer);
+    const next = rows.length > q.limit && last ? encodeCursor(last.position) : null;
+    // The alarms are already wire JSON (built in SQL from the one field list), so they are not parsed and
+    // serialized again: the answer is AlarmListResponse, assembled as text.
+    res
+      .type('application/json')
+      .send(`{"alarms":[${page.map((a) => a.alarmJson).join(',')}],"next_cursor":${JSON.stringify(next)}}`);
   });
 
   return router;

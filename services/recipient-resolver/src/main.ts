@@ -1,6 +1,6 @@
 import { createLogger } from '@alarmcast/observability';
 import { parseResolverConfig } from './config.js';
-import { startResolver } from './worker.js';
+import { startResolver } from './resolver-process.js';
 
 const config = parseResolverConfig(process.env);
 const log = createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL });

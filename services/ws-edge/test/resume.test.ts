@@ -27,7 +27,7 @@ describe('resume from last_event_id', () => {
     const writer = new UserLogWriter(world.redis, world.keys, { retention, deliveredTtlS: 60, node: 'test' });
     for (let i = 0; i < count; i++) {
       n++;
-      await writer.deliver(
+      await writer.appendAndPublish(
         `e${n}`,
         'App\\Events\\AlarmCreated',
         JSON.stringify({ alarm: { id: String(n) } }),
