@@ -1,4 +1,4 @@
-export { RedisKeys } from './keys.js';
+export { RedisKeys, KEY_PART } from './keys.js';
 export { createRedis, type RedisClientOptions } from './client.js';
 export { RedisPubSub, type PubSubTransport } from './pubsub-transport.js';
 export {

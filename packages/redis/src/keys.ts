@@ -47,8 +47,11 @@ export class RedisKeys {
   }
 }
 
+/** What a key part (the prefix, an id) may be: no `:` (the delimiter), nothing a shell or URL must quote. */
+export const KEY_PART = /^[A-Za-z0-9_.-]{1,64}$/;
+
 function assertPart(name: string, value: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value))
+  if (!KEY_PART.test(value))
     throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
 }
 
