@@ -21,6 +21,12 @@ export interface UserLogRetention {
   maxEvents: number;
   /** @defaultValue 86400 */
   idleTtlS: number;
+  /**
+   * How long an event's data (stored once, referenced by every recipient's log entry) is kept: a replay
+   * that reaches an older entry gets a gap. At least `minAgeS`, so the time floor always holds.
+   * @defaultValue 86400 (as long as an idle log lives)
+   */
+  eventDataTtlS: number;
 }
 
 export const DEFAULT_RETENTION: UserLogRetention = {
@@ -28,6 +34,7 @@ export const DEFAULT_RETENTION: UserLogRetention = {
   minAgeS: 600,
   maxEvents: 10_000,
   idleTtlS: 86_400,
+  eventDataTtlS: 86_400,
 };
 
 /**
@@ -57,20 +64,27 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
  * minAgeS (MINID) go; `~` trims whole stream nodes, so the floor holds and the cost stays O(1) amortized.
  *
- * KEYS[1] the event's delivery mark (highest user id served)
- * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 event name, 4 data head,
- * 5 separator, 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivered-set TTL s,
- * 11-14 a user envelope's constant pieces (see envelope-codec.ts userEventPieces), 15 the batch channel ('' to publish per
- * user), 16 the batch envelope's start (see envelope-codec.ts userBatchStart), 17.. user ids
+ * Stored once: the event's name and data head go into one hash per event (KEYS[2], kept `dataTtlS`), and
+ * a user's log entry holds only a reference to it (`r` = the outbox event id): ~15 bytes per delivery in
+ * Redis' stream encoding instead of the ~550 of a copy of the data in every recipient's log (a
+ * 10,000-user tenant at one alarm a second held ~5.5 GB). A replay reads the data back by reference
+ * (user-log.ts); a reference whose data has expired is a gap, never skipped.
+ *
+ * KEYS[1] the event's delivery mark (highest user id served), KEYS[2] the event's data
+ * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 the event's reference, 4 event
+ * name, 5 data head (the data up to its closing brace, with a trailing comma when it has members),
+ * 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivery mark TTL s, 11 data TTL s, 12-15 a user
+ * envelope's constant pieces (see envelope-codec.ts userEventPieces), 16 the batch channel ('' to publish
+ * per user), 17 the batch envelope's start (see envelope-codec.ts userBatchStart), 18.. user ids
  */
 const DELIVER_SCRIPT = `
-local logPrefix, chPrefix, event, head, sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local logPrefix, chPrefix, ref, event, dataHead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local idleTtl, deliveredTtl = ARGV[9], ARGV[10]
-local envStart, envAfterUser, envAfterId, envEnd = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
-local batchChannel, batchStart = ARGV[15], ARGV[16]
+local idleTtl, deliveredTtl, dataTtl = ARGV[9], ARGV[10], ARGV[11]
+local envStart, envAfterUser, envAfterId, envEnd = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local batchChannel, batchStart = ARGV[16], ARGV[17]
 local batched = batchChannel ~= ''
-local firstUser = 17
+local firstUser = 18
 local now = redis.call('TIME')
 local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -78,8 +92,13 @@ local delivered, entries = 0, {}
 for i = firstUser, #ARGV do
   local uid = ARGV[i]
   if tonumber(uid) > mark then
+    if delivered == 0 then
+      -- The event's data, once for all its recipients; every log entry below only names it.
+      redis.call('HSET', KEYS[2], 'e', event, 'h', dataHead)
+      redis.call('EXPIRE', KEYS[2], dataTtl)
+    end
     local log = logPrefix .. uid
-    local id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'event', event, 'head', head, 'sep', sep)
+    local id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'r', ref)
     local len = redis.call('XLEN', log)
     if len > minEvents then
       redis.call('XTRIM', log, 'MINID', '~', cutoff, 'LIMIT', len - minEvents)
@@ -109,7 +128,7 @@ return delivered
 const CHUNK = 500;
 
 /** The script as ioredis defines it (EVALSHA, falling back to EVAL once per connection). */
-type DeliverCommand = (setKey: string, ...args: (string | number)[]) => Promise<number>;
+type DeliverCommand = (markKey: string, dataKey: string, ...args: (string | number)[]) => Promise<number>;
 
 export interface UserLogWriterOptions {
   retention: UserLogRetention;
@@ -132,7 +151,7 @@ export class UserLogWriter {
     private readonly keys: RedisKeys,
     private readonly options: UserLogWriterOptions,
   ) {
-    redis.defineCommand('alarmcastDeliver', { numberOfKeys: 1, lua: DELIVER_SCRIPT });
+    redis.defineCommand('alarmcastDeliver', { numberOfKeys: 2, lua: DELIVER_SCRIPT });
     const command = (redis as unknown as { alarmcastDeliver: DeliverCommand }).alarmcastDeliver;
     this.run = command.bind(redis);
   }
@@ -155,17 +174,19 @@ export class UserLogWriter {
     const fixed = [
       this.keys.userLogPrefix,
       this.keys.pubsubChannel('private-user.'),
+      eventId,
       event,
-      head,
-      sep,
+      head + sep,
       retention.minEvents,
       retention.minAgeS,
       retention.maxEvents,
       retention.idleTtlS,
       this.options.deliveredTtlS,
+      Math.max(retention.eventDataTtlS, retention.minAgeS),
       ...userEventPieces(this.options.node, event, head + sep),
     ];
     const markKey = this.keys.deliveredTo(eventId);
+    const dataKey = this.keys.eventData(eventId);
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     if (ascending.length >= (this.options.batchMinRecipients ?? 100)) {
@@ -175,7 +196,7 @@ export class UserLogWriter {
     }
     let delivered = 0;
     for (let i = 0; i < ascending.length; i += CHUNK) {
-      delivered += await this.run(markKey, ...fixed, ...ascending.slice(i, i + CHUNK));
+      delivered += await this.run(markKey, dataKey, ...fixed, ...ascending.slice(i, i + CHUNK));
     }
     return delivered;
   }

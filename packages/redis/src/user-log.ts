@@ -16,7 +16,7 @@ export interface LoggedEvent {
 }
 
 /** Why a replay cannot be trusted to be complete. */
-export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events';
+export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events' | 'event_expired';
 
 /**
  * The events of a user's log after `afterId`, oldest first, for a client resuming from its last seen
@@ -53,11 +53,53 @@ export async function readUserLogAfter(
     : compareStreamIds(afterId, lastGenerated) < 0;
   const gap: LogGap | null =
     trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
-  const events = entries.slice(0, limit).map(([eventId, fields]) => {
-    const get = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
-    return { eventId, event: get('event'), data: logEntryData(eventId, get('head'), get('sep')) };
-  });
-  return { events, gap };
+  const { events, complete } = await resolveEntries(redis, keys, entries.slice(0, limit));
+  return { events, gap: gap ?? (complete ? null : 'event_expired') };
+}
+
+/**
+ * Log entries → the events they name. An entry holds a reference (`r`, the event id) to the event's data,
+ * stored once (user-log-writer.ts); the data of every distinct reference is read in one round trip. An
+ * entry whose data has expired makes the replay incomplete (`complete: false`): it is reported, never
+ * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`).
+ */
+async function resolveEntries(
+  redis: Redis,
+  keys: RedisKeys,
+  entries: [string, string[]][],
+): Promise<{ events: LoggedEvent[]; complete: boolean }> {
+  const get = (fields: string[], name: string): string | undefined => {
+    const i = fields.indexOf(name);
+    return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
+  };
+  const refs = [...new Set(entries.map(([, f]) => get(f, 'r')).filter((r) => r !== undefined))];
+  const data = new Map<string, { event: string; head: string }>();
+  if (refs.length > 0) {
+    const pipeline = redis.pipeline();
+    for (const ref of refs) pipeline.hmget(keys.eventData(ref), 'e', 'h');
+    const replies = (await pipeline.exec()) ?? [];
+    replies.forEach(([err, reply], i) => {
+      const [event, head] = (err ? [] : reply) as (string | null)[];
+      if (event != null && head != null) data.set(refs[i]!, { event, head });
+    });
+  }
+  const events: LoggedEvent[] = [];
+  for (const [eventId, fields] of entries) {
+    const ref = get(fields, 'r');
+    if (ref === undefined) {
+      const event = get(fields, 'event') ?? '';
+      events.push({
+        eventId,
+        event,
+        data: logEntryData(eventId, get(fields, 'head') ?? '', get(fields, 'sep') ?? ''),
+      });
+      continue;
+    }
+    const stored = data.get(ref);
+    if (!stored) return { events, complete: false };
+    events.push({ eventId, event: stored.event, data: userCopyData(stored.head, eventId) });
+  }
+  return { events, complete: true };
 }
 
 /** Orders Redis stream ids (`<ms>-<seq>`); malformed ids sort first. */

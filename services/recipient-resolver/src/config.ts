@@ -15,6 +15,12 @@ export const ResolverEnv = z.object({
   /** a log nobody writes to expires after this long */
   USER_LOG_IDLE_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /**
+   * an event's data is stored once and kept this long; a user's log entry only references it, and a replay
+   * reaching an entry whose data has expired gets resume_failed (event_expired). Raised to
+   * USER_LOG_MIN_AGE_S if below it, so the time floor of the logs always holds.
+   */
+  EVENT_DATA_TTL_S: z.coerce.number().int().min(60).default(86_400),
+  /**
    * how long "event E was delivered to user U" is remembered, so that a retried or re-enqueued job
    * delivers to nobody twice; must exceed the longest retry schedule (~7 min) and stall recovery (30 s)
    */

@@ -56,6 +56,7 @@ export async function startResolver(
       minAgeS: config.USER_LOG_MIN_AGE_S,
       maxEvents: config.USER_LOG_MAX_EVENTS,
       idleTtlS: config.USER_LOG_IDLE_TTL_S,
+      eventDataTtlS: config.EVENT_DATA_TTL_S,
     },
     deliveredTtlS: config.DELIVERED_TTL_S,
     node: nodeId,

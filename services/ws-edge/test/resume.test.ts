@@ -94,7 +94,7 @@ describe('resume from last_event_id', () => {
   });
 
   it('says so explicitly when the position is older than the log keeps', async () => {
-    const small = { minEvents: 10, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60 };
+    const small = { minEvents: 10, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60, eventDataTtlS: 600 };
     const [old] = await raise(1, small);
     await raise(300, small);
     const client = await subscribe(old);
