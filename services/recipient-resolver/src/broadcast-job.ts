@@ -52,11 +52,11 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
     // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
     // earlier event's own job then finds nothing left to do.
-    for (const earlierId of plan.pendingBefore) {
-      const earlier = await loadBroadcastPlan(pool, earlierId);
-      const earlierDefinition = earlier && eventDefinition(earlier.kind);
+    // They share this event's device, so its recipients.
+    for (const earlier of plan.pendingBefore) {
+      const earlierDefinition = eventDefinition(earlier.kind);
       // An event its own job cannot deliver either must not hold up the ones after it.
-      if (earlierDefinition && (await broadcast(earlier, earlierDefinition.wireName)) > 0) {
+      if (earlierDefinition && (await broadcast({ ...plan, ...earlier }, earlierDefinition.wireName)) > 0) {
         metrics.earlierDelivered.inc();
       }
     }
