@@ -32,6 +32,10 @@ export const ERROR_CATALOGUE = {
   },
   internal_error: { status: 500, doc: 'a bug: logged, no internals in the answer' },
   service_unavailable: { status: 503, doc: 'a dependency is down; Retry-After says when to retry' },
+  overloaded: {
+    status: 503,
+    doc: 'more offered than the service can do now (admission control); nothing was changed, Retry-After says when',
+  },
 } as const satisfies Record<string, { status: number; pusherStatus?: number; doc: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
