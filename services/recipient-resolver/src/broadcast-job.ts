@@ -42,7 +42,14 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     const parsed = parseJob(job.name, job.data);
     if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
     const end = metrics.jobSeconds.startTimer();
-    const { eventId } = parsed.data;
+    try {
+      return await runParsed(parsed.data.eventId);
+    } finally {
+      end();
+    }
+  };
+
+  async function runParsed(eventId: string): Promise<BroadcastResult> {
     const plan = await loadBroadcastPlan(pool, eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
@@ -62,7 +69,6 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     }
     const delivered = await broadcast(plan, definition.wireName);
     metrics.recipients.observe(plan.recipients.length);
-    end();
     return { recipients: plan.recipients.length, delivered };
-  };
+  }
 }

@@ -64,10 +64,12 @@ export async function startResolver(
   });
 
   const metrics = createResolverMetrics();
-  const process = broadcastJob({ pool, marker, writer, metrics });
+  const runJob = broadcastJob({ pool, marker, writer, metrics });
 
-  const worker = new Worker(BROADCAST_QUEUE, process, {
-    connection: createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null }),
+  // BullMQ does not close a connection it is given: close() does.
+  const workerRedis = createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });
+  const worker = new Worker(BROADCAST_QUEUE, runJob, {
+    connection: workerRedis,
     prefix: keys.bullPrefix,
     concurrency: config.RESOLVER_CONCURRENCY,
     // A worker killed mid-job leaves its lock to expire; another worker takes the job over after this.
@@ -117,6 +119,7 @@ export async function startResolver(
       await worker.close();
       server.close();
       redis.disconnect();
+      workerRedis.disconnect();
       await pool.end();
     })());
 
