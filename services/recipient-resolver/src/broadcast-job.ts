@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { eventDefinition, parseJob } from '@alarmcast/contracts';
-import { loadBroadcastPlan, type BroadcastMarker, type BroadcastPlan, type PgPool } from '@alarmcast/db';
+import type { BroadcastMarker, BroadcastPlan, BroadcastPlanLoader } from '@alarmcast/db';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
 
@@ -10,7 +10,7 @@ export interface BroadcastResult {
 }
 
 export interface BroadcastJobDeps {
-  pool: PgPool;
+  plans: BroadcastPlanLoader;
   marker: BroadcastMarker;
   writer: UserLogWriter;
   metrics: ResolverMetrics;
@@ -23,7 +23,7 @@ export interface BroadcastJobDeps {
  * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { pool, marker, writer, metrics } = deps;
+  const { plans, marker, writer, metrics } = deps;
 
   /** Appends and publishes to everyone not served yet, then marks the event; returns how many it served. */
   async function broadcast(plan: BroadcastPlan, wireName: string): Promise<number> {
@@ -50,7 +50,7 @@ export function broadcastJob(deps: BroadcastJobDeps) {
   };
 
   async function runParsed(eventId: string): Promise<BroadcastResult> {
-    const plan = await loadBroadcastPlan(pool, eventId);
+    const plan = await plans.load(eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const definition = eventDefinition(plan.kind);
