@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
 import { BroadcastPlanLoader, createPgPool, loadBroadcastPlan, type PgPool } from '../src/index.js';
+import { countingPool } from './counting-pool.js';
 
 describe('BroadcastPlanLoader (real Postgres)', () => {
   let pool: PgPool;
@@ -31,20 +32,11 @@ describe('BroadcastPlanLoader (real Postgres)', () => {
   });
 
   it('loads concurrent plans in a few queries, each identical to loading it alone', async () => {
-    let queries = 0;
-    const counting = new Proxy(pool, {
-      get: (target, prop, receiver) =>
-        prop === 'query'
-          ? (...args: Parameters<PgPool['query']>) => {
-              queries++;
-              return (target.query as (...a: unknown[]) => unknown).apply(target, args);
-            }
-          : Reflect.get(target, prop, receiver),
-    });
-    const loader = new BroadcastPlanLoader(counting);
+    const counting = countingPool(pool);
+    const loader = new BroadcastPlanLoader(counting.pool);
     const plans = await Promise.all([...ids, ids[3]!, '999999'].map((id) => loader.load(id)));
     // The first goes alone; the other 41 asks (one id twice, one unknown) gather behind it.
-    expect(queries).toBe(2);
+    expect(counting.queries()).toBe(2);
     expect(plans.at(-1)).toBeNull();
     expect(plans.at(-2)).toEqual(plans[3]);
     for (const [i, id] of ids.entries()) expect(plans[i]).toEqual(await loadBroadcastPlan(pool, id));
