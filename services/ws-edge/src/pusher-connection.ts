@@ -44,9 +44,13 @@ export class PusherConnection implements ChannelMember {
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
   /**
-   * For resumed channels, the newest event id sent. The replay reads the log on one Redis connection while
-   * live messages come on another, so an event the replay already sent can still arrive live afterwards;
-   * per-user ids only grow, so anything at or below this mark is a repeat.
+   * For resumed channels, the newest event id the replay sent. The replay reads the log on one Redis
+   * connection while live messages come on another, so an event the replay already sent can still arrive
+   * live afterwards; a user's events reach this node in log order, so until a live event newer than this
+   * mark goes by, anything at or below it is a repeat. Only ids read from the log itself are ever put here,
+   * never the position the client claims (a forged newer one would silence the socket), and the mark is
+   * dropped once the overlap is over (a log recreated with lower ids, on a Redis whose clock went back,
+   * would otherwise be dropped for good).
    */
   private readonly sentUpTo = new Map<string, string>();
 
@@ -86,7 +90,8 @@ export class PusherConnection implements ChannelMember {
     const upTo = this.sentUpTo.get(channel);
     if (upTo !== undefined && eventId !== undefined) {
       if (compareStreamIds(eventId, upTo) <= 0) return;
-      this.sentUpTo.set(channel, eventId);
+      // Past the replay: every repeat has gone by.
+      this.sentUpTo.delete(channel);
     }
     if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
       // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
@@ -222,22 +227,21 @@ export class PusherConnection implements ChannelMember {
   /**
    * Replays the user's log after `afterId`, then releases the live events held meanwhile, skipping those
    * the replay already sent: the client sees every event after its position once, in log order. When the
-   * log cannot prove it has everything (trimmed, expired, too long), the client is told with
-   * RESUME_FAILED_EVENT and reloads through the API; live events continue either way.
+   * log cannot prove it has everything (the position's entry is not in it: trimmed, expired, recreated,
+   * unknown; or too much to replay), the client is told first with RESUME_FAILED_EVENT and reloads through
+   * the API; what the log still holds after the position follows, then live events, either way. Saying it
+   * first means a client that resets its position on the failure takes up the ids of the log it is now on
+   * from the replayed events, instead of judging them against a position from another log.
    */
   private async resume(channel: string, userId: number, afterId: string): Promise<void> {
-    let lastSent = afterId;
     let gap: ResumeFailedData['reason'] | null =
       parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
+    let events: LoggedEvent[] = [];
     if (!gap) {
       try {
         const replay = await this.ctx.readUserLog(userId, afterId);
         gap = replay.gap;
-        for (const e of replay.events) {
-          if (!this.channels.has(channel)) return; // unsubscribed meanwhile
-          this.send(serverFrames.channelEvent(channel, e.event, e.data));
-          lastSent = e.eventId;
-        }
+        events = replay.events;
         this.ctx.metrics.resumes.inc({ outcome: gap ?? 'complete' });
       } catch (err) {
         this.log.warn({ err, channel }, 'could not read the event log for resume');
@@ -245,15 +249,21 @@ export class PusherConnection implements ChannelMember {
         this.ctx.metrics.resumes.inc({ outcome: 'log_unavailable' });
       }
     }
+    if (!this.channels.has(channel)) {
+      this.resuming.delete(channel); // unsubscribed meanwhile
+      return;
+    }
     if (gap) {
       const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }
+    for (const e of events) this.send(serverFrames.channelEvent(channel, e.event, e.data));
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
-    if (!this.channels.has(channel)) return;
-    // From here on, deliver() drops whatever the replay already sent, held or still in flight.
-    if (parseStreamId(lastSent).length > 0) this.sentUpTo.set(channel, lastSent);
+    // From here on, deliver() drops whatever the replay already sent, held or still in flight. The mark is
+    // an id the log gave us, never afterId itself: see sentUpTo.
+    const last = events.at(-1);
+    if (last) this.sentUpTo.set(channel, last.eventId);
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
