@@ -6,4 +6,5 @@ export {
   type AlarmEventType,
   type Alarm,
   type ConnectionState,
+  type ResyncEvent,
 } from './client.js';
