@@ -78,6 +78,9 @@ export interface AlarmcastClientOptions {
 
 type Listener<T> = (value: T) => void;
 
+/** How many recent event ids are remembered to drop repeats: far more than one burst of replay overlap. */
+const SEEN_IDS = 1000;
+
 /**
  * A user's alarm stream over pusher-js: typed events, resume from the last event id after any reconnect
  * (sent as an extra field of `pusher:subscribe`, which the edge honours and legacy servers ignore),
@@ -99,6 +102,8 @@ export class AlarmcastClient {
   /** another resume_failed came during the reload: its answer may predate what that one missed */
   private reloadAgain = false;
   private held: AlarmEvent[] = [];
+  /** the last SEEN_IDS event ids received, oldest first, to drop repeats */
+  private readonly seen = new Set<string>();
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private wakeReload: (() => void) | undefined;
   private attempts = 0;
@@ -190,8 +195,12 @@ export class AlarmcastClient {
     }
     const type = EVENT_TYPES[event];
     if (!type || !isRecord(data) || !isRecord(data.alarm) || typeof data.event_id !== 'string') return;
-    // Replay and live delivery never overlap on our edge; this guards against any server that repeats.
-    if (this.lastEventId && compareIds(data.event_id, this.lastEventId) <= 0) return;
+    // Replay and live delivery never overlap on our edge; this guards against any server that repeats. Only
+    // ids already seen are dropped, not everything at or below the position: a log recreated on a Redis
+    // whose clock went back has lower ids, and dropping those would silence this client for good.
+    if (this.seen.has(data.event_id)) return;
+    this.seen.add(data.event_id);
+    if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     this.setPosition(data.event_id);
     const e: AlarmEvent = { type, alarm: data.alarm as Alarm, eventId: data.event_id };
     if (this.reloading) {
@@ -213,7 +222,7 @@ export class AlarmcastClient {
     }
     this.reloading = true;
     try {
-      for (let attempt = 0; !this.closed; ) {
+      for (let attempt = 0; !this.closed;) {
         this.reloadAgain = false;
         const alarms = await this.fetchAlarms().catch(() => null);
         if (this.closed) return;

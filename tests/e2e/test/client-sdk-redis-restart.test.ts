@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AlarmcastClient, type AlarmEvent, type ConnectionState, type ResyncEvent } from '@alarmcast/client';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
-import type { ProvisionResult } from '@alarmcast/contracts';
+import type { ProvisionResult, PubSubEnvelope } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { RedisKeys, compareStreamIds, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
@@ -178,6 +178,23 @@ describe('client SDK across a Redis restart that empties the logs', () => {
       const newLog = await redis.xrange(keys.userLog(userId), '-', '+');
       expect(client.position).toBe(newLog.at(-1)![0]);
       expect(required).toHaveLength(1);
+
+      // A log whose ids restart lower (Redis restarted on a host whose clock went back) is not taken for
+      // repeats, neither by the edge nor by the SDK.
+      const channel = `private-user.${userId}`;
+      const lower = '1000-0';
+      const envelope: PubSubEnvelope = {
+        v: 1,
+        node: 'e2e',
+        type: 'event',
+        channel,
+        event: 'App\\Events\\AlarmCreated',
+        eventId: lower,
+        data: JSON.stringify({ alarm: { id: 'clock-back' }, event_id: lower }),
+      };
+      await redis.publish(keys.pubsubChannel(channel), JSON.stringify(envelope));
+      await vi.waitFor(() => expect(events.at(-1)?.eventId).toBe(lower), { timeout: 10_000 });
+      expect(client.position).toBe(lower);
     } finally {
       redis.disconnect();
     }
