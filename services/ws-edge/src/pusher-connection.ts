@@ -53,6 +53,11 @@ export class PusherConnection implements ChannelMember {
    * would otherwise be dropped for good).
    */
   private readonly sentUpTo = new Map<string, string>();
+  /**
+   * For user channels, the event id of the last event sent (live or replayed): where this socket resumes
+   * by itself when the node's subscriber connection was lost for a while (see resubscribed).
+   */
+  private readonly lastSent = new Map<string, string>();
 
   constructor(
     readonly socketId: string,
@@ -103,6 +108,32 @@ export class PusherConnection implements ChannelMember {
     }
     this.ws.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
+    if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
+  }
+
+  /**
+   * The node stopped listening to Redis for a while (a blip, a restart) and is back: events published
+   * meanwhile reached no socket, and the client, whose socket stayed open, would never know. A user channel
+   * on which an event was sent resumes from it, exactly as a reconnecting client would: what the log holds
+   * after it, or `alarmcast:resume_failed` when the log cannot prove it (recreated empty by a restart,
+   * expired). A channel that has had no event yet has no position to prove anything from, and is left
+   * as it is.
+   */
+  resubscribed(channel: string, settled: Promise<void>): void {
+    const from = this.lastSent.get(channel);
+    const parsed = parseChannel(channel);
+    if (from === undefined || from === '' || parsed?.kind !== 'user') return;
+    if (!this.channels.has(channel) || this.resuming.has(channel)) return;
+    this.resuming.set(channel, []);
+    settled.then(
+      () => void this.resume(channel, parsed.userId, from),
+      (err: unknown) => {
+        this.resuming.delete(channel);
+        this.log.error({ err, channel }, 'Redis did not answer after resubscribing');
+        // As for a failed SUBSCRIBE: the client reconnects, resubscribes and resumes.
+        this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
+      },
+    );
   }
 
   close(code: number, reason: string): void {
@@ -163,6 +194,7 @@ export class PusherConnection implements ChannelMember {
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
+        this.lastSent.delete(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -201,6 +233,8 @@ export class PusherConnection implements ChannelMember {
     }
     this.channels.add(channel);
     const parsed = parseChannel(channel);
+    // '' until an event with an id is sent on it.
+    if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
     // below or among these, so nothing falls between replay and live.
@@ -263,7 +297,10 @@ export class PusherConnection implements ChannelMember {
     // From here on, deliver() drops whatever the replay already sent, held or still in flight. The mark is
     // an id the log gave us, never afterId itself: see sentUpTo.
     const last = events.at(-1);
-    if (last) this.sentUpTo.set(channel, last.eventId);
+    if (last) {
+      this.sentUpTo.set(channel, last.eventId);
+      this.lastSent.set(channel, last.eventId);
+    }
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
