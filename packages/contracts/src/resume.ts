@@ -14,7 +14,10 @@ export const RESUME_FIELD = 'last_event_id';
 export const RESUME_FAILED_EVENT = 'alarmcast:resume_failed';
 
 export interface ResumeFailedData {
-  /** the id the client asked to resume after */
+  /**
+   * the id resumed after: the one the client sent, or, when the edge resumes an open socket by itself after
+   * losing Redis for a while, the last one it sent that socket
+   */
   last_event_id: string;
   /**
    * `log_expired` no log; `log_trimmed` older than the oldest kept, entries were dropped; `log_recreated`

@@ -249,6 +249,7 @@ export class PusherConnection implements ChannelMember {
       },
       (err: unknown) => {
         this.resuming.delete(channel);
+        this.lastSent.delete(channel);
         if (!this.channels.delete(channel)) return;
         this.log.error({ err, channel }, 'SUBSCRIBE failed');
         // Without the subscription this socket would silently miss events; make pusher-js back off and
