@@ -77,7 +77,7 @@ describe('edge catching up after its Redis connection was lost', () => {
       deliveredTtlS: 60,
       node: 'test',
     });
-    await writer.deliver(`e${n}`, 'App\\Events\\AlarmCreated', JSON.stringify({ alarm: { id } }), [
+    await writer.appendAndPublish(`e${n}`, 'App\\Events\\AlarmCreated', JSON.stringify({ alarm: { id } }), [
       world.users.op!.id,
     ]);
     return id;
