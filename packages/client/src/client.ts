@@ -7,6 +7,8 @@ type Pusher = InstanceType<typeof Pusher>;
 /** Mirrors packages/contracts/src/resume.ts (the SDK ships without the server's packages). */
 const RESUME_FIELD = 'last_event_id';
 const RESUME_FAILED_EVENT = 'alarmcast:resume_failed';
+/** The `reason` of a resync the SDK decides itself: resubscribed with no position to resume from. */
+export const NO_POSITION = 'no_position';
 
 export type AlarmEventType = 'created' | 'updated' | 'cleared' | 'acknowledged';
 const EVENT_TYPES: Record<string, AlarmEventType> = {
@@ -102,6 +104,8 @@ export class AlarmcastClient {
   /** another resume_failed came during the reload: its answer may predate what that one missed */
   private reloadAgain = false;
   private held: AlarmEvent[] = [];
+  /** the channel was subscribed before: a later subscription_succeeded is a resubscription */
+  private subscribedOnce = false;
   /** the last SEEN_IDS event ids received, oldest first, to drop repeats */
   private readonly seen = new Set<string>();
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
@@ -184,13 +188,20 @@ export class AlarmcastClient {
   }
 
   private onEvent(event: string, data: unknown): void {
+    if (event === 'pusher:subscription_succeeded') {
+      // Resubscribed without a position (no event yet, or none since the last resync): nothing was asked
+      // to be replayed, so whatever was published while we were away would be missing without a word.
+      const unresumable = this.subscribedOnce && this.lastEventId === null;
+      this.subscribedOnce = true;
+      if (unresumable) this.resyncRequired(NO_POSITION);
+      return;
+    }
     if (event === RESUME_FAILED_EVENT) {
       const reason = isRecord(data) && typeof data.reason === 'string' ? data.reason : 'unknown';
       // The position is not one of this log's: forget it, so that the events that follow (what the log
       // still holds, then live ones; the edge says this first) set it again from the log we are on.
       this.setPosition(null);
-      for (const l of this.listeners.resyncRequired) l({ reason });
-      if (this.options.apiUrl !== undefined) void this.reload(reason);
+      this.resyncRequired(reason);
       return;
     }
     const type = EVENT_TYPES[event];
@@ -208,6 +219,11 @@ export class AlarmcastClient {
       return;
     }
     for (const l of this.listeners.alarm) l(e);
+  }
+
+  private resyncRequired(reason: string): void {
+    for (const l of this.listeners.resyncRequired) l({ reason });
+    if (this.options.apiUrl !== undefined) void this.reload(reason);
   }
 
   /**

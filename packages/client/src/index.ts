@@ -1,5 +1,6 @@
 export {
   AlarmcastClient,
+  NO_POSITION,
   compareIds,
   type AlarmcastClientOptions,
   type AlarmEvent,
