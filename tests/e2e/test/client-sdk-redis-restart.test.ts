@@ -3,7 +3,7 @@ import { AlarmcastClient, type AlarmEvent, type ConnectionState, type ResyncEven
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import type { ProvisionResult, PubSubEnvelope } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
-import { RedisKeys, compareStreamIds, createRedis, type Redis } from '@alarmcast/redis';
+import { RedisKeys, compareStreamIds, createRedis, readUserLogAfter, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
 import { APP, JWT_SECRET, startStack, type Stack } from '../src/stack.js';
@@ -81,12 +81,14 @@ describe('client SDK across a Redis restart that empties the logs', () => {
     return ((await res.json()) as { id: string }).id;
   };
 
-  /** Alarm ids in the user's log on the private Redis, in log order. */
+  /**
+   * Alarm ids in the user's log on the private Redis, in log order ('0-0' is no entry of any log, so the
+   * gap is not null, but every event the log holds is returned).
+   */
   const logged = async (redis: Redis, userId: number): Promise<string[]> =>
-    (await redis.xrange(keys.userLog(userId), '-', '+')).map(([, fields]) => {
-      const head = fields[fields.indexOf('head') + 1]!;
-      return (JSON.parse(`${head}}`) as { alarm: { id: string } }).alarm.id;
-    });
+    (await readUserLogAfter(redis, keys, userId, '0-0')).events.map(
+      (e) => (JSON.parse(e.data) as { alarm: { id: string } }).alarm.id,
+    );
 
   const notBroadcast = async (): Promise<number> => {
     const [row] = await prisma.$queryRaw<{ n: bigint }[]>`
