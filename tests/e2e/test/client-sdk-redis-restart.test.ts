@@ -6,7 +6,7 @@ import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcas
 import { RedisKeys, compareStreamIds, createRedis, readUserLogAfter, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
-import { APP, JWT_SECRET, startStack, type Stack } from '../src/stack.js';
+import { APP, JWT_SECRET, startStack, type Pusher, type Stack } from '../src/stack.js';
 import { startPrivateRedis, type PrivateRedis } from '../src/fault-helpers.js';
 
 /**
@@ -127,7 +127,15 @@ describe('client SDK across a Redis restart that empties the logs', () => {
       resyncs.push(r);
       timeline.push('resync');
     });
-    await vi.waitFor(() => expect(states.at(-1)).toBe('live'), { timeout: 10_000 });
+    // 'live' is the socket; the channel's subscription must be in place too, or the first alarm may precede it.
+    const subscribed = () =>
+      (
+        (client as unknown as { pusher: Pusher }).pusher.channel(`private-user.${userId}`) as
+          { subscribed: boolean } | undefined
+      )?.subscribed === true;
+    await vi.waitFor(() => expect(states.at(-1) === 'live' && subscribed()).toBe(true), {
+      timeout: 10_000,
+    });
 
     const seen = [await raise(0), await raise(1)];
     await vi.waitFor(() => expect(events.map((e) => e.alarm.id)).toEqual(seen), { timeout: 10_000 });
