@@ -30,3 +30,4 @@ export {
   type AlarmListRow,
 } from './alarm-access.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
+export { findUsersAccess, type UserAccess } from './user-access.js';
