@@ -4,6 +4,8 @@ import type { Logger } from '@alarmcast/observability';
 
 /** The Postgres channel the triggers of migration 20261201000000_access_change_notify notify on. */
 export const ACCESS_CHANNEL = 'alarmcast_access';
+/** `application_name` of the LISTEN session */
+export const ACCESS_WATCHER_APPLICATION_NAME = 'ws-edge:access-watcher';
 
 /** A notification's payload, as the triggers write it; anything else is logged and dropped. */
 const AccessChange = z.object({
@@ -78,7 +80,12 @@ export class AccessWatcher {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      keepAlive: true,
+      // so an operator (or a test) can find this session in pg_stat_activity
+      application_name: ACCESS_WATCHER_APPLICATION_NAME,
+    });
     this.client = client;
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, null));
