@@ -61,12 +61,30 @@ describe('create commands', () => {
     expect(share.json).toMatchObject({ userId: platformUser.json.id, deviceId: device.json.id });
     expect(await prisma.userDevice.count()).toBe(1);
     expect(jwt.json).toMatchObject({ userId: user.json.id, tenantId, active: true, ttlSeconds: 60 });
-    expect(await verifyUserJwt(TEST_JWT_SECRET, jwt.json.jwt as string)).toEqual({ userId: user.json.id });
+    // Every minted JWT has an exp (the edge and the API refuse one without): --ttl seconds from now.
+    const claims = await verifyUserJwt(TEST_JWT_SECRET, jwt.json.jwt as string);
+    expect(claims).toEqual({ userId: user.json.id, exp: expect.any(Number) });
+    expect(Math.abs(claims!.exp - (Math.floor(Date.now() / 1000) + 60))).toBeLessThanOrEqual(5);
     const revokedAt = (
       await prisma.collectorToken.findUniqueOrThrow({ where: { id: token.json.id as number } })
     ).revokedAt;
     expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
     expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
+
+    const other = await cli('tenant create --name Other --slug other');
+    const [moved, unshared, defaultJwt] = await Promise.all([
+      cli(`user move --id ${user.json.id} --tenant ${other.json.id}`),
+      cli(`share delete --user ${platformUser.json.id} --device ${device.json.id}`),
+      cli(`jwt --user ${user.json.id}`),
+    ]);
+    expect(moved.json).toEqual({ id: user.json.id, tenantId: other.json.id, active: true });
+    expect(unshared.json).toEqual({ userId: platformUser.json.id, deviceId: device.json.id });
+    expect(await prisma.userDevice.count()).toBe(0);
+    // The documented default lifetime: 12 hours.
+    const defaultExp = (await verifyUserJwt(TEST_JWT_SECRET, defaultJwt.json.jwt as string))!.exp;
+    expect(Math.abs(defaultExp - (Math.floor(Date.now() / 1000) + 12 * 3600))).toBeLessThanOrEqual(5);
+    const again = await cli(`share delete --user ${platformUser.json.id} --device ${device.json.id}`);
+    expect(again).toMatchObject({ code: 1, error: { code: 'not_found' } });
   });
 
   it('answers mistakes with one error object on stderr and the exit code of its class', async () => {
