@@ -14,5 +14,5 @@ export const RESUME_FAILED_EVENT = 'alarmcast:resume_failed';
 export interface ResumeFailedData {
   /** the id the client asked to resume after */
   last_event_id: string;
-  reason: 'log_trimmed' | 'log_expired' | 'too_many_events' | 'invalid_event_id';
+  reason: 'log_trimmed' | 'log_expired' | 'too_many_events' | 'event_expired' | 'invalid_event_id';
 }

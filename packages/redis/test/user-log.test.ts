@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { RedisKeys, createRedis, type Redis } from '../src/index.js';
-import { DEFAULT_RETENTION, UserLogWriter, compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { DEFAULT_RETENTION, UserLogWriter } from '../src/user-log-writer.js';
 
 describe('user event logs (real Redis)', () => {
   let redis: Redis;
@@ -25,10 +26,10 @@ describe('user event logs (real Redis)', () => {
 
   it('logs and publishes each user once per event, with per-user ordered event ids', async () => {
     const data = JSON.stringify({ alarm: { id: '1', specific_problem: 'quote " and \\ slash / é' } });
-    expect(await writer().deliver('1', 'App\\Events\\AlarmCreated', data, [10, 11])).toBe(2);
+    expect(await writer().appendAndPublish('1', 'App\\Events\\AlarmCreated', data, [10, 11])).toBe(2);
     // A retried job (same event) delivers to nobody again, but reaches a user added meanwhile.
-    expect(await writer().deliver('1', 'App\\Events\\AlarmCreated', data, [10, 11, 12])).toBe(1);
-    expect(await writer().deliver('2', 'App\\Events\\AlarmCreated', data, [10])).toBe(1);
+    expect(await writer().appendAndPublish('1', 'App\\Events\\AlarmCreated', data, [10, 11, 12])).toBe(1);
+    expect(await writer().appendAndPublish('2', 'App\\Events\\AlarmCreated', data, [10])).toBe(1);
 
     await vi.waitFor(() => expect(received).toHaveLength(4));
     const toUser10 = received.filter((e) => e.channel === 'private-user.10');
@@ -52,11 +53,11 @@ describe('user event logs (real Redis)', () => {
   });
 
   it('remembers a delivery as one mark per event, whatever the order users are given in', async () => {
-    expect(await writer().deliver('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
     expect(await redis.get(keys.deliveredTo('4'))).toBe('205');
     // A retry with the same users, in another order, reaches nobody again; a new higher id is reached, and
     // a user added below the mark meanwhile is not (the event predates them).
-    expect(await writer().deliver('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
     expect(await redis.get(keys.deliveredTo('4'))).toBe('207');
     expect(await redis.ttl(keys.deliveredTo('4'))).toBeGreaterThan(0);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Mark')).toHaveLength(4));
@@ -76,7 +77,7 @@ describe('user event logs (real Redis)', () => {
       node: 'n1',
       batchMinRecipients: Number.POSITIVE_INFINITY,
     });
-    expect(await perUser.deliver('3', 'Ping', '{}', users)).toBe(users.length);
+    expect(await perUser.appendAndPublish('3', 'Ping', '{}', users)).toBe(users.length);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Ping')).toHaveLength(users.length));
     const one = received.find((e) => e.event === 'Ping')!;
     expect(JSON.parse(one.data)).toEqual({ event_id: one.eventId });
@@ -97,7 +98,9 @@ describe('user event logs (real Redis)', () => {
       const users = Array.from({ length: 1100 }, (_, i) => 200_000 + i);
       const data = JSON.stringify({ alarm: { id: '9', text: 'quote " back\\slash é \u2028' } });
       const before = received.length;
-      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(users.length);
+      expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(
+        users.length,
+      );
       // Three script calls (500 users each at most), one message each; nothing on the user channels.
       await vi.waitFor(() => expect(batches).toHaveLength(3));
       expect(received.length).toBe(before);
@@ -113,9 +116,9 @@ describe('user event logs (real Redis)', () => {
         expect(JSON.parse(c.data)).toEqual({ ...(JSON.parse(data) as object), event_id: c.id });
       }
       // A retry serves nobody again and publishes nothing.
-      expect(await w.deliver('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
+      expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
       // Below the threshold the same writer publishes per user.
-      expect(await w.deliver('batch-2', 'Small', '{}', [5, 6])).toBe(2);
+      expect(await w.appendAndPublish('batch-2', 'Small', '{}', [5, 6])).toBe(2);
       await vi.waitFor(() => expect(received.filter((e) => e.event === 'Small')).toHaveLength(2));
       expect(batches).toHaveLength(3);
     } finally {
@@ -126,13 +129,13 @@ describe('user event logs (real Redis)', () => {
   it('keeps at least the newest minEvents, trims older ones past the age floor, and reports the gap', async () => {
     // minAgeS 0: everything is "old", so only the count floor protects entries.
     const w = new UserLogWriter(redis, keys, {
-      retention: { minEvents: 150, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60 },
+      retention: { minEvents: 150, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60, eventDataTtlS: 600 },
       deliveredTtlS: 60,
       node: 'n1',
     });
     const ids: string[] = [];
     for (let i = 0; i < 600; i++) {
-      await w.deliver(`trim-${i}`, 'E', `{"n":${i}}`, [7]);
+      await w.appendAndPublish(`trim-${i}`, 'E', `{"n":${i}}`, [7]);
     }
     const log = await redis.xrange(keys.userLog(7), '-', '+');
     for (const [id] of log) ids.push(id);
@@ -152,11 +155,11 @@ describe('user event logs (real Redis)', () => {
 
   it('keeps everything younger than the age floor even past minEvents', async () => {
     const w = new UserLogWriter(redis, keys, {
-      retention: { minEvents: 10, minAgeS: 600, maxEvents: 10_000, idleTtlS: 60 },
+      retention: { minEvents: 10, minAgeS: 600, maxEvents: 10_000, idleTtlS: 60, eventDataTtlS: 600 },
       deliveredTtlS: 60,
       node: 'n1',
     });
-    for (let i = 0; i < 300; i++) await w.deliver(`young-${i}`, 'E', '{}', [8]);
+    for (let i = 0; i < 300; i++) await w.appendAndPublish(`young-${i}`, 'E', '{}', [8]);
     expect(await redis.xlen(keys.userLog(8))).toBe(300);
     expect(await redis.ttl(keys.userLog(8))).toBeGreaterThan(0);
   });
@@ -168,3 +171,53 @@ function userEvent(message: string): ChannelEventEnvelope {
   if (envelope.type !== 'event') throw new Error(`a ${envelope.type} envelope on a user channel`);
   return envelope;
 }
+
+describe('event data stored once (real Redis)', () => {
+  let redis: Redis;
+  const keys = new RedisKeys(uniqueRedisPrefix());
+  beforeAll(() => {
+    redis = createRedis(testEnv().redisUrl, { name: 'test-once' });
+  });
+  afterAll(() => redis.disconnect());
+
+  it('keeps one copy of the data per event and a reference per log entry', async () => {
+    const w = new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
+    const data = JSON.stringify({ alarm: { id: '1', text: 'x'.repeat(400) } });
+    const users = Array.from({ length: 200 }, (_, i) => 1_000 + i);
+    for (let n = 0; n < 50; n++) await w.appendAndPublish(`once-${n}`, 'E', data, users);
+    // Each entry names its event; the data is in one hash per event, with its TTL.
+    const [first] = await redis.xrange(keys.userLog(1_000), '-', '+', 'COUNT', 1);
+    const fields = first?.[1];
+    expect(fields).toEqual(['r', 'once-0']);
+    expect(await redis.hgetall(keys.eventData('once-0'))).toEqual({ e: 'E', h: data.slice(0, -1) + ',' });
+    expect(await redis.ttl(keys.eventData('once-0'))).toBeGreaterThan(86_000);
+    // What a delivery adds to a log: a reference, not a copy (measured ~550 bytes per entry with copies).
+    // The first entry of a log also pays for the stream's node (its size is Redis' stream-node-max-bytes,
+    // which scripts/lib.sh sets to 1024; see infra/redis/redis.conf), so the cost per delivery is measured
+    // past it, over 1,000 more events.
+    const usage = async (): Promise<number> =>
+      Number(await redis.call('MEMORY', 'USAGE', keys.userLog(1_000), 'SAMPLES', '0'));
+    const before = await usage();
+    for (let n = 50; n < 1050; n++) await w.appendAndPublish(`once-${n}`, 'E', data, [1_000]);
+    expect((await usage()) - before).toBeLessThan(1000 * 50);
+    // One data hash per event, whatever the number of recipients.
+    expect(await redis.keys(`${keys.prefix}:ev:once-*`)).toHaveLength(1050);
+    // A replay reads the data back, identical to what was published live.
+    const { events, gap } = await readUserLogAfter(redis, keys, 1_000, '0-0');
+    expect(gap).toBeNull();
+    expect(events).toHaveLength(1050);
+    expect(JSON.parse(events[7]!.data)).toEqual({
+      ...(JSON.parse(data) as object),
+      event_id: events[7]!.eventId,
+    });
+  });
+
+  it('reports a replay that reaches an event whose data is gone as a gap, with the events before it', async () => {
+    const w = new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
+    for (let n = 0; n < 3; n++) await w.appendAndPublish(`gone-${n}`, 'E', `{"n":${n}}`, [77]);
+    await redis.del(keys.eventData('gone-1'));
+    const { events, gap } = await readUserLogAfter(redis, keys, 77, '0-0');
+    expect(gap).toBe('event_expired');
+    expect(events.map((e) => JSON.parse(e.data) as { n: number }).map((d) => d.n)).toEqual([0]);
+  });
+});

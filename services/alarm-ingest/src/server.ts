@@ -140,7 +140,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     // JSON is UTF-8 (RFC 8259); the body parser would also decode utf-7 or utf-16, so refuse them first.
     const charset = /;\s*charset="?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      throw new ApiError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
+      throw new ApiError('unsupported_media_type', 'JSON bodies must be UTF-8');
     }
     next();
   });

@@ -27,7 +27,7 @@ describe('resume from last_event_id', () => {
     const writer = new UserLogWriter(world.redis, world.keys, { retention, deliveredTtlS: 60, node: 'test' });
     for (let i = 0; i < count; i++) {
       n++;
-      await writer.deliver(
+      await writer.appendAndPublish(
         `e${n}`,
         'App\\Events\\AlarmCreated',
         JSON.stringify({ alarm: { id: String(n) } }),
@@ -94,7 +94,7 @@ describe('resume from last_event_id', () => {
   });
 
   it('says so explicitly when the position is older than the log keeps', async () => {
-    const small = { minEvents: 10, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60 };
+    const small = { minEvents: 10, minAgeS: 0, maxEvents: 10_000, idleTtlS: 60, eventDataTtlS: 600 };
     const [old] = await raise(1, small);
     await raise(300, small);
     const client = await subscribe(old);
