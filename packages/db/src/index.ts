@@ -11,7 +11,7 @@ export {
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';
-export { findUserAccess, type AlarmViewer } from './access.js';
+export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {
@@ -30,4 +30,3 @@ export {
   type AlarmListRow,
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
-export { findUsersAccess, type UserAccess } from './user-access.js';
