@@ -70,20 +70,31 @@ describe('create commands', () => {
     ).revokedAt;
     expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
     expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
+  });
 
-    const other = await cli('tenant create --name Other --slug other');
+  it('move a user, delete a share, and mint a JWT with the default lifetime', async () => {
+    const [from, to] = await Promise.all(
+      ['from', 'to'].map((slug) => prisma.tenant.create({ data: { name: slug, slug: `move-${slug}` } })),
+    );
+    const user = await prisma.user.create({
+      data: { tenantId: from!.id, email: 'mover@example.test', name: 'Mover' },
+    });
+    const device = await prisma.cpeDevice.create({
+      data: { tenantId: to!.id, oui: '00D09E', productClass: 'IGD', serialNumber: 'MOVE1' },
+    });
+    await prisma.userDevice.create({ data: { userId: user.id, deviceId: device.id } });
     const [moved, unshared, defaultJwt] = await Promise.all([
-      cli(`user move --id ${user.json.id} --tenant ${other.json.id}`),
-      cli(`share delete --user ${platformUser.json.id} --device ${device.json.id}`),
-      cli(`jwt --user ${user.json.id}`),
+      cli(`user move --id ${user.id} --tenant ${to!.id}`),
+      cli(`share delete --user ${user.id} --device ${device.id}`),
+      cli(`jwt --user ${user.id}`),
     ]);
-    expect(moved.json).toEqual({ id: user.json.id, tenantId: other.json.id, active: true });
-    expect(unshared.json).toEqual({ userId: platformUser.json.id, deviceId: device.json.id });
-    expect(await prisma.userDevice.count()).toBe(0);
+    expect(moved.json).toEqual({ id: user.id, tenantId: to!.id, active: true });
+    expect(unshared.json).toEqual({ userId: user.id, deviceId: device.id });
+    expect(await prisma.userDevice.count({ where: { userId: user.id } })).toBe(0);
     // The documented default lifetime: 12 hours.
     const defaultExp = (await verifyUserJwt(TEST_JWT_SECRET, defaultJwt.json.jwt as string))!.exp;
     expect(Math.abs(defaultExp - (Math.floor(Date.now() / 1000) + 12 * 3600))).toBeLessThanOrEqual(5);
-    const again = await cli(`share delete --user ${platformUser.json.id} --device ${device.json.id}`);
+    const again = await cli(`share delete --user ${user.id} --device ${device.id}`);
     expect(again).toMatchObject({ code: 1, error: { code: 'not_found' } });
   });
 
