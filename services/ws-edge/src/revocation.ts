@@ -122,6 +122,12 @@ export interface RevocationOptions {
   recentWindowMs?: number;
   /** @defaultValue 1000 ms between attempts of a re-check that failed (Postgres away) */
   retryMs?: number;
+  /**
+   * A re-check query not answered within this counts as failed and is retried (on another pooled
+   * connection): a connection cut by a partition hangs without an error until TCP gives up, minutes later.
+   * @defaultValue 5000 ms
+   */
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -204,8 +210,17 @@ export class Revocation {
         const batch = [...this.pending].slice(0, 1000);
         for (const id of batch) this.pending.delete(id);
         let access: Map<number, UserAccess>;
+        let timer: NodeJS.Timeout | undefined;
         try {
-          access = await findUsersAccess(this.options.pool, batch);
+          access = await Promise.race([
+            findUsersAccess(this.options.pool, batch),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(
+                () => reject(new Error('access re-check timed out')),
+                this.options.queryTimeoutMs ?? 5000,
+              );
+            }),
+          ]);
         } catch (err) {
           this.options.log.warn({ err, users: batch.length }, 'access re-check failed, retrying');
           for (const id of batch) this.pending.add(id);
@@ -215,6 +230,8 @@ export class Revocation {
           }, this.retryMs);
           this.retryTimer.unref();
           return;
+        } finally {
+          clearTimeout(timer);
         }
         for (const id of batch) this.apply(id, access.get(id) ?? null);
       }

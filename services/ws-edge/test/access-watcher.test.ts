@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { createLogger } from '@alarmcast/observability';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
+import { createPgPool } from '@alarmcast/db';
 import { ACCESS_CHANNEL, AccessWatcher } from '../src/access-watcher.js';
+import { Revocation, type RevocableMember } from '../src/revocation.js';
 
 /**
  * A TCP proxy to Postgres that can go silent without closing anything: what a network partition (or a
@@ -105,5 +107,41 @@ describe('AccessWatcher', () => {
       await watcher.close();
     }
     expect(watcher.listening).toBe(false);
+  });
+
+  it('retries a re-check whose query hangs on a silent connection, and applies it', async () => {
+    const url = new URL(db.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(proxy.port);
+    const pool = createPgPool(url.toString(), { max: 3 });
+    const { rows } = await sql.query<{ id: number }>(
+      `INSERT INTO users (email, name, active) VALUES ('gone@example.test', 'gone', false) RETURNING id`,
+    );
+    const userId = rows[0]!.id;
+    let revokedAll = 0;
+    const member: RevocableMember = {
+      socketId: '1.1',
+      channelsOf: () => [`private-user.${userId}`],
+      revokeChannel: () => undefined,
+      revokeAll: () => (revokedAll += 1),
+      expire: () => undefined,
+    };
+    const revocation = new Revocation({
+      pool,
+      log: createLogger({ service: 'test', level: 'silent' }),
+      retryMs: 50,
+      queryTimeoutMs: 300,
+    });
+    try {
+      await pool.query('SELECT 1'); // an idle pooled connection, the one the re-check will get first
+      proxy.stallOpenConnections();
+      revocation.granted(userId, member);
+      revocation.accessChanged([userId]);
+      await vi.waitFor(() => expect(revokedAll).toBe(1), { timeout: 5000, interval: 20 });
+    } finally {
+      revocation.close();
+      // the stalled connection never answers: do not wait for it
+      void pool.end().catch(() => undefined);
+    }
   });
 });
