@@ -4,6 +4,7 @@ export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export {
   loadBroadcastPlan,
+  BroadcastPlanLoader,
   claimRelayBatch,
   markEnqueued,
   BroadcastMarker,

@@ -109,7 +109,7 @@ export function compareStreamIds(a: string, b: string): number {
   return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
 }
 
-/** `<ms>-<seq>` as two bigints, or null for anything else. */
+/** `<ms>-<seq>` as two bigints, or an empty array for anything else. */
 export function parseStreamId(id: string): [bigint, bigint] | [] {
   const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
   return m ? [BigInt(m[1]!), BigInt(m[2]!)] : [];
