@@ -70,7 +70,8 @@ describe('create commands', () => {
     ).revokedAt;
     expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
     expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
-  });
+    // Four rounds of spawned CLIs, seconds each on a loaded machine.
+  }, 90_000);
 
   it('move a user, delete a share, and mint a JWT with the default lifetime', async () => {
     const [from, to] = await Promise.all(
@@ -96,7 +97,7 @@ describe('create commands', () => {
     expect(Math.abs(defaultExp - (Math.floor(Date.now() / 1000) + 12 * 3600))).toBeLessThanOrEqual(5);
     const again = await cli(`share delete --user ${user.id} --device ${device.id}`);
     expect(again).toMatchObject({ code: 1, error: { code: 'not_found' } });
-  });
+  }, 90_000);
 
   it('answers mistakes with one error object on stderr and the exit code of its class', async () => {
     await prisma.tenant.create({ data: { name: 'Taken', slug: 'taken' } });
