@@ -8,6 +8,15 @@ import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeMetrics } from './metrics.js';
 import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
 import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
+import {
+  REVOCATION_MESSAGES,
+  SocketGrants,
+  grantOf,
+  type Grant,
+  type GrantRefusal,
+  type RevocableMember,
+  type Revocation,
+} from './revocation.js';
 
 export interface ConnectionContext {
   app: { key: string; secret: string };
@@ -21,16 +30,20 @@ export interface ConnectionContext {
   readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
   metrics: EdgeMetrics;
   log: Logger;
+  /** owners of subscriptions and live revocation (revocation.ts) */
+  revocation: Revocation;
+  /** a socket closed because its JWT expired */
+  onExpired?: () => void;
   onClosed: (connection: PusherConnection) => void;
 }
 
-type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature';
+type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature' | GrantRefusal;
 
 /**
  * One client socket speaking Pusher v7: decodes its frames, checks its subscriptions, and receives channel
  * events from the registry. Nothing a client sends can throw out of here.
  */
-export class PusherConnection implements ChannelMember {
+export class PusherConnection implements ChannelMember, RevocableMember {
   /** channels joined or being joined; a channel leaves this set on unsubscribe or close */
   private readonly channels = new Set<string>();
   private lastSeen = Date.now();
@@ -58,6 +71,8 @@ export class PusherConnection implements ChannelMember {
    * by itself when the node's subscriber connection was lost for a while (see resubscribed).
    */
   private readonly lastSent = new Map<string, string>();
+  /** owner and expiry of each subscription, for live revocation */
+  private readonly grants: SocketGrants;
 
   constructor(
     readonly socketId: string,
@@ -70,6 +85,7 @@ export class PusherConnection implements ChannelMember {
     ws.on('pong', () => this.touch());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     ws.on('close', () => this.onClose());
+    this.grants = new SocketGrants(this, ctx.revocation);
     this.send(serverFrames.connectionEstablished(socketId, ctx.activityTimeoutS));
   }
 
@@ -189,12 +205,13 @@ export class PusherConnection implements ChannelMember {
       case 'pong':
         return;
       case 'subscribe':
-        this.subscribe(frame.channel, frame.auth, frame.lastEventId);
+        this.subscribe(frame.channel, frame.auth, frame.lastEventId, frame.channelData);
         return;
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
         this.lastSent.delete(frame.channel);
+        this.grants.remove(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -210,9 +227,15 @@ export class PusherConnection implements ChannelMember {
     }
   }
 
-  private subscribe(channel: string, auth: string | undefined, lastEventId: string | undefined): void {
-    const refusal = this.refusal(channel, auth);
-    if (refusal) {
+  private subscribe(
+    channel: string,
+    auth: string | undefined,
+    lastEventId: string | undefined,
+    channelData: string | undefined,
+  ): void {
+    const grant = this.authorize(channel, auth, channelData);
+    if (typeof grant === 'string') {
+      const refusal = grant;
       // As Reverb does: a `pusher:error` 4009, the socket stays open for its other channels, and nothing of
       // this channel ever reaches it.
       this.ctx.metrics.subscriptionsRefused.inc({ reason: refusal });
@@ -222,6 +245,10 @@ export class PusherConnection implements ChannelMember {
         public: ERROR_MESSAGES.publicUnsupported,
         unknown_channel: ERROR_MESSAGES.unknownChannel,
         bad_signature: ERROR_MESSAGES.unauthorized,
+        owner_required: REVOCATION_MESSAGES.ownerRequired,
+        bad_owner_data: REVOCATION_MESSAGES.badOwnerData,
+        stale_auth: REVOCATION_MESSAGES.staleAuth,
+        expired_auth: REVOCATION_MESSAGES.expiredAuth,
       }[refusal];
       this.send(serverFrames.error(PUSHER_CODES.unauthorized, message));
       return;
@@ -232,6 +259,7 @@ export class PusherConnection implements ChannelMember {
       return;
     }
     this.channels.add(channel);
+    this.grants.add(channel, grant);
     const parsed = parseChannel(channel);
     // '' until an event with an id is sent on it.
     if (parsed?.kind === 'user') this.lastSent.set(channel, '');
@@ -250,6 +278,7 @@ export class PusherConnection implements ChannelMember {
       (err: unknown) => {
         this.resuming.delete(channel);
         this.lastSent.delete(channel);
+        this.grants.remove(channel);
         if (!this.channels.delete(channel)) return;
         this.log.error({ err, channel }, 'SUBSCRIBE failed');
         // Without the subscription this socket would silently miss events; make pusher-js back off and
@@ -345,23 +374,85 @@ export class PusherConnection implements ChannelMember {
   }
 
   /**
-   * Why a subscription is refused, or null. Public channels are refused on purpose: every alarmcast event is
-   * per user or per tenant, and a channel anyone can join would turn a publisher's mistake into a leak.
+   * Who the subscription belongs to and until when, or why it is refused. Public channels are refused on
+   * purpose: every alarmcast event is per user or per tenant, and a channel anyone can join would turn a
+   * publisher's mistake into a leak.
    */
-  private refusal(channel: string, auth: string | undefined): Refusal | null {
+  private authorize(
+    channel: string,
+    auth: string | undefined,
+    channelData: string | undefined,
+  ): Grant | Refusal {
     if (channel.startsWith('presence-')) return 'presence';
     if (!channel.startsWith('private-')) return 'public';
-    if (!parseChannel(channel)) return 'unknown_channel';
+    const parsed = parseChannel(channel);
+    if (!parsed) return 'unknown_channel';
     // Timing-safe: the expected signature is compared in constant time.
-    if (!verifyChannelAuth(this.ctx.app.key, this.ctx.app.secret, this.socketId, channel, auth)) {
-      return 'bad_signature';
-    }
-    return null;
+    const { key, secret } = this.ctx.app;
+    if (!verifyChannelAuth(key, secret, this.socketId, channel, auth, channelData)) return 'bad_signature';
+    return grantOf(parsed, channelData, Date.now());
+  }
+
+  // ---- live revocation (revocation.ts decides; these only end what it says) ----
+
+  channelsOf(userId: number): string[] {
+    return this.grants.channelsOf(userId);
+  }
+
+  /**
+   * Ends one subscription: out of the registry (no more live or HTTP API events), out of the resume
+   * buffers, and client events on it are refused as from a non-member. pusher-js has no server-initiated
+   * unsubscribe, so the client is told twice: `pusher:error` 4009 naming the channel (logged by pusher-js),
+   * and `pusher:subscription_error` on the channel itself, shaped as pusher-js' own auth failure (Echo's
+   * `.error()` callback receives it). pusher-js then authorizes the channel again only after a reconnect,
+   * and /broadcasting/auth answers 403.
+   */
+  revokeChannel(channel: string): void {
+    if (!this.channels.delete(channel)) return;
+    this.resuming.delete(channel);
+    this.sentUpTo.delete(channel);
+    this.grants.remove(channel);
+    this.ctx.subscriptions.leave(channel, this);
+    const message = REVOCATION_MESSAGES.channelRevoked(channel);
+    this.log.info({ channel }, 'subscription revoked');
+    this.send(serverFrames.error(PUSHER_CODES.unauthorized, message));
+    this.send(
+      serverFrames.channelEvent(
+        channel,
+        'pusher:subscription_error',
+        JSON.stringify({ type: 'AuthError', error: message, status: 403 }),
+      ),
+    );
+  }
+
+  /** Nothing is left for this socket's user to read: 4009, which pusher-js does not reconnect after. */
+  revokeAll(): void {
+    this.stopDelivery();
+    this.log.info('connection revoked');
+    this.send(serverFrames.error(PUSHER_CODES.unauthorized, REVOCATION_MESSAGES.accessRevoked));
+    this.close(PUSHER_CODES.unauthorized, REVOCATION_MESSAGES.accessRevoked);
+  }
+
+  /** A subscription's JWT expired: 4203, pusher-js reconnects at once and authorizes again. */
+  expire(): void {
+    this.stopDelivery();
+    this.ctx.onExpired?.();
+    this.send(serverFrames.error(PUSHER_CODES.tokenExpired, REVOCATION_MESSAGES.tokenExpired));
+    this.close(PUSHER_CODES.tokenExpired, REVOCATION_MESSAGES.tokenExpired);
+  }
+
+  /** Leaves every channel now rather than when the close handshake completes, which a client can delay. */
+  private stopDelivery(): void {
+    for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
+    this.channels.clear();
+    this.resuming.clear();
+    this.grants.clear();
   }
 
   private onClose(): void {
     for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
     this.channels.clear();
+    this.grants.clear();
     this.ctx.onClosed(this);
   }
 }
