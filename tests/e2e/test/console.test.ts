@@ -155,8 +155,13 @@ describe('operator console in Chromium', () => {
       alarmIdentifier: 'optical-rx',
       perceivedSeverity: 'Major',
       specificProblem: 'Optical RX power low',
+      additionalText: 'RX -27.9 dBm',
+      additionalInformation: 'threshold=-27 dBm; port=PON1',
     });
-    await alice.waitForSelector(`tr[data-alarm-id="${third}"]`);
+    // Additional text and information are shown with the alarm.
+    await alice.waitForSelector(
+      `tr[data-alarm-id="${third}"] .info:text("RX -27.9 dBm · threshold=-27 dBm; port=PON1")`,
+    );
     await mkdir(fileURLToPath(new URL('../../../docs/', import.meta.url)), { recursive: true });
     await alice.screenshot({ path: SCREENSHOT });
   });
