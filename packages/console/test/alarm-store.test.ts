@@ -107,10 +107,14 @@ describe('AlarmStore', () => {
     store.setFilter({ ...NO_FILTER, severities: new Set(['Critical']), deviceId: 7 });
     expect(store.viewSize).toBe(1);
     // A new matching alarm joins the view in order; one that no longer matches leaves it.
-    store.apply(alarm('5', { perceived_severity: 'Critical', device_id: 7, raised_at: '2026-11-25T11:00:00.000Z' }));
+    store.apply(
+      alarm('5', { perceived_severity: 'Critical', device_id: 7, raised_at: '2026-11-25T11:00:00.000Z' }),
+    );
     store.apply(alarm('6', { perceived_severity: 'Critical', device_id: 9 }));
     expect(store.slice(0, 10).map((a) => a.id)).toEqual(['5', '1']);
-    store.apply(alarm('1', { perceived_severity: 'Minor', device_id: 7, changed_at: '2026-11-25T10:05:00.000Z' }));
+    store.apply(
+      alarm('1', { perceived_severity: 'Minor', device_id: 7, changed_at: '2026-11-25T10:05:00.000Z' }),
+    );
     expect(store.slice(0, 10).map((a) => a.id)).toEqual(['5']);
     expect(store.indexOf('5')).toBe(0);
     expect(store.indexOf('1')).toBe(-1);
@@ -121,7 +125,7 @@ describe('AlarmStore', () => {
   it('keeps the same order by incremental updates as a full sort would give, under random events', () => {
     // A small deterministic generator, so a failure can be replayed.
     let seed = 42;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     const severities = ['Critical', 'Major', 'Minor', 'Warning', 'Indeterminate'] as const;
     const store = new AlarmStore();
     const reference = new AlarmStore();

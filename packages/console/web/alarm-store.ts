@@ -193,6 +193,11 @@ export class AlarmStore {
     this.rebuildView();
   }
 
+  /** Whether a filter is set (the view may then hold fewer alarms than the store). */
+  get filtered(): boolean {
+    return this.view !== this.all;
+  }
+
   /** How many alarms pass the filter. */
   get viewSize(): number {
     return this.view.length;
@@ -241,7 +246,14 @@ function version(a: Alarm): string {
   return `${a.changed_at}|${a.cleared_at ?? ''}|${a.acknowledged_at ?? ''}`;
 }
 
-const TEXT_FIELDS = ['id', 'alarm_identifier', 'probable_cause', 'specific_problem', 'raised_at', 'changed_at'];
+const TEXT_FIELDS = [
+  'id',
+  'alarm_identifier',
+  'probable_cause',
+  'specific_problem',
+  'raised_at',
+  'changed_at',
+];
 
 /**
  * Whether a live event's payload has what the store relies on (the edge relays what the pipeline produced, but

@@ -89,7 +89,10 @@ function rowOf(a: Alarm, index: number, fresh: boolean): HTMLTableRowElement {
     const button = document.createElement('button');
     button.type = 'button';
     button.textContent = 'Acknowledge';
-    button.setAttribute('aria-label', `Acknowledge ${a.specific_problem || a.probable_cause} (${a.alarm_identifier})`);
+    button.setAttribute(
+      'aria-label',
+      `Acknowledge ${a.specific_problem || a.probable_cause} (${a.alarm_identifier})`,
+    );
     button.addEventListener('click', () => void acknowledge(a.id, button));
     ackCell.append(button);
   }
@@ -125,10 +128,7 @@ function render(fresh: ReadonlySet<string> = new Set()): void {
   const next = new Map<string, RenderedRow>();
   const wanted = store.slice(start, end).map((a, i) => {
     const old = rendered.get(a.id);
-    const row =
-      old && old.alarm === a
-        ? old
-        : { alarm: a, tr: rowOf(a, start + i, fresh.has(a.id)) };
+    const row = old && old.alarm === a ? old : { alarm: a, tr: rowOf(a, start + i, fresh.has(a.id)) };
     row.tr.setAttribute('aria-rowindex', String(start + i + 2));
     next.set(a.id, row);
     return row.tr;
@@ -158,7 +158,7 @@ function render(fresh: ReadonlySet<string> = new Set()): void {
     if (n.textContent !== text) n.textContent = text;
   }
   const active = store.activeCount;
-  const shown = filtered() ? `; ${total.toLocaleString()} match the filters` : '';
+  const shown = store.filtered ? `; ${total.toLocaleString()} match the filters` : '';
   $('summary').textContent = `${active} active, ${store.size - active} cleared${shown}`;
   $('empty').textContent = store.size === 0 ? 'No alarms.' : 'No alarms match the filters.';
   $('empty').hidden = total > 0;
@@ -249,11 +249,6 @@ function currentFilter(): AlarmFilter {
   };
 }
 
-function filtered(): boolean {
-  const f = currentFilter();
-  return f.severities.size > 0 || f.deviceId !== null || f.text.trim() !== '';
-}
-
 function changeFilter(): void {
   filterDirty = true;
   requestFrame();
@@ -272,7 +267,8 @@ function buildCounters(): void {
     n.className = 'n';
     n.textContent = '0';
     button.append(n, ` ${s}`);
-    button.title = s === 'Cleared' ? 'Cleared alarms; show only these' : `Active ${s} alarms; show only these`;
+    button.title =
+      s === 'Cleared' ? 'Cleared alarms; show only these' : `Active ${s} alarms; show only these`;
     button.addEventListener('click', () => {
       if (selectedSeverities.has(s)) selectedSeverities.delete(s);
       else selectedSeverities.add(s);
