@@ -128,7 +128,7 @@ describe('operator console in an alarm storm', () => {
 
   const summary = (page: Page) => page.locator('#summary').textContent();
 
-  it('keeps painting, shows events within a frame or few, and stays usable under 500 alarms/s on 10,000', async () => {
+  it('keeps painting, shows events a frame or few after they arrive, and stays usable: 10,000 alarms, then 500/s offered', async () => {
     const context = await browser.newContext({ viewport: { width: 1200, height: 720 } });
     const page = await context.newPage();
     await page.addInitScript(installPageMetrics);
