@@ -1,8 +1,9 @@
+import { createHash, createHmac } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
-import type { ProvisionResult } from '@alarmcast/contracts';
+import { userChannel, type ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { launchChromium } from '../src/chromium.js';
@@ -38,6 +39,7 @@ describe('operator console in an alarm storm', () => {
   let browser: Browser;
   let services: SpawnedService[] = [];
   let ingestUrl: string;
+  let edgeUrl: string;
   let dropDb: () => Promise<void>;
 
   beforeAll(async () => {
@@ -116,6 +118,7 @@ describe('operator console in an alarm storm', () => {
     );
     services = [ingest, resolver, edge];
     ingestUrl = ingest.url;
+    edgeUrl = edge.url;
     browser = await launchChromium();
   }, 90_000);
 
@@ -127,8 +130,81 @@ describe('operator console in an alarm storm', () => {
   });
 
   const summary = (page: Page) => page.locator('#summary').textContent();
+  const waitForActive = (page: Page, n: number) =>
+    vi.waitFor(async () => expect(await summary(page)).toBe(`${n} active, 0 cleared`), {
+      timeout: 30_000,
+      interval: 100,
+    });
 
-  it('keeps painting, shows events a frame or few after they arrive, and stays usable: 10,000 alarms, then 500/s offered', async () => {
+  /** Starts recording in the page from a clean slate. */
+  const record = (page: Page) =>
+    page.evaluate(() => {
+      const m = (window as unknown as { stormMetrics: PageMetrics }).stormMetrics;
+      m.longFrames = [];
+      m.frameGaps = [];
+      m.eventToPaint = [];
+      m.messages = [];
+      m.recording = true;
+    });
+
+  /** Stops recording, prints what the page measured and checks it against the bounds. */
+  const stopAndCheck = async (page: Page, label: string, load: string) => {
+    const m = await page.evaluate(() => {
+      const metrics = (window as unknown as { stormMetrics: PageMetrics }).stormMetrics;
+      metrics.recording = false;
+      return metrics;
+    });
+    const longestFrame = Math.max(0, ...m.longFrames, ...m.frameGaps);
+    const e2p = { p50: percentile(m.eventToPaint, 50), p95: percentile(m.eventToPaint, 95) };
+    const e2pMax = Math.max(0, ...m.eventToPaint);
+    console.log(
+      [
+        `${label}: ${load}`,
+        `  the page got ${m.messages.length} WebSocket messages, at most ${peakPerSecond(m.messages)} in one second`,
+        `  longest frame ${longestFrame.toFixed(0)} ms (${m.frameSource}: ${m.longFrames.length} over 50 ms; ` +
+          `gaps between animation frames: p50 ${percentile(m.frameGaps, 50).toFixed(1)} ms, ` +
+          `p99 ${percentile(m.frameGaps, 99).toFixed(1)} ms, ${m.frameGaps.length} frames)`,
+        `  event-to-paint over ${m.eventToPaint.length} frames with events: p50 ${e2p.p50.toFixed(1)} ms, ` +
+          `p95 ${e2p.p95.toFixed(1)} ms, max ${e2pMax.toFixed(1)} ms`,
+      ].join('\n'),
+    );
+    // The page kept drawing frames through the storm and measured the frames that carried events.
+    expect(m.frameGaps.length).toBeGreaterThan(STORM_S * 10);
+    expect(m.eventToPaint.length).toBeGreaterThan(STORM_S * 10);
+    expect(longestFrame).toBeLessThan(MAX_FRAME_MS);
+    expect(e2p.p95).toBeLessThan(MAX_EVENT_TO_PAINT_P95_MS);
+  };
+
+  /**
+   * Calls `send(i)` RATE_PER_S times a second for STORM_S seconds, `perCall` items at a time, with at most
+   * IN_FLIGHT calls open; resolves with the number of calls made once all have answered. Offering for a fixed
+   * time keeps the test bounded on a slow machine: the storm gets smaller, never longer.
+   */
+  const offer = (perCall: number, send: (call: number) => Promise<void>) => {
+    const started = performance.now();
+    return new Promise<number>((resolve, reject) => {
+      let sent = 0;
+      let inFlight = 0;
+      let over = false;
+      const pump = () => {
+        const elapsedS = (performance.now() - started) / 1000;
+        over = elapsedS >= STORM_S;
+        const due = over ? sent : Math.floor((elapsedS * RATE_PER_S) / perCall);
+        while (sent < due && inFlight < IN_FLIGHT) {
+          inFlight++;
+          send(sent++).then(() => {
+            inFlight--;
+            if (over && inFlight === 0) resolve(sent);
+          }, reject);
+        }
+        if (!over) setTimeout(pump, 5);
+        else if (inFlight === 0) resolve(sent);
+      };
+      pump();
+    });
+  };
+
+  it('keeps painting, shows events a frame or few after they arrive, and stays usable: 10,000 alarms, then 500/s', async () => {
     const context = await browser.newContext({ viewport: { width: 1200, height: 720 } });
     const page = await context.newPage();
     await page.addInitScript(installPageMetrics);
@@ -137,29 +213,27 @@ describe('operator console in an alarm storm', () => {
     const loadStarted = Date.now();
     await page.click('button[type=submit]');
     await page.waitForSelector('#connection[data-state=live]', { timeout: 10_000 });
-    await vi.waitFor(async () => expect(await summary(page)).toBe(`${SEEDED} active, 0 cleared`), {
-      timeout: 30_000,
-      interval: 100,
-    });
+    await waitForActive(page, SEEDED);
     const loadMs = Date.now() - loadStarted;
     expect(await page.locator('#count-Critical').textContent()).toBe((SEEDED / 4).toLocaleString('en-US'));
+    const tenantId = world.tenants.T!.id;
+    const userId = world.users.noc!.id;
+    const deviceIds = Object.values(world.devices).map((d) => d.id);
 
-    // The storm: paced POSTs, each a new alarm, with a cap on requests in flight.
-    await page.evaluate(() => {
-      (window as unknown as { stormMetrics: PageMetrics }).stormMetrics.recording = true;
-    });
+    // 1. The whole pipeline: paced POST /v1/alarms, each a new alarm.
+    await record(page);
     const ids: string[] = [];
     const statuses = new Map<number, number>();
     const token = world.collectorTokens.c!.token;
-    const deviceIds = Object.values(world.devices).map((d) => d.id);
     const postMs: number[] = [];
-    const post = async (i: number) => {
+    const stormStarted = performance.now();
+    const offered = await offer(1, async (i) => {
       const t = performance.now();
       const res = await fetch(`${ingestUrl}/v1/alarms`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: JSON.stringify({
-          deviceId: deviceIds[i % deviceIds.length],
+          deviceId: deviceIds[i % DEVICES],
           alarmIdentifier: `storm-${String(i).padStart(6, '0')}`,
           eventType: 'Communications Alarm',
           probableCause: 'Loss of signal',
@@ -171,84 +245,78 @@ describe('operator console in an alarm storm', () => {
       postMs.push(performance.now() - t);
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       if (res.ok) ids[i] = ((await res.json()) as { id: string }).id;
-    };
-    // Offered at RATE_PER_S for STORM_S seconds (with at most IN_FLIGHT requests open); what the pipeline
-    // accepts in that time is the storm, so a slow machine makes it smaller, never longer.
-    const stormStarted = performance.now();
-    const total = await new Promise<number>((resolve, reject) => {
-      let sent = 0;
-      let inFlight = 0;
-      let over = false;
-      const pump = () => {
-        const elapsedS = (performance.now() - stormStarted) / 1000;
-        over = elapsedS >= STORM_S;
-        const due = over ? sent : Math.floor(elapsedS * RATE_PER_S);
-        while (sent < due && inFlight < IN_FLIGHT) {
-          inFlight++;
-          post(sent++).then(() => {
-            inFlight--;
-            if (over && inFlight === 0) resolve(sent);
-          }, reject);
-        }
-        if (!over) setTimeout(pump, 5);
-        else if (inFlight === 0) resolve(sent);
-      };
-      pump();
     });
     const sendS = (performance.now() - stormStarted) / 1000;
-    expect(Object.fromEntries(statuses)).toEqual({ 202: total });
-
+    // An overloaded ingest may refuse with 503 + Retry-After (nothing stored, the collector retries): that
+    // is the ingest's business, not the console's. Anything else is a failure.
+    expect([...statuses.keys()].filter((status) => status !== 202 && status !== 503)).toEqual([]);
+    const accepted = ids.flatMap((id, i) => (id === undefined ? [] : [i]));
+    const total = accepted.length;
+    expect(total).toBeGreaterThan(200);
     // Every alarm reaches the page (the storm is over when the last one is on screen).
-    await vi.waitFor(async () => expect(await summary(page)).toBe(`${SEEDED + total} active, 0 cleared`), {
-      timeout: 30_000,
-      interval: 100,
-    });
+    await waitForActive(page, SEEDED + total);
     const deliveredS = (performance.now() - stormStarted) / 1000;
-    const m = await page.evaluate(() => {
-      const metrics = (window as unknown as { stormMetrics: PageMetrics }).stormMetrics;
-      metrics.recording = false;
-      return metrics;
-    });
-
-    const longestFrame = Math.max(0, ...m.longFrames, ...m.frameGaps);
-    const e2p = {
-      p50: percentile(m.eventToPaint, 50),
-      p95: percentile(m.eventToPaint, 95),
-      max: Math.max(0, ...m.eventToPaint),
-    };
-    console.log(
-      [
-        `console storm: ${SEEDED} alarms loaded in ${loadMs} ms; POSTs offered at ${RATE_PER_S}/s for ` +
-          `${STORM_S} s: ${total} accepted (${Math.round(total / STORM_S)}/s, last answer at ${sendS.toFixed(1)} s), ` +
-          `POST p50 ${percentile(postMs, 50).toFixed(0)} ms, p99 ${percentile(postMs, 99).toFixed(0)} ms; ` +
-          `all on screen ${deliveredS.toFixed(1)} s after the first POST; ` +
-          `the page got ${m.messages.length} WebSocket messages, at most ${peakPerSecond(m.messages)} in one second`,
-        `  longest frame ${longestFrame.toFixed(0)} ms (${m.frameSource}: ${m.longFrames.length} over 50 ms; ` +
-          `rAF gaps: p50 ${percentile(m.frameGaps, 50).toFixed(1)} ms, p99 ${percentile(m.frameGaps, 99).toFixed(1)} ms, ` +
-          `${m.frameGaps.length} frames)`,
-        `  event-to-paint over ${m.eventToPaint.length} frames with events: p50 ${e2p.p50.toFixed(1)} ms, ` +
-          `p95 ${e2p.p95.toFixed(1)} ms, max ${e2p.max.toFixed(1)} ms`,
-      ].join('\n'),
+    await stopAndCheck(
+      page,
+      'console storm, whole pipeline',
+      `${SEEDED} alarms loaded in ${loadMs} ms; POST /v1/alarms offered at ${RATE_PER_S}/s for ${STORM_S} s: ` +
+        `${offered} sent, ${total} accepted (${Math.round(total / STORM_S)}/s; ${statuses.get(503) ?? 0} ` +
+        `answered 503), POST p50 ${percentile(postMs, 50).toFixed(0)} ms, p99 ` +
+        `${percentile(postMs, 99).toFixed(0)} ms; last answer at ${sendS.toFixed(1)} s, all on screen at ` +
+        `${deliveredS.toFixed(1)} s`,
     );
-    // The page kept drawing frames through the storm and measured every frame that carried events.
-    expect(m.frameGaps.length).toBeGreaterThan(STORM_S * 10);
-    expect(m.eventToPaint.length).toBeGreaterThan(STORM_S * 10);
-    expect(longestFrame).toBeLessThan(MAX_FRAME_MS);
-    expect(e2p.p95).toBeLessThan(MAX_EVENT_TO_PAINT_P95_MS);
 
-    // Only the rows in view are in the DOM; a Critical alarm of the storm (the newest) is the first row.
+    // 2. Exactly 500 alarms a second at the page, whatever the ingest manages on this machine: published
+    // through the edge's Pusher HTTP API (what a Laravel app's broadcast() uses), ten events per batch.
+    await record(page);
+    const EDGE_BATCH = 10;
+    const edgeAlarm = (i: number) => ({
+      id: String(1_000_000_000 + i),
+      tenant_id: tenantId,
+      device_id: deviceIds[i % DEVICES]!,
+      alarm_identifier: `edge-${String(i).padStart(6, '0')}`,
+      event_type: 'Communications Alarm',
+      probable_cause: 'Loss of signal',
+      specific_problem: 'Regional outage',
+      perceived_severity: SEVERITIES[i % 4]!,
+      managed_object_instance: null,
+      additional_text: `edge alarm ${i}`,
+      additional_information: null,
+      raised_at: new Date().toISOString(),
+      changed_at: new Date().toISOString(),
+      cleared_at: null,
+      acknowledged_at: null,
+    });
+    const batches = await offer(EDGE_BATCH, async (b) => {
+      const batch = Array.from({ length: EDGE_BATCH }, (_, k) => ({
+        name: 'App\\Events\\AlarmCreated',
+        channel: userChannel(userId),
+        data: JSON.stringify({ alarm: edgeAlarm(b * EDGE_BATCH + k) }),
+      }));
+      const res = await pusherPost(edgeUrl, `/apps/${APP.id}/batch_events`, JSON.stringify({ batch }));
+      expect(res.status).toBe(200);
+    });
+    const published = batches * EDGE_BATCH;
+    await waitForActive(page, SEEDED + total + published);
+    await stopAndCheck(
+      page,
+      'console storm, 500/s at the page',
+      `${published} alarms published through the edge in ${STORM_S} s (${published / STORM_S}/s) ` +
+        `onto ${SEEDED + total} on screen`,
+    );
+
+    // Only the rows in view are in the DOM; a Critical alarm (the newest) is the first row.
     const rows = await page.locator('tbody tr').count();
     expect(rows).toBeGreaterThan(10);
     expect(rows).toBeLessThan(60);
-    const first = page.locator('tbody tr').first();
-    expect(await first.getAttribute('data-severity')).toBe('Critical');
-    expect(ids).toContain(await first.getAttribute('data-alarm-id'));
+    expect(await page.locator('tbody tr').first().getAttribute('data-severity')).toBe('Critical');
 
     // Still usable: free text, device and severity filters answer over all of them.
     const stormOn = (pick: (i: number) => boolean) =>
-      Array.from({ length: total }, (_, i) => i).filter(pick).length;
-    await page.fill('#filter-text', 'storm-000123');
-    await page.waitForSelector(`tbody tr[data-alarm-id="${ids[123]}"]`);
+      accepted.filter(pick).length + Array.from({ length: published }, (_, i) => i).filter(pick).length;
+    const probe = accepted[Math.floor(total / 2)]!;
+    await page.fill('#filter-text', `storm-${String(probe).padStart(6, '0')}`);
+    await page.waitForSelector(`tbody tr[data-alarm-id="${ids[probe]}"]`);
     expect(await page.locator('tbody tr').count()).toBe(1);
     await page.fill('#filter-text', '');
     await page.fill('#filter-device', String(deviceIds[7]));
@@ -269,3 +337,23 @@ describe('operator console in an alarm storm', () => {
     await context.close();
   }, 90_000);
 });
+
+/** A request to the edge's Pusher HTTP API, signed as Pusher's server libraries sign it. */
+function pusherPost(edgeUrl: string, path: string, body: string): Promise<Response> {
+  const params: Record<string, string> = {
+    auth_key: APP.key,
+    auth_timestamp: String(Math.floor(Date.now() / 1000)),
+    auth_version: '1.0',
+    body_md5: createHash('md5').update(body).digest('hex'),
+  };
+  const query = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('&');
+  const signature = createHmac('sha256', APP.secret).update(`POST\n${path}\n${query}`).digest('hex');
+  return fetch(`${edgeUrl}${path}?${query}&auth_signature=${signature}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
+}
