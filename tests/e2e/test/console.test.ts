@@ -109,6 +109,10 @@ describe('operator console in Chromium', () => {
     const bob = await signIn('bob');
     await alice.waitForSelector(`tr[data-alarm-id="${existing}"]`);
 
+    // Keyboard focus on an Acknowledge button survives live updates of the list around it.
+    const existingAck = alice.locator(`tr[data-alarm-id="${existing}"] button`);
+    await existingAck.focus();
+
     // A new alarm appears without reload, within a second of the POST.
     const posted = Date.now();
     const fresh = await raise('acme', 'cpe1', {
@@ -127,8 +131,10 @@ describe('operator console in Chromium', () => {
     expect(await bob.locator('tbody tr').count()).toBe(1);
     expect(await alice.locator(`tr[data-alarm-id="${bobs}"]`).count()).toBe(0);
 
-    // Acknowledge from the page; clear from the collector: both show without reload.
-    await alice.click(`tr[data-alarm-id="${existing}"] button`);
+    // Acknowledge from the page (by keyboard, on the button still focused); clear from the collector: both
+    // show without reload.
+    expect(await existingAck.evaluate((button) => button === document.activeElement)).toBe(true);
+    await alice.keyboard.press('Enter');
     await alice.waitForSelector(`tr[data-alarm-id="${existing}"] .state:text("acknowledged")`);
     await raise('acme', 'cpe1', { perceivedSeverity: 'Cleared' });
     await alice.waitForSelector(`tr[data-alarm-id="${fresh}"].cleared`);
