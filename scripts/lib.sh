@@ -33,8 +33,9 @@ ensure_services() {
     for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { log "Redis is not reachable on 127.0.0.1:6379"; return 1; }
-  # BullMQ must never have its keys evicted.
+  # BullMQ must never have its keys evicted; user logs want small stream nodes (infra/redis/redis.conf).
   redis-cli -h 127.0.0.1 -p 6379 config set maxmemory-policy noeviction >/dev/null
+  redis-cli -h 127.0.0.1 -p 6379 config set stream-node-max-bytes 1024 >/dev/null
 }
 
 # Installs the workspace when the lockfile changed since the last install (or nothing is installed).

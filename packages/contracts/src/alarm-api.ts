@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PERCEIVED_SEVERITIES } from './ingest.js';
-import type { AlarmWire } from './wire.js';
+import type { AlarmWire } from './alarm.js';
 
 /**
  * How long the first answer to a request with an `Idempotency-Key` is replayed: a collector retrying within a

@@ -4,29 +4,30 @@ export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export {
   loadBroadcastPlan,
-  findUserAccess,
+  BroadcastPlanLoader,
+  claimRelayBatch,
+  markEnqueued,
   BroadcastMarker,
   lockInIdOrder,
   type BroadcastPlan,
-} from './broadcast.js';
+  type RelayClaim,
+} from './outbox.js';
+export { findUserAccess, type AlarmViewer } from './access.js';
+export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
+export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {
-  findCollectorToken,
-  findDeviceTenant,
-  tenantExists,
   writeAlarmReport,
-  pruneIdempotencyKeys,
+  acknowledgeAlarm,
   type AlarmReport,
   type AlarmWriteResult,
-  type IdempotencyClaim,
-  type CollectorTokenRow,
-} from './alarms.js';
-export {
-  acknowledgeAlarm,
-  listVisibleAlarms,
   type AckResult,
-  type AlarmViewer,
+  type IdempotencyClaim,
+} from './alarm-writes.js';
+export { pruneIdempotencyKeys } from './idempotency-keys.js';
+export {
+  listVisibleAlarms,
   type AlarmListFilter,
   type AlarmListPosition,
   type AlarmListRow,
-} from './alarm-access.js';
+} from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';

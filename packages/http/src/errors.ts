@@ -1,21 +1,26 @@
-import type { ErrorCode, ErrorBody } from '@alarmcast/contracts';
+import { errorStatus, type ErrorCode, type ErrorBody } from '@alarmcast/contracts';
 import type { ErrorRequestHandler, Response } from 'express';
 
 /**
- * An error meant for the caller: a stable code, an HTTP status and a message. Everything else that reaches
- * the error handler is a bug or an outage and answers 500 with no internals.
+ * An error meant for the caller: a stable code (its HTTP status comes from contracts' ERROR_CATALOGUE)
+ * and a message. Everything else that reaches the error handler is a bug or an outage and answers 500
+ * with no internals.
  */
 export class ApiError extends Error {
+  readonly status: number;
+
   constructor(
-    readonly status: number,
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
     /** seconds, for 503/429 */
     readonly retryAfter?: number,
+    /** whose status table applies: ours, or the Pusher HTTP API's (see ERROR_CATALOGUE) */
+    api: 'alarmcast' | 'pusher' = 'alarmcast',
   ) {
     super(message);
     this.name = 'ApiError';
+    this.status = errorStatus(code, api);
   }
 }
 
@@ -36,26 +41,25 @@ function fromBodyParser(err: {
   switch (err.type) {
     case 'entity.too.large':
       return new ApiError(
-        413,
         'payload_too_large',
         `request body is over the limit of ${String(err.limit)} bytes`,
       );
     case 'entity.parse.failed':
-      return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+      return new ApiError('invalid_json', 'request body is not valid JSON');
     case 'parameters.too.many':
-      return new ApiError(413, 'payload_too_large', 'request body has too many parameters');
+      return new ApiError('payload_too_large', 'request body has too many parameters');
     case 'charset.unsupported':
     case 'encoding.unsupported':
-      return new ApiError(415, 'unsupported_media_type', 'unsupported charset or content encoding');
+      return new ApiError('unsupported_media_type', 'unsupported charset or content encoding');
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
-      return new ApiError(400, 'invalid_json', 'request body could not be read');
+      return new ApiError('invalid_json', 'request body could not be read');
     default:
       // body-parser's other client errors (e.g. a body that is not what its Content-Encoding says) carry a
       // 4xx status and `expose`, but no type we know.
       return typeof err.status === 'number' && err.status >= 400 && err.status < 500 && err.expose === true
-        ? new ApiError(400, 'invalid_json', 'request body could not be decoded')
+        ? new ApiError('invalid_json', 'request body could not be decoded')
         : null;
   }
 }
@@ -81,10 +85,10 @@ export function jsonErrorHandler(
       return;
     }
     log.error({ err }, 'unhandled error in request');
-    sendError(res, new ApiError(500, 'internal_error', 'internal error'));
+    sendError(res, new ApiError('internal_error', 'internal error'));
   };
 }
 
 /** 404 for any route not matched, in the same error format. */
 export const notFoundHandler = (_req: unknown, res: Response): void =>
-  sendError(res, new ApiError(404, 'not_found', 'no such route'));
+  sendError(res, new ApiError('not_found', 'no such route'));

@@ -1,14 +1,25 @@
-export { RedisKeys } from './keys.js';
+export { RedisKeys, KEY_PART } from './keys.js';
 export { createRedis, type RedisClientOptions } from './client.js';
+export { RedisPubSub, type PubSubTransport } from './pubsub-transport.js';
+export {
+  decodeEnvelope,
+  encodeChannelEvent,
+  escapedUserCopy,
+  userCopyData,
+  userEventPieces,
+  userBatchStart,
+} from './envelope-codec.js';
 export {
   UserLogWriter,
+  DEFAULT_RETENTION,
+  type UserLogRetention,
+  type UserLogWriterOptions,
+} from './user-log-writer.js';
+export {
   readUserLogAfter,
   logEntryData,
   compareStreamIds,
   parseStreamId,
-  DEFAULT_RETENTION,
-  type UserLogRetention,
-  type DeliverOptions,
   type LoggedEvent,
   type LogGap,
 } from './user-log.js';

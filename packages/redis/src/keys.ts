@@ -31,6 +31,11 @@ export class RedisKeys {
     return `${this.prefix}:log:user:${part('userId', String(userId))}`;
   }
 
+  /** An event's name and data, stored once for every user log entry that references it. */
+  eventData(eventId: string): string {
+    return `${this.prefix}:ev:${part('eventId', eventId)}`;
+  }
+
   /** An outbox event's delivery mark: users up to this id have it, so a retried job delivers to nobody twice. */
   deliveredTo(eventId: string): string {
     return `${this.prefix}:delivered:${part('eventId', eventId)}`;
@@ -47,9 +52,11 @@ export class RedisKeys {
   }
 }
 
+/** What a key part (the prefix, an id) may be: no `:` (the delimiter), nothing a shell or URL must quote. */
+export const KEY_PART = /^[A-Za-z0-9_.-]{1,64}$/;
+
 function assertPart(name: string, value: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value))
-    throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
+  if (!KEY_PART.test(value)) throw new Error(`invalid ${name} for a Redis key: ${JSON.stringify(value)}`);
 }
 
 function part(name: string, value: string): string {

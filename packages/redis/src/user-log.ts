@@ -1,219 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
-
-/**
- * Each user's event log: a Redis stream per user. Its entry ids are the user's `event_id`s (ordered per
- * user, as Redis assigns them); an entry holds the event name and its data without the id
- * (`head` = the data JSON minus its closing brace, `sep` = "," or "" before `"event_id"`), so that the
- * delivered data, `{...,"event_id":"<id>"}`, is rebuilt identically on replay by `logEntryData`.
- *
- * Retention (what a reconnecting client can resume from): at least the newest `minEvents` entries or
- * the last `minAgeS` seconds, whichever holds more, capped at `maxEvents`; a log nobody writes to
- * expires after `idleTtlS`.
- */
-export interface UserLogRetention {
-  /** @defaultValue 1000 */
-  minEvents: number;
-  /** @defaultValue 600 (10 minutes) */
-  minAgeS: number;
-  /** hard cap, so one flooded user cannot take Redis' memory @defaultValue 10000 */
-  maxEvents: number;
-  /** @defaultValue 86400 */
-  idleTtlS: number;
-}
-
-export const DEFAULT_RETENTION: UserLogRetention = {
-  minEvents: 1000,
-  minAgeS: 600,
-  maxEvents: 10_000,
-  idleTtlS: 86_400,
-};
-
-/**
- * Appends one event to a batch of users' logs and publishes it, atomically per call. Users come in
- * ascending id order; for each one above the event's delivery mark: XADD to the user's log (its id becomes
- * the user's `event_id`) and trim it by the retention rule; then the event is published, and the mark
- * becomes the call's highest user id. A retried job thus skips everyone already served, so nobody gets an
- * event twice; being in one script, "logged", "published" and "marked" cannot come apart, and the per-user
- * order of ids is the order of publishing. (The mark is one number per event: a set of the users served,
- * as first built, held every delivery of the last DELIVERED_TTL_S in Redis' memory: measured 0.57 MB per
- * event for a 10,000-user tenant, ~500 MB at one alarm a second. The price: a user who joins between a
- * job's first attempt and its retry, with an id below the mark, does not get that event, which predates
- * them anyway.)
- *
- * Publishing, two ways (see PubSubEnvelope):
- * - per user: one `event` envelope on each user's channel, which only the edges holding that user receive;
- * - batched (when a batch channel is given): one `user-batch` envelope for the whole call on the fan-out
- *   channel every edge receives. For a large tenant this is 500 times fewer messages for Redis to publish
- *   and for the edges to read.
- *
- * Either envelope carries per-user event ids, so it is built here; rather than encode it per user (cjson
- * took a quarter of Redis' CPU for a 10,000-user tenant), the caller escapes everything that is the same
- * for all users once, and the script only concatenates: prefix .. uid .. mid .. id .. mid2 .. id .. tail for
- * a user's envelope, batchStart .. [uid,"id"],... .. ']}' for a batch. Both are checked against the
- * PubSubEnvelope schema in the tests. Log and channel keys are computed inside the script, which is fine
- * on one Redis (on a Redis Cluster the variant would run per user with hash-tagged keys).
- *
- * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
- * minAgeS (MINID) go; `~` trims whole stream nodes, so the floor holds and the cost stays O(1) amortized.
- *
- * KEYS[1] the event's delivery mark (highest user id served)
- * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 event name, 4 data head,
- * 5 separator, 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivered-set TTL s,
- * 11-14 a user envelope's constant pieces (see envelopePieces), 15 the batch channel ('' to publish per
- * user), 16 the batch envelope's start (see batchEnvelopeStart), 17.. user ids
- */
-const DELIVER_SCRIPT = `
-local logPrefix, chPrefix, event, head, sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local idleTtl, deliveredTtl = ARGV[9], ARGV[10]
-local envStart, envAfterUser, envAfterId, envEnd = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
-local batchChannel, batchStart = ARGV[15], ARGV[16]
-local batched = batchChannel ~= ''
-local firstUser = 17
-local now = redis.call('TIME')
-local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
-local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
-local delivered, entries = 0, {}
-for i = firstUser, #ARGV do
-  local uid = ARGV[i]
-  if tonumber(uid) > mark then
-    local log = logPrefix .. uid
-    local id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'event', event, 'head', head, 'sep', sep)
-    local len = redis.call('XLEN', log)
-    if len > minEvents then
-      redis.call('XTRIM', log, 'MINID', '~', cutoff, 'LIMIT', len - minEvents)
-    end
-    redis.call('EXPIRE', log, idleTtl)
-    if batched then
-      entries[#entries + 1] = '[' .. uid .. ',"' .. id .. '"]'
-    else
-      redis.call('PUBLISH', chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
-    end
-    delivered = delivered + 1
-  end
-end
-if delivered > 0 and batched then
-  redis.call('PUBLISH', batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
-end
-if #ARGV >= firstUser and tonumber(ARGV[#ARGV]) > mark then
-  redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
-end
-return delivered
-`;
-
-/**
- * Users per script call: bounds how long one call holds Redis and the size of a batch message (a
- * 10,000-user tenant is 20 calls).
- */
-const CHUNK = 500;
-
-/** The script as ioredis defines it (EVALSHA, falling back to EVAL once per connection). */
-type DeliverCommand = (setKey: string, ...args: (string | number)[]) => Promise<number>;
-
-export interface DeliverOptions {
-  retention: UserLogRetention;
-  /** how long "event E was delivered to user U" is remembered (must outlast job retries) */
-  deliveredTtlS: number;
-  /** publisher id carried in envelopes */
-  node: string;
-  /**
-   * An event for at least this many users is published as `user-batch` envelopes on the fan-out channel
-   * instead of one envelope per user. @defaultValue 100
-   */
-  batchMinRecipients?: number;
-}
-
-/**
- * The four constant pieces of a user's PubSubEnvelope, JSON-escaped once:
- * `start + userId + afterUser + eventId + afterId + eventId + end` is the envelope of `userId`'s copy,
- * whose `data` is `dataHead` followed by `"event_id":"<eventId>"}`.
- */
-export function envelopePieces(
-  node: string,
-  event: string,
-  dataHead: string,
-): [string, string, string, string] {
-  const q = (s: string) => JSON.stringify(s);
-  // The data is a JSON string inside the envelope: its head, escaped, without the closing quote.
-  const escapedHead = q(dataHead).slice(0, -1);
-  return [
-    `{"v":1,"node":${q(node)},"type":"event","event":${q(event)},"channel":"private-user.`,
-    '","eventId":"',
-    `","data":${escapedHead}\\"event_id\\":\\"`,
-    '\\"}"}',
-  ];
-}
-
-/**
- * The constant start of a `user-batch` envelope, JSON-escaped once; the script appends
- * `[uid,"eventId"],...` and `]}`.
- */
-export function batchEnvelopeStart(node: string, event: string, dataHead: string): string {
-  const q = (s: string) => JSON.stringify(s);
-  return `{"v":1,"node":${q(node)},"type":"user-batch","event":${q(event)},"dataHead":${q(dataHead)},"users":[`;
-}
+import { userCopyData } from './envelope-codec.js';
 
 /** The data a client receives for a log entry: the event's data with its `event_id` added. */
 export function logEntryData(eventId: string, head: string, sep: string): string {
-  return `${head}${sep}"event_id":"${eventId}"}`;
-}
-
-export class UserLogWriter {
-  private readonly run: DeliverCommand;
-
-  constructor(
-    redis: Redis,
-    private readonly keys: RedisKeys,
-    private readonly options: DeliverOptions,
-  ) {
-    redis.defineCommand('alarmcastDeliver', { numberOfKeys: 1, lua: DELIVER_SCRIPT });
-    const command = (redis as unknown as { alarmcastDeliver: DeliverCommand }).alarmcastDeliver;
-    this.run = command.bind(redis);
-  }
-
-  /**
-   * Sends `event` with `dataJson` (an object's JSON text) to every user in `userIds`, each once per
-   * `eventId` however often this is called. Returns how many users got it in this call.
-   */
-  async deliver(
-    eventId: string,
-    event: string,
-    dataJson: string,
-    userIds: readonly number[],
-  ): Promise<number> {
-    const body = dataJson.trimEnd();
-    if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
-    const head = body.slice(0, -1);
-    const sep = /^\{\s*$/.test(head) ? '' : ',';
-    const { retention } = this.options;
-    const fixed = [
-      this.keys.userLogPrefix,
-      this.keys.pubsubChannel('private-user.'),
-      event,
-      head,
-      sep,
-      retention.minEvents,
-      retention.minAgeS,
-      retention.maxEvents,
-      retention.idleTtlS,
-      this.options.deliveredTtlS,
-      ...envelopePieces(this.options.node, event, head + sep),
-    ];
-    const markKey = this.keys.deliveredTo(eventId);
-    // The delivery mark relies on ascending ids, across chunks and across attempts.
-    const ascending = [...new Set(userIds)].sort((x, y) => x - y);
-    if (ascending.length >= (this.options.batchMinRecipients ?? 100)) {
-      fixed.push(this.keys.userBatchChannel, batchEnvelopeStart(this.options.node, event, head + sep));
-    } else {
-      fixed.push('', '');
-    }
-    let delivered = 0;
-    for (let i = 0; i < ascending.length; i += CHUNK) {
-      delivered += await this.run(markKey, ...fixed, ...ascending.slice(i, i + CHUNK));
-    }
-    return delivered;
-  }
+  return userCopyData(head + sep, eventId);
 }
 
 /** One event read back from a user's log. */
@@ -224,14 +15,43 @@ export interface LoggedEvent {
   data: string;
 }
 
-/** Why a replay cannot be trusted to be complete. */
-export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events';
+/**
+ * Why a replay cannot be trusted to be complete:
+ * - `log_expired`: the user has no log (idle past `idleTtlS`, or Redis lost it and nothing was written since);
+ * - `log_trimmed`: the position is older than the oldest entry kept, and this log has dropped entries;
+ * - `log_recreated`: the position is older than the oldest entry and this log never dropped one, so it
+ *   cannot come from this log: the log was recreated (Redis restarted empty, the key was lost) after it;
+ * - `unknown_position`: the position is not an entry of this log although the log reaches that far, or it
+ *   is newer than anything the log ever held: forged, from another Redis, a clock that went back, or a
+ *   failover to a replica that had not received the last writes;
+ * - `too_many_events`: the position is fine but more than `limit` events follow it;
+ * - `event_expired`: the data of an event to replay is gone (see resolveEntries).
+ */
+export type LogGap =
+  'log_trimmed' | 'log_expired' | 'log_recreated' | 'unknown_position' | 'too_many_events' | 'event_expired';
+
+/** What XINFO STREAM says about a log, as far as judging a resume position needs it. */
+interface LogShape {
+  /** oldest entry kept, or null when the stream is empty */
+  oldest: string | null;
+  /** the highest id this stream ever generated, kept or not */
+  lastGenerated: string;
+  /** entries were removed (trimmed) since the stream was created: Redis counts every entry ever added */
+  trimmed: boolean;
+}
 
 /**
  * The events of a user's log after `afterId`, oldest first, for a client resuming from its last seen
- * event. `gap` says why, when continuity cannot be proven: entries after `afterId` were trimmed away, the log
- * has expired, or there are more than `limit` to replay. The client must then reload its state (through
- * the API) instead of trusting the replay.
+ * event, and `gap` when continuity cannot be proven (see LogGap); the client must then reload its state
+ * (through the API) instead of trusting the replay. `events` are what the log holds after `afterId` either
+ * way (at most `limit`), so the edge can still send them after saying the replay is incomplete.
+ *
+ * The log's identity is its entries themselves, in place of an epoch stored beside the log: a position is
+ * trusted only when the entry `afterId` is still in this very stream, read atomically with what follows it
+ * (one MULTI), because then every later entry is contiguous in the same stream. A log that was recreated
+ * (Redis restarted empty), taken over by a replica that lacked the last writes, or that lives on another
+ * Redis does not hold the client's entry, whatever its ids look like; a per-log epoch counter would miss
+ * the replica case (the replica carries the same epoch). The `event_id` wire format stays `<ms>-<seq>`.
  */
 export async function readUserLogAfter(
   redis: Redis,
@@ -240,33 +60,95 @@ export async function readUserLogAfter(
   afterId: string,
   limit = 10_000,
 ): Promise<{ events: LoggedEvent[]; gap: LogGap | null }> {
+  // Not an id Redis could have generated (the edge refuses these before asking): nothing to look up.
+  if (parseStreamId(afterId).length === 0) return { events: [], gap: 'unknown_position' };
   const key = keys.userLog(userId);
-  const [entries, info] = await Promise.all([
-    redis.xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1),
-    redis.call('XINFO', 'STREAM', key).then(
-      (reply) => reply as unknown[],
-      () => null, // no such key: the log expired (or never existed)
-    ),
-  ]);
-  if (!info) return { events: [], gap: 'log_expired' };
+  const replies = await redis
+    .multi()
+    .xrange(key, afterId, afterId)
+    .xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1)
+    .xinfo('STREAM', key)
+    .exec();
+  // EXEC answers each command's error in place; XINFO fails for a key that does not exist (expired).
+  const [anchor, after, info] = (replies ?? []).map(([err, reply]) => (err ? null : reply));
+  const shape = info ? logShape(info as unknown[]) : null;
+  const entries = (after ?? []) as [string, string[]][];
+  const found = Array.isArray(anchor) && anchor.length > 0;
+  const gap = shape
+    ? (judgePosition(afterId, found, shape) ?? (entries.length > limit ? 'too_many_events' : null))
+    : 'log_expired';
+  const { events, complete } = await resolveEntries(redis, keys, entries.slice(0, limit));
+  return { events, gap: gap ?? (complete ? null : 'event_expired') };
+}
+
+function logShape(info: unknown[]): LogShape {
   const field = (name: string): unknown => info[info.indexOf(name) + 1];
-  // Trimming removes the oldest entries, and Redis counts every entry ever added: if some were removed and
-  // the client's position is before the oldest one kept, it may have missed a removed one. (When its
-  // position is exactly the last removed entry this reports a gap it did not have: the safe side.)
-  const trimmed = Number(field('entries-added')) > Number(field('length'));
-  const firstEntry = field('first-entry') as [string, string[]] | null;
-  const oldestKept = firstEntry ? firstEntry[0] : null;
-  const lastGenerated = String(field('last-generated-id'));
-  const before = oldestKept
-    ? compareStreamIds(afterId, oldestKept) < 0
-    : compareStreamIds(afterId, lastGenerated) < 0;
-  const gap: LogGap | null =
-    trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
-  const events = entries.slice(0, limit).map(([eventId, fields]) => {
-    const get = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
-    return { eventId, event: get('event'), data: logEntryData(eventId, get('head'), get('sep')) };
-  });
-  return { events, gap };
+  const first = field('first-entry') as [string, string[]] | null;
+  return {
+    oldest: first ? first[0] : null,
+    lastGenerated: String(field('last-generated-id')),
+    trimmed: Number(field('entries-added')) > Number(field('length')),
+  };
+}
+
+/**
+ * Whether the log can prove it holds everything after `afterId` (null) or why not. `found`: the entry
+ * `afterId` itself is in the log.
+ */
+function judgePosition(afterId: string, found: boolean, log: LogShape): LogGap | null {
+  if (found) return null;
+  if (compareStreamIds(afterId, log.lastGenerated) > 0) return 'unknown_position';
+  // Trimming removes the oldest entries only. Before the oldest kept: if some were removed, the client's
+  // entry may be among them (when it is exactly the last one removed this reports a gap it did not have:
+  // the safe side); if none ever were, the log began after the client's position.
+  const beforeOldest = log.oldest === null || compareStreamIds(afterId, log.oldest) < 0;
+  if (beforeOldest) return log.trimmed ? 'log_trimmed' : 'log_recreated';
+  return 'unknown_position';
+}
+
+/**
+ * Log entries → the events they name. An entry holds a reference (`r`, the event id) to the event's data,
+ * stored once (user-log-writer.ts); the data of every distinct reference is read in one round trip. An
+ * entry whose data has expired makes the replay incomplete (`complete: false`): it is reported, never
+ * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`).
+ */
+async function resolveEntries(
+  redis: Redis,
+  keys: RedisKeys,
+  entries: [string, string[]][],
+): Promise<{ events: LoggedEvent[]; complete: boolean }> {
+  const get = (fields: string[], name: string): string | undefined => {
+    const i = fields.indexOf(name);
+    return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
+  };
+  const refs = [...new Set(entries.map(([, f]) => get(f, 'r')).filter((r) => r !== undefined))];
+  const data = new Map<string, { event: string; head: string }>();
+  if (refs.length > 0) {
+    const pipeline = redis.pipeline();
+    for (const ref of refs) pipeline.hmget(keys.eventData(ref), 'e', 'h');
+    const replies = (await pipeline.exec()) ?? [];
+    replies.forEach(([err, reply], i) => {
+      const [event, head] = (err ? [] : reply) as (string | null)[];
+      if (event != null && head != null) data.set(refs[i]!, { event, head });
+    });
+  }
+  const events: LoggedEvent[] = [];
+  for (const [eventId, fields] of entries) {
+    const ref = get(fields, 'r');
+    if (ref === undefined) {
+      const event = get(fields, 'event') ?? '';
+      events.push({
+        eventId,
+        event,
+        data: logEntryData(eventId, get(fields, 'head') ?? '', get(fields, 'sep') ?? ''),
+      });
+      continue;
+    }
+    const stored = data.get(ref);
+    if (!stored) return { events, complete: false };
+    events.push({ eventId, event: stored.event, data: userCopyData(stored.head, eventId) });
+  }
+  return { events, complete: true };
 }
 
 /** Orders Redis stream ids (`<ms>-<seq>`); malformed ids sort first. */
@@ -276,8 +158,16 @@ export function compareStreamIds(a: string, b: string): number {
   return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
 }
 
-/** `<ms>-<seq>` as two bigints, or null for anything else. */
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * `<ms>-<seq>` as two bigints, or an empty array for anything else, including parts above 2^64-1 that Redis
+ * would refuse as a stream id.
+ */
 export function parseStreamId(id: string): [bigint, bigint] | [] {
   const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
-  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : [];
+  if (!m) return [];
+  const ms = BigInt(m[1]!);
+  const seq = BigInt(m[2]!);
+  return ms > U64_MAX || seq > U64_MAX ? [] : [ms, seq];
 }

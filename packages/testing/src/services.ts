@@ -50,7 +50,7 @@ async function startContainers(): Promise<TestServices> {
   const [pgc, redis] = await Promise.all([
     new PostgreSqlContainer('postgres:15-alpine').withDatabase('postgres').start(),
     new RedisContainer('redis:7-alpine')
-      .withCommand(['redis-server', '--maxmemory-policy', 'noeviction'])
+      .withCommand(['redis-server', '--maxmemory-policy', 'noeviction', '--stream-node-max-bytes', '1024'])
       .start(),
   ]);
   return {

@@ -1,14 +1,14 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
+import { commonEnv, unsetIfEmpty } from '@alarmcast/service';
 import { z } from 'zod';
 import { CliError } from './errors.js';
 
 // A variable set to the empty string (`JWT_SECRET=` in a .env file) counts as unset, as in the services.
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optional());
 
 const CliEnv = z.object({
-  NODE_ENV: optional(z.enum(['development', 'test', 'production'])),
-  DATABASE_URL: optional(z.url({ protocol: /^postgres(ql)?$/ })),
+  NODE_ENV: commonEnv.NODE_ENV,
+  DATABASE_URL: commonEnv.DATABASE_URL,
   JWT_SECRET: optional(z.string()),
   INIT_CWD: optional(z.string()),
 });
@@ -46,7 +46,7 @@ export function parseCliConfig(env: NodeJS.ProcessEnv, processCwd: string = proc
       : null;
   if (problem) throw new CliError('invalid_config', `JWT_SECRET ${problem}`);
   return {
-    databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',
+    databaseUrl: e.DATABASE_URL,
     jwtSecret: e.JWT_SECRET ?? (production ? null : DEV_JWT_SECRET),
     cwd: e.INIT_CWD ?? processCwd,
   };

@@ -4,9 +4,7 @@ import {
   AlarmListQuery,
   IDEMPOTENCY_WINDOW_S,
   IdempotencyKey,
-  toAlarmWire,
   type AlarmAckResponse,
-  type AlarmListResponse,
 } from '@alarmcast/contracts';
 import {
   acknowledgeAlarm,
@@ -41,13 +39,13 @@ async function resolveTarget(
   // Checked before the lookup, so a scoped token cannot probe which tenant ids exist.
   assertMayPost(collector, tenantId);
   if (!(await db(() => tenantExists(pool, tenantId))))
-    throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
+    throw new ApiError('unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
   return { tenantId, deviceId: null };
 }
 
 function assertMayPost(collector: Collector, tenantId: number): void {
   if (collector.tenantId !== null && collector.tenantId !== tenantId) {
-    throw new ApiError(403, 'forbidden', 'this collector token is scoped to another tenant');
+    throw new ApiError('forbidden', 'this collector token is scoped to another tenant');
   }
 }
 
@@ -62,11 +60,10 @@ async function explainNotApplied(
   if (deviceId !== null) {
     const tenantId = await db(() => findDeviceTenant(pool, deviceId));
     if (tenantId === null)
-      return new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
+      return new ApiError('unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
     assertMayPost(collector, tenantId);
   }
   return new ApiError(
-    409,
     'alarm_not_active',
     `no active alarm ${JSON.stringify(body.alarmIdentifier)} to clear on this ${deviceId === null ? 'tenant' : 'device'}`,
   );
@@ -75,14 +72,13 @@ async function explainNotApplied(
 /** 415 before anything is read: collectors must say they send JSON. */
 const requireJson: RequestHandler = (req, _res, next) => {
   if (!req.is('application/json')) {
-    throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
+    throw new ApiError('unsupported_media_type', 'send Content-Type: application/json');
   }
   next();
 };
 
 const validationFailed = (what: string, issues: { path: PropertyKey[]; message: string }[]): ApiError =>
   new ApiError(
-    422,
     'validation_failed',
     `${what} does not match its schema`,
     issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message })),
@@ -112,7 +108,7 @@ function decodeCursor(cursor: string): AlarmListPosition {
   } catch {
     // fall through: not base64url JSON
   }
-  throw new ApiError(422, 'validation_failed', 'query string does not match its schema', [
+  throw new ApiError('validation_failed', 'query string does not match its schema', [
     { field: 'cursor', message: 'not a cursor returned by this API' },
   ]);
 }
@@ -126,6 +122,8 @@ export interface AlarmsRouterOptions {
   collectorTokenCacheMs: number;
   /** called once per committed alarm change (created, updated, cleared) */
   onAccepted: () => void;
+  /** admission control for collector writes (admission.ts), after authentication */
+  admission: RequestHandler;
 }
 
 export function alarmsRouter(options: AlarmsRouterOptions): Router {
@@ -139,7 +137,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
    * 409 alarm_not_active for a Cleared report with nothing to clear. With an Idempotency-Key, the first
    * successful answer is replayed for 24 h (errors are not stored: nothing was changed, a retry runs anew).
    */
-  router.post('/v1/alarms', requireJson, asCollector, async (req, res) => {
+  router.post('/v1/alarms', requireJson, asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
     const keyHeader = req.get('idempotency-key');
     let key: string | null = null;
@@ -147,7 +145,6 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
       const parsedKey = IdempotencyKey.safeParse(keyHeader);
       if (!parsedKey.success) {
         throw new ApiError(
-          400,
           'invalid_idempotency_key',
           'Idempotency-Key must be 1-255 printable ASCII characters',
         );
@@ -165,16 +162,9 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
       writeAlarmReport(
         pool,
         {
+          ...body,
           tenantId,
           deviceId,
-          alarmIdentifier: body.alarmIdentifier,
-          eventType: body.eventType,
-          probableCause: body.probableCause,
-          specificProblem: body.specificProblem,
-          perceivedSeverity: body.perceivedSeverity,
-          managedObjectInstance: body.managedObjectInstance ?? null,
-          additionalText: body.additionalText ?? null,
-          additionalInformation: body.additionalInformation ?? null,
           raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
           changedAt: now,
           sourceTokenId: collector.tokenId,
@@ -188,7 +178,6 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
       case 'replay':
         if (result.requestHash !== hash) {
           throw new ApiError(
-            422,
             'idempotency_key_reused',
             'this Idempotency-Key was used for a different request body within the last 24 h',
           );
@@ -209,9 +198,9 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
   router.post('/v1/alarms/:id/ack', asUser, async (req, res) => {
     const viewer = viewerOf(res);
     const id = String(req.params.id);
-    if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError(404, 'not_found', 'no such alarm');
+    if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError('not_found', 'no such alarm');
     const result = await db(() => acknowledgeAlarm(pool, viewer, id, new Date()));
-    if (result.kind === 'not_found') throw new ApiError(404, 'not_found', 'no such alarm');
+    if (result.kind === 'not_found') throw new ApiError('not_found', 'no such alarm');
     if (result.kind === 'acknowledged') outbox.dispatch(result.eventId);
     const answer: AlarmAckResponse = {
       id,
@@ -238,14 +227,12 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
     );
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    const answer: AlarmListResponse = {
-      alarms: page.map(toAlarmWire),
-      next_cursor:
-        rows.length > q.limit && last
-          ? encodeCursor({ cleared: last.clearedAt !== null, id: last.id.toString() })
-          : null,
-    };
-    res.json(answer);
+    const next = rows.length > q.limit && last ? encodeCursor(last.position) : null;
+    // The alarms are already wire JSON (built in SQL from the one field list), so they are not parsed and
+    // serialized again: the answer is AlarmListResponse, assembled as text.
+    res
+      .type('application/json')
+      .send(`{"alarms":[${page.map((a) => a.alarmJson).join(',')}],"next_cursor":${JSON.stringify(next)}}`);
   });
 
   return router;

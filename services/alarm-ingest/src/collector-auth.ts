@@ -43,10 +43,9 @@ export function collectorAuth(pool: PgPool, db: DbCall, cacheMs: number): Reques
   return async (req, res, next) => {
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_\-.~+/]{8,200}=*)$/.exec(header);
-    if (!match) throw new ApiError(401, 'unauthenticated', 'missing or malformed bearer token');
+    if (!match) throw new ApiError('unauthenticated', 'missing or malformed bearer token');
     const token = await lookup(hashCollectorToken(match[1]!));
-    if (!token || token.revoked)
-      throw new ApiError(401, 'unauthenticated', 'unknown or revoked collector token');
+    if (!token || token.revoked) throw new ApiError('unauthenticated', 'unknown or revoked collector token');
     res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };
     next();
   };

@@ -1,15 +1,14 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
+import { commonEnv, parseEnv, portVar } from '@alarmcast/service';
 import { z } from 'zod';
 
-const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().int().positive();
 
 /** Every environment variable alarm-ingest reads, with its default. Parsed once at boot. */
 export const IngestEnv = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  HOST: z.string().default('127.0.0.1'),
+  ...commonEnv,
   /** @defaultValue 3000 */
-  INGEST_PORT: port.default(3000),
+  INGEST_PORT: portVar(3000),
   /** where browsers reach ws-edge, for the operator console served at /console/ */
   CONSOLE_EDGE_URL: z.string().url().default('http://127.0.0.1:6001'),
   /** the Pusher app key the console connects with (ws-edge's PUSHER_APP_KEY) */
@@ -17,14 +16,6 @@ export const IngestEnv = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,100}$/)
     .default('alarmcast-key'),
-  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/alarmcast'),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  /** prefix of every Redis key, so deployments can share a Redis */
-  REDIS_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
-    .default('ac'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** how often the outbox relay looks for events whose enqueue was not recorded */
   OUTBOX_RELAY_INTERVAL_MS: positiveMs.default(1000),
   /** how old such an event must be before the relay takes it over from the request that wrote it */
@@ -42,6 +33,18 @@ export const IngestEnv = z.object({
   /** seconds a client is told to wait (Retry-After) while Postgres is unreachable */
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
+  /**
+   * admission control (collector writes answer 503 overloaded while any signal is over its limit; 0 turns a
+   * signal off): queries waiting for a Postgres connection...
+   */
+  ADMISSION_MAX_DB_WAITING: z.coerce.number().int().min(0).default(100),
+  /**
+   * ...the event loop's delay, p99 over the last half second, in ms (off by default: where the ingest
+   * shares its cores with other busy processes, as on one small machine, the delay says more about them)...
+   */
+  ADMISSION_MAX_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  /** ...broadcast jobs waiting in the queue (the resolvers are behind: more would only be later) */
+  ADMISSION_MAX_QUEUE_WAITING: z.coerce.number().int().min(0).default(5000),
   /**
    * HS256 key of the user JWTs accepted by the user endpoints (GET /v1/alarms, POST /v1/alarms/{id}/ack); the
    * same key as ws-edge's. Empty counts as unset. Required (32+ characters, not the default) in production.
@@ -66,11 +69,5 @@ const IngestConfigSchema = IngestEnv.superRefine((e, ctx) => {
 export type IngestConfig = z.infer<typeof IngestConfigSchema>;
 
 export function parseIngestConfig(env: NodeJS.ProcessEnv): IngestConfig {
-  const parsed = IngestConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    const refusing = env.NODE_ENV === 'production' ? ' (refusing to start in production)' : '';
-    throw new Error(`alarm-ingest: invalid environment${refusing}: ${problems}`);
-  }
-  return parsed.data;
+  return parseEnv('alarm-ingest', IngestConfigSchema, env);
 }

@@ -64,7 +64,6 @@ export function createDbBreaker(options: DbBreakerOptions): { call: DbCall; brea
       const code = (err as { code?: string }).code;
       if (breaker.opened || code === 'EOPENBREAKER' || code === 'ETIMEDOUT' || isDatabaseUnavailable(err)) {
         throw new ApiError(
-          503,
           'service_unavailable',
           'database unavailable, retry later',
           undefined,

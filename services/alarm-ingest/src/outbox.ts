@@ -1,24 +1,14 @@
 import type { Queue } from 'bullmq';
-import { JOB_CATALOGUE, broadcastJobId } from '@alarmcast/contracts';
-import { lockInIdOrder, type PgPool } from '@alarmcast/db';
+import { broadcastJob } from '@alarmcast/contracts';
+import { claimRelayBatch, markEnqueued, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 
 /** Adds broadcast jobs for outbox events; the real one is a BullMQ queue's addBulk. */
-// Rows locked in id order: the resolver marks overlapping batches at the same time (see lockInIdOrder).
-const MARK_ENQUEUED = `UPDATE outbox_events o SET enqueued_at = now() FROM (${lockInIdOrder()}) l WHERE o.id = l.id`;
-
 export type EnqueueBroadcasts = (eventIds: string[]) => Promise<void>;
 
 export function bullEnqueue(queue: Queue): EnqueueBroadcasts {
-  const { options } = JOB_CATALOGUE.BroadcastAlarmToTenant;
   return async (eventIds) => {
-    await queue.addBulk(
-      eventIds.map((eventId) => ({
-        name: 'BroadcastAlarmToTenant',
-        data: { eventId },
-        opts: { ...options, jobId: broadcastJobId(eventId) },
-      })),
-    );
+    await queue.addBulk(eventIds.map(broadcastJob));
   };
 }
 
@@ -37,7 +27,8 @@ export interface OutboxOptions {
 }
 
 /**
- * Gets committed outbox events onto the broadcast queue.
+ * Gets committed outbox events onto the broadcast queue (the process side of packages/db `outbox.ts`,
+ * which owns the statements).
  *
  * Fast path: right after the commit, the request hands its event to `dispatch`, which enqueues it and
  * records `enqueued_at` (recording is coalesced into one UPDATE per tick; it is bookkeeping, not delivery).
@@ -91,28 +82,18 @@ export class OutboxDispatcher {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ id: string }>({
-        name: 'outbox_relay_claim',
-        text: `SELECT id FROM outbox_events
-                WHERE broadcast_at IS NULL
-                  AND ((enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1))
-                    OR enqueued_at < now() - make_interval(secs => $3))
-                ORDER BY id LIMIT $2
-                FOR UPDATE SKIP LOCKED`,
-        values: [
-          this.options.relayGraceMs / 1000,
-          this.options.relayBatch ?? 500,
-          this.options.redeliverAfterMs / 1000,
-        ],
+      const ids = await claimRelayBatch(client, {
+        graceMs: this.options.relayGraceMs,
+        redeliverAfterMs: this.options.redeliverAfterMs,
+        limit: this.options.relayBatch ?? 500,
       });
-      if (rows.length > 0) {
-        const ids = rows.map((r) => String(r.id));
+      if (ids.length > 0) {
         await this.enqueue(ids);
-        await client.query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [ids] });
+        await markEnqueued(client, ids);
         this.log.info({ count: ids.length }, 'outbox relay enqueued events');
       }
       await client.query('COMMIT');
-      return rows.length;
+      return ids.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -132,9 +113,9 @@ export class OutboxDispatcher {
     if (this.toMark.size === 0) return;
     const ids = [...this.toMark];
     this.toMark.clear();
-    await this.pool
-      .query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [ids] })
-      .catch((err: unknown) => this.log.warn({ err, count: ids.length }, 'could not record enqueued_at'));
+    await markEnqueued(this.pool, ids).catch((err: unknown) =>
+      this.log.warn({ err, count: ids.length }, 'could not record enqueued_at'),
+    );
   }
 
   async stop(): Promise<void> {

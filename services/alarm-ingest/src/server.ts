@@ -17,6 +17,7 @@ import {
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
+import { admissionControl } from './admission.js';
 import { alarmsRouter } from './alarms-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
@@ -140,17 +141,27 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     // JSON is UTF-8 (RFC 8259); the body parser would also decode utf-7 or utf-16, so refuse them first.
     const charset = /;\s*charset="?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      throw new ApiError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
+      throw new ApiError('unsupported_media_type', 'JSON bodies must be UTF-8');
     }
     next();
   });
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
+  const admission = admissionControl({
+    pool,
+    queueWaiting: () => queue.getWaitingCount(),
+    maxDbWaiting: config.ADMISSION_MAX_DB_WAITING,
+    maxLoopDelayMs: config.ADMISSION_MAX_LOOP_DELAY_MS,
+    maxQueueWaiting: config.ADMISSION_MAX_QUEUE_WAITING,
+    retryAfterS: 1,
+    metrics,
+  });
   app.use(
     alarmsRouter({
       pool,
       db,
       outbox,
       jwtSecret: config.JWT_SECRET,
+      admission: admission.middleware,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
       onAccepted: () => accepted.inc(),
     }),
@@ -181,6 +192,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await drained;
       await outbox.stop();
       await pruner.stop();
+      admission.stop();
       await queue.close();
       redis.disconnect();
       breaker.shutdown();

@@ -19,9 +19,9 @@ export function userAuth(pool: PgPool, db: DbCall, jwtSecret: string): RequestHa
   return async (req, res, next) => {
     const match = /^Bearer (\S{1,4096})$/.exec(req.get('authorization') ?? '');
     const claims = match ? await verifyUserJwt(jwtSecret, match[1]!) : null;
-    if (!claims) throw new ApiError(401, 'unauthenticated', 'missing, invalid or expired user token');
+    if (!claims) throw new ApiError('unauthenticated', 'missing, invalid or expired user token');
     const user = await db(() => findUserAccess(pool, claims.userId));
-    if (!user?.active) throw new ApiError(403, 'forbidden', 'this user is unknown or inactive');
+    if (!user?.active) throw new ApiError('forbidden', 'this user is unknown or inactive');
     res.locals.viewer = { userId: claims.userId, tenantId: user.tenantId } satisfies AlarmViewer;
     next();
   };

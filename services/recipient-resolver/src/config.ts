@@ -1,16 +1,9 @@
+import { commonEnv, parseEnv, portVar } from '@alarmcast/service';
 import { z } from 'zod';
 
 /** Every environment variable recipient-resolver reads, with its default. Parsed once at boot. */
 export const ResolverEnv = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  HOST: z.string().default('127.0.0.1'),
-  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/alarmcast'),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  REDIS_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
-    .default('ac'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...commonEnv,
   /** jobs one worker process runs at once (they mostly wait on Postgres and Redis) */
   RESOLVER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
   /** each user's event log (the resume window) keeps at least this many newest events... */
@@ -21,6 +14,12 @@ export const ResolverEnv = z.object({
   USER_LOG_MAX_EVENTS: z.coerce.number().int().min(10).default(10_000),
   /** a log nobody writes to expires after this long */
   USER_LOG_IDLE_TTL_S: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * an event's data is stored once and kept this long; a user's log entry only references it, and a replay
+   * reaching an entry whose data has expired gets resume_failed (event_expired). Raised to
+   * USER_LOG_MIN_AGE_S if below it, so the time floor of the logs always holds.
+   */
+  EVENT_DATA_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /**
    * how long "event E was delivered to user U" is remembered, so that a retried or re-enqueued job
    * delivers to nobody twice; must exceed the longest retry schedule (~7 min) and stall recovery (30 s)
@@ -33,16 +32,11 @@ export const ResolverEnv = z.object({
    */
   RESOLVER_BATCH_MIN_RECIPIENTS: z.coerce.number().int().min(1).default(100),
   /** port of /healthz, /readyz and /metrics (0: any free port) */
-  RESOLVER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9102),
+  RESOLVER_METRICS_PORT: portVar(9102),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
 });
 export type ResolverConfig = z.infer<typeof ResolverEnv>;
 
 export function parseResolverConfig(env: NodeJS.ProcessEnv): ResolverConfig {
-  const parsed = ResolverEnv.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`recipient-resolver: invalid environment: ${problems}`);
-  }
-  return parsed.data;
+  return parseEnv('recipient-resolver', ResolverEnv, env);
 }

@@ -1,2 +1,2 @@
-export { startResolver, type ResolverProcess, type ResolverOptions } from './worker.js';
+export { startResolver, type ResolverProcess, type ResolverOptions } from './resolver-process.js';
 export { parseResolverConfig, type ResolverConfig } from './config.js';

@@ -15,7 +15,7 @@ import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcas
 import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { parseResolverConfig } from '../src/config.js';
-import { startResolver, type ResolverProcess } from '../src/worker.js';
+import { startResolver, type ResolverProcess } from '../src/resolver-process.js';
 
 const user = (ref: string, active = true) => ({ ref, email: `${ref}@example.test`, name: ref, active });
 const graph = {

@@ -55,7 +55,7 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       // Anything but these two would reach the handler with no body and read as a validation failure.
       if (!req.is(['application/x-www-form-urlencoded', 'application/json'])) {
         outcome('invalid');
-        throw new ApiError(415, 'unsupported_media_type', 'send application/x-www-form-urlencoded or JSON');
+        throw new ApiError('unsupported_media_type', 'send application/x-www-form-urlencoded or JSON');
       }
       next();
     },
@@ -68,17 +68,13 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       if (!claims) {
         outcome('unauthenticated');
         res.setHeader('WWW-Authenticate', 'Bearer');
-        throw new ApiError(401, 'unauthenticated', 'a valid bearer token is required');
+        throw new ApiError('unauthenticated', 'a valid bearer token is required');
       }
       const body = AuthBody.safeParse(req.body ?? {});
       if (!body.success) {
         outcome('invalid');
         const issue = body.error.issues[0];
-        throw new ApiError(
-          422,
-          'validation_failed',
-          `${issue?.path.join('.') ?? 'body'} ${issue?.message ?? ''}`,
-        );
+        throw new ApiError('validation_failed', `${issue?.path.join('.') ?? 'body'} ${issue?.message ?? ''}`);
       }
       const { socket_id: socketId, channel_name: channelName } = body.data;
       // Only the channels alarmcast serves can be signed: presence, public and unknown private channels are
@@ -90,13 +86,13 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
           access = await findUserAccess(pool, claims.userId);
         } catch (err) {
           log.error({ err }, 'could not load user access');
-          throw new ApiError(503, 'service_unavailable', 'user directory unavailable, retry');
+          throw new ApiError('service_unavailable', 'user directory unavailable, retry');
         }
       }
       if (!channel || !mayRead(claims.userId, access, channel)) {
         outcome('forbidden');
         log.info({ userId: claims.userId, channel: channelName }, 'channel authorization refused');
-        throw new ApiError(403, 'forbidden', `not allowed to subscribe to ${channelName}`);
+        throw new ApiError('forbidden', `not allowed to subscribe to ${channelName}`);
       }
       outcome('granted');
       res.json({ auth: signChannelAuth(config.app.key, config.app.secret, socketId, channelName) });

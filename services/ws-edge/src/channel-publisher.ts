@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
-import type { PubSubEnvelope } from '@alarmcast/contracts';
-import type { Redis, RedisKeys } from '@alarmcast/redis';
+import { encodeChannelEvent, type PubSubTransport, type RedisKeys } from '@alarmcast/redis';
 
 /** Pusher's socket id shape, as the edge issues it. */
 export const SOCKET_ID = /^\d{1,20}\.\d{1,20}$/;
@@ -23,12 +22,12 @@ export class ChannelPublisher {
   readonly nodeId = `ws-edge:${hostname()}:${process.pid}`;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly transport: PubSubTransport,
     private readonly keys: RedisKeys,
   ) {}
 
   get ready(): boolean {
-    return this.redis.status === 'ready';
+    return this.transport.publishReady;
   }
 
   /**
@@ -38,22 +37,18 @@ export class ChannelPublisher {
    */
   async publish(events: readonly ChannelEvent[]): Promise<void> {
     if (events.length === 0) return;
-    if (!this.ready) throw new Error(`Redis publisher is ${this.redis.status}`);
-    const pipeline = this.redis.pipeline();
-    for (const e of events) {
-      const envelope: PubSubEnvelope = {
-        v: 1,
-        node: this.nodeId,
-        type: 'event',
-        channel: e.channel,
-        event: e.event,
-        data: e.data,
-        ...(e.excludeSocketId === undefined ? {} : { excludeSocketId: e.excludeSocketId }),
-      };
-      pipeline.publish(this.keys.pubsubChannel(e.channel), JSON.stringify(envelope));
-    }
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null);
-    if (failed) throw failed[0];
+    if (!this.ready) throw new Error('Redis publisher is not ready');
+    await this.transport.publishMany(
+      events.map((e) => ({
+        channel: this.keys.pubsubChannel(e.channel),
+        message: encodeChannelEvent({
+          node: this.nodeId,
+          channel: e.channel,
+          event: e.event,
+          data: e.data,
+          ...(e.excludeSocketId === undefined ? {} : { excludeSocketId: e.excludeSocketId }),
+        }),
+      })),
+    );
   }
 }

@@ -1,4 +1,5 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
+import { commonEnv, parseEnv, portVar, unsetIfEmpty } from '@alarmcast/service';
 import { z } from 'zod';
 
 /** Credentials a developer can use without configuring anything; refused in production. */
@@ -11,27 +12,19 @@ export const DEV_DEFAULTS = {
 type SecretVar = keyof typeof DEV_DEFAULTS;
 const SECRET_VARS = Object.keys(DEV_DEFAULTS) as SecretVar[];
 
-// A variable set to the empty string (`PUSHER_APP_SECRET=` in a .env file) counts as unset, so that it gets
-// the default or, in production, the "missing" error instead of an empty HMAC key.
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+// Secrets have no default here: an unset one gets the development value, or, in production, an error.
+const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optional());
 
 const EdgeEnv = z.object({
-  NODE_ENV: optional(z.enum(['development', 'test', 'production'])),
-  HOST: optional(z.string()),
-  EDGE_PORT: optional(z.coerce.number().int().min(0).max(65_535)),
+  ...commonEnv,
+  EDGE_PORT: portVar(6001),
   // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
   PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_SECRET: optional(z.string()),
   JWT_SECRET: optional(z.string()),
-  DATABASE_URL: optional(z.url({ protocol: /^postgres(ql)?$/ })),
-  REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
-  // RedisKeys' own rule for key parts, checked here so a bad prefix fails at boot, not on first subscribe.
-  REDIS_PREFIX: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of [A-Za-z0-9_.-]')),
   ACTIVITY_TIMEOUT_S: optional(z.coerce.number().int().min(1).max(3600)),
   MAX_MESSAGE_BYTES: optional(z.coerce.number().int().min(512).max(1_048_576)),
-  LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   CORS_ORIGINS: optional(z.string()),
 });
 
@@ -66,9 +59,7 @@ export interface EdgeConfig {
   defaultsUsed: SecretVar[];
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError } from '@alarmcast/service';
 
 /** Production must not run on credentials that are printed in this repository, nor on guessable HMAC keys. */
 function refineProduction(e: z.infer<typeof EdgeEnv>, ctx: z.RefinementCtx): void {
@@ -87,30 +78,26 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     .map((s) => s.trim())
     .filter(Boolean);
   return {
-    nodeEnv: e.NODE_ENV ?? 'development',
-    host: e.HOST ?? '127.0.0.1',
-    port: e.EDGE_PORT ?? 6001,
+    nodeEnv: e.NODE_ENV,
+    host: e.HOST,
+    port: e.EDGE_PORT,
     app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
     jwtSecret: secret('JWT_SECRET'),
-    databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',
-    redisUrl: e.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    redisPrefix: e.REDIS_PREFIX ?? 'ac',
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     activityTimeoutS: e.ACTIVITY_TIMEOUT_S ?? 30,
     maxMessageBytes: e.MAX_MESSAGE_BYTES ?? 10_000,
-    logLevel: e.LOG_LEVEL ?? 'info',
+    logLevel: e.LOG_LEVEL,
     corsOrigins: cors.length === 0 || cors.includes('*') ? '*' : cors,
     defaultsUsed: SECRET_VARS.filter((name) => e[name] === undefined),
   };
 });
 
 /**
- * Parses the edge's environment, once at boot. Throws a ConfigError listing each problem on its own line (the
- * production credential rules are checked once every variable is well-formed).
+ * Parses the edge's environment, once at boot. Throws a ConfigError listing each problem (the production
+ * credential rules are checked once every variable is well-formed).
  */
 export function parseEdgeConfig(env: NodeJS.ProcessEnv): EdgeConfig {
-  const parsed = EdgeConfigSchema.safeParse(env);
-  if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(environment)'}: ${i.message}`);
-  const refusing = env.NODE_ENV === 'production' ? ' (refusing to start in production)' : '';
-  throw new ConfigError(`ws-edge: invalid environment${refusing}:\n${lines.join('\n')}`);
+  return parseEnv('ws-edge', EdgeConfigSchema, env);
 }

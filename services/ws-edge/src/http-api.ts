@@ -88,17 +88,17 @@ export function httpApiRouter(deps: HttpApiDeps): Router {
     async (req: Request, res: express.Response): Promise<void> => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       try {
-        if (req.params.appId !== app.id) throw new ApiError(404, 'not_found', 'no such app');
+        if (req.params.appId !== app.id) throw new ApiError('not_found', 'no such app');
         const problem = authProblem(req, body);
         if (problem) {
           log.info({ problem }, 'HTTP API request refused');
-          throw new ApiError(401, 'unauthenticated', problem);
+          throw new ApiError('unauthenticated', problem);
         }
         let json: unknown;
         try {
           json = JSON.parse(body.toString('utf8'));
         } catch {
-          throw new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+          throw new ApiError('invalid_json', 'request body is not valid JSON');
         }
         const events = toEvents(json);
         const served = events.filter((e) => parseChannel(e.channel) !== null);
@@ -110,7 +110,7 @@ export function httpApiRouter(deps: HttpApiDeps): Router {
           await publisher.publish(served);
         } catch (err) {
           log.error({ err }, 'could not publish HTTP API events');
-          throw new ApiError(503, 'service_unavailable', 'could not publish, retry', undefined, 1);
+          throw new ApiError('service_unavailable', 'could not publish, retry', undefined, 1);
         }
         outcome('published', served.length);
         res.json({});
@@ -206,11 +206,13 @@ function parseBody<T>(schema: z.ZodType<T>, json: unknown): T {
   const parsed = schema.safeParse(json);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  // Pusher answers 400 to a malformed event; the field and reason are in the message.
+  // The field and reason are in the message; the status is Pusher's (ERROR_CATALOGUE pusherStatus).
   throw new ApiError(
-    400,
     'validation_failed',
     `${issue?.path.join('.') || 'body'} ${issue?.message ?? 'is invalid'}`,
+    undefined,
+    undefined,
+    'pusher',
   );
 }
 
@@ -218,7 +220,6 @@ function checkDataSize(data: string): void {
   const bytes = Buffer.byteLength(data, 'utf8');
   if (bytes > HTTP_API_LIMITS.maxDataBytes) {
     throw new ApiError(
-      413,
       'payload_too_large',
       `event data is ${bytes} bytes, over the limit of ${HTTP_API_LIMITS.maxDataBytes}`,
     );

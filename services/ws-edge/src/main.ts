@@ -1,16 +1,9 @@
 import { createLogger } from '@alarmcast/observability';
-import { ConfigError, DEV_DEFAULTS, parseEdgeConfig } from './config.js';
+import { configOrExit, drainOnSignals } from '@alarmcast/service';
+import { DEV_DEFAULTS, parseEdgeConfig } from './config.js';
 import { startEdge } from './server.js';
 
-let config;
-try {
-  config = parseEdgeConfig(process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  // Plain stderr, not JSON: this is read by whoever is deploying, before any log pipeline matters.
-  console.error(err.message);
-  process.exit(1);
-}
+const config = configOrExit(() => parseEdgeConfig(process.env));
 
 const log = createLogger({ service: 'ws-edge', level: config.logLevel });
 if (config.defaultsUsed.length > 0) {
@@ -32,18 +25,4 @@ log.info(
   'ws-edge listening',
 );
 
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'draining');
-    edge.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'unclean shutdown');
-        process.exit(1);
-      },
-    );
-  });
-}
+drainOnSignals(log, () => edge.close());

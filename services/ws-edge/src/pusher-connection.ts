@@ -44,11 +44,20 @@ export class PusherConnection implements ChannelMember {
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
   /**
-   * For resumed channels, the newest event id sent. The replay reads the log on one Redis connection while
-   * live messages come on another, so an event the replay already sent can still arrive live afterwards;
-   * per-user ids only grow, so anything at or below this mark is a repeat.
+   * For resumed channels, the newest event id the replay sent. The replay reads the log on one Redis
+   * connection while live messages come on another, so an event the replay already sent can still arrive
+   * live afterwards; a user's events reach this node in log order, so until a live event newer than this
+   * mark goes by, anything at or below it is a repeat. Only ids read from the log itself are ever put here,
+   * never the position the client claims (a forged newer one would silence the socket), and the mark is
+   * dropped once the overlap is over (a log recreated with lower ids, on a Redis whose clock went back,
+   * would otherwise be dropped for good).
    */
   private readonly sentUpTo = new Map<string, string>();
+  /**
+   * For user channels, the event id of the last event sent (live or replayed): where this socket resumes
+   * by itself when the node's subscriber connection was lost for a while (see resubscribed).
+   */
+  private readonly lastSent = new Map<string, string>();
 
   constructor(
     readonly socketId: string,
@@ -86,7 +95,8 @@ export class PusherConnection implements ChannelMember {
     const upTo = this.sentUpTo.get(channel);
     if (upTo !== undefined && eventId !== undefined) {
       if (compareStreamIds(eventId, upTo) <= 0) return;
-      this.sentUpTo.set(channel, eventId);
+      // Past the replay: every repeat has gone by.
+      this.sentUpTo.delete(channel);
     }
     if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
       // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
@@ -98,6 +108,32 @@ export class PusherConnection implements ChannelMember {
     }
     this.ws.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
+    if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
+  }
+
+  /**
+   * The node stopped listening to Redis for a while (a blip, a restart) and is back: events published
+   * meanwhile reached no socket, and the client, whose socket stayed open, would never know. A user channel
+   * on which an event was sent resumes from it, exactly as a reconnecting client would: what the log holds
+   * after it, or `alarmcast:resume_failed` when the log cannot prove it (recreated empty by a restart,
+   * expired). A channel that has had no event yet has no position to prove anything from, and is left
+   * as it is.
+   */
+  resubscribed(channel: string, settled: Promise<void>): void {
+    const from = this.lastSent.get(channel);
+    const parsed = parseChannel(channel);
+    if (from === undefined || from === '' || parsed?.kind !== 'user') return;
+    if (!this.channels.has(channel) || this.resuming.has(channel)) return;
+    this.resuming.set(channel, []);
+    settled.then(
+      () => void this.resume(channel, parsed.userId, from),
+      (err: unknown) => {
+        this.resuming.delete(channel);
+        this.log.error({ err, channel }, 'Redis did not answer after resubscribing');
+        // As for a failed SUBSCRIBE: the client reconnects, resubscribes and resumes.
+        this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
+      },
+    );
   }
 
   close(code: number, reason: string): void {
@@ -158,6 +194,7 @@ export class PusherConnection implements ChannelMember {
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
+        this.lastSent.delete(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -196,6 +233,8 @@ export class PusherConnection implements ChannelMember {
     }
     this.channels.add(channel);
     const parsed = parseChannel(channel);
+    // '' until an event with an id is sent on it.
+    if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
     // below or among these, so nothing falls between replay and live.
@@ -210,6 +249,7 @@ export class PusherConnection implements ChannelMember {
       },
       (err: unknown) => {
         this.resuming.delete(channel);
+        this.lastSent.delete(channel);
         if (!this.channels.delete(channel)) return;
         this.log.error({ err, channel }, 'SUBSCRIBE failed');
         // Without the subscription this socket would silently miss events; make pusher-js back off and
@@ -222,22 +262,21 @@ export class PusherConnection implements ChannelMember {
   /**
    * Replays the user's log after `afterId`, then releases the live events held meanwhile, skipping those
    * the replay already sent: the client sees every event after its position once, in log order. When the
-   * log cannot prove it has everything (trimmed, expired, too long), the client is told with
-   * RESUME_FAILED_EVENT and reloads through the API; live events continue either way.
+   * log cannot prove it has everything (the position's entry is not in it: trimmed, expired, recreated,
+   * unknown; or too much to replay), the client is told first with RESUME_FAILED_EVENT and reloads through
+   * the API; what the log still holds after the position follows, then live events, either way. Saying it
+   * first means a client that resets its position on the failure takes up the ids of the log it is now on
+   * from the replayed events, instead of judging them against a position from another log.
    */
   private async resume(channel: string, userId: number, afterId: string): Promise<void> {
-    let lastSent = afterId;
     let gap: ResumeFailedData['reason'] | null =
       parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
+    let events: LoggedEvent[] = [];
     if (!gap) {
       try {
         const replay = await this.ctx.readUserLog(userId, afterId);
         gap = replay.gap;
-        for (const e of replay.events) {
-          if (!this.channels.has(channel)) return; // unsubscribed meanwhile
-          this.send(serverFrames.channelEvent(channel, e.event, e.data));
-          lastSent = e.eventId;
-        }
+        events = replay.events;
         this.ctx.metrics.resumes.inc({ outcome: gap ?? 'complete' });
       } catch (err) {
         this.log.warn({ err, channel }, 'could not read the event log for resume');
@@ -245,15 +284,24 @@ export class PusherConnection implements ChannelMember {
         this.ctx.metrics.resumes.inc({ outcome: 'log_unavailable' });
       }
     }
+    if (!this.channels.has(channel)) {
+      this.resuming.delete(channel); // unsubscribed meanwhile
+      return;
+    }
     if (gap) {
       const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }
+    for (const e of events) this.send(serverFrames.channelEvent(channel, e.event, e.data));
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
-    if (!this.channels.has(channel)) return;
-    // From here on, deliver() drops whatever the replay already sent, held or still in flight.
-    if (parseStreamId(lastSent).length > 0) this.sentUpTo.set(channel, lastSent);
+    // From here on, deliver() drops whatever the replay already sent, held or still in flight. The mark is
+    // an id the log gave us, never afterId itself: see sentUpTo.
+    const last = events.at(-1);
+    if (last) {
+      this.sentUpTo.set(channel, last.eventId);
+      this.lastSent.set(channel, last.eventId);
+    }
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PUSHER_CHANNEL_NAME, RESUME_FIELD } from '@alarmcast/contracts';
+import { escapedUserCopy } from '@alarmcast/redis';
 import type { PusherCode } from './close-codes.js';
 
 /**
@@ -108,9 +109,11 @@ export const serverFrames = {
    * name, a stream id: the envelope schema guarantees both).
    */
   userCopies: (event: string, dataHead: string): ((channel: string, eventId: string) => string) => {
+    const [before, after] = escapedUserCopy(dataHead);
     const start = `{"event":${JSON.stringify(event)},"channel":"`;
-    const data = `","data":${JSON.stringify(dataHead).slice(0, -1)}\\"event_id\\":\\"`;
-    return (channel, eventId) => `${start}${channel}${data}${eventId}\\"}"}`;
+    const data = `","data":"${before}`;
+    const end = `${after}"}`;
+    return (channel, eventId) => `${start}${channel}${data}${eventId}${end}`;
   },
 };
 

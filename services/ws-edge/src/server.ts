@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createRedis, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
+import { createRedis, readUserLogAfter, RedisKeys, RedisPubSub } from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
@@ -76,10 +76,11 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const publisherRedis = createRedis(config.redisUrl, { name: 'ws-edge:pub' });
   publisherRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis publisher error'));
   const keys = new RedisKeys(config.redisPrefix);
-  const publisher = new ChannelPublisher(publisherRedis, keys);
+  const transport = new RedisPubSub(publisherRedis, subscriber);
+  const publisher = new ChannelPublisher(transport, keys);
 
   const subscriptions = new ChannelSubscriptions({
-    subscriber,
+    transport,
     keys,
     log,
     onDropped: (reason) => metrics.framesDropped.inc({ reason }),

@@ -1,5 +1,5 @@
-import { PubSubEnvelope, userChannel } from '@alarmcast/contracts';
-import type { Redis, RedisKeys } from '@alarmcast/redis';
+import { userChannel } from '@alarmcast/contracts';
+import { decodeEnvelope, type PubSubTransport, type RedisKeys } from '@alarmcast/redis';
 import type { Logger } from '@alarmcast/observability';
 import { serverFrames } from './pusher-protocol.js';
 
@@ -12,16 +12,19 @@ export interface ChannelMember {
    * The member applies its own backpressure policy and never throws.
    */
   deliver(frame: string, channel: string, eventId: string | undefined): void;
+  /**
+   * The subscriber connection came back after a disconnect: messages published meanwhile never reached
+   * this node. `settled` resolves once Redis delivers the channel's messages again. Called synchronously
+   * before any message of the new connection is handed to `deliver`.
+   */
+  resubscribed?(channel: string, settled: Promise<void>): void;
 }
 
 export type DropReason = 'malformed_envelope' | 'channel_mismatch' | 'no_local_member';
 
 export interface ChannelSubscriptionsOptions {
-  /**
-   * A connection for this registry alone: once it has subscribed, Redis lets it run no other command.
-   * ioredis re-subscribes it to every channel after a reconnect.
-   */
-  subscriber: Redis;
+  /** the pub/sub transport whose subscriptions this registry alone manages */
+  transport: PubSubTransport;
   keys: RedisKeys;
   log: Logger;
   onDropped?: (reason: DropReason) => void;
@@ -36,31 +39,25 @@ interface Entry {
 /**
  * The node-local registry: Pusher channel → local sockets. The node SUBSCRIBEs to a channel's Redis pub/sub
  * channel when its first local socket joins and UNSUBSCRIBEs when the last one leaves, so each node receives
- * only the traffic its own sockets need. Commands go out in order on the one subscriber connection, so an
+ * only the traffic its own sockets need. The transport sends (UN)SUBSCRIBEs in call order, so an
  * UNSUBSCRIBE followed by a SUBSCRIBE for the same channel (leave then rejoin) always ends subscribed.
  *
  * Besides, from its first join on, the node is subscribed to the fan-out channel of `user-batch` envelopes
  * (large broadcasts: one message for many users) and hands each listed user's copy to the members of
  * `private-user.{id}` it holds. Redis delivers the messages of both kinds to this one connection in the
- * order they were published, so a user's events arrive in log order whichever way each was sent.
+ * order they were published, so a user's events arrive in log order whichever way each was sent. Messages
+ * are decoded with envelope-codec.ts' decoder (packages/redis), the reader of the layout the resolver's
+ * script writes.
  */
 export class ChannelSubscriptions {
   private readonly channels = new Map<string, Entry>();
   private members = 0;
   /** settles when Redis has acknowledged the fan-out channel's SUBSCRIBE */
   private batchesSubscribed: Promise<void> | undefined;
-  /** (UN)SUBSCRIBEs waiting for the subscriber connection to be ready, in call order */
-  private waiting: (() => void)[] = [];
 
   constructor(private readonly options: ChannelSubscriptionsOptions) {
-    options.subscriber.on('message', (redisChannel: string, message: string) =>
-      this.onMessage(redisChannel, message),
-    );
-    options.subscriber.on('ready', () => {
-      const run = this.waiting;
-      this.waiting = [];
-      for (const send of run) send();
-    });
+    options.transport.onMessage((redisChannel, message) => this.onMessage(redisChannel, message));
+    options.transport.onResubscribed((settled) => this.onResubscribed(settled));
   }
 
   /**
@@ -74,7 +71,7 @@ export class ChannelSubscriptions {
       const redisChannel = this.options.keys.pubsubChannel(channel);
       created.subscribed = Promise.all([
         this.subscribeBatches(),
-        this.whenReady(() => this.options.subscriber.subscribe(redisChannel)),
+        this.options.transport.subscribe(redisChannel),
       ]).then(
         () => undefined,
         (err: unknown) => {
@@ -103,34 +100,33 @@ export class ChannelSubscriptions {
     if (entry.members.size > 0) return;
     this.channels.delete(channel);
     const redisChannel = this.options.keys.pubsubChannel(channel);
-    this.whenReady(() => this.options.subscriber.unsubscribe(redisChannel)).catch((err: unknown) => {
+    this.options.transport.unsubscribe(redisChannel).catch((err: unknown) => {
       // Harmless beyond a little traffic: messages for a channel without members are dropped on arrival.
       this.options.log.warn({ err, channel }, 'UNSUBSCRIBE failed');
     });
   }
 
   private subscribeBatches(): Promise<void> {
-    return (this.batchesSubscribed ??= this.whenReady(() =>
-      this.options.subscriber.subscribe(this.options.keys.userBatchChannel),
-    ).then(
-      () => undefined,
-      (err: unknown) => {
-        this.batchesSubscribed = undefined; // the next join tries again
-        throw err;
-      },
-    ));
+    return (this.batchesSubscribed ??= this.options.transport
+      .subscribe(this.options.keys.userBatchChannel)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.batchesSubscribed = undefined; // the next join tries again
+          throw err;
+        },
+      ));
   }
 
   /**
-   * Sends a (UN)SUBSCRIBE only once the connection is ready, keeping call order. ioredis writes SUBSCRIBE
-   * as soon as the socket connects (Redis accepts it while loading), before its ready check; that check's INFO
-   * then fails on the now-subscribed connection, ioredis reconnects and, the connection never having been
-   * ready, does not resubscribe: the SUBSCRIBE had succeeded and the subscription is silently gone.
-   * Once ready, ioredis itself re-subscribes everything after a reconnect.
+   * The transport's subscriber connection is back after a loss: tell every member at once, before any
+   * message of the new connection is delivered, so that each can hold live events until it has caught up
+   * with what was published while the node was not listening.
    */
-  private whenReady<T>(send: () => Promise<T>): Promise<T> {
-    if (this.options.subscriber.status === 'ready' && this.waiting.length === 0) return send();
-    return new Promise<T>((resolve, reject) => this.waiting.push(() => send().then(resolve, reject)));
+  private onResubscribed(settled: Promise<void>): void {
+    for (const [channel, entry] of this.channels) {
+      for (const member of entry.members) member.resubscribed?.(channel, settled);
+    }
   }
 
   /** Pusher channels this node is subscribed to (or subscribing to) for its sockets. */
@@ -203,15 +199,4 @@ export class ChannelSubscriptions {
       for (const member of entry.members) member.deliver(frame, channel, eventId);
     }
   }
-}
-
-function decodeEnvelope(message: string): PubSubEnvelope | null {
-  let json: unknown;
-  try {
-    json = JSON.parse(message);
-  } catch {
-    return null;
-  }
-  const parsed = PubSubEnvelope.safeParse(json);
-  return parsed.success ? parsed.data : null;
 }

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { userChannel } from '@alarmcast/contracts';
 import { createLogger } from '@alarmcast/observability';
-import { createRedis, type Redis } from '@alarmcast/redis';
+import { createRedis, RedisPubSub, type Redis } from '@alarmcast/redis';
 import { ChannelSubscriptions, type ChannelMember } from '../src/subscriptions.js';
 import { serverFrames } from '../src/pusher-protocol.js';
 import { createEdgeWorld, numsub, publish, type EdgeWorld } from './helpers.js';
@@ -31,7 +31,11 @@ describe('ChannelSubscriptions', () => {
 
   const registry = () => {
     subscriber = createRedis(world.config().redisUrl, { name: 'ws-edge:sub-test' });
-    return new ChannelSubscriptions({ subscriber, keys: world.keys, log });
+    return new ChannelSubscriptions({
+      transport: new RedisPubSub(world.redis, subscriber),
+      keys: world.keys,
+      log,
+    });
   };
 
   it('subscribes once per channel, and unsubscribes when the last member leaves', async () => {
@@ -65,7 +69,7 @@ describe('ChannelSubscriptions', () => {
     const dropped: string[] = [];
     subscriber = createRedis(world.config().redisUrl, { name: 'ws-edge:sub-test' });
     const subs = new ChannelSubscriptions({
-      subscriber,
+      transport: new RedisPubSub(world.redis, subscriber),
       keys: world.keys,
       log,
       onDropped: (reason) => dropped.push(reason),

@@ -6,7 +6,7 @@ import { AlarmcastClient, type AlarmEvent } from '@alarmcast/client';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { BROADCAST_QUEUE, type ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
-import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
+import { RedisKeys, createRedis, readUserLogAfter, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { APP, JWT_SECRET, type Pusher } from '../src/stack.js';
 import type { SpawnedService } from '../src/spawned-stack.js';
@@ -180,11 +180,8 @@ describe('faults against real processes', () => {
 
   /** Alarm ids (created events) in a user's event log, in log order. */
   const logAlarmIds = async (redis: Redis, userId: number): Promise<string[]> => {
-    const entries = await redis.xrange(keys.userLog(userId), '-', '+');
-    return entries.map(([, fields]) => {
-      const head = fields[fields.indexOf('head') + 1]!;
-      return (JSON.parse(`${head}}`) as { alarm: { id: string } }).alarm.id;
-    });
+    const { events } = await readUserLogAfter(redis, keys, userId, '0-0');
+    return events.map((e) => (JSON.parse(e.data) as { alarm: { id: string } }).alarm.id);
   };
 
   // Events not yet delivered to everyone. (Not "never enqueued": a later event's job delivers a device's

@@ -1,64 +1,32 @@
-import type { PerceivedSeverity } from '@alarmcast/contracts';
+import type { AlarmIngestBody } from '@alarmcast/contracts';
 import { alarmWireSql } from './alarm-wire-sql.js';
+import { viewerMaySeeSql, type AlarmViewer } from './access.js';
+import { dropExpiredIdempotencyKey } from './idempotency-keys.js';
+import { insertAlarmEventsSql } from './outbox.js';
 import type { PgPool } from './pool.js';
 
-export interface CollectorTokenRow {
-  id: number;
-  tenantId: number | null;
-  revoked: boolean;
-}
+/**
+ * The statements that change an alarm. Each one writes the change and its outbox event together (one
+ * statement, one implicit transaction), and answers with the alarm's wire form built in SQL.
+ */
 
-export async function findCollectorToken(pool: PgPool, tokenHash: string): Promise<CollectorTokenRow | null> {
-  const { rows } = await pool.query<{ id: number; tenant_id: number | null; revoked: boolean }>({
-    name: 'find_collector_token',
-    text: 'SELECT id, tenant_id, revoked_at IS NOT NULL AS revoked FROM collector_tokens WHERE token_hash = $1',
-    values: [tokenHash],
-  });
-  const row = rows[0];
-  return row ? { id: row.id, tenantId: row.tenant_id, revoked: row.revoked } : null;
-}
-
-/** The tenant of a device, or null if there is no such device. */
-export async function findDeviceTenant(pool: PgPool, deviceId: number): Promise<number | null> {
-  const { rows } = await pool.query<{ tenant_id: number }>({
-    name: 'find_device_tenant',
-    text: 'SELECT tenant_id FROM cpe_devices WHERE id = $1',
-    values: [deviceId],
-  });
-  return rows[0]?.tenant_id ?? null;
-}
-
-export async function tenantExists(pool: PgPool, tenantId: number): Promise<boolean> {
-  const { rowCount } = await pool.query({
-    name: 'tenant_exists',
-    text: 'SELECT 1 FROM tenants WHERE id = $1',
-    values: [tenantId],
-  });
-  return (rowCount ?? 0) > 0;
-}
-
-/** A raise or clear reported by a collector, for the alarm (tenantId, deviceId, alarmIdentifier). */
-export interface AlarmReport {
+/**
+ * A raise or clear reported by a collector, for the alarm (tenantId, deviceId, alarmIdentifier): the
+ * validated ingest body's alarm fields (`Cleared` clears the active alarm; any other severity raises or
+ * updates it) and where it belongs.
+ */
+export type AlarmReport = Omit<AlarmIngestBody, 'deviceId' | 'tenantId' | 'raisedAt'> & {
   /**
    * With a device: null takes the device's tenant (a platform token), a number requires the device to be that
    * tenant's (a tenant-scoped token). Without a device: the (existing) tenant of the alarm.
    */
   tenantId: number | null;
   deviceId: number | null;
-  alarmIdentifier: string;
-  eventType: string;
-  probableCause: string;
-  specificProblem: string;
-  /** `Cleared` clears the active alarm; anything else raises or updates it */
-  perceivedSeverity: PerceivedSeverity;
-  managedObjectInstance: string | null;
-  additionalText: string | null;
-  additionalInformation: string | null;
   /** used only when the raise creates the alarm */
   raisedAt: Date;
   changedAt: Date;
   sourceTokenId: number;
-}
+};
 
 /** The request's Idempotency-Key, scoped to the collector token of the report. */
 export interface IdempotencyClaim {
@@ -131,11 +99,7 @@ const writeStatement = (change: string): string => `
                        WHERE d.id = $6::int AND ($5::int IS NULL OR d.tenant_id = $5::int)) END AS tenant_id
   ),
   a AS (${change}),
-  e AS (
-    INSERT INTO outbox_events (tenant_id, device_id, kind, alarm_id, payload)
-    SELECT a.tenant_id, a.device_id, a.kind, a.id, jsonb_build_object('alarm', ${alarmWireSql('a')}) FROM a
-    RETURNING id, alarm_id, kind, payload
-  ),
+  e AS (${insertAlarmEventsSql('a', 'a.kind')}),
   r AS (
     SELECT e.id AS event_id, CASE WHEN e.kind = 'alarm.created' THEN 202 ELSE 200 END AS status,
            jsonb_build_object('id', e.alarm_id::text, 'alarm', e.payload -> 'alarm',
@@ -190,9 +154,9 @@ export async function writeAlarmReport(
           report.probableCause,
           report.specificProblem,
           report.perceivedSeverity,
-          report.managedObjectInstance,
-          report.additionalText,
-          report.additionalInformation,
+          report.managedObjectInstance ?? null,
+          report.additionalText ?? null,
+          report.additionalInformation ?? null,
           report.raisedAt,
           report.changedAt,
         ],
@@ -212,12 +176,7 @@ export async function writeAlarmReport(
     // The key was taken meanwhile (a concurrent request with it committed first), or an expired answer still
     // holds it. Drop the expired one, if that is it, and run again: now `prior` sees a live answer, or the
     // key is free.
-    await pool.query({
-      name: 'drop_expired_idempotency_key',
-      text: `DELETE FROM idempotency_keys
-              WHERE token_id = $1 AND key = $2 AND created_at <= now() - make_interval(secs => $3::float8)`,
-      values: [report.sourceTokenId, idempotency.key, idempotency.windowS],
-    });
+    await dropExpiredIdempotencyKey(pool, report.sourceTokenId, idempotency);
     ({ rows } = await pool.query<Row>(query));
   }
   const row = rows[0];
@@ -233,18 +192,46 @@ function isKeyConflict(err: unknown): boolean {
   return code === '23505' && constraint === 'idempotency_keys_pkey';
 }
 
+export type AckResult =
+  | { kind: 'acknowledged'; eventId: string; alarmJson: string }
+  | { kind: 'already_acknowledged'; alarmJson: string }
+  /** no such alarm, or one the user may not see */
+  | { kind: 'not_found' };
+
 /**
- * Deletes answers older than the replay window, at most `batch` per call (bounded work per call; callers
- * run it periodically). Returns how many were deleted.
+ * Acknowledges an alarm the viewer may see, writing its `alarm.acknowledged` outbox event in the same
+ * statement. Acknowledging twice changes nothing and writes no event. The alarm row is locked first, so of
+ * two concurrent acknowledgements one wins and the other sees it as already acknowledged.
  */
-export async function pruneIdempotencyKeys(pool: PgPool, windowS: number, batch = 1000): Promise<number> {
-  const { rowCount } = await pool.query({
-    name: 'prune_idempotency_keys',
-    text: `DELETE FROM idempotency_keys WHERE (token_id, key) IN (
-             SELECT token_id, key FROM idempotency_keys
-              WHERE created_at <= now() - make_interval(secs => $1::float8)
-              LIMIT $2)`,
-    values: [windowS, batch],
+export async function acknowledgeAlarm(
+  pool: PgPool,
+  viewer: AlarmViewer,
+  alarmId: string,
+  at: Date,
+): Promise<AckResult> {
+  const { rows } = await pool.query<{ outcome: AckResult['kind']; event_id: string | null; alarm: string }>({
+    name: 'acknowledge_alarm',
+    text: `
+      WITH t AS (
+        SELECT a.* FROM alarms a
+         WHERE a.id = $1::bigint AND ${viewerMaySeeSql('a', '$2', '$3')}
+         FOR UPDATE OF a
+      ),
+      u AS (
+        UPDATE alarms SET acknowledged_at = $4::timestamptz, acknowledged_by = $2::int
+          FROM t
+         WHERE alarms.id = t.id AND t.acknowledged_at IS NULL
+        RETURNING alarms.*
+      ),
+      e AS (${insertAlarmEventsSql('u', "'alarm.acknowledged'")})
+      SELECT 'acknowledged' AS outcome, e.id::text AS event_id, (e.payload -> 'alarm')::text AS alarm FROM e
+      UNION ALL
+      SELECT 'already_acknowledged', NULL, ${alarmWireSql('t')}::text FROM t WHERE t.acknowledged_at IS NOT NULL`,
+    values: [alarmId, viewer.userId, viewer.tenantId, at],
   });
-  return rowCount ?? 0;
+  const row = rows[0];
+  if (!row) return { kind: 'not_found' };
+  return row.outcome === 'acknowledged'
+    ? { kind: 'acknowledged', eventId: String(row.event_id), alarmJson: row.alarm }
+    : { kind: 'already_acknowledged', alarmJson: row.alarm };
 }

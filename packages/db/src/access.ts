@@ -1,0 +1,49 @@
+import type { PgPool } from './pool.js';
+
+/**
+ * Who may see what, the one rule of alarmcast's tenancy: an active user sees everything of their tenant
+ * (nothing, for a platform user without one) and the alarms of devices explicitly shared with them,
+ * whatever the device's tenant. Broadcast recipients, the alarm API and channel authorization all apply it.
+ */
+
+/**
+ * SQL selecting the user ids that may see the outbox event (or alarm) row `alias`: every active user of
+ * its tenant, plus every active user with an explicit share of its device (who may belong to another
+ * tenant). A device-less row has no shares, so it reaches the tenant's users only. Both halves are index
+ * lookups (users.tenant_id, user_devices.device_id).
+ */
+export function recipientsSql(alias: string): string {
+  return `SELECT u.id FROM users u WHERE u.tenant_id = ${alias}.tenant_id AND u.active
+          UNION
+          SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
+           WHERE s.device_id = ${alias}.device_id AND u.active`;
+}
+
+/**
+ * SQL true when the viewer (`$user` user id, `$tenant` their tenant id, both SQL parameters) may see the
+ * alarm row `alias`: of their tenant, or of a device shared with them.
+ */
+export function viewerMaySeeSql(alias: string, user: string, tenant: string): string {
+  return `(${alias}.tenant_id = ${tenant}::int
+           OR EXISTS (SELECT 1 FROM user_devices s WHERE s.user_id = ${user}::int AND s.device_id = ${alias}.device_id))`;
+}
+
+/** A user as alarm visibility needs them (see this module's rule). */
+export interface AlarmViewer {
+  userId: number;
+  tenantId: number | null;
+}
+
+/** A user as channel authorization needs it; null if there is no such user. */
+export async function findUserAccess(
+  pool: PgPool,
+  userId: number,
+): Promise<{ active: boolean; tenantId: number | null } | null> {
+  const { rows } = await pool.query<{ active: boolean; tenant_id: number | null }>({
+    name: 'load_user_access',
+    text: 'SELECT active, tenant_id FROM users WHERE id = $1',
+    values: [userId],
+  });
+  const row = rows[0];
+  return row ? { active: row.active, tenantId: row.tenant_id } : null;
+}

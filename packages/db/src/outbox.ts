@@ -1,0 +1,241 @@
+import type pg from 'pg';
+import { alarmWireSql } from './alarm-wire-sql.js';
+import { recipientsSql } from './access.js';
+import type { PgPool } from './pool.js';
+
+/**
+ * The transactional outbox, every statement on `outbox_events` in one place. An event row is written by
+ * the same statement as the change it announces (so one exists exactly when the other does), then moves
+ * through two bookkeeping marks:
+ *
+ *   written ──(enqueued by the request, or by the relay)──▶ enqueued_at ──(resolver)──▶ broadcast_at
+ *
+ * The request enqueues right after its commit; the relay (`claimRelayBatch`) takes over events left
+ * without `enqueued_at`, and events enqueued long ago but never broadcast (their job went with Redis'
+ * data). `broadcast_at` is the only mark delivery relies on: an event is done when it is set.
+ */
+
+/**
+ * A CTE body that writes the outbox event of every alarm row of CTE `source`, with kind `kind` (a SQL
+ * expression over `source`) and the alarm's wire form as payload. Returns `id, alarm_id, kind, payload`.
+ */
+export function insertAlarmEventsSql(source: string, kind: string): string {
+  return `INSERT INTO outbox_events (tenant_id, device_id, kind, alarm_id, payload)
+    SELECT ${source}.tenant_id, ${source}.device_id, ${kind}, ${source}.id,
+           jsonb_build_object('alarm', ${alarmWireSql(source)}) FROM ${source}
+    RETURNING id, alarm_id, kind, payload`;
+}
+
+/**
+ * The outbox rows `$1` (ids), locked in id order, as a subquery for a many-row UPDATE. The resolver's
+ * broadcast marks and the ingest's enqueue marks update overlapping batches of rows at the same moment;
+ * locking them in whatever order the plan visits them deadlocked (the benchmark found it: each deadlock
+ * stalls both for deadlock_timeout, 1 s). In one order, one waits for the other instead.
+ */
+export const lockInIdOrder = (condition = 'true'): string =>
+  `SELECT id FROM outbox_events WHERE id = ANY($1::bigint[]) AND ${condition} ORDER BY id FOR UPDATE`;
+
+const MARK_ENQUEUED = `UPDATE outbox_events o SET enqueued_at = now() FROM (${lockInIdOrder()}) l WHERE o.id = l.id`;
+
+/** Records that events are on the queue (bookkeeping: if it is lost, the relay enqueues them again). */
+export async function markEnqueued(db: PgPool | pg.PoolClient, eventIds: readonly string[]): Promise<void> {
+  await db.query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [eventIds] });
+}
+
+export interface RelayClaim {
+  /** events without `enqueued_at` older than this are taken over from their request */
+  graceMs: number;
+  /** events enqueued this long ago and still not broadcast are enqueued again */
+  redeliverAfterMs: number;
+  limit: number;
+}
+
+/**
+ * Locks (FOR UPDATE SKIP LOCKED, so any number of relays share the work) and returns the ids of the events
+ * the relay must enqueue, oldest first. Runs inside the caller's transaction on `client`, which then
+ * enqueues them, calls `markEnqueued(client, ids)` and commits.
+ */
+export async function claimRelayBatch(client: pg.PoolClient, claim: RelayClaim): Promise<string[]> {
+  const { rows } = await client.query<{ id: string }>({
+    name: 'outbox_relay_claim',
+    text: `SELECT id FROM outbox_events
+            WHERE broadcast_at IS NULL
+              AND ((enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1))
+                OR enqueued_at < now() - make_interval(secs => $3))
+            ORDER BY id LIMIT $2
+            FOR UPDATE SKIP LOCKED`,
+    values: [claim.graceMs / 1000, claim.limit, claim.redeliverAfterMs / 1000],
+  });
+  return rows.map((r) => String(r.id));
+}
+
+/** An outbox event with everyone who may see it. */
+export interface BroadcastPlan {
+  eventId: string;
+  tenantId: number;
+  deviceId: number | null;
+  kind: string;
+  /** the event's `data` as JSON text, serialized once for all recipients */
+  payloadJson: string;
+  /** user ids, each once */
+  recipients: number[];
+  /**
+   * Earlier events of the same device (of the same alarm, for a device-less one) that are not marked
+   * broadcast yet, oldest first: the resolver delivers them before this one, so that every user's log is
+   * in commit order per device. They have this event's tenant and device, hence its recipients: loaded
+   * here with their payloads, so that a backlog costs no recipient query per earlier event (under a
+   * backlog of k events per device, that was k queries per job).
+   */
+  pendingBefore: { eventId: string; kind: string; payloadJson: string }[];
+}
+
+type PlanRow = {
+  id: string;
+  tenant_id: number;
+  device_id: number | null;
+  kind: string;
+  payload: string;
+  recipients: number[];
+  pending_before: [string, string, string][];
+};
+
+const PLAN_SQL = (where: string): string => `
+  SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
+    ARRAY(${recipientsSql('e')}) AS recipients,
+    ARRAY(
+      SELECT ARRAY[p.id::text, p.kind, p.payload::text] FROM (
+        SELECT p.id, p.kind, p.payload FROM outbox_events p
+         WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
+           AND p.broadcast_at IS NULL AND p.id < e.id
+        UNION ALL
+        SELECT p.id, p.kind, p.payload FROM outbox_events p
+         WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
+           AND p.broadcast_at IS NULL AND p.id < e.id
+      ) p ORDER BY p.id
+    ) AS pending_before
+  FROM outbox_events e
+  WHERE ${where}`;
+
+const toPlan = (row: PlanRow): BroadcastPlan => ({
+  eventId: String(row.id),
+  tenantId: row.tenant_id,
+  deviceId: row.device_id,
+  kind: row.kind,
+  payloadJson: row.payload,
+  recipients: row.recipients,
+  pendingBefore: row.pending_before.map(([id, kind, payload]) => ({
+    eventId: id,
+    kind,
+    payloadJson: payload,
+  })),
+});
+
+/**
+ * Loads an outbox event, its recipients (access.ts `recipientsSql`) and the earlier events of its device
+ * still pending, in one round trip. Every part is an index lookup, so the cost follows the number of
+ * recipients, not the number of users, devices or tenants in the system; `pendingBefore` reads partial
+ * indexes over the events not broadcast yet (a handful in flight).
+ */
+export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<BroadcastPlan | null> {
+  const { rows } = await pool.query<PlanRow>({
+    name: 'load_broadcast_plan',
+    text: PLAN_SQL('e.id = $1'),
+    values: [eventId],
+  });
+  return rows[0] ? toPlan(rows[0]) : null;
+}
+
+/**
+ * `loadBroadcastPlan` for many concurrent jobs: while one query is in flight, the events asked for meanwhile
+ * gather and are loaded by the next one (`e.id = ANY($1)`), so a burst (a storm of alarms, a resolver
+ * catching up on a backlog) costs a round trip, a parse and a plan per batch instead of per event, and at
+ * low load nothing waits for a timer. Each promise settles with its own event's plan (null if there is no
+ * such event) or with the batch's error.
+ */
+export class BroadcastPlanLoader {
+  private waiting = new Map<
+    string,
+    { resolve: (p: BroadcastPlan | null) => void; reject: (e: unknown) => void }[]
+  >();
+  private loading = false;
+
+  constructor(
+    private readonly pool: PgPool,
+    /** @defaultValue 200 events per query */
+    private readonly maxBatch = 200,
+  ) {}
+
+  load(eventId: string): Promise<BroadcastPlan | null> {
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(eventId);
+      if (list) list.push({ resolve, reject });
+      else this.waiting.set(eventId, [{ resolve, reject }]);
+      if (!this.loading) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.loading = true;
+    while (this.waiting.size > 0) {
+      const ids = [...this.waiting.keys()].slice(0, this.maxBatch);
+      const batch = ids.map((id) => [id, this.waiting.get(id)!] as const);
+      for (const id of ids) this.waiting.delete(id);
+      try {
+        const { rows } = await this.pool.query<PlanRow>({
+          name: 'load_broadcast_plans',
+          text: PLAN_SQL('e.id = ANY($1::bigint[])'),
+          values: [ids],
+        });
+        const plans = new Map(rows.map((r) => [String(r.id), toPlan(r)]));
+        for (const [id, waiters] of batch) for (const w of waiters) w.resolve(plans.get(id) ?? null);
+      } catch (err) {
+        for (const [, waiters] of batch) for (const w of waiters) w.reject(err);
+      }
+    }
+    this.loading = false;
+  }
+}
+
+/**
+ * Records that every recipient has an event. The resolver does this before it completes the job, so an
+ * event is either marked or its job is still there to be retried (or re-enqueued by the outbox relay).
+ *
+ * Jobs are marked in batches: while one UPDATE is in flight, the events of jobs finishing meanwhile
+ * gather and go in the next one, so under load a resolver spends one round trip and one commit per batch
+ * instead of per job, and at low load nothing waits for a timer. Each promise settles when the UPDATE that
+ * holds its event has committed (or failed), so "marked before the job completes" still holds.
+ */
+export class BroadcastMarker {
+  private waiting: { eventId: string; done: (err?: unknown) => void }[] = [];
+  private flushing = false;
+
+  constructor(private readonly pool: PgPool) {}
+
+  mark(eventId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ eventId, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting;
+      this.waiting = [];
+      try {
+        await this.pool.query({
+          name: 'mark_broadcast_many',
+          text: `UPDATE outbox_events o SET broadcast_at = now()
+                   FROM (${lockInIdOrder('broadcast_at IS NULL')}) l
+                  WHERE o.id = l.id`,
+          values: [batch.map((w) => w.eventId)],
+        });
+        for (const w of batch) w.done();
+      } catch (err) {
+        for (const w of batch) w.done(err ?? new Error('mark_broadcast_many failed'));
+      }
+    }
+    this.flushing = false;
+  }
+}

@@ -1,0 +1,111 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * How envelopes travel between processes: publish to a channel, subscribe, unsubscribe. Plain Redis
+ * pub/sub here; sharded pub/sub (SPUBLISH/SSUBSCRIBE on a Redis Cluster) is a second implementation of
+ * the same interface. What travels is envelope-codec.ts' text; the transport never looks inside.
+ */
+export interface PubSubTransport {
+  /** Publishes one message; resolves with how many subscribers Redis handed it to. */
+  publish(channel: string, message: string): Promise<number>;
+  /** Publishes several in one round trip; rejects if any was refused. */
+  publishMany(messages: readonly { channel: string; message: string }[]): Promise<void>;
+  /** Resolves once Redis delivers the channel's messages to this process. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  /** Every message of every subscribed channel, in publishing order per channel. */
+  onMessage(handler: (channel: string, message: string) => void): void;
+  /**
+   * After the subscriber connection was lost and is back: messages published meanwhile reached nobody
+   * here. Called before any message of the new connection is handed to `onMessage`; `settled` resolves once
+   * every subscription is live again (rejects if Redis does not answer).
+   */
+  onResubscribed(handler: (settled: Promise<void>) => void): void;
+  /** true while messages can be published */
+  readonly publishReady: boolean;
+}
+
+/**
+ * Plain pub/sub on two connections: `publisher` for PUBLISH (and any other command), `subscriber` in
+ * subscriber mode for this transport alone (once subscribed, Redis lets it run no other command).
+ * ioredis re-subscribes it to every channel after a reconnect.
+ */
+export class RedisPubSub implements PubSubTransport {
+  /** (UN)SUBSCRIBEs waiting for the subscriber connection to be ready, in call order */
+  private waiting: (() => void)[] = [];
+  /** the subscriber connection has been ready before: a later 'ready' is a reconnect */
+  private everReady: boolean;
+  private readonly resubscribed: ((settled: Promise<void>) => void)[] = [];
+
+  constructor(
+    private readonly publisher: Redis,
+    private readonly subscriber: Redis,
+  ) {
+    this.everReady = subscriber.status === 'ready';
+    subscriber.on('ready', () => {
+      if (this.everReady) this.onReconnected();
+      this.everReady = true;
+      const run = this.waiting;
+      this.waiting = [];
+      for (const send of run) send();
+    });
+  }
+
+  get publishReady(): boolean {
+    return this.publisher.status === 'ready';
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    return this.publisher.publish(channel, message);
+  }
+
+  async publishMany(messages: readonly { channel: string; message: string }[]): Promise<void> {
+    if (messages.length === 0) return;
+    const pipeline = this.publisher.pipeline();
+    for (const m of messages) pipeline.publish(m.channel, m.message);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null);
+    if (failed) throw failed[0];
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    await this.whenReady(() => this.subscriber.subscribe(channel));
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    await this.whenReady(() => this.subscriber.unsubscribe(channel));
+  }
+
+  onMessage(handler: (channel: string, message: string) => void): void {
+    this.subscriber.on('message', handler);
+  }
+
+  onResubscribed(handler: (settled: Promise<void>) => void): void {
+    this.resubscribed.push(handler);
+  }
+
+  /**
+   * ioredis has just re-sent the SUBSCRIBEs of the lost connection (in its ready handler, before it emits
+   * 'ready' on the next tick, so no message of the new connection has been read yet). A PING written now
+   * is answered after them: then every channel is live again.
+   */
+  private onReconnected(): void {
+    if (this.resubscribed.length === 0) return;
+    const settled = this.subscriber.ping().then(() => undefined);
+    // A handler that does not wait on it must not leave an unhandled rejection behind.
+    settled.catch(() => undefined);
+    for (const handler of this.resubscribed) handler(settled);
+  }
+
+  /**
+   * Sends a (UN)SUBSCRIBE only once the connection is ready, keeping call order. ioredis writes SUBSCRIBE
+   * as soon as the socket connects (Redis accepts it while loading), before its ready check; that check's INFO
+   * then fails on the now-subscribed connection, ioredis reconnects and, the connection never having been
+   * ready, does not resubscribe: the SUBSCRIBE had succeeded and the subscription is silently gone.
+   * Once ready, ioredis itself re-subscribes everything after a reconnect.
+   */
+  private whenReady<T>(send: () => Promise<T>): Promise<T> {
+    if (this.subscriber.status === 'ready' && this.waiting.length === 0) return send();
+    return new Promise<T>((resolve, reject) => this.waiting.push(() => send().then(resolve, reject)));
+  }
+}

@@ -1,0 +1,128 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { BROADCAST_QUEUE } from '@alarmcast/contracts';
+import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
+import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
+import { RedisKeys, UserLogWriter, createRedis } from '@alarmcast/redis';
+import { broadcastJob } from './broadcast-job.js';
+import type { ResolverConfig } from './config.js';
+import { createResolverMetrics } from './metrics.js';
+
+/**
+ * The resolver's process shell: connections, the BullMQ worker running `broadcastJob`, the health and
+ * metrics server, and an orderly close. The job logic itself is in broadcast-job.ts.
+ */
+
+export interface ResolverOptions {
+  logger?: Logger;
+  /** process id used in envelopes and logs @defaultValue `resolver-<host>-<random>` */
+  nodeId?: string;
+}
+
+export interface ResolverProcess {
+  nodeId: string;
+  worker: Worker;
+  metrics: Registry;
+  /** port of the health/metrics server */
+  port: number;
+  /** Finishes running jobs (or lets BullMQ hand them back), then disconnects. */
+  close: () => Promise<void>;
+}
+
+export async function startResolver(
+  config: ResolverConfig,
+  options: ResolverOptions = {},
+): Promise<ResolverProcess> {
+  const nodeId = options.nodeId ?? `resolver-${hostname()}-${randomBytes(3).toString('hex')}`;
+  const log = (
+    options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })
+  ).child({ nodeId });
+  const keys = new RedisKeys(config.REDIS_PREFIX);
+  // The resolver writes only broadcast marks: one lost in a crash makes the outbox relay re-enqueue its
+  // event, and the delivery marks in Redis make the re-run serve nobody twice. So it need not wait for the
+  // WAL flush of each.
+  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX, asyncCommit: true });
+  const marker = new BroadcastMarker(pool);
+  // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
+  // own retries cover longer outages.
+  const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
+  redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
+  const writer = new UserLogWriter(redis, keys, {
+    retention: {
+      minEvents: config.USER_LOG_MIN_EVENTS,
+      minAgeS: config.USER_LOG_MIN_AGE_S,
+      maxEvents: config.USER_LOG_MAX_EVENTS,
+      idleTtlS: config.USER_LOG_IDLE_TTL_S,
+      eventDataTtlS: config.EVENT_DATA_TTL_S,
+    },
+    deliveredTtlS: config.DELIVERED_TTL_S,
+    node: nodeId,
+    batchMinRecipients: config.RESOLVER_BATCH_MIN_RECIPIENTS,
+  });
+
+  const metrics = createResolverMetrics();
+  // Concurrent jobs share plan queries and broadcast marks (one round trip per batch, under load).
+  const runJob = broadcastJob({ plans: new BroadcastPlanLoader(pool), marker, writer, metrics });
+
+  // BullMQ does not close a connection it is given: close() does.
+  const workerRedis = createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });
+  const worker = new Worker(BROADCAST_QUEUE, runJob, {
+    connection: workerRedis,
+    prefix: keys.bullPrefix,
+    concurrency: config.RESOLVER_CONCURRENCY,
+    // A worker killed mid-job leaves its lock to expire; another worker takes the job over after this.
+    stalledInterval: 5_000,
+    lockDuration: 10_000,
+    autorun: true,
+  });
+  worker.on('completed', () => metrics.jobsDone.inc({ outcome: 'completed' }));
+  worker.on('failed', (job, err) => {
+    metrics.jobsDone.inc({ outcome: 'failed' });
+    log.warn({ err, jobId: job?.id, attemptsMade: job?.attemptsMade }, 'broadcast job failed');
+  });
+  worker.on('error', (err) => log.debug({ err }, 'worker error'));
+  await worker.waitUntilReady();
+
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      } else if (req.url === '/readyz') {
+        const ready = worker.isRunning() && redis.status === 'ready';
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable' }));
+      } else if (req.url === '/metrics') {
+        res
+          .writeHead(200, { 'content-type': metrics.registry.contentType })
+          .end(await metrics.registry.metrics());
+      } else {
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"not_found","message":"no such route"}}');
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.RESOLVER_METRICS_PORT, config.HOST, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  log.info({ port, concurrency: config.RESOLVER_CONCURRENCY }, 'recipient-resolver running');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      // worker.close() waits for running jobs to finish; nothing new is taken meanwhile.
+      await worker.close();
+      server.close();
+      redis.disconnect();
+      workerRedis.disconnect();
+      await pool.end();
+    })());
+
+  return { nodeId, worker, metrics: metrics.registry, port, close };
+}
