@@ -10,6 +10,8 @@ export const IngestEnv = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** @defaultValue 3000 */
   INGEST_PORT: port.default(3000),
+  /** `/healthz`, `/readyz` and `/metrics`, kept off the public network. @defaultValue 9100 */
+  INGEST_INTERNAL_PORT: port.default(9100),
   /** where browsers reach ws-edge, for the operator console served at /console/ */
   CONSOLE_EDGE_URL: z.string().url().default('http://127.0.0.1:6001'),
   /** the Pusher app key the console connects with (ws-edge's PUSHER_APP_KEY) */

@@ -15,6 +15,7 @@ import {
   type Registry,
 } from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
+import { probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { alarmsRouter } from './alarms-route.js';
@@ -33,6 +34,8 @@ export interface IngestOptions {
 export interface IngestServer {
   port: number;
   url: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
+  internalUrl: string;
   outbox: OutboxDispatcher;
   metrics: Registry;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
@@ -108,10 +111,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   app.use('/console', express.static(CONSOLE_DIST_DIR, { maxAge: '1h', index: 'index.html' }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
+  const readiness = async (): Promise<Readiness> => {
     const [database, queueReady] = await Promise.all([
       db(() => pool.query('SELECT 1')).then(
         () => true,
@@ -126,12 +126,16 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     ]);
     // Ingest still accepts alarms while Redis is away (the outbox holds them), so only Postgres gates
     // readiness; the Redis state is reported for operators.
-    res
-      .status(database ? 200 : 503)
-      .json({ status: database ? 'ready' : 'unavailable', database, queue: queueReady });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
+    return {
+      ready: database,
+      body: { status: database ? 'ready' : 'unavailable', database, queue: queueReady },
+    };
+  };
+  // /healthz and /readyz stay on the public port too, for a load balancer that probes the port it serves;
+  // /metrics is only on the internal port.
+  const probes = probeHandler({ readiness });
+  app.use((req, res, next) => {
+    if (!probes(req, res)) next();
   });
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
@@ -165,6 +169,15 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     server.once('error', reject);
     server.listen(config.INGEST_PORT, config.HOST, resolve);
   });
+  const internal = await startInternalServer({
+    host: config.HOST,
+    port: config.INGEST_INTERNAL_PORT,
+    metrics,
+    readiness,
+  }).catch(async (err: unknown) => {
+    server.close();
+    throw err;
+  });
   outbox.start();
   const pruner = startIdempotencyPruner(pool, log);
   if (config.jwtSecretDefaulted) {
@@ -179,6 +192,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await drained;
+      await internal.close();
       await outbox.stop();
       await pruner.stop();
       await queue.close();
@@ -187,5 +201,12 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await Promise.all([pool.end(), outboxPool.end()]);
     })());
 
-  return { port, url: `http://${config.HOST}:${port}`, outbox, metrics, close };
+  return {
+    port,
+    url: `http://${config.HOST}:${port}`,
+    internalUrl: internal.url,
+    outbox,
+    metrics,
+    close,
+  };
 }

@@ -99,6 +99,7 @@ describe('POST /v1/alarms under fuzzed input', () => {
     ingest = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
         DATABASE_URL: db.url,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: uniqueRedisPrefix(),

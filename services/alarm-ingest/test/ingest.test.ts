@@ -51,6 +51,7 @@ describe('alarm-ingest', () => {
   const config = (over: Record<string, string> = {}) =>
     parseIngestConfig({
       INGEST_PORT: '0',
+      INGEST_INTERNAL_PORT: '0',
       DATABASE_URL: dbUrl,
       REDIS_URL: testEnv().redisUrl,
       REDIS_PREFIX: prefix,
@@ -342,12 +343,18 @@ describe('alarm-ingest', () => {
     expect(lost).toBe(1);
   });
 
-  it('serves health, readiness and metrics', async () => {
-    expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${ingest.url}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ database: true, queue: true });
-    const metrics = await (await fetch(`${ingest.url}/metrics`)).text();
+  it('serves health and readiness on both ports, metrics only on the internal port', async () => {
+    for (const base of [ingest.url, ingest.internalUrl]) {
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ database: true, queue: true });
+    }
+    expect(ingest.internalUrl).not.toBe(ingest.url);
+    const metrics = await (await fetch(`${ingest.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/alarms_accepted_total\{service="alarm-ingest"\} [1-9]/);
+    const publicMetrics = await fetch(`${ingest.url}/metrics`);
+    expect(publicMetrics.status).toBe(404);
+    expect(await publicMetrics.json()).toMatchObject({ error: { code: 'not_found' } });
   });
 });

@@ -84,6 +84,7 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
     ingest = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
         DATABASE_URL: db.url,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: uniqueRedisPrefix(),

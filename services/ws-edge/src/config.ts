@@ -20,6 +20,7 @@ const EdgeEnv = z.object({
   NODE_ENV: optional(z.enum(['development', 'test', 'production'])),
   HOST: optional(z.string()),
   EDGE_PORT: optional(z.coerce.number().int().min(0).max(65_535)),
+  EDGE_INTERNAL_PORT: optional(z.coerce.number().int().min(0).max(65_535)),
   // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
   PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
@@ -41,6 +42,8 @@ export interface EdgeConfig {
   host: string;
   /** 0 picks a free port. @defaultValue 6001 (Reverb's and soketi's) */
   port: number;
+  /** `/healthz`, `/readyz` and `/metrics`, kept off the public network; 0 picks a free port. @defaultValue 9101 */
+  internalPort: number;
   app: { id: string; key: string; secret: string };
   /** HS256 key of the user JWTs that /broadcasting/auth accepts */
   jwtSecret: string;
@@ -90,6 +93,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     nodeEnv: e.NODE_ENV ?? 'development',
     host: e.HOST ?? '127.0.0.1',
     port: e.EDGE_PORT ?? 6001,
+    internalPort: e.EDGE_INTERNAL_PORT ?? 9101,
     app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
     jwtSecret: secret('JWT_SECRET'),
     databaseUrl: e.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/alarmcast',

@@ -16,6 +16,7 @@ import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
+import { probeHandler, startInternalServer, type InternalServer, type Readiness } from '@alarmcast/service';
 
 export interface EdgeOptions {
   /** @defaultValue a pino logger for service `ws-edge` at `config.logLevel` */
@@ -43,6 +44,8 @@ export interface EdgeServer {
   port: number;
   /** `http://host:port`; WebSocket clients connect to `ws://host:port/app/{key}?protocol=7` */
   url: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
+  internalUrl: string;
   metrics: Registry;
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
@@ -92,24 +95,20 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
 
   const app = express();
   app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
+  const readiness = async (): Promise<Readiness> => {
     const redis = subscriber.status === 'ready' && publisher.ready;
     const database = await databaseReachable();
-    if (redis && database && !draining) {
-      res.json({ status: 'ready' });
-      return;
-    }
+    if (redis && database && !draining) return { ready: true, body: { status: 'ready' } };
     const body: ErrorBody = {
       error: { code: 'service_unavailable', message: 'not ready', details: { redis, database, draining } },
     };
-    res.status(503).json(body);
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('Content-Type', metrics.registry.contentType);
-    res.send(await metrics.registry.metrics());
+    return { ready: false, body };
+  };
+  // /healthz and /readyz stay on the public port too, for a load balancer that probes the port it serves;
+  // /metrics is only on the internal port.
+  const probes = probeHandler({ readiness });
+  app.use((req, res, next) => {
+    if (!probes(req, res)) next();
   });
   app.use(
     channelAuthRouter({
@@ -239,6 +238,22 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     await pool.end();
     throw err;
   }
+  let internal: InternalServer;
+  try {
+    internal = await startInternalServer({
+      host: config.host,
+      port: config.internalPort,
+      metrics: metrics.registry,
+      readiness,
+    });
+  } catch (err) {
+    clearInterval(sweep);
+    server.close();
+    subscriber.disconnect();
+    publisherRedis.disconnect();
+    await pool.end();
+    throw err;
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -264,6 +279,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeAllConnections();
     wss.close();
     await stopped;
+    await internal.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
@@ -276,6 +292,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   return {
     port,
     url: `http://${host}:${port}`,
+    internalUrl: internal.url,
     metrics: metrics.registry,
     subscriptions,
     get connectionCount() {

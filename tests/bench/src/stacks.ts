@@ -122,7 +122,7 @@ export async function startSystem(
   const ingest = await spawnService(
     'alarm-ingest',
     'services/alarm-ingest/src/main.ts',
-    { ...env, INGEST_PORT: String(ingestPort) },
+    { ...env, INGEST_PORT: String(ingestPort), INGEST_INTERNAL_PORT: '0' },
     ingestPort,
     nodeArgs,
   );

@@ -1,0 +1,10 @@
+export {
+  startInternalServer,
+  probeHandler,
+  httpServerOptions,
+  type InternalServer,
+  type InternalServerOptions,
+  type ProbeOptions,
+  type Readiness,
+  type HttpTimeouts,
+} from './internal-server.js';
