@@ -18,6 +18,10 @@ export const ERROR_CODES = [
   'idempotency_key_reused',
   /** an Idempotency-Key header that is not 1-255 printable ASCII characters */
   'invalid_idempotency_key',
+  /** a request path that cannot be decoded (a malformed percent-escape such as `%E0%A4%A`) */
+  'invalid_path',
+  /** too many requests (or failed authentications) from one client, token or user; `Retry-After` says when */
+  'rate_limited',
   'service_unavailable',
   'internal_error',
 ] as const;

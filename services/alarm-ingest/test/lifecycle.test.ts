@@ -442,6 +442,16 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
       expect((await prisma.alarm.findUniqueOrThrow({ where: { id: BigInt(id) } })).acknowledgedAt).toBeNull();
     });
 
+    it('answers a malformed percent-escape in the alarm id with 400 invalid_path, not 500', async () => {
+      for (const path of ['/v1/alarms/%E0%A4%A/ack', '/v1/alarms/%/ack', '/v1/alarms/%zz/ack']) {
+        const res = await asUser('a1', path, 'POST');
+        expect(res.status).toBe(400);
+        expect(await res.json()).toEqual({
+          error: { code: 'invalid_path', message: expect.any(String) },
+        });
+      }
+    });
+
     it('writes one event for concurrent acks', async () => {
       const id = await raise({ deviceId: dev('da') });
       const answers = await Promise.all(
