@@ -38,7 +38,8 @@ async function resolveTarget(
 ): Promise<{ tenantId: number | null; deviceId: number | null }> {
   if (body.deviceId !== undefined) return { tenantId: collector.tenantId, deviceId: body.deviceId };
   const tenantId = body.tenantId!;
-  // Checked before the lookup, so a scoped token cannot probe which tenant ids exist.
+  // Checked before the lookup, so a scoped token gets the same 403 for another tenant's id as for an id
+  // that does not exist, and cannot probe which tenant ids exist.
   assertMayPost(collector, tenantId);
   if (!(await db(() => tenantExists(pool, tenantId))))
     throw new ApiError(422, 'unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
@@ -51,7 +52,11 @@ function assertMayPost(collector: Collector, tenantId: number): void {
   }
 }
 
-/** Why a report changed nothing: no such device, another tenant's device, or nothing active to clear. */
+/**
+ * Why a report changed nothing: no such device (or, for a tenant-scoped token, another tenant's device,
+ * which gets the same answer so that a token cannot tell which device ids exist elsewhere), or nothing
+ * active to clear.
+ */
 async function explainNotApplied(
   pool: PgPool,
   db: DbCall,
@@ -61,9 +66,9 @@ async function explainNotApplied(
 ): Promise<ApiError> {
   if (deviceId !== null) {
     const tenantId = await db(() => findDeviceTenant(pool, deviceId));
-    if (tenantId === null)
+    const hidden = collector.tenantId !== null && tenantId !== collector.tenantId;
+    if (tenantId === null || hidden)
       return new ApiError(422, 'unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
-    assertMayPost(collector, tenantId);
   }
   return new ApiError(
     409,

@@ -171,16 +171,30 @@ describe('alarm-ingest', () => {
     expect((await report()).status).toBe(401);
   }, 20_000);
 
-  it('refuses a tenant-scoped token posting for another tenant, by device or by tenant (403)', async () => {
-    for (const target of [{ deviceId: world.devices.db!.id }, { tenantId: world.tenants.b!.id }]) {
-      const res = await post(alarm(target), tokenA());
-      expect(res.status).toBe(403);
-      expect(await res.json()).toEqual({ error: { code: 'forbidden', message: expect.any(String) } });
+  it("answers a tenant-scoped token alike for another tenant's device and a missing one, and for another tenant's id and an unknown one", async () => {
+    const answer = async (target: Record<string, unknown>, over: Record<string, unknown> = {}) => {
+      const res = await post(alarm({ ...target, ...over }), tokenA());
+      return [res.status, await res.json()];
+    };
+    const missingDevice = 2_000_000_000;
+    for (const over of [{}, { perceivedSeverity: 'Cleared', alarmIdentifier: randomUUID() }]) {
+      const foreign = await answer({ deviceId: world.devices.db!.id }, over);
+      const missing = await answer({ deviceId: missingDevice }, over);
+      expect(foreign[0]).toBe(422);
+      // The same body but for the id the caller sent.
+      expect(JSON.stringify(foreign[1]).replace(String(world.devices.db!.id), 'ID')).toBe(
+        JSON.stringify(missing[1]).replace(String(missingDevice), 'ID'),
+      );
+      expect(foreign[1]).toMatchObject({ error: { code: 'unknown_device' } });
     }
+    const foreignTenant = await answer({ tenantId: world.tenants.b!.id });
+    const unknownTenant = await answer({ tenantId: 2_000_000_000 });
+    expect(foreignTenant).toEqual([403, { error: { code: 'forbidden', message: expect.any(String) } }]);
+    expect(unknownTenant).toEqual(foreignTenant);
     expect(await prisma.alarm.count({ where: { tenantId: world.tenants.b!.id } })).toBe(0);
   });
 
-  it('tells a clear on an unknown or foreign device (422, 403) from a clear with nothing active (409)', async () => {
+  it('tells a clear on an unknown or foreign device (422) from a clear with nothing active (409)', async () => {
     const clear = (over: Record<string, unknown>) =>
       alarm({ perceivedSeverity: 'Cleared', alarmIdentifier: randomUUID(), ...over });
     const unknown = await post(clear({ deviceId: 999_999 }), platform());
@@ -190,8 +204,8 @@ describe('alarm-ingest', () => {
     ]);
     const foreign = await post(clear({ deviceId: world.devices.db!.id }), tokenA());
     expect([foreign.status, ((await foreign.json()) as { error: { code: string } }).error.code]).toEqual([
-      403,
-      'forbidden',
+      422,
+      'unknown_device',
     ]);
     const nothing = await post(clear({ deviceId: world.devices.da!.id }), tokenA());
     expect([nothing.status, ((await nothing.json()) as { error: { code: string } }).error.code]).toEqual([
