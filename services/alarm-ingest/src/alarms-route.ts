@@ -18,7 +18,7 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorAuth, collectorOf, type Collector } from './collector-auth.js';
+import { collectorAuth, collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -129,6 +129,12 @@ export interface AlarmsRouterOptions {
   jwtSecret: string;
   /** how long a found collector token is trusted without asking Postgres again */
   collectorTokenCacheMs: number;
+  /** how long an unknown collector token is remembered as unknown */
+  collectorTokenNegativeCacheMs: number;
+  /** POST /v1/alarms per token, and failed authentications per client IP */
+  collectorLimits: AuthLimits;
+  /** the user API per user, and failed authentications per client IP */
+  userLimits: AuthLimits;
   /** called once per committed alarm change (created, updated, cleared) */
   onAccepted: () => void;
 }
@@ -136,8 +142,14 @@ export interface AlarmsRouterOptions {
 export function alarmsRouter(options: AlarmsRouterOptions): Router {
   const { pool, db, outbox, jwtSecret, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(pool, db, options.collectorTokenCacheMs);
-  const asUser = userAuth(pool, db, jwtSecret);
+  const asCollector = collectorAuth(
+    pool,
+    db,
+    options.collectorTokenCacheMs,
+    options.collectorTokenNegativeCacheMs,
+    options.collectorLimits,
+  );
+  const asUser = userAuth(pool, db, jwtSecret, options.userLimits);
 
   /**
    * A collector's alarm report. 202 `created`; 200 `updated` (the identifier was active) or `cleared`;

@@ -5,7 +5,13 @@ import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
-import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import {
+  ApiError,
+  RateLimit,
+  jsonErrorHandler,
+  notFoundHandler,
+  type RateLimitOptions,
+} from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -15,7 +21,7 @@ import {
   type Registry,
 } from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
-import { probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
+import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { alarmsRouter } from './alarms-route.js';
@@ -81,9 +87,79 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     registers: [metrics],
   });
 
+  // Rate limits, shared by every ingest process through Redis; they fail open (counted) while it is away.
+  const limited = new Counter({
+    name: 'rate_limited_total',
+    help: 'Requests answered 429 by rate limit',
+    labelNames: ['limit'] as const,
+    registers: [metrics],
+  });
+  const failOpen = new Counter({
+    name: 'rate_limit_fail_open_total',
+    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
+    labelNames: ['limit'] as const,
+    registers: [metrics],
+  });
+  const rateLimit = (name: string, points: number, durationS: number, what: string): RateLimit =>
+    new RateLimit({
+      name,
+      redis,
+      keyPrefix: keys.rateLimit(name),
+      points,
+      durationS,
+      what,
+      onLimited: (limit) => limited.inc({ limit }),
+      onFailOpen: (limit, err) => {
+        failOpen.inc({ limit });
+        log.debug({ err, limit }, 'rate limit store unavailable: request let through');
+      },
+    } satisfies RateLimitOptions);
+  const windowS = config.RATE_LIMIT_WINDOW_S;
+  const authFailures = rateLimit(
+    'auth-failures-ip',
+    config.RATE_LIMIT_AUTH_FAILURES_PER_IP,
+    60,
+    'failed authentications from this IP',
+  );
+  const limits = {
+    alarmsPerIp: rateLimit('alarms-ip', config.RATE_LIMIT_ALARMS_PER_IP, windowS, 'requests from this IP'),
+    userApiPerIp: rateLimit(
+      'user-api-ip',
+      config.RATE_LIMIT_USER_API_PER_IP,
+      windowS,
+      'requests from this IP',
+    ),
+    collector: {
+      failures: authFailures,
+      perPrincipal: rateLimit(
+        'alarms-token',
+        config.RATE_LIMIT_ALARMS_PER_TOKEN,
+        windowS,
+        'requests with this collector token',
+      ),
+    },
+    user: {
+      failures: authFailures,
+      perPrincipal: rateLimit(
+        'user-api-user',
+        config.RATE_LIMIT_USER_API_PER_USER,
+        windowS,
+        'requests by this user',
+      ),
+    },
+  };
+  const perIp =
+    (limit: RateLimit): express.RequestHandler =>
+    async (req, _res, next) => {
+      await limit.consume(req.ip ?? '');
+      next();
+    };
+
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Who the client is, for the per-IP limits: the TCP peer unless TRUST_PROXY names the proxies in front.
+  app.set('trust proxy', config.TRUST_PROXY);
   app.use((req, res, next) => {
     res.on('finish', () =>
       responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }),
@@ -138,6 +214,12 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     if (!probes(req, res)) next();
   });
 
+  // Per-IP limits before anything is parsed or looked up, so a flood costs one Redis call per request (none
+  // once the IP is over its limit: the limiter remembers that until its window ends).
+  app.post('/v1/alarms', perIp(limits.alarmsPerIp));
+  app.get('/v1/alarms', perIp(limits.userApiPerIp));
+  app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
   app.use('/v1', (req, _res, next) => {
@@ -156,13 +238,22 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       outbox,
       jwtSecret: config.JWT_SECRET,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
+      collectorTokenNegativeCacheMs: config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
+      collectorLimits: limits.collector,
+      userLimits: limits.user,
       onAccepted: () => accepted.inc(),
     }),
   );
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
-  const server: Server = createServer(app);
+  const server: Server = createServer(
+    httpServerOptions({
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    }),
+    app,
+  );
   // Keep-alive connections must not hold a drain open forever.
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {

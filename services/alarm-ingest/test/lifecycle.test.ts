@@ -91,6 +91,9 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
         LOG_LEVEL: 'silent',
         JWT_SECRET,
         DB_POOL_MAX: '20',
+        // These tests page and race far faster than any console; the limits have their own test.
+        RATE_LIMIT_USER_API_PER_USER: '0',
+        RATE_LIMIT_USER_API_PER_IP: '0',
       }),
     );
   });
