@@ -52,8 +52,8 @@ export class RateLimit {
             keyPrefix: options.keyPrefix,
             points: options.points,
             duration: options.durationS,
-            // Fail at once instead of queueing commands for a Redis that is away.
-            rejectIfRedisNotReady: true,
+            // Not rejectIfRedisNotReady: a client still connecting at boot would skip every limit. A client
+            // without an offline queue fails at once while Redis is away; one with a queue, after timeoutMs.
           })
         : null;
   }

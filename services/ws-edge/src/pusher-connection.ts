@@ -22,6 +22,11 @@ export interface ConnectionContext {
   metrics: EdgeMetrics;
   log: Logger;
   onClosed: (connection: PusherConnection) => void;
+  /**
+   * Called when the socket subscribes to `private-user.{userId}` (signature checked): false refuses it, and
+   * the socket is closed with 4004 (per-user connection cap).
+   */
+  claimUser?: (connection: PusherConnection, userId: number) => boolean;
 }
 
 type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature';
@@ -33,6 +38,9 @@ type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature';
 export class PusherConnection implements ChannelMember {
   /** channels joined or being joined; a channel leaves this set on unsubscribe or close */
   private readonly channels = new Set<string>();
+  /** when the socket connected, and whether it ever subscribed (for EDGE_SUBSCRIBE_TIMEOUT_S) */
+  readonly connectedAt = Date.now();
+  private subscribedOnce = false;
   private lastSeen = Date.now();
   private pingSentAt: number | null = null;
   /** start of the current one-second client-event window, and how many were sent in it */
@@ -70,6 +78,10 @@ export class PusherConnection implements ChannelMember {
    */
   private get log(): Logger {
     return (this.childLog ??= this.ctx.log.child({ socketId: this.socketId }));
+  }
+
+  get everSubscribed(): boolean {
+    return this.subscribedOnce;
   }
 
   get isOpen(): boolean {
@@ -194,8 +206,13 @@ export class PusherConnection implements ChannelMember {
       this.send(serverFrames.subscriptionSucceeded(channel));
       return;
     }
-    this.channels.add(channel);
     const parsed = parseChannel(channel);
+    if (parsed?.kind === 'user' && this.ctx.claimUser && !this.ctx.claimUser(this, parsed.userId)) {
+      this.close(PUSHER_CODES.overConnectionQuota, CLOSE_REASONS.tooManyConnectionsForUser);
+      return;
+    }
+    this.subscribedOnce = true;
+    this.channels.add(channel);
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
     // below or among these, so nothing falls between replay and live.
