@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
@@ -177,6 +178,36 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     authEndpoint: new URL('/broadcasting/auth', edgeUrl).toString(),
     apiBase: '',
   };
+  // The console's own security headers: a Content-Security-Policy that allows exactly what the page loads
+  // (its script and stylesheet from here, the API here, the edge's WebSocket and auth endpoint), so an
+  // injected script can neither run nor send the JWT anywhere else; no framing (clickjacking); nosniff.
+  const edgeOrigin = edgeUrl.origin;
+  const edgeWsOrigin = `${edgeUrl.protocol === 'https:' ? 'wss' : 'ws'}://${edgeUrl.host}`;
+  const consoleHeaders = helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'", edgeOrigin, edgeWsOrigin],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // The page makes cross-origin calls to the edge; COEP would demand CORP headers the edge need not send.
+    crossOriginEmbedderPolicy: false,
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  app.use((req, res, next) => {
+    // Only the console's pages and assets: the API answers JSON and keeps its headers as they are.
+    if (req.path === '/' || req.path === '/console' || req.path.startsWith('/console/'))
+      consoleHeaders(req, res, next);
+    else next();
+  });
   // The page's assets are relative, so it must be loaded from /console/ (express matches /console for both).
   app.get(['/', '/console'], (req, res, next) => {
     if (req.originalUrl.split('?')[0]!.endsWith('/') && req.originalUrl !== '/') next();

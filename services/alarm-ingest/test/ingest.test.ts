@@ -357,6 +357,37 @@ describe('alarm-ingest', () => {
     expect(lost).toBe(1);
   });
 
+  it('serves the console with a CSP that allows only itself and the edge, nosniff and no framing', async () => {
+    const behindTls = await startIngest(config({ CONSOLE_EDGE_URL: 'https://edge.example.test:6443' }));
+    closers.push(behindTls.close);
+    for (const path of ['/console/', '/console/config.json']) {
+      const res = await fetch(`${behindTls.url}${path}`);
+      expect(res.status).toBe(200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      const directives = Object.fromEntries(
+        csp.split(';').map((d) => {
+          const [name, ...values] = d.trim().split(/\s+/);
+          return [name, values.join(' ')];
+        }),
+      );
+      expect(directives).toMatchObject({
+        'default-src': "'none'",
+        'script-src': "'self'",
+        'style-src': "'self'",
+        'connect-src': "'self' https://edge.example.test:6443 wss://edge.example.test:6443",
+        'frame-ancestors': "'none'",
+        'object-src': "'none'",
+      });
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    }
+    // The page loads nothing inline: every script and stylesheet it names is a file of its own.
+    const html = await (await fetch(`${behindTls.url}/console/`)).text();
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(html).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
+    expect((await fetch(`${behindTls.url}/v1/alarms`)).headers.get('content-security-policy')).toBeNull();
+  });
+
   it('serves health and readiness on both ports, metrics only on the internal port', async () => {
     for (const base of [ingest.url, ingest.internalUrl]) {
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
