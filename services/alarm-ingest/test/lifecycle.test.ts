@@ -620,6 +620,26 @@ describe('ingest configuration', () => {
     expect(() => parseIngestConfig({ ...base, JWT_SECRET: 'short' })).toThrow(/at least 32/);
     expect(parseIngestConfig({ ...base, JWT_SECRET: 'x'.repeat(32) }).JWT_SECRET).toBe('x'.repeat(32));
   });
+  it('has the documented abuse-limit defaults, and reads TRUST_PROXY as documented', () => {
+    const config = parseIngestConfig({});
+    expect(config).toMatchObject({
+      INGEST_INTERNAL_PORT: 9100,
+      COLLECTOR_TOKEN_NEGATIVE_CACHE_S: 5,
+      RATE_LIMIT_WINDOW_S: 1,
+      RATE_LIMIT_ALARMS_PER_TOKEN: 200,
+      RATE_LIMIT_ALARMS_PER_IP: 500,
+      RATE_LIMIT_USER_API_PER_USER: 50,
+      RATE_LIMIT_USER_API_PER_IP: 500,
+      RATE_LIMIT_AUTH_FAILURES_PER_IP: 100,
+      TRUST_PROXY: false,
+      HTTP_HEADERS_TIMEOUT_MS: 10_000,
+      HTTP_REQUEST_TIMEOUT_MS: 30_000,
+    });
+    expect(parseIngestConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
+    expect(parseIngestConfig({ TRUST_PROXY: 'uniquelocal' }).TRUST_PROXY).toEqual(['uniquelocal']);
+    expect(() => parseIngestConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY/);
+    expect(() => parseIngestConfig({ TRUST_PROXY: '300.1.1.1' })).toThrow(/TRUST_PROXY/);
+  });
   it('uses the development default elsewhere, and treats an empty value as unset', () => {
     for (const JWT_SECRET of [undefined, '', '  ']) {
       const config = parseIngestConfig({ JWT_SECRET });
