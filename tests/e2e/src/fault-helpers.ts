@@ -76,6 +76,8 @@ export interface ServiceEnv {
   databaseUrl: string;
   redisUrl: string;
   redisPrefix: string;
+  /** more environment for every service */
+  extra?: Record<string, string>;
 }
 
 function commonEnv(o: ServiceEnv): Record<string, string> {
@@ -89,6 +91,7 @@ function commonEnv(o: ServiceEnv): Record<string, string> {
     PUSHER_APP_KEY: APP.key,
     PUSHER_APP_SECRET: APP.secret,
     JWT_SECRET,
+    ...o.extra,
   };
 }
 
