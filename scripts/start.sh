@@ -10,6 +10,7 @@ ensure_install
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/alarmcast}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export INGEST_PORT="${INGEST_PORT:-3000}" EDGE_PORT="${EDGE_PORT:-6001}" RESOLVER_METRICS_PORT="${RESOLVER_METRICS_PORT:-9102}"
+export INGEST_INTERNAL_PORT="${INGEST_INTERNAL_PORT:-9100}" EDGE_INTERNAL_PORT="${EDGE_INTERNAL_PORT:-9101}"
 
 log "migrating $DATABASE_URL"
 pnpm --silent cli migrate >/dev/null
@@ -46,16 +47,16 @@ wait_http "http://127.0.0.1:$INGEST_PORT/healthz" alarm-ingest
 wait_http "http://127.0.0.1:$EDGE_PORT/healthz" ws-edge
 wait_http "http://127.0.0.1:$RESOLVER_METRICS_PORT/healthz" recipient-resolver
 
-node - "$INGEST_PORT" "$EDGE_PORT" "$RESOLVER_METRICS_PORT" <<'JS'
-const [ingest, edge, resolver] = process.argv.slice(2);
+node - "$INGEST_PORT" "$EDGE_PORT" "$RESOLVER_METRICS_PORT" "$INGEST_INTERNAL_PORT" "$EDGE_INTERNAL_PORT" <<'JS'
+const [ingest, edge, resolver, ingestInternal, edgeInternal] = process.argv.slice(2);
 const demo = JSON.parse(require('fs').readFileSync('.alarmcast/demo.json', 'utf8'));
 const token = Object.values(demo.collectorTokens).find((t) => t.tenantId !== null) ?? Object.values(demo.collectorTokens)[0];
 const [deviceRef, device] = Object.entries(demo.devices).find(([, d]) => d.tenantId === token.tenantId) ?? Object.entries(demo.devices)[0];
 console.log(`
 alarmcast is running.
-  alarm-ingest        http://127.0.0.1:${ingest}   (POST /v1/alarms, /healthz, /readyz, /metrics)
+  alarm-ingest        http://127.0.0.1:${ingest}   (POST /v1/alarms, /healthz, /readyz); metrics http://127.0.0.1:${ingestInternal}/metrics
   console             http://127.0.0.1:${ingest}/console/   (sign in with a JWT below)
-  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /apps/{id}/events, /metrics)
+  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /apps/{id}/events); metrics http://127.0.0.1:${edgeInternal}/metrics
   recipient-resolver  http://127.0.0.1:${resolver}   (/healthz, /readyz, /metrics)
   logs                .alarmcast/logs/   demo ids and tokens: .alarmcast/demo.json
 

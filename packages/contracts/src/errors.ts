@@ -10,6 +10,7 @@ export const ERROR_CATALOGUE = {
   invalid_idempotency_key: { status: 400, doc: 'an Idempotency-Key that is not 1-255 printable ASCII' },
   unauthenticated: { status: 401, doc: 'missing, malformed, unknown or revoked credentials' },
   forbidden: { status: 403, doc: 'authenticated, but not allowed to do this' },
+  invalid_path: { status: 400, doc: 'a request path that cannot be decoded (a malformed percent-escape such as %E0%A4%A)' },
   not_found: { status: 404, doc: 'no such route or resource, or one the caller may not see' },
   alarm_not_active: {
     status: 409,
@@ -29,6 +30,10 @@ export const ERROR_CATALOGUE = {
   idempotency_key_reused: {
     status: 422,
     doc: 'an Idempotency-Key reused, within its window, for a request with a different body',
+  },
+  rate_limited: {
+    status: 429,
+    doc: 'too many requests (or failed authentications) from one client, token or user; Retry-After says when',
   },
   internal_error: { status: 500, doc: 'a bug: logged, no internals in the answer' },
   service_unavailable: { status: 503, doc: 'a dependency is down; Retry-After says when to retry' },

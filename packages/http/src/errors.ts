@@ -65,6 +65,18 @@ function fromBodyParser(err: {
 }
 
 /**
+ * A path segment that is not valid percent-encoding: Express' router (decoding a route parameter) and
+ * serve-static (decoding a file path) both fail with a 400 URIError, which would otherwise read as a bug.
+ */
+function fromBadPath(err: unknown): ApiError | null {
+  if (!(err instanceof URIError)) return null;
+  const status = (err as { status?: unknown; statusCode?: unknown }).status;
+  return status === 400 || status === undefined
+    ? new ApiError('invalid_path', 'the request path contains a malformed percent-escape')
+    : null;
+}
+
+/**
  * The last middleware of every service: maps known errors to their status and code, logs the rest and
  * answers 500 without a stack trace. `classify` lets a service map its own infrastructure errors (e.g. a
  * Postgres outage to 503) before the 500 fallback.
@@ -79,7 +91,9 @@ export function jsonErrorHandler(
       return;
     }
     const known =
-      err instanceof ApiError ? err : (fromBodyParser(err as Record<string, unknown>) ?? classify(err));
+      err instanceof ApiError
+        ? err
+        : (fromBadPath(err) ?? fromBodyParser(err as Record<string, unknown>) ?? classify(err));
     if (known) {
       sendError(res, known);
       return;

@@ -46,6 +46,11 @@ export class RedisKeys {
     return `${this.prefix}:log:user:`;
   }
 
+  /** Key prefix of one rate limit's counters (the limiter appends `:{client key}`), shared by every process. */
+  rateLimit(name: string): string {
+    return `${this.prefix}:rl:${part('rateLimit', name)}`;
+  }
+
   /** BullMQ's own key prefix (BullMQ appends `:{queue}:...`). */
   get bullPrefix(): string {
     return `${this.prefix}:bull`;

@@ -16,7 +16,7 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorAuth, collectorOf, type Collector } from './collector-auth.js';
+import { collectorAuth, collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -36,7 +36,8 @@ async function resolveTarget(
 ): Promise<{ tenantId: number | null; deviceId: number | null }> {
   if (body.deviceId !== undefined) return { tenantId: collector.tenantId, deviceId: body.deviceId };
   const tenantId = body.tenantId!;
-  // Checked before the lookup, so a scoped token cannot probe which tenant ids exist.
+  // Checked before the lookup, so a scoped token gets the same 403 for another tenant's id as for an id
+  // that does not exist, and cannot probe which tenant ids exist.
   assertMayPost(collector, tenantId);
   if (!(await db(() => tenantExists(pool, tenantId))))
     throw new ApiError('unknown_tenant', `no tenant with id ${tenantId}`, { field: 'tenantId' });
@@ -49,7 +50,11 @@ function assertMayPost(collector: Collector, tenantId: number): void {
   }
 }
 
-/** Why a report changed nothing: no such device, another tenant's device, or nothing active to clear. */
+/**
+ * Why a report changed nothing: no such device (or, for a tenant-scoped token, another tenant's device,
+ * which gets the same answer so that a token cannot tell which device ids exist elsewhere), or nothing
+ * active to clear.
+ */
 async function explainNotApplied(
   pool: PgPool,
   db: DbCall,
@@ -59,9 +64,9 @@ async function explainNotApplied(
 ): Promise<ApiError> {
   if (deviceId !== null) {
     const tenantId = await db(() => findDeviceTenant(pool, deviceId));
-    if (tenantId === null)
+    const hidden = collector.tenantId !== null && tenantId !== collector.tenantId;
+    if (tenantId === null || hidden)
       return new ApiError('unknown_device', `no device with id ${deviceId}`, { field: 'deviceId' });
-    assertMayPost(collector, tenantId);
   }
   return new ApiError(
     'alarm_not_active',
@@ -120,6 +125,12 @@ export interface AlarmsRouterOptions {
   jwtSecret: string;
   /** how long a found collector token is trusted without asking Postgres again */
   collectorTokenCacheMs: number;
+  /** how long an unknown collector token is remembered as unknown */
+  collectorTokenNegativeCacheMs: number;
+  /** POST /v1/alarms per token, and failed authentications per client IP */
+  collectorLimits: AuthLimits;
+  /** the user API per user, and failed authentications per client IP */
+  userLimits: AuthLimits;
   /** called once per committed alarm change (created, updated, cleared) */
   onAccepted: () => void;
   /** admission control for collector writes (admission.ts), after authentication */
@@ -129,8 +140,14 @@ export interface AlarmsRouterOptions {
 export function alarmsRouter(options: AlarmsRouterOptions): Router {
   const { pool, db, outbox, jwtSecret, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(pool, db, options.collectorTokenCacheMs);
-  const asUser = userAuth(pool, db, jwtSecret);
+  const asCollector = collectorAuth(
+    pool,
+    db,
+    options.collectorTokenCacheMs,
+    options.collectorTokenNegativeCacheMs,
+    options.collectorLimits,
+  );
+  const asUser = userAuth(pool, db, jwtSecret, options.userLimits);
 
   /**
    * A collector's alarm report. 202 `created`; 200 `updated` (the identifier was active) or `cleared`;

@@ -1,7 +1,7 @@
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { hashCollectorToken } from '@alarmcast/auth';
 import { findCollectorToken, type CollectorTokenRow, type PgPool } from '@alarmcast/db';
-import { ApiError } from '@alarmcast/http';
+import { ApiError, type RateLimit } from '@alarmcast/http';
 import type { DbCall } from './db-breaker.js';
 
 /** The authenticated collector of a request. */
@@ -18,34 +18,71 @@ export function collectorOf(res: Response): Collector {
   return collector;
 }
 
-/** Tokens remembered at most; past this the cache starts over (a collector fleet has far fewer). */
+/**
+ * Tokens remembered at most, known and unknown; past this the cache starts over (a collector fleet has far
+ * fewer, and a client trying many unknown tokens is stopped by the failed-authentication limit).
+ */
 const CACHE_LIMIT = 10_000;
+
+/** Limits an authentication middleware applies around its credential check. */
+export interface AuthLimits {
+  /** failed authentications, keyed by client IP: checked before, counted after a failure */
+  failures: RateLimit;
+  /** requests per authenticated principal (collector token id, user id), counted once it is known */
+  perPrincipal: RateLimit;
+}
+
+/** 401, or the 429 that counting this failure earned the client IP. */
+export async function authFailure(limits: AuthLimits, req: Request, error: ApiError): Promise<ApiError> {
+  return (await limits.failures.penalize(req.ip ?? '')) ?? error;
+}
 
 /**
  * `Authorization: Bearer <collector token>`: looked up by its SHA-256, revoked tokens refused. A token that
  * was found is remembered for `cacheMs`, which saves a Postgres round trip on almost every report (a
- * collector posts many); the price is that a revocation takes up to `cacheMs` to bite. Unknown tokens are
- * never remembered, so a new token works at once.
+ * collector posts many); the price is that a revocation takes up to `cacheMs` to bite. A token that was not
+ * found is remembered as unknown for `negativeCacheMs`, so that a client retrying a wrong token costs no
+ * lookup either. An IP over its failed-authentication limit gets 429 before any lookup; a known token over
+ * its request limit gets 429.
  */
-export function collectorAuth(pool: PgPool, db: DbCall, cacheMs: number): RequestHandler {
-  const cache = new Map<string, { token: CollectorTokenRow; until: number }>();
+export function collectorAuth(
+  pool: PgPool,
+  db: DbCall,
+  cacheMs: number,
+  negativeCacheMs: number,
+  limits: AuthLimits,
+): RequestHandler {
+  const cache = new Map<string, { token: CollectorTokenRow | null; until: number }>();
   const lookup = async (tokenHash: string): Promise<CollectorTokenRow | null> => {
     const now = Date.now();
     const hit = cache.get(tokenHash);
     if (hit && hit.until > now) return hit.token;
     const token = await db(() => findCollectorToken(pool, tokenHash));
-    if (token && cacheMs > 0) {
+    const ttl = token ? cacheMs : negativeCacheMs;
+    if (ttl > 0) {
       if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(tokenHash, { token, until: now + cacheMs });
+      cache.set(tokenHash, { token, until: now + ttl });
     }
     return token;
   };
   return async (req, res, next) => {
+    limits.failures.check(req.ip ?? '');
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_\-.~+/]{8,200}=*)$/.exec(header);
-    if (!match) throw new ApiError('unauthenticated', 'missing or malformed bearer token');
+    if (!match)
+      throw await authFailure(
+        limits,
+        req,
+        new ApiError('unauthenticated', 'missing or malformed bearer token'),
+      );
     const token = await lookup(hashCollectorToken(match[1]!));
-    if (!token || token.revoked) throw new ApiError('unauthenticated', 'unknown or revoked collector token');
+    if (!token || token.revoked)
+      throw await authFailure(
+        limits,
+        req,
+        new ApiError('unauthenticated', 'unknown or revoked collector token'),
+      );
+    await limits.perPrincipal.consume(String(token.id));
     res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };
     next();
   };

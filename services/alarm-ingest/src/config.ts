@@ -1,14 +1,18 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { commonEnv, parseEnv, portVar } from '@alarmcast/service';
+import { parseTrustProxy } from '@alarmcast/http';
 import { z } from 'zod';
 
 const positiveMs = z.coerce.number().int().positive();
+const limit = z.coerce.number().int().min(0).max(1_000_000);
 
 /** Every environment variable alarm-ingest reads, with its default. Parsed once at boot. */
 export const IngestEnv = z.object({
   ...commonEnv,
   /** @defaultValue 3000 */
   INGEST_PORT: portVar(3000),
+  /** `/healthz`, `/readyz` and `/metrics`, kept off the public network. @defaultValue 9100 */
+  INGEST_INTERNAL_PORT: portVar(9100),
   /** where browsers reach ws-edge, for the operator console served at /console/ */
   CONSOLE_EDGE_URL: z.string().url().default('http://127.0.0.1:6001'),
   /** the Pusher app key the console connects with (ws-edge's PUSHER_APP_KEY) */
@@ -30,6 +34,46 @@ export const IngestEnv = z.object({
    * per report, but a revoked token keeps working for up to this long (0: look it up on every request)
    */
   COLLECTOR_TOKEN_CACHE_S: z.coerce.number().int().min(0).max(300).default(5),
+  /**
+   * seconds an unknown collector token is remembered as unknown, so that retrying it costs no Postgres
+   * lookup (0: look it up every time). Tokens are random, so only a token that is tried before it is
+   * created would be refused for this long.
+   */
+  COLLECTOR_TOKEN_NEGATIVE_CACHE_S: z.coerce.number().int().min(0).max(300).default(5),
+  /** length of the request-rate windows below, in seconds (fixed windows, shared by all processes in Redis) */
+  RATE_LIMIT_WINDOW_S: z.coerce.number().int().min(1).max(3600).default(1),
+  /** POST /v1/alarms per collector token per window (0: no limit) */
+  RATE_LIMIT_ALARMS_PER_TOKEN: limit.default(1000),
+  /** POST /v1/alarms per client IP per window (0: no limit) */
+  RATE_LIMIT_ALARMS_PER_IP: limit.default(2000),
+  /** GET /v1/alarms and POST /v1/alarms/{id}/ack per user per window (0: no limit) */
+  RATE_LIMIT_USER_API_PER_USER: limit.default(50),
+  /** the same per client IP per window (0: no limit) */
+  RATE_LIMIT_USER_API_PER_IP: limit.default(500),
+  /**
+   * failed authentications (401, and 403 for an unknown or inactive user) per client IP per minute; past it,
+   * every request from that IP to an authenticated route gets 429 until the minute ends (0: no limit)
+   */
+  RATE_LIMIT_AUTH_FAILURES_PER_IP: limit.default(100),
+  /**
+   * which proxies may tell the client IP (X-Forwarded-For): unset/false/0 none (the TCP peer is the client),
+   * a hop count N, or a comma-separated list of proxy addresses / CIDRs / loopback, linklocal, uniquelocal
+   */
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        return parseTrustProxy(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** whole request headers must arrive within this (slow-client limit; Node's default is 60 s) */
+  HTTP_HEADERS_TIMEOUT_MS: positiveMs.default(10_000),
+  /** the whole request must arrive within this (Node's default is 300 s) */
+  HTTP_REQUEST_TIMEOUT_MS: positiveMs.default(30_000),
   /** seconds a client is told to wait (Retry-After) while Postgres is unreachable */
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),

@@ -1,11 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
-import { ApiError, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import {
+  ApiError,
+  RateLimit,
+  jsonErrorHandler,
+  notFoundHandler,
+  type RateLimitOptions,
+} from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -15,6 +22,7 @@ import {
   type Registry,
 } from '@alarmcast/observability';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
+import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { admissionControl } from './admission.js';
@@ -34,6 +42,8 @@ export interface IngestOptions {
 export interface IngestServer {
   port: number;
   url: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
+  internalUrl: string;
   outbox: OutboxDispatcher;
   metrics: Registry;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
@@ -79,9 +89,79 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     registers: [metrics],
   });
 
+  // Rate limits, shared by every ingest process through Redis; they fail open (counted) while it is away.
+  const limited = new Counter({
+    name: 'rate_limited_total',
+    help: 'Requests answered 429 by rate limit',
+    labelNames: ['limit'] as const,
+    registers: [metrics],
+  });
+  const failOpen = new Counter({
+    name: 'rate_limit_fail_open_total',
+    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
+    labelNames: ['limit'] as const,
+    registers: [metrics],
+  });
+  const rateLimit = (name: string, points: number, durationS: number, what: string): RateLimit =>
+    new RateLimit({
+      name,
+      redis,
+      keyPrefix: keys.rateLimit(name),
+      points,
+      durationS,
+      what,
+      onLimited: (limit) => limited.inc({ limit }),
+      onFailOpen: (limit, err) => {
+        failOpen.inc({ limit });
+        log.debug({ err, limit }, 'rate limit store unavailable: request let through');
+      },
+    } satisfies RateLimitOptions);
+  const windowS = config.RATE_LIMIT_WINDOW_S;
+  const authFailures = rateLimit(
+    'auth-failures-ip',
+    config.RATE_LIMIT_AUTH_FAILURES_PER_IP,
+    60,
+    'failed authentications from this IP',
+  );
+  const limits = {
+    alarmsPerIp: rateLimit('alarms-ip', config.RATE_LIMIT_ALARMS_PER_IP, windowS, 'requests from this IP'),
+    userApiPerIp: rateLimit(
+      'user-api-ip',
+      config.RATE_LIMIT_USER_API_PER_IP,
+      windowS,
+      'requests from this IP',
+    ),
+    collector: {
+      failures: authFailures,
+      perPrincipal: rateLimit(
+        'alarms-token',
+        config.RATE_LIMIT_ALARMS_PER_TOKEN,
+        windowS,
+        'requests with this collector token',
+      ),
+    },
+    user: {
+      failures: authFailures,
+      perPrincipal: rateLimit(
+        'user-api-user',
+        config.RATE_LIMIT_USER_API_PER_USER,
+        windowS,
+        'requests by this user',
+      ),
+    },
+  };
+  const perIp =
+    (limit: RateLimit): express.RequestHandler =>
+    async (req, _res, next) => {
+      await limit.consume(req.ip ?? '');
+      next();
+    };
+
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Who the client is, for the per-IP limits: the TCP peer unless TRUST_PROXY names the proxies in front.
+  app.set('trust proxy', config.TRUST_PROXY);
   app.use((req, res, next) => {
     res.on('finish', () =>
       responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }),
@@ -99,6 +179,36 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     authEndpoint: new URL('/broadcasting/auth', edgeUrl).toString(),
     apiBase: '',
   };
+  // The console's own security headers: a Content-Security-Policy that allows exactly what the page loads
+  // (its script and stylesheet from here, the API here, the edge's WebSocket and auth endpoint), so an
+  // injected script can neither run nor send the JWT anywhere else; no framing (clickjacking); nosniff.
+  const edgeOrigin = edgeUrl.origin;
+  const edgeWsOrigin = `${edgeUrl.protocol === 'https:' ? 'wss' : 'ws'}://${edgeUrl.host}`;
+  const consoleHeaders = helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'", edgeOrigin, edgeWsOrigin],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // The page makes cross-origin calls to the edge; COEP would demand CORP headers the edge need not send.
+    crossOriginEmbedderPolicy: false,
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  app.use((req, res, next) => {
+    // Only the console's pages and assets: the API answers JSON and keeps its headers as they are.
+    if (req.path === '/' || req.path === '/console' || req.path.startsWith('/console/'))
+      consoleHeaders(req, res, next);
+    else next();
+  });
   // The page's assets are relative, so it must be loaded from /console/ (express matches /console for both).
   app.get(['/', '/console'], (req, res, next) => {
     if (req.originalUrl.split('?')[0]!.endsWith('/') && req.originalUrl !== '/') next();
@@ -109,10 +219,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   app.use('/console', express.static(CONSOLE_DIST_DIR, { maxAge: '1h', index: 'index.html' }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
+  const readiness = async (): Promise<Readiness> => {
     const [database, queueReady] = await Promise.all([
       db(() => pool.query('SELECT 1')).then(
         () => true,
@@ -127,13 +234,23 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     ]);
     // Ingest still accepts alarms while Redis is away (the outbox holds them), so only Postgres gates
     // readiness; the Redis state is reported for operators.
-    res
-      .status(database ? 200 : 503)
-      .json({ status: database ? 'ready' : 'unavailable', database, queue: queueReady });
+    return {
+      ready: database,
+      body: { status: database ? 'ready' : 'unavailable', database, queue: queueReady },
+    };
+  };
+  // /healthz and /readyz stay on the public port too, for a load balancer that probes the port it serves;
+  // /metrics is only on the internal port.
+  const probes = probeHandler({ readiness });
+  app.use((req, res, next) => {
+    if (!probes(req, res)) next();
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
-  });
+
+  // Per-IP limits before anything is parsed or looked up, so a flood costs one Redis call per request (none
+  // once the IP is over its limit: the limiter remembers that until its window ends).
+  app.post('/v1/alarms', perIp(limits.alarmsPerIp));
+  app.get('/v1/alarms', perIp(limits.userApiPerIp));
+  app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -163,18 +280,36 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       jwtSecret: config.JWT_SECRET,
       admission: admission.middleware,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
+      collectorTokenNegativeCacheMs: config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
+      collectorLimits: limits.collector,
+      userLimits: limits.user,
       onAccepted: () => accepted.inc(),
     }),
   );
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
-  const server: Server = createServer(app);
+  const server: Server = createServer(
+    httpServerOptions({
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    }),
+    app,
+  );
   // Keep-alive connections must not hold a drain open forever.
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.INGEST_PORT, config.HOST, resolve);
+  });
+  const internal = await startInternalServer({
+    host: config.HOST,
+    port: config.INGEST_INTERNAL_PORT,
+    metrics,
+    readiness,
+  }).catch(async (err: unknown) => {
+    server.close();
+    throw err;
   });
   outbox.start();
   const pruner = startIdempotencyPruner(pool, log);
@@ -190,6 +325,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await drained;
+      await internal.close();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -199,5 +335,12 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await Promise.all([pool.end(), outboxPool.end()]);
     })());
 
-  return { port, url: `http://${config.HOST}:${port}`, outbox, metrics, close };
+  return {
+    port,
+    url: `http://${config.HOST}:${port}`,
+    internalUrl: internal.url,
+    outbox,
+    metrics,
+    close,
+  };
 }

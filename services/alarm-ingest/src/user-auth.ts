@@ -2,6 +2,7 @@ import type { RequestHandler, Response } from 'express';
 import { verifyUserJwt } from '@alarmcast/auth';
 import { findUserAccess, type AlarmViewer, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
+import { authFailure, type AuthLimits } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 
 /** The user that userAuth put on this response's locals. */
@@ -13,15 +14,29 @@ export function viewerOf(res: Response): AlarmViewer {
 
 /**
  * `Authorization: Bearer <user JWT>` (HS256, `sub` = user id, the JWTs ws-edge accepts): 401 for a missing or
- * invalid token, 403 for a user who does not exist (any more) or is inactive.
+ * invalid token, 403 for a user who does not exist (any more) or is inactive; both count as failed
+ * authentications of the client IP. 429 for a user over the request limit.
  */
-export function userAuth(pool: PgPool, db: DbCall, jwtSecret: string): RequestHandler {
+export function userAuth(pool: PgPool, db: DbCall, jwtSecret: string, limits: AuthLimits): RequestHandler {
   return async (req, res, next) => {
+    limits.failures.check(req.ip ?? '');
     const match = /^Bearer (\S{1,4096})$/.exec(req.get('authorization') ?? '');
     const claims = match ? await verifyUserJwt(jwtSecret, match[1]!) : null;
-    if (!claims) throw new ApiError('unauthenticated', 'missing, invalid or expired user token');
+    if (!claims)
+      throw await authFailure(
+        limits,
+        req,
+        new ApiError('unauthenticated', 'missing, invalid or expired user token'),
+      );
+    // Counted on the signed user id before the lookup, so a user over the limit costs no query.
+    await limits.perPrincipal.consume(String(claims.userId));
     const user = await db(() => findUserAccess(pool, claims.userId));
-    if (!user?.active) throw new ApiError('forbidden', 'this user is unknown or inactive');
+    if (!user?.active)
+      throw await authFailure(
+        limits,
+        req,
+        new ApiError('forbidden', 'this user is unknown or inactive'),
+      );
     res.locals.viewer = { userId: claims.userId, tenantId: user.tenantId } satisfies AlarmViewer;
     next();
   };

@@ -1,6 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
+import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
   AlarmIngestBody,
   ERROR_CODES,
@@ -99,10 +100,15 @@ describe('POST /v1/alarms under fuzzed input', () => {
     ingest = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
         DATABASE_URL: db.url,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: uniqueRedisPrefix(),
         LOG_LEVEL: 'silent',
+        // Thousands of requests from one token and IP in seconds: the limits have their own test.
+        RATE_LIMIT_ALARMS_PER_TOKEN: '0',
+        RATE_LIMIT_ALARMS_PER_IP: '0',
+        RATE_LIMIT_AUTH_FAILURES_PER_IP: '0',
       }),
     );
   });
@@ -637,4 +643,227 @@ describe('POST /v1/alarms under fuzzed input', () => {
       expect((JSON.parse(res.text) as { error: { code: string } }).error.code).toBe('invalid_json');
     },
   );
+});
+
+/**
+ * The other public interfaces of the ingest port, with fast-check generating the inputs (deterministic:
+ * FUZZ_SEED reproduces a run): the user API (list queries, acknowledgement ids) and arbitrary paths and
+ * methods (malformed percent-escapes, console files, unknown routes). Each gets at least 10,000 inputs; every
+ * answer must be a documented status with a documented code, never a 500 or a stack.
+ */
+describe('the user API and arbitrary paths under fuzzed input (fast-check)', () => {
+  const RUNS = 10_000;
+  const JWT_SECRET = 'fuzz-user-api-jwt-secret-0123456789abcdef';
+  let prisma: PrismaClient;
+  let ingest: IngestServer;
+  let dropDb: () => Promise<void>;
+  let jwt: string;
+  let alarmId: string;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    dropDb = db.drop;
+    prisma = createPrismaClient(db.url);
+    const world = await provisionGraph(
+      prisma,
+      {
+        tenants: [
+          {
+            ref: 'a',
+            name: 'Tenant A',
+            slug: 'tenant-a',
+            users: [{ ref: 'u', email: 'u@a.example', name: 'U' }],
+            devices: [{ ref: 'da', oui: '00D09E', productClass: 'HG8245', serialNumber: 'A1' }],
+            collectorTokens: [{ ref: 'ta', name: 'collector of A' }],
+          },
+        ],
+      },
+      { hashToken: hashCollectorToken, newToken: generateCollectorToken },
+    );
+    ingest = await startIngest(
+      parseIngestConfig({
+        INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
+        DATABASE_URL: db.url,
+        REDIS_URL: testEnv().redisUrl,
+        REDIS_PREFIX: uniqueRedisPrefix(),
+        LOG_LEVEL: 'silent',
+        JWT_SECRET,
+        RATE_LIMIT_ALARMS_PER_TOKEN: '0',
+        RATE_LIMIT_ALARMS_PER_IP: '0',
+        RATE_LIMIT_USER_API_PER_USER: '0',
+        RATE_LIMIT_USER_API_PER_IP: '0',
+        RATE_LIMIT_AUTH_FAILURES_PER_IP: '0',
+      }),
+    );
+    jwt = await signUserJwt(JWT_SECRET, world.users.u!.id);
+    const raised = await fetch(`${ingest.url}/v1/alarms`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${world.collectorTokens.ta!.token}`,
+      },
+      body: JSON.stringify({
+        deviceId: world.devices.da!.id,
+        alarmIdentifier: 'fuzz',
+        eventType: 'Communications Alarm',
+        probableCause: 'Loss of signal',
+        specificProblem: '',
+        perceivedSeverity: 'Major',
+      }),
+    });
+    alarmId = ((await raised.json()) as { id: string }).id;
+  });
+  afterAll(async () => {
+    await ingest?.close();
+    await prisma?.$disconnect();
+    await dropDb?.();
+  });
+
+  /** Runs `fn` over `items`, CONCURRENCY at a time, collecting answers and transport errors. */
+  async function runAll<T>(
+    items: T[],
+    fn: (item: T) => Promise<string | null>,
+  ): Promise<{ failures: string[] }> {
+    const failures: string[] = [];
+    for (let i = 0; i < items.length; i += CONCURRENCY) {
+      const settled = await Promise.allSettled(items.slice(i, i + CONCURRENCY).map(fn));
+      for (const s of settled) {
+        if (s.status === 'rejected') failures.push(`no answer: ${String(s.reason)}`);
+        else if (s.value !== null) failures.push(s.value);
+      }
+    }
+    return { failures };
+  }
+
+  /** Checks one answer: a documented status, and for an error, a documented code and no internals. */
+  async function judge(
+    what: string,
+    res: Response,
+    allowed: Record<number, readonly string[] | null>,
+    tally: Map<number, number>,
+  ): Promise<string | null> {
+    tally.set(res.status, (tally.get(res.status) ?? 0) + 1);
+    const text = await res.text();
+    if (!(res.status in allowed)) return `${what}: undocumented status ${res.status}: ${text.slice(0, 200)}`;
+    if (INTERNALS.test(text) && res.status >= 400) return `${what}: internals in ${text.slice(0, 200)}`;
+    const codes = allowed[res.status];
+    // HEAD answers carry no body to read a code from.
+    if (codes === null || codes === undefined || what.startsWith('HEAD ')) return null;
+    try {
+      const code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '';
+      return codes.includes(code) && (ERROR_CODES as readonly string[]).includes(code)
+        ? null
+        : `${what}: ${res.status} with code ${code}`;
+    } catch {
+      return `${what}: ${res.status} with a non-JSON body ${text.slice(0, 200)}`;
+    }
+  }
+
+  /** A path segment: ids, numbers, arbitrary text percent-encoded or raw, and malformed escapes. */
+  const segment = fc.oneof(
+    fc.bigInt({ min: -10n, max: 2n ** 64n }).map(String),
+    fc.string({ maxLength: 12 }).map(encodeURIComponent),
+    fc.string({ unit: 'grapheme', maxLength: 6 }).map(encodeURIComponent),
+    fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=:@-]{0,16}$/),
+    fc
+      .tuple(
+        fc.stringMatching(/^[A-Za-z0-9]{0,4}$/),
+        fc.stringMatching(/^%[0-9A-Fa-f]{0,1}$|^%[G-Zg-z][0-9]?$/),
+      )
+      .map(([a, b]) => a + b),
+    fc.constantFrom('%E0%A4%A', '%', '%%', '%zz', '%C0%AF', '%ED%A0%80', '%FF', '..', '.', '%2e%2e', '%00'),
+  );
+
+  it(`answers ${RUNS} fuzzed user API requests (list queries, ack ids) with documented statuses`, async () => {
+    const query = fc
+      .array(
+        fc.tuple(
+          fc.constantFrom('state', 'severity', 'deviceId', 'limit', 'cursor', 'x', 'state[]', ''),
+          fc.oneof(segment, fc.constantFrom('active', 'cleared', 'all', 'Critical,Major', '1', '500', '501')),
+        ),
+        { maxLength: 4 },
+      )
+      .map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join('&'));
+    const request = fc.oneof(
+      query.map((q) => ({ method: 'GET', path: `/v1/alarms?${q}` })),
+      segment.map((s) => ({ method: 'POST', path: `/v1/alarms/${s}/ack` })),
+      fc.constant({ method: 'POST', path: `/v1/alarms/ALARM/ack` }),
+    );
+    const inputs = fc.sample(request, { numRuns: RUNS, seed: SEED });
+    const tally = new Map<number, number>();
+    const { failures } = await runAll(inputs, async ({ method, path }) => {
+      const res = await fetch(`${ingest.url}${path.replace('ALARM', alarmId)}`, {
+        method,
+        headers: { authorization: `Bearer ${jwt}` },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      const allowed: Record<number, readonly string[] | null> =
+        method === 'GET'
+          ? { 200: null, 422: ['validation_failed'] }
+          : { 200: null, 400: ['invalid_path'], 404: ['not_found'] };
+      return judge(`${method} ${path}`, res, allowed, tally);
+    });
+    console.log(
+      `fuzz user API: ${inputs.length} requests: ${[...tally].map(([s, n]) => `${s}=${n}`).join(', ')}`,
+    );
+    expect(failures.slice(0, 20)).toEqual([]);
+    expect(inputs.length).toBeGreaterThanOrEqual(RUNS);
+    expect(tally.get(400)).toBeGreaterThan(0);
+  }, 240_000);
+
+  it(`answers ${RUNS} fuzzed paths and methods on the public port with documented statuses`, async () => {
+    const path = fc
+      .tuple(
+        fc.constantFrom(
+          '',
+          '/v1',
+          '/v1/alarms',
+          '/console',
+          '/console/assets',
+          '/healthz',
+          '/readyz',
+          '/metrics',
+        ),
+        fc.array(segment, { maxLength: 3 }),
+        fc.constantFrom('', '/', '/ack', '/index.html'),
+      )
+      .map(([prefix, segs, end]) => `${prefix}/${segs.join('/')}${end}`.replace(/^\/\//, '/'));
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
+      path,
+    });
+    const inputs = fc.sample(request, { numRuns: RUNS, seed: SEED + 1 });
+    const tally = new Map<number, number>();
+    const anyError = [...ERROR_CODES];
+    const { failures } = await runAll(inputs, async ({ method, path }) => {
+      const res = await fetch(`${ingest.url}${path}`, {
+        method,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      return judge(
+        `${method} ${path}`,
+        res,
+        {
+          200: null,
+          204: null,
+          301: null,
+          302: null,
+          400: ['invalid_path', 'invalid_json'],
+          401: ['unauthenticated'],
+          404: method === 'HEAD' ? null : ['not_found'],
+          415: ['unsupported_media_type'],
+          503: anyError,
+        },
+        tally,
+      );
+    });
+    console.log(
+      `fuzz paths: ${inputs.length} requests: ${[...tally].map(([s, n]) => `${s}=${n}`).join(', ')}`,
+    );
+    expect(failures.slice(0, 20)).toEqual([]);
+    expect(tally.get(400)).toBeGreaterThan(0);
+    expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
+  }, 240_000);
 });

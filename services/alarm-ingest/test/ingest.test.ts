@@ -51,6 +51,7 @@ describe('alarm-ingest', () => {
   const config = (over: Record<string, string> = {}) =>
     parseIngestConfig({
       INGEST_PORT: '0',
+      INGEST_INTERNAL_PORT: '0',
       DATABASE_URL: dbUrl,
       REDIS_URL: testEnv().redisUrl,
       REDIS_PREFIX: prefix,
@@ -170,16 +171,30 @@ describe('alarm-ingest', () => {
     expect((await report()).status).toBe(401);
   }, 20_000);
 
-  it('refuses a tenant-scoped token posting for another tenant, by device or by tenant (403)', async () => {
-    for (const target of [{ deviceId: world.devices.db!.id }, { tenantId: world.tenants.b!.id }]) {
-      const res = await post(alarm(target), tokenA());
-      expect(res.status).toBe(403);
-      expect(await res.json()).toEqual({ error: { code: 'forbidden', message: expect.any(String) } });
+  it("answers a tenant-scoped token alike for another tenant's device and a missing one, and for another tenant's id and an unknown one", async () => {
+    const answer = async (target: Record<string, unknown>, over: Record<string, unknown> = {}) => {
+      const res = await post(alarm({ ...target, ...over }), tokenA());
+      return [res.status, await res.json()];
+    };
+    const missingDevice = 2_000_000_000;
+    for (const over of [{}, { perceivedSeverity: 'Cleared', alarmIdentifier: randomUUID() }]) {
+      const foreign = await answer({ deviceId: world.devices.db!.id }, over);
+      const missing = await answer({ deviceId: missingDevice }, over);
+      expect(foreign[0]).toBe(422);
+      // The same body but for the id the caller sent.
+      expect(JSON.stringify(foreign[1]).replace(String(world.devices.db!.id), 'ID')).toBe(
+        JSON.stringify(missing[1]).replace(String(missingDevice), 'ID'),
+      );
+      expect(foreign[1]).toMatchObject({ error: { code: 'unknown_device' } });
     }
+    const foreignTenant = await answer({ tenantId: world.tenants.b!.id });
+    const unknownTenant = await answer({ tenantId: 2_000_000_000 });
+    expect(foreignTenant).toEqual([403, { error: { code: 'forbidden', message: expect.any(String) } }]);
+    expect(unknownTenant).toEqual(foreignTenant);
     expect(await prisma.alarm.count({ where: { tenantId: world.tenants.b!.id } })).toBe(0);
   });
 
-  it('tells a clear on an unknown or foreign device (422, 403) from a clear with nothing active (409)', async () => {
+  it('tells a clear on an unknown or foreign device (422) from a clear with nothing active (409)', async () => {
     const clear = (over: Record<string, unknown>) =>
       alarm({ perceivedSeverity: 'Cleared', alarmIdentifier: randomUUID(), ...over });
     const unknown = await post(clear({ deviceId: 999_999 }), platform());
@@ -189,8 +204,8 @@ describe('alarm-ingest', () => {
     ]);
     const foreign = await post(clear({ deviceId: world.devices.db!.id }), tokenA());
     expect([foreign.status, ((await foreign.json()) as { error: { code: string } }).error.code]).toEqual([
-      403,
-      'forbidden',
+      422,
+      'unknown_device',
     ]);
     const nothing = await post(clear({ deviceId: world.devices.da!.id }), tokenA());
     expect([nothing.status, ((await nothing.json()) as { error: { code: string } }).error.code]).toEqual([
@@ -342,12 +357,49 @@ describe('alarm-ingest', () => {
     expect(lost).toBe(1);
   });
 
-  it('serves health, readiness and metrics', async () => {
-    expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${ingest.url}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ database: true, queue: true });
-    const metrics = await (await fetch(`${ingest.url}/metrics`)).text();
+  it('serves the console with a CSP that allows only itself and the edge, nosniff and no framing', async () => {
+    const behindTls = await startIngest(config({ CONSOLE_EDGE_URL: 'https://edge.example.test:6443' }));
+    closers.push(behindTls.close);
+    for (const path of ['/console/', '/console/config.json']) {
+      const res = await fetch(`${behindTls.url}${path}`);
+      expect(res.status).toBe(200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      const directives = Object.fromEntries(
+        csp.split(';').map((d) => {
+          const [name, ...values] = d.trim().split(/\s+/);
+          return [name, values.join(' ')];
+        }),
+      );
+      expect(directives).toMatchObject({
+        'default-src': "'none'",
+        'script-src': "'self'",
+        'style-src': "'self'",
+        'connect-src': "'self' https://edge.example.test:6443 wss://edge.example.test:6443",
+        'frame-ancestors': "'none'",
+        'object-src': "'none'",
+      });
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    }
+    // The page loads nothing inline: every script and stylesheet it names is a file of its own.
+    const html = await (await fetch(`${behindTls.url}/console/`)).text();
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(html).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
+    expect((await fetch(`${behindTls.url}/v1/alarms`)).headers.get('content-security-policy')).toBeNull();
+  });
+
+  it('serves health and readiness on both ports, metrics only on the internal port', async () => {
+    for (const base of [ingest.url, ingest.internalUrl]) {
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ database: true, queue: true });
+    }
+    expect(ingest.internalUrl).not.toBe(ingest.url);
+    const metrics = await (await fetch(`${ingest.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/alarms_accepted_total\{service="alarm-ingest"\} [1-9]/);
+    const publicMetrics = await fetch(`${ingest.url}/metrics`);
+    expect(publicMetrics.status).toBe(404);
+    expect(await publicMetrics.json()).toMatchObject({ error: { code: 'not_found' } });
   });
 });

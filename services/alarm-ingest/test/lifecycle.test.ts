@@ -85,12 +85,16 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
     ingest = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
         DATABASE_URL: db.url,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: uniqueRedisPrefix(),
         LOG_LEVEL: 'silent',
         JWT_SECRET,
         DB_POOL_MAX: '20',
+        // These tests page and race far faster than any console; the limits have their own test.
+        RATE_LIMIT_USER_API_PER_USER: '0',
+        RATE_LIMIT_USER_API_PER_IP: '0',
       }),
     );
   });
@@ -446,6 +450,16 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
       expect((await prisma.alarm.findUniqueOrThrow({ where: { id: BigInt(id) } })).acknowledgedAt).toBeNull();
     });
 
+    it('answers a malformed percent-escape in the alarm id with 400 invalid_path, not 500', async () => {
+      for (const path of ['/v1/alarms/%E0%A4%A/ack', '/v1/alarms/%/ack', '/v1/alarms/%zz/ack']) {
+        const res = await asUser('a1', path, 'POST');
+        expect(res.status).toBe(400);
+        expect(await res.json()).toEqual({
+          error: { code: 'invalid_path', message: expect.any(String) },
+        });
+      }
+    });
+
     it('writes one event for concurrent acks', async () => {
       const id = await raise({ deviceId: dev('da') });
       const answers = await Promise.all(
@@ -610,6 +624,26 @@ describe('ingest configuration', () => {
     );
     expect(() => parseIngestConfig({ ...base, JWT_SECRET: 'short' })).toThrow(/at least 32/);
     expect(parseIngestConfig({ ...base, JWT_SECRET: 'x'.repeat(32) }).JWT_SECRET).toBe('x'.repeat(32));
+  });
+  it('has the documented abuse-limit defaults, and reads TRUST_PROXY as documented', () => {
+    const config = parseIngestConfig({});
+    expect(config).toMatchObject({
+      INGEST_INTERNAL_PORT: 9100,
+      COLLECTOR_TOKEN_NEGATIVE_CACHE_S: 5,
+      RATE_LIMIT_WINDOW_S: 1,
+      RATE_LIMIT_ALARMS_PER_TOKEN: 1000,
+      RATE_LIMIT_ALARMS_PER_IP: 2000,
+      RATE_LIMIT_USER_API_PER_USER: 50,
+      RATE_LIMIT_USER_API_PER_IP: 500,
+      RATE_LIMIT_AUTH_FAILURES_PER_IP: 100,
+      TRUST_PROXY: false,
+      HTTP_HEADERS_TIMEOUT_MS: 10_000,
+      HTTP_REQUEST_TIMEOUT_MS: 30_000,
+    });
+    expect(parseIngestConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
+    expect(parseIngestConfig({ TRUST_PROXY: 'uniquelocal' }).TRUST_PROXY).toEqual(['uniquelocal']);
+    expect(() => parseIngestConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY/);
+    expect(() => parseIngestConfig({ TRUST_PROXY: '300.1.1.1' })).toThrow(/TRUST_PROXY/);
   });
   it('uses the development default elsewhere, and treats an empty value as unset', () => {
     for (const JWT_SECRET of [undefined, '', '  ']) {

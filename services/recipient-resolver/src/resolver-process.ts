@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'bullmq';
@@ -7,6 +5,7 @@ import { BROADCAST_QUEUE } from '@alarmcast/contracts';
 import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import { RedisKeys, UserLogWriter, createRedis } from '@alarmcast/redis';
+import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
 import { createResolverMetrics } from './metrics.js';
@@ -86,31 +85,16 @@ export async function startResolver(
   worker.on('error', (err) => log.debug({ err }, 'worker error'));
   await worker.waitUntilReady();
 
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      if (req.url === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      } else if (req.url === '/readyz') {
-        const ready = worker.isRunning() && redis.status === 'ready';
-        res
-          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable' }));
-      } else if (req.url === '/metrics') {
-        res
-          .writeHead(200, { 'content-type': metrics.registry.contentType })
-          .end(await metrics.registry.metrics());
-      } else {
-        res
-          .writeHead(404, { 'content-type': 'application/json' })
-          .end('{"error":{"code":"not_found","message":"no such route"}}');
-      }
-    })();
+  const server = await startInternalServer({
+    host: config.HOST,
+    port: config.RESOLVER_METRICS_PORT,
+    metrics: metrics.registry,
+    readiness: async () => {
+      const ready = worker.isRunning() && redis.status === 'ready';
+      return { ready, body: { status: ready ? 'ready' : 'unavailable' } };
+    },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.RESOLVER_METRICS_PORT, config.HOST, resolve);
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port } = server;
   log.info({ port, concurrency: config.RESOLVER_CONCURRENCY }, 'recipient-resolver running');
 
   let closing: Promise<void> | undefined;
@@ -118,7 +102,7 @@ export async function startResolver(
     (closing ??= (async () => {
       // worker.close() waits for running jobs to finish; nothing new is taken meanwhile.
       await worker.close();
-      server.close();
+      await server.close();
       redis.disconnect();
       workerRedis.disconnect();
       await pool.end();

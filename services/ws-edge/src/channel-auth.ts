@@ -6,7 +6,7 @@ import { findUserAccess, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
 import { encodeOwnerData } from './revocation.js';
-import { ApiError } from '@alarmcast/http';
+import { ApiError, type RateLimit } from '@alarmcast/http';
 
 /** Echo's default path, so legacy clients keep their `authEndpoint`. */
 export const CHANNEL_AUTH_PATH = '/broadcasting/auth';
@@ -24,6 +24,8 @@ export interface ChannelAuthDeps {
   pool: PgPool;
   log: Logger;
   onOutcome?: (outcome: AuthOutcome) => void;
+  /** request limits (per client IP, per user) and the failed-authentication limit per client IP */
+  limits?: { perIp: RateLimit; perUser: RateLimit; failures: RateLimit };
 }
 
 /**
@@ -55,6 +57,13 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
   router.use(CHANNEL_AUTH_PATH, cors(config.corsOrigins));
   router.post(
     CHANNEL_AUTH_PATH,
+    // Before the body is parsed: a flood from one IP costs one Redis call per request (none once over).
+    async (req, _res, next) => {
+      const ip = req.ip ?? '';
+      await deps.limits?.perIp.consume(ip);
+      deps.limits?.failures.check(ip);
+      next();
+    },
     (req, _res, next) => {
       // Anything but these two would reach the handler with no body and read as a validation failure.
       if (!req.is(['application/x-www-form-urlencoded', 'application/json'])) {
@@ -71,9 +80,13 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       const claims = token === null ? null : await verifyUserJwt(config.jwtSecret, token);
       if (!claims) {
         outcome('unauthenticated');
+        const limited = await deps.limits?.failures.penalize(req.ip ?? '');
+        if (limited) throw limited;
         res.setHeader('WWW-Authenticate', 'Bearer');
         throw new ApiError('unauthenticated', 'a valid bearer token is required');
       }
+      // Counted on the signed user id before any lookup, so a user over the limit costs no query.
+      await deps.limits?.perUser.consume(String(claims.userId));
       const body = AuthBody.safeParse(req.body ?? {});
       if (!body.success) {
         outcome('invalid');

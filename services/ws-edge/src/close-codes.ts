@@ -12,6 +12,11 @@ export const PUSHER_CODES = {
   sslOnly: 4000,
   appDoesNotExist: 4001,
   appDisabled: 4003,
+  /**
+   * Over a connection cap of this node (EDGE_MAX_CONNECTIONS_PER_IP at connect, EDGE_MAX_CONNECTIONS_PER_USER
+   * at the subscription of `private-user.{id}`): Pusher's own code for it, in the no-reconnect range, so a
+   * client over its quota does not hammer; a page reload connects again once a slot is free.
+   */
   overConnectionQuota: 4004,
   pathNotFound: 4005,
   invalidVersionFormat: 4006,
@@ -26,6 +31,7 @@ export const PUSHER_CODES = {
   /** generic "reconnect now"; Reverb also uses it in `pusher:error` for a frame it cannot parse */
   reconnect: 4200,
   pongNotReceived: 4201,
+  /** also sent to a socket that subscribed to nothing within EDGE_SUBSCRIBE_TIMEOUT_S of connecting */
   closedAfterInactivity: 4202,
   /**
    * alarmcast: the JWT a subscription was authorized with expired; pusher-js reconnects at once and
@@ -47,4 +53,7 @@ export const CLOSE_REASONS = {
   subscribeFailed: 'Could not subscribe, reconnect later',
   shuttingDown: 'Server shutting down, reconnect',
   pongNotReceived: 'Pong reply not received',
+  tooManyConnectionsFromIp: 'Over connection quota: too many connections from this IP',
+  tooManyConnectionsForUser: 'Over connection quota: too many connections for this user',
+  noSubscription: 'No subscription after connecting, reconnect when needed',
 } as const;

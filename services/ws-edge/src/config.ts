@@ -1,5 +1,6 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { commonEnv, parseEnv, portVar, unsetIfEmpty } from '@alarmcast/service';
+import { parseTrustProxy, type TrustProxy } from '@alarmcast/http';
 import { z } from 'zod';
 
 /** Credentials a developer can use without configuring anything; refused in production. */
@@ -15,9 +16,12 @@ const SECRET_VARS = Object.keys(DEV_DEFAULTS) as SecretVar[];
 // Secrets have no default here: an unset one gets the development value, or, in production, an error.
 const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optional());
 
+const limit = z.coerce.number().int().min(0).max(1_000_000);
+
 const EdgeEnv = z.object({
   ...commonEnv,
   EDGE_PORT: portVar(6001),
+  EDGE_INTERNAL_PORT: portVar(9101),
   // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
   PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
@@ -26,6 +30,24 @@ const EdgeEnv = z.object({
   ACTIVITY_TIMEOUT_S: optional(z.coerce.number().int().min(1).max(3600)),
   MAX_MESSAGE_BYTES: optional(z.coerce.number().int().min(512).max(1_048_576)),
   CORS_ORIGINS: optional(z.string()),
+  TRUST_PROXY: optional(
+    z.string().superRefine((v, ctx) => {
+      try {
+        parseTrustProxy(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  ),
+  RATE_LIMIT_WINDOW_S: optional(z.coerce.number().int().min(1).max(3600)),
+  RATE_LIMIT_CHANNEL_AUTH_PER_USER: optional(limit),
+  RATE_LIMIT_CHANNEL_AUTH_PER_IP: optional(limit),
+  RATE_LIMIT_AUTH_FAILURES_PER_IP: optional(limit),
+  EDGE_MAX_CONNECTIONS_PER_IP: optional(limit),
+  EDGE_MAX_CONNECTIONS_PER_USER: optional(limit),
+  EDGE_SUBSCRIBE_TIMEOUT_S: optional(z.coerce.number().int().min(0).max(3600)),
+  HTTP_HEADERS_TIMEOUT_MS: optional(z.coerce.number().int().positive()),
+  HTTP_REQUEST_TIMEOUT_MS: optional(z.coerce.number().int().positive()),
 });
 
 export interface EdgeConfig {
@@ -34,6 +56,8 @@ export interface EdgeConfig {
   host: string;
   /** 0 picks a free port. @defaultValue 6001 (Reverb's and soketi's) */
   port: number;
+  /** `/healthz`, `/readyz` and `/metrics`, kept off the public network; 0 picks a free port. @defaultValue 9101 */
+  internalPort: number;
   app: { id: string; key: string; secret: string };
   /** HS256 key of the user JWTs that /broadcasting/auth accepts */
   jwtSecret: string;
@@ -55,6 +79,30 @@ export interface EdgeConfig {
    * with cookies, so CORS protects nothing an attacker could otherwise reach.
    */
   corsOrigins: '*' | string[];
+  /** proxies allowed to name the client IP (X-Forwarded-For). @defaultValue false (the TCP peer is the client) */
+  trustProxy: TrustProxy;
+  /** limits shared by every edge through Redis; 0 turns one off */
+  rateLimits: {
+    /** @defaultValue 1 */
+    windowS: number;
+    /** POST /broadcasting/auth per user (JWT `sub`) per window. @defaultValue 20 */
+    channelAuthPerUser: number;
+    /** POST /broadcasting/auth per client IP per window. @defaultValue 200 */
+    channelAuthPerIp: number;
+    /** failed channel authentications (401) per client IP per minute. @defaultValue 100 */
+    authFailuresPerIp: number;
+  };
+  /** caps on open sockets, per edge node; 0 turns one off */
+  connectionCaps: {
+    /** sockets from one client IP. @defaultValue 500 */
+    perIp: number;
+    /** sockets subscribed to one user's `private-user.{id}`. @defaultValue 32 */
+    perUser: number;
+  };
+  /** a socket that has subscribed to nothing this long after connecting is closed (0: never). @defaultValue 30 */
+  subscribeTimeoutS: number;
+  /** slow-client limits of the HTTP server (WebSocket upgrades included) */
+  httpTimeouts: { headersTimeoutMs: number; requestTimeoutMs: number };
   /** secret variables that were unset and got their local development value (never in production) */
   defaultsUsed: SecretVar[];
 }
@@ -81,6 +129,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     nodeEnv: e.NODE_ENV,
     host: e.HOST,
     port: e.EDGE_PORT,
+    internalPort: e.EDGE_INTERNAL_PORT,
     app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
     jwtSecret: secret('JWT_SECRET'),
     databaseUrl: e.DATABASE_URL,
@@ -90,6 +139,22 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     maxMessageBytes: e.MAX_MESSAGE_BYTES ?? 10_000,
     logLevel: e.LOG_LEVEL,
     corsOrigins: cors.length === 0 || cors.includes('*') ? '*' : cors,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    rateLimits: {
+      windowS: e.RATE_LIMIT_WINDOW_S ?? 1,
+      channelAuthPerUser: e.RATE_LIMIT_CHANNEL_AUTH_PER_USER ?? 20,
+      channelAuthPerIp: e.RATE_LIMIT_CHANNEL_AUTH_PER_IP ?? 200,
+      authFailuresPerIp: e.RATE_LIMIT_AUTH_FAILURES_PER_IP ?? 100,
+    },
+    connectionCaps: {
+      perIp: e.EDGE_MAX_CONNECTIONS_PER_IP ?? 500,
+      perUser: e.EDGE_MAX_CONNECTIONS_PER_USER ?? 32,
+    },
+    subscribeTimeoutS: e.EDGE_SUBSCRIBE_TIMEOUT_S ?? 30,
+    httpTimeouts: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS ?? 10_000,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS ?? 30_000,
+    },
     defaultsUsed: SECRET_VARS.filter((name) => e[name] === undefined),
   };
 });

@@ -20,7 +20,7 @@ log.info(
     websocket: `${wsUrl}/app/${config.app.key}?protocol=7`,
     channelAuth: `${edge.url}/broadcasting/auth`,
     health: `${edge.url}/healthz`,
-    metrics: `${edge.url}/metrics`,
+    metrics: `${edge.internalUrl}/metrics`,
   },
   'ws-edge listening',
 );

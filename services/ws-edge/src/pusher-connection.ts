@@ -35,6 +35,11 @@ export interface ConnectionContext {
   /** a socket closed because its JWT expired */
   onExpired?: () => void;
   onClosed: (connection: PusherConnection) => void;
+  /**
+   * Called when the socket subscribes to `private-user.{userId}` (signature checked): false refuses it, and
+   * the socket is closed with 4004 (per-user connection cap).
+   */
+  claimUser?: (connection: PusherConnection, userId: number) => boolean;
 }
 
 type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature' | GrantRefusal;
@@ -46,6 +51,9 @@ type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature' | Gra
 export class PusherConnection implements ChannelMember, RevocableMember {
   /** channels joined or being joined; a channel leaves this set on unsubscribe or close */
   private readonly channels = new Set<string>();
+  /** when the socket connected, and whether it ever subscribed (for EDGE_SUBSCRIBE_TIMEOUT_S) */
+  readonly connectedAt = Date.now();
+  private subscribedOnce = false;
   private lastSeen = Date.now();
   private pingSentAt: number | null = null;
   /** start of the current one-second client-event window, and how many were sent in it */
@@ -95,6 +103,10 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    */
   private get log(): Logger {
     return (this.childLog ??= this.ctx.log.child({ socketId: this.socketId }));
+  }
+
+  get everSubscribed(): boolean {
+    return this.subscribedOnce;
   }
 
   get isOpen(): boolean {
@@ -258,9 +270,14 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.send(serverFrames.subscriptionSucceeded(channel));
       return;
     }
+    const parsed = parseChannel(channel);
+    if (parsed?.kind === 'user' && this.ctx.claimUser && !this.ctx.claimUser(this, parsed.userId)) {
+      this.close(PUSHER_CODES.overConnectionQuota, CLOSE_REASONS.tooManyConnectionsForUser);
+      return;
+    }
+    this.subscribedOnce = true;
     this.channels.add(channel);
     this.grants.add(channel, grant);
-    const parsed = parseChannel(channel);
     // '' until an event with an id is sent on it.
     if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;

@@ -11,14 +11,21 @@ import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
-import { jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { RateLimit, clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
 import { AccessWatcher } from './access-watcher.js';
 import { Revocation } from './revocation.js';
-import { Counter } from '@alarmcast/observability';
+import {
+  httpServerOptions,
+  probeHandler,
+  startInternalServer,
+  type InternalServer,
+  type Readiness,
+} from '@alarmcast/service';
 
 export interface EdgeOptions {
   /** @defaultValue a pino logger for service `ws-edge` at `config.logLevel` */
@@ -46,6 +53,8 @@ export interface EdgeServer {
   port: number;
   /** `http://host:port`; WebSocket clients connect to `ws://host:port/app/{key}?protocol=7` */
   url: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
+  internalUrl: string;
   metrics: Registry;
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
@@ -96,26 +105,91 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     redisChannels: () => subscriptions.channelCount,
   });
 
+  // Abuse limits. Rate limits are shared by every edge through Redis and fail open (counted) while it is
+  // away; connection caps are per node (each node counts its own sockets).
+  const limited = new Counter({
+    name: 'rate_limited_total',
+    help: 'Requests answered 429 by rate limit',
+    labelNames: ['limit'] as const,
+    registers: [metrics.registry],
+  });
+  const failOpen = new Counter({
+    name: 'rate_limit_fail_open_total',
+    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
+    labelNames: ['limit'] as const,
+    registers: [metrics.registry],
+  });
+  const connectionsRefused = new Counter({
+    name: 'ws_edge_connections_closed_by_limit_total',
+    help: 'Sockets closed by a connection cap (per IP, per user) or for subscribing to nothing in time',
+    labelNames: ['reason'] as const,
+    registers: [metrics.registry],
+  });
+  const rateLimit = (name: string, points: number, durationS: number, what: string): RateLimit =>
+    new RateLimit({
+      name,
+      redis: publisherRedis,
+      keyPrefix: keys.rateLimit(name),
+      points,
+      durationS,
+      what,
+      onLimited: (limit) => limited.inc({ limit }),
+      onFailOpen: (limit, err) => {
+        failOpen.inc({ limit });
+        log.debug({ err, limit }, 'rate limit store unavailable: request let through');
+      },
+    });
+  const { rateLimits, connectionCaps } = config;
+  const authLimits = {
+    perIp: rateLimit(
+      'channel-auth-ip',
+      rateLimits.channelAuthPerIp,
+      rateLimits.windowS,
+      'channel authorizations from this IP',
+    ),
+    perUser: rateLimit(
+      'channel-auth-user',
+      rateLimits.channelAuthPerUser,
+      rateLimits.windowS,
+      'channel authorizations for this user',
+    ),
+    failures: rateLimit(
+      'auth-failures-ip',
+      rateLimits.authFailuresPerIp,
+      60,
+      'failed authentications from this IP',
+    ),
+  };
+  const trustProxy = compileTrustProxy(config.trustProxy);
+  /** open sockets per client IP and per user on this node, and whose each socket is */
+  const socketsPerIp = new Map<string, number>();
+  const socketsPerUser = new Map<number, number>();
+  const ipOf = new Map<PusherConnection, string>();
+  const userOf = new Map<PusherConnection, number>();
+  const release = <K>(counts: Map<K, number>, key: K | undefined): void => {
+    if (key === undefined) return;
+    const n = (counts.get(key) ?? 1) - 1;
+    if (n <= 0) counts.delete(key);
+    else counts.set(key, n);
+  };
+
   const app = express();
   app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
+  app.set('trust proxy', config.trustProxy);
+  const readiness = async (): Promise<Readiness> => {
     const redis = subscriber.status === 'ready' && publisher.ready;
     const database = await databaseReachable();
-    if (redis && database && !draining) {
-      res.json({ status: 'ready' });
-      return;
-    }
+    if (redis && database && !draining) return { ready: true, body: { status: 'ready' } };
     const body: ErrorBody = {
       error: { code: 'service_unavailable', message: 'not ready', details: { redis, database, draining } },
     };
-    res.status(503).json(body);
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('Content-Type', metrics.registry.contentType);
-    res.send(await metrics.registry.metrics());
+    return { ready: false, body };
+  };
+  // /healthz and /readyz stay on the public port too, for a load balancer that probes the port it serves;
+  // /metrics is only on the internal port.
+  const probes = probeHandler({ readiness });
+  app.use((req, res, next) => {
+    if (!probes(req, res)) next();
   });
   app.use(
     channelAuthRouter({
@@ -123,6 +197,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       pool,
       log,
       onOutcome: (outcome) => metrics.channelAuth.inc({ outcome }),
+      limits: authLimits,
     }),
   );
   app.use(
@@ -176,7 +251,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     noServer: true,
     maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024),
   });
-  const server = createServer(app);
+  const server = createServer(httpServerOptions(config.httpTimeouts), app);
 
   // Socket ids must be unique across nodes (a channel signature is bound to one): the counter makes them
   // unique on this node, the random high part makes two nodes agreeing on one vanishingly unlikely.
@@ -197,8 +272,27 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     log,
     revocation,
     onExpired: () => revocations.inc({ kind: 'expired' }),
+    claimUser: (connection: PusherConnection, userId: number): boolean => {
+      const current = userOf.get(connection);
+      if (current === userId) return true;
+      // A socket counts once, for the first user channel it holds (it can only be signed for its own).
+      if (current !== undefined) return true;
+      const n = socketsPerUser.get(userId) ?? 0;
+      if (connectionCaps.perUser > 0 && n >= connectionCaps.perUser) {
+        connectionsRefused.inc({ reason: 'per_user' });
+        log.info({ userId, open: n }, 'socket over the per-user connection cap');
+        return false;
+      }
+      socketsPerUser.set(userId, n + 1);
+      userOf.set(connection, userId);
+      return true;
+    },
     onClosed: (connection: PusherConnection) => {
       connections.delete(connection);
+      release(socketsPerIp, ipOf.get(connection));
+      release(socketsPerUser, userOf.get(connection));
+      ipOf.delete(connection);
+      userOf.delete(connection);
       if (connections.size === 0) onDrained?.();
     },
   };
@@ -231,7 +325,16 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       if (protocol !== null && protocol !== '7') {
         return refuse(ws, PUSHER_CODES.unsupportedProtocolVersion, CLOSE_REASONS.unsupportedProtocolVersion);
       }
-      connections.add(new PusherConnection(nextSocketId(), ws, context));
+      const ip = clientIp(req, trustProxy);
+      const fromIp = socketsPerIp.get(ip) ?? 0;
+      if (connectionCaps.perIp > 0 && fromIp >= connectionCaps.perIp) {
+        connectionsRefused.inc({ reason: 'per_ip' });
+        return refuse(ws, PUSHER_CODES.overConnectionQuota, CLOSE_REASONS.tooManyConnectionsFromIp);
+      }
+      const connection = new PusherConnection(nextSocketId(), ws, context);
+      socketsPerIp.set(ip, fromIp + 1);
+      ipOf.set(connection, ip);
+      connections.add(connection);
     });
   });
 
@@ -239,12 +342,25 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   // send its own ping (pusher-js sends it at activity_timeout), then as long again to answer ours.
   const idleMs = activityMs * 1.5;
   const pongWaitMs = activityMs;
+  const subscribeTimeoutMs = config.subscribeTimeoutS * 1000;
   const sweep = setInterval(
     () => {
       const now = Date.now();
-      for (const connection of connections) connection.checkActivity(now, idleMs, pongWaitMs);
+      for (const connection of connections) {
+        connection.checkActivity(now, idleMs, pongWaitMs);
+        // A socket that never subscribes holds a slot and a file descriptor for nothing.
+        if (
+          subscribeTimeoutMs > 0 &&
+          !connection.everSubscribed &&
+          connection.isOpen &&
+          now - connection.connectedAt >= subscribeTimeoutMs
+        ) {
+          connectionsRefused.inc({ reason: 'no_subscription' });
+          connection.close(PUSHER_CODES.closedAfterInactivity, CLOSE_REASONS.noSubscription);
+        }
+      }
     },
-    Math.max(250, activityMs / 4),
+    Math.max(250, Math.min(activityMs / 4, subscribeTimeoutMs > 0 ? subscribeTimeoutMs / 4 : Infinity)),
   );
   sweep.unref();
 
@@ -260,6 +376,22 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     clearInterval(sweep);
     revocation.close();
     await accessWatcher.close();
+    subscriber.disconnect();
+    publisherRedis.disconnect();
+    await pool.end();
+    throw err;
+  }
+  let internal: InternalServer;
+  try {
+    internal = await startInternalServer({
+      host: config.host,
+      port: config.internalPort,
+      metrics: metrics.registry,
+      readiness,
+    });
+  } catch (err) {
+    clearInterval(sweep);
+    server.close();
     subscriber.disconnect();
     publisherRedis.disconnect();
     await pool.end();
@@ -290,6 +422,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeAllConnections();
     wss.close();
     await stopped;
+    await internal.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
@@ -304,6 +437,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   return {
     port,
     url: `http://${host}:${port}`,
+    internalUrl: internal.url,
     metrics: metrics.registry,
     subscriptions,
     get listeningForAccessChanges() {

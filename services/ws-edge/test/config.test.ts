@@ -46,6 +46,31 @@ describe('parseEdgeConfig', () => {
     expect(config.defaultsUsed).toEqual(['PUSHER_APP_ID', 'PUSHER_APP_SECRET', 'JWT_SECRET']);
   });
 
+  it('has the documented abuse-limit defaults, and reads TRUST_PROXY as documented', () => {
+    const config = parseEdgeConfig({});
+    expect(config.internalPort).toBe(9101);
+    expect(config.trustProxy).toBe(false);
+    expect(config.rateLimits).toEqual({
+      windowS: 1,
+      channelAuthPerUser: 20,
+      channelAuthPerIp: 200,
+      authFailuresPerIp: 100,
+    });
+    expect(config.connectionCaps).toEqual({ perIp: 500, perUser: 32 });
+    expect(config.subscribeTimeoutS).toBe(30);
+    expect(config.httpTimeouts).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
+    expect(parseEdgeConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(parseEdgeConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+    ]);
+    expect(() => parseEdgeConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY/);
+    expect(() => parseEdgeConfig({ TRUST_PROXY: 'not-an-ip' })).toThrow(/TRUST_PROXY/);
+    expect(() => parseEdgeConfig({ EDGE_MAX_CONNECTIONS_PER_IP: '-1' })).toThrow(
+      /EDGE_MAX_CONNECTIONS_PER_IP/,
+    );
+  });
+
   it('names each invalid variable', () => {
     const run = () =>
       parseEdgeConfig({

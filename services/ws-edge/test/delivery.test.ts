@@ -100,7 +100,7 @@ describe('delivery through pusher-js', () => {
     await vi.waitFor(() => {
       for (const c of clients) expect(c.received).toEqual([{ n: 1 }]);
     });
-    const metrics = await (await fetch(`${edge.url}/metrics`)).text();
+    const metrics = await (await fetch(`${edge.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/^ws_edge_connections\{[^}]*\} 3$/m);
     expect(metrics).toMatch(/^ws_edge_subscriptions\{[^}]*\} 3$/m);
     expect(metrics).toMatch(/^ws_edge_redis_channels\{[^}]*\} 1$/m);
@@ -121,7 +121,7 @@ describe('delivery through pusher-js', () => {
     );
     await publish(world, userChannel(ana), ALARM_EVENT, '{"ok":true}');
     await vi.waitFor(() => expect(received).toEqual([{ ok: true }]));
-    const metrics = await (await fetch(`${edge.url}/metrics`)).text();
+    const metrics = await (await fetch(`${edge.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/^ws_edge_frames_dropped_total\{reason="malformed_envelope"[^}]*\} 2$/m);
     expect(metrics).toMatch(/^ws_edge_frames_dropped_total\{reason="channel_mismatch"[^}]*\} 1$/m);
   });

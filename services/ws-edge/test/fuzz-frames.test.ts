@@ -1,4 +1,6 @@
+import { createHash, createHmac } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
+import fc from 'fast-check';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
@@ -581,4 +583,236 @@ describe('ws-edge under fuzzed frames', () => {
         `${Date.now() - started} ms`,
     );
   });
+});
+
+/**
+ * The edge's HTTP interfaces with fast-check inputs (FUZZ_SEED reproduces a run): `POST /broadcasting/auth`
+ * (content types, bodies, bearer tokens) and the Pusher HTTP API's paths (malformed percent-escapes, unknown
+ * app ids, signed and unsigned bodies). At least 10,000 inputs each; every answer a documented status and
+ * code, never a 500, and the edge still serves after.
+ */
+describe('ws-edge HTTP endpoints under fuzzed input (fast-check)', () => {
+  const RUNS = 10_000;
+  const CONCURRENCY = 32;
+  let world: EdgeWorld;
+  let edge: EdgeServer;
+  let userId: number;
+  let otherUserId: number;
+  let tenantId: number;
+
+  beforeAll(async () => {
+    world = await createEdgeWorld();
+    ({
+      tenantId,
+      userIds: [userId, otherUserId],
+    } = (await provisionTenant(world.prisma, 'fuzz-http', [{ name: 'a' }, { name: 'b', active: false }])) as {
+      tenantId: number;
+      userIds: [number, number];
+    });
+    // Thousands of requests from one IP and user in seconds: the limits have their own test.
+    edge = await world.startSharedEdge({
+      RATE_LIMIT_CHANNEL_AUTH_PER_USER: '0',
+      RATE_LIMIT_CHANNEL_AUTH_PER_IP: '0',
+      RATE_LIMIT_AUTH_FAILURES_PER_IP: '0',
+    });
+  });
+  afterAll(async () => world.teardown());
+
+  const INTERNALS = /at \/|\.ts:|\.js:\d|ECONN|node_modules|prisma|postgres|SQL/i;
+
+  async function runAll<T>(items: T[], fn: (item: T) => Promise<string | null>): Promise<string[]> {
+    const failures: string[] = [];
+    for (let i = 0; i < items.length; i += CONCURRENCY) {
+      const settled = await Promise.allSettled(items.slice(i, i + CONCURRENCY).map(fn));
+      for (const s of settled) {
+        if (s.status === 'rejected') failures.push(`no answer: ${String(s.reason)}`);
+        else if (s.value !== null) failures.push(s.value);
+      }
+    }
+    return failures;
+  }
+
+  async function judge(
+    what: string,
+    res: Response,
+    allowed: Record<number, readonly string[] | null>,
+    tally: Map<number, number>,
+  ): Promise<string | null> {
+    tally.set(res.status, (tally.get(res.status) ?? 0) + 1);
+    const text = await res.text();
+    if (!(res.status in allowed)) return `${what}: undocumented status ${res.status}: ${text.slice(0, 200)}`;
+    if (res.status >= 400 && INTERNALS.test(text)) return `${what}: internals in ${text.slice(0, 200)}`;
+    const codes = allowed[res.status];
+    if (!codes) return null;
+    try {
+      const code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '';
+      return codes.includes(code) ? null : `${what}: ${res.status} with code ${code}`;
+    } catch {
+      return `${what}: ${res.status} with a non-JSON body ${text.slice(0, 200)}`;
+    }
+  }
+
+  const summary = (tally: Map<number, number>) => [...tally].map(([s, n]) => `${s}=${n}`).join(', ');
+
+  const segment = fc.oneof(
+    fc.string({ maxLength: 12 }).map(encodeURIComponent),
+    fc.stringMatching(/^[A-Za-z0-9._~-]{0,16}$/),
+    fc.constantFrom('%E0%A4%A', '%', '%zz', '%C0%AF', '%ED%A0%80', '%FF', '%00', '..', 'alarmcast', 'e2e'),
+  );
+
+  it(`answers ${RUNS} fuzzed /broadcasting/auth requests with documented statuses`, async () => {
+    const jwts = {
+      valid: await world.jwt(userId),
+      inactive: await world.jwt(otherUserId),
+      expired: await world.jwt(userId, -60),
+    };
+    const channel = fc.oneof(
+      fc.constantFrom(
+        userChannel(userId),
+        userChannel(otherUserId),
+        tenantChannel(tenantId),
+        tenantChannel(tenantId + 1),
+        'presence-x',
+        'public',
+        'private-user.',
+      ),
+      fc.string({ maxLength: 40 }),
+    );
+    const socketId = fc.oneof(
+      fc.constant('1234.5678'),
+      fc.stringMatching(/^\d{1,22}\.\d{0,22}$/),
+      fc.string(),
+    );
+    const body = fc.oneof(
+      fc
+        .record({ socket_id: socketId, channel_name: channel }, { requiredKeys: [] })
+        .map((r) => ({ type: 'application/x-www-form-urlencoded', text: new URLSearchParams(r).toString() })),
+      fc
+        .record({ socket_id: socketId, channel_name: channel }, { requiredKeys: [] })
+        .map((r) => ({ type: 'application/json', text: JSON.stringify(r) })),
+      fc.jsonValue().map((v) => ({ type: 'application/json', text: JSON.stringify(v) })),
+      fc.string({ maxLength: 200 }).map((text) => ({ type: 'application/json', text })),
+      fc
+        .tuple(fc.constantFrom('text/plain', 'multipart/form-data', ''), fc.string({ maxLength: 200 }))
+        .map(([type, text]) => ({ type, text })),
+      fc.integer({ min: 1, max: 20 }).map((n) => ({
+        type: 'application/x-www-form-urlencoded',
+        text: Array.from({ length: n }, (_, i) => `k${i}=v`).join('&'),
+      })),
+      fc.constant({ type: 'application/json', text: `{"socket_id":"${'1'.repeat(5000)}"}` }),
+    );
+    const authorization = fc.oneof(
+      fc.constantFrom(
+        `Bearer ${jwts.valid}`,
+        `Bearer ${jwts.inactive}`,
+        `Bearer ${jwts.expired}`,
+        '',
+        'Bearer',
+      ),
+      fc.string({ maxLength: 60 }).map((s) => `Bearer ${s}`),
+    );
+    const inputs = fc.sample(fc.record({ body, authorization }), { numRuns: RUNS, seed: SEED });
+    const tally = new Map<number, number>();
+    const failures = await runAll(inputs, async ({ body, authorization }) => {
+      const headers: Record<string, string> = {};
+      if (body.type) headers['content-type'] = body.type;
+      // fetch refuses header values outside printable ASCII; a token is ASCII anyway.
+      const printable = [...authorization].every((ch) => ch >= ' ' && ch <= '~');
+      if (authorization && printable) headers.authorization = authorization;
+      const res = await fetch(`${edge.url}/broadcasting/auth`, {
+        method: 'POST',
+        headers,
+        body: body.text,
+        signal: AbortSignal.timeout(10_000),
+      });
+      return judge(
+        `${body.type} ${body.text.slice(0, 80)} (${authorization.slice(0, 20)})`,
+        res,
+        {
+          200: null,
+          400: ['invalid_json'],
+          401: ['unauthenticated'],
+          403: ['forbidden'],
+          413: ['payload_too_large'],
+          415: ['unsupported_media_type'],
+          422: ['validation_failed'],
+        },
+        tally,
+      );
+    });
+    console.log(`fuzz /broadcasting/auth: ${inputs.length} requests: ${summary(tally)}`);
+    expect(failures.slice(0, 20)).toEqual([]);
+    expect(tally.get(200)).toBeGreaterThan(0);
+    expect((await fetch(`${edge.url}/healthz`)).status).toBe(200);
+  }, 240_000);
+
+  it(`answers ${RUNS} fuzzed Pusher HTTP API requests (paths, signed and unsigned bodies) with documented statuses`, async () => {
+    const app = world.config().app;
+    const signedQuery = (path: string, body: string): string => {
+      const params: Record<string, string> = {
+        auth_key: app.key,
+        auth_timestamp: String(Math.floor(Date.now() / 1000)),
+        auth_version: '1.0',
+        body_md5: createHash('md5').update(body).digest('hex'),
+      };
+      const query = Object.keys(params)
+        .sort()
+        .map((k) => `${k}=${params[k]}`)
+        .join('&');
+      const signature = createHmac('sha256', app.secret).update(`POST\n${path}\n${query}`).digest('hex');
+      return `${query}&auth_signature=${signature}`;
+    };
+    const body = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            name: fc.string({ maxLength: 20 }),
+            data: fc.oneof(fc.string({ maxLength: 50 }), fc.jsonValue()),
+            channel: fc.oneof(fc.constant(userChannel(userId)), fc.string({ maxLength: 30 })),
+            channels: fc.array(fc.string({ maxLength: 30 }), { maxLength: 3 }),
+            socket_id: fc.string({ maxLength: 12 }),
+          },
+          { requiredKeys: [] },
+        )
+        .map((r) => JSON.stringify(r)),
+      fc.string({ maxLength: 100 }),
+    );
+    const request = fc.record({
+      appId: fc.oneof(fc.constant(app.id), segment),
+      endpoint: fc.constantFrom('events', 'batch_events', '', 'events/x'),
+      method: fc.constantFrom('POST', 'POST', 'GET'),
+      signed: fc.boolean(),
+      body,
+      query: fc.oneof(fc.constant(''), fc.string({ maxLength: 30 }).map(encodeURIComponent)),
+    });
+    const inputs = fc.sample(request, { numRuns: RUNS, seed: SEED + 1 });
+    const tally = new Map<number, number>();
+    const failures = await runAll(inputs, async (r) => {
+      const path = `/apps/${r.appId}/${r.endpoint}`;
+      const query = r.signed ? signedQuery(path, r.body) : r.query;
+      const res = await fetch(`${edge.url}${path}?${query}`, {
+        method: r.method,
+        headers: { 'content-type': 'application/json' },
+        body: r.method === 'GET' ? undefined : r.body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      return judge(
+        `${r.method} ${path} signed=${r.signed}`,
+        res,
+        {
+          200: null,
+          400: ['invalid_path', 'invalid_json', 'validation_failed'],
+          401: ['unauthenticated'],
+          404: ['not_found'],
+          413: ['payload_too_large'],
+        },
+        tally,
+      );
+    });
+    console.log(`fuzz HTTP API: ${inputs.length} requests: ${summary(tally)}`);
+    expect(failures.slice(0, 20)).toEqual([]);
+    expect(tally.get(400)).toBeGreaterThan(0);
+    expect((await fetch(`${edge.url}/healthz`)).status).toBe(200);
+  }, 240_000);
 });

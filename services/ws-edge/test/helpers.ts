@@ -46,6 +46,7 @@ export async function createEdgeWorld(): Promise<EdgeWorld> {
     parseEdgeConfig({
       NODE_ENV: 'test',
       EDGE_PORT: '0',
+      EDGE_INTERNAL_PORT: '0',
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       REDIS_PREFIX: prefix,

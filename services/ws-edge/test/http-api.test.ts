@@ -251,4 +251,12 @@ describe('Pusher HTTP API (POST /apps/{id}/events, /batch_events)', () => {
     const otherApp = await signedPost(edgeA, '/apps/other/events', '{}', app);
     expect(otherApp.status).toBe(404);
   });
+
+  it('answers a malformed percent-escape in the app id with 400 invalid_path, not 500', async () => {
+    for (const path of ['/apps/%E0%A4%A/events', '/apps/%E0%A4%A/batch_events']) {
+      const res = await signedPost(edgeA, path, '{}', app);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: { code: 'invalid_path', message: expect.any(String) } });
+    }
+  });
 });

@@ -41,6 +41,7 @@ describe('main', () => {
     const config = world.config();
     const { child, out, exited } = runMain({
       EDGE_PORT: '0',
+      EDGE_INTERNAL_PORT: '0',
       DATABASE_URL: config.databaseUrl,
       REDIS_URL: config.redisUrl,
       REDIS_PREFIX: config.redisPrefix,

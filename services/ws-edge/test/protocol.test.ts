@@ -141,6 +141,14 @@ describe('Pusher protocol', () => {
     expect(await missing.json()).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
   });
 
+  it('serves /metrics on the internal port only, with health and readiness there too', async () => {
+    expect(edge.internalUrl).not.toBe(edge.url);
+    expect((await fetch(`${edge.url}/metrics`)).status).toBe(404);
+    expect(await (await fetch(`${edge.internalUrl}/metrics`)).text()).toMatch(/^ws_edge_connections\{/m);
+    expect((await fetch(`${edge.internalUrl}/healthz`)).status).toBe(200);
+    await vi.waitFor(async () => expect((await fetch(`${edge.internalUrl}/readyz`)).status).toBe(200));
+  });
+
   it('is not ready while Redis is unreachable, and still closes cleanly', async () => {
     const blind = await world.startEdge({ REDIS_URL: 'redis://127.0.0.1:1' });
     const res = await fetch(`${blind.url}/readyz`);

@@ -45,6 +45,22 @@ export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
   { name: 'postgres (all)', pids: () => pidsNamed('postgres') },
 ];
 
+/**
+ * The benchmarks drive thousands of requests and sockets from one IP, one collector token and few users:
+ * every abuse limit off (0), so they measure delivery, not the limits (which have their own tests).
+ */
+const NO_ABUSE_LIMITS = {
+  RATE_LIMIT_ALARMS_PER_TOKEN: '0',
+  RATE_LIMIT_ALARMS_PER_IP: '0',
+  RATE_LIMIT_USER_API_PER_USER: '0',
+  RATE_LIMIT_USER_API_PER_IP: '0',
+  RATE_LIMIT_AUTH_FAILURES_PER_IP: '0',
+  RATE_LIMIT_CHANNEL_AUTH_PER_USER: '0',
+  RATE_LIMIT_CHANNEL_AUTH_PER_IP: '0',
+  EDGE_MAX_CONNECTIONS_PER_IP: '0',
+  EDGE_MAX_CONNECTIONS_PER_USER: '0',
+};
+
 /** Deletes a run's keys (user logs, delivery marks, queue): a run at 200 alarms/s leaves ~100 MB behind. */
 async function dropRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(benchRedisUrl());
@@ -79,7 +95,14 @@ export async function startSystem(
   const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (name === 'alarmcast') {
-    const stack = await spawnStack({ databaseUrl, redisUrl, redisPrefix, logLevel, nodeArgs });
+    const stack = await spawnStack({
+      databaseUrl,
+      redisUrl,
+      redisPrefix,
+      logLevel,
+      nodeArgs,
+      env: NO_ABUSE_LIMITS,
+    });
     const edge = stack.edges[0]!;
     return {
       name,
@@ -122,7 +145,7 @@ export async function startSystem(
   const ingest = await spawnService(
     'alarm-ingest',
     'services/alarm-ingest/src/main.ts',
-    { ...env, INGEST_PORT: String(ingestPort) },
+    { ...env, ...NO_ABUSE_LIMITS, INGEST_PORT: String(ingestPort), INGEST_INTERNAL_PORT: '0' },
     ingestPort,
     nodeArgs,
   );

@@ -76,6 +76,8 @@ export interface ServiceEnv {
   databaseUrl: string;
   redisUrl: string;
   redisPrefix: string;
+  /** more environment for every service */
+  extra?: Record<string, string>;
 }
 
 function commonEnv(o: ServiceEnv): Record<string, string> {
@@ -89,13 +91,19 @@ function commonEnv(o: ServiceEnv): Record<string, string> {
     PUSHER_APP_KEY: APP.key,
     PUSHER_APP_SECRET: APP.secret,
     JWT_SECRET,
+    ...o.extra,
   };
 }
 
 /** ws-edge as its own process; `port` to bring one back on the address of a dead one. */
 export async function spawnEdgeProcess(o: ServiceEnv, name: string, port?: number): Promise<SpawnedService> {
   const p = port ?? (await freePort());
-  return spawnService(name, 'services/ws-edge/src/main.ts', { ...commonEnv(o), EDGE_PORT: String(p) }, p);
+  return spawnService(
+    name,
+    'services/ws-edge/src/main.ts',
+    { ...commonEnv(o), EDGE_PORT: String(p), EDGE_INTERNAL_PORT: '0' },
+    p,
+  );
 }
 
 export async function spawnResolverProcess(o: ServiceEnv, name: string): Promise<SpawnedService> {
@@ -117,6 +125,7 @@ export async function spawnIngestProcess(o: ServiceEnv, name = 'alarm-ingest'): 
     {
       ...commonEnv(o),
       INGEST_PORT: String(p),
+      INGEST_INTERNAL_PORT: '0',
       OUTBOX_RELAY_INTERVAL_MS: '200',
       OUTBOX_RELAY_GRACE_MS: '500',
     },

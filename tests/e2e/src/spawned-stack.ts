@@ -97,7 +97,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
       return spawnService(
         `ws-edge-${i}`,
         'services/ws-edge/src/main.ts',
-        { ...common, EDGE_PORT: String(port) },
+        { ...common, EDGE_PORT: String(port), EDGE_INTERNAL_PORT: '0' },
         port,
         o.nodeArgs,
       );
@@ -119,7 +119,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
   const ingest = await spawnService(
     'alarm-ingest',
     'services/alarm-ingest/src/main.ts',
-    { ...common, INGEST_PORT: String(ingestPort) },
+    { ...common, INGEST_PORT: String(ingestPort), INGEST_INTERNAL_PORT: '0' },
     ingestPort,
     o.nodeArgs,
   );

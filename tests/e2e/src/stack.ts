@@ -54,6 +54,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
           ...common,
           NODE_ENV: 'test',
           EDGE_PORT: '0',
+          EDGE_INTERNAL_PORT: '0',
           PUSHER_APP_ID: APP.id,
           PUSHER_APP_KEY: APP.key,
           PUSHER_APP_SECRET: APP.secret,
@@ -71,6 +72,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     parseIngestConfig({
       ...common,
       INGEST_PORT: '0',
+      INGEST_INTERNAL_PORT: '0',
       OUTBOX_RELAY_INTERVAL_MS: '200',
       OUTBOX_RELAY_GRACE_MS: '500',
       JWT_SECRET,

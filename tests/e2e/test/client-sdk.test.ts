@@ -103,6 +103,7 @@ describe('client SDK resume across an edge restart', () => {
       parseEdgeConfig({
         NODE_ENV: 'test',
         EDGE_PORT: String(port),
+        EDGE_INTERNAL_PORT: '0',
         DATABASE_URL: dbUrl,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: prefix,

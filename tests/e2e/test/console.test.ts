@@ -67,9 +67,15 @@ describe('operator console in Chromium', () => {
     return ((await res.json()) as { id: string }).id;
   };
 
+  /** Anything the console's Content-Security-Policy blocked (Chromium reports each on the console). */
+  const cspViolations: string[] = [];
   const signIn = async (user: string): Promise<Page> => {
     const page = await (await browser.newContext({ viewport: { width: 1200, height: 520 } })).newPage();
-    await page.goto(`${stack.ingest.url}/console/`);
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+    const answer = await page.goto(`${stack.ingest.url}/console/`);
+    expect(answer?.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/);
     await page.fill('#token', await signUserJwt(JWT_SECRET, world.users[user]!.id));
     await page.click('button[type=submit]');
     await page.waitForSelector('#connection[data-state=live]', { timeout: 10_000 });
@@ -159,5 +165,7 @@ describe('operator console in Chromium', () => {
     );
     await mkdir(fileURLToPath(new URL('../../../docs/', import.meta.url)), { recursive: true });
     await alice.screenshot({ path: SCREENSHOT });
+    // The page ran under its CSP and needed nothing it does not allow.
+    expect(cspViolations).toEqual([]);
   });
 });
