@@ -32,11 +32,7 @@ export function userAuth(pool: PgPool, db: DbCall, jwtSecret: string, limits: Au
     await limits.perPrincipal.consume(String(claims.userId));
     const user = await db(() => findUserAccess(pool, claims.userId));
     if (!user?.active)
-      throw await authFailure(
-        limits,
-        req,
-        new ApiError('forbidden', 'this user is unknown or inactive'),
-      );
+      throw await authFailure(limits, req, new ApiError('forbidden', 'this user is unknown or inactive'));
     res.locals.viewer = { userId: claims.userId, tenantId: user.tenantId } satisfies AlarmViewer;
     next();
   };
