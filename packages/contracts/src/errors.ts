@@ -10,7 +10,10 @@ export const ERROR_CATALOGUE = {
   invalid_idempotency_key: { status: 400, doc: 'an Idempotency-Key that is not 1-255 printable ASCII' },
   unauthenticated: { status: 401, doc: 'missing, malformed, unknown or revoked credentials' },
   forbidden: { status: 403, doc: 'authenticated, but not allowed to do this' },
-  invalid_path: { status: 400, doc: 'a request path that cannot be decoded (a malformed percent-escape such as %E0%A4%A)' },
+  invalid_path: {
+    status: 400,
+    doc: 'a request path that cannot be decoded (a malformed percent-escape such as %E0%A4%A)',
+  },
   not_found: { status: 404, doc: 'no such route or resource, or one the caller may not see' },
   alarm_not_active: {
     status: 409,
