@@ -345,7 +345,7 @@ export async function capacity(s: BenchSettings) {
  * alarms in batches of 100, to check the harness.
  */
 export async function storm(s: BenchSettings) {
-  const world = await provisionWorld('alarmcast_bench_steady', STEADY);
+  const world = await provisionWorld('alarmcast_bench_storm', STEADY);
   const alarms = s.quick ? 1000 : 10_000;
   const load = { ratePerS: alarms, durationS: 1, warmupS: 0, batch: alarms / 10, drainS: 30 };
   const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
