@@ -15,7 +15,24 @@ const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 describe('user JWTs', () => {
   it('round-trips the user id', async () => {
-    expect(await verifyUserJwt('s3cret', await signUserJwt('s3cret', 42))).toEqual({ userId: 42 });
+    const before = Math.floor(Date.now() / 1000);
+    const claims = await verifyUserJwt('s3cret', await signUserJwt('s3cret', 42, 600));
+    expect(claims?.userId).toBe(42);
+    expect(claims?.exp).toBeGreaterThanOrEqual(before + 600);
+    expect(claims?.exp).toBeLessThanOrEqual(before + 601);
+  });
+
+  it('refuses a correctly signed token without exp, which would be valid forever', async () => {
+    const head = b64({ alg: 'HS256', typ: 'JWT' });
+    const sign = (body: string) =>
+      createHmac('sha256', 's3cret').update(`${head}.${body}`).digest('base64url');
+    const noExp = b64({ sub: '42', iat: Math.floor(Date.now() / 1000) });
+    expect(await verifyUserJwt('s3cret', `${head}.${noExp}.${sign(noExp)}`)).toBeNull();
+    const withExp = b64({ sub: '42', exp: 9_999_999_999 });
+    expect(await verifyUserJwt('s3cret', `${head}.${withExp}.${sign(withExp)}`)).toEqual({
+      userId: 42,
+      exp: 9_999_999_999,
+    });
   });
 
   it('refuses another key, alg none, an expired token, a non-numeric sub and garbage', async () => {
@@ -47,6 +64,18 @@ describe('Pusher channel signatures', () => {
     expect(verifyChannelAuth('key', 'other', '1.2', 'private-user.5', auth)).toBe(false);
     expect(verifyChannelAuth('key', 'secret', '1.2', 'private-user.5', undefined)).toBe(false);
     expect(verifyChannelAuth('key', 'secret', '1.2', 'private-user.5', auth.slice(0, -1))).toBe(false);
+  });
+
+  it('with channel_data, signs "socket_id:channel:channel_data" as Pusher does for presence', () => {
+    // Worked example from the Pusher presence channel authorization docs.
+    const data = '{"user_id":10,"user_info":{"name":"Mr. Channels"}}';
+    expect(
+      signChannelAuth('278d425bdf160c739803', '7ad3773142a6692b25b8', '1234.1234', 'presence-foobar', data),
+    ).toBe('278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80');
+    const auth = signChannelAuth('key', 'secret', '1.2', 'private-tenant.1', '{"user_id":5}');
+    expect(verifyChannelAuth('key', 'secret', '1.2', 'private-tenant.1', auth, '{"user_id":5}')).toBe(true);
+    expect(verifyChannelAuth('key', 'secret', '1.2', 'private-tenant.1', auth, '{"user_id":6}')).toBe(false);
+    expect(verifyChannelAuth('key', 'secret', '1.2', 'private-tenant.1', auth)).toBe(false);
   });
 });
 

@@ -7,6 +7,8 @@ type Pusher = InstanceType<typeof Pusher>;
 /** Mirrors packages/contracts/src/resume.ts (the SDK ships without the server's packages). */
 const RESUME_FIELD = 'last_event_id';
 const RESUME_FAILED_EVENT = 'alarmcast:resume_failed';
+/** The `reason` of a resync the SDK decides itself: resubscribed with no position to resume from. */
+export const NO_POSITION = 'no_position';
 
 export type AlarmEventType = 'created' | 'updated' | 'cleared' | 'acknowledged';
 const EVENT_TYPES: Record<string, AlarmEventType> = {
@@ -35,6 +37,14 @@ export interface AlarmEvent {
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
+/** The state reloaded through `GET /v1/alarms` after the server could not replay what was missed. */
+export interface ResyncEvent {
+  /** the `reason` of `alarmcast:resume_failed` (`log_recreated`, `log_trimmed`, `unknown_position`, ...) */
+  reason: string;
+  /** every alarm `reloadQuery` selects, as `GET /v1/alarms` lists them (all pages) */
+  alarms: Alarm[];
+}
+
 export interface AlarmcastClientOptions {
   /** Pusher app key */
   key: string;
@@ -56,9 +66,22 @@ export interface AlarmcastClientOptions {
   minBackoffMs?: number;
   /** @defaultValue 30000 ms */
   maxBackoffMs?: number;
+  /**
+   * Base URL of alarm-ingest's user API. With it, the SDK reloads by itself when the server cannot replay
+   * what was missed (`alarmcast:resume_failed`): it pages through `GET {apiUrl}/v1/alarms?{reloadQuery}`
+   * with `token`, retrying with the backoff above until it succeeds, and emits `resync` with the alarms;
+   * `alarm` events that arrive meanwhile are held and emitted after `resync`. Without it, only
+   * `resyncRequired` is emitted and the application reloads.
+   */
+  apiUrl?: string;
+  /** the query of the reload, as `GET /v1/alarms` takes it @defaultValue 'state=active' (limit 500 per page) */
+  reloadQuery?: string;
 }
 
 type Listener<T> = (value: T) => void;
+
+/** How many recent event ids are remembered to drop repeats: far more than one burst of replay overlap. */
+const SEEN_IDS = 1000;
 
 /**
  * A user's alarm stream over pusher-js: typed events, resume from the last event id after any reconnect
@@ -74,7 +97,19 @@ export class AlarmcastClient {
     alarm: new Set<Listener<AlarmEvent>>(),
     state: new Set<Listener<ConnectionState>>(),
     resyncRequired: new Set<Listener<{ reason: string }>>(),
+    resync: new Set<Listener<ResyncEvent>>(),
   };
+  /** a reload through the API is running; `alarm` events wait in `held` until it has been emitted */
+  private reloading = false;
+  /** another resume_failed came during the reload: its answer may predate what that one missed */
+  private reloadAgain = false;
+  private held: AlarmEvent[] = [];
+  /** the channel was subscribed before: a later subscription_succeeded is a resubscription */
+  private subscribedOnce = false;
+  /** the last SEEN_IDS event ids received, oldest first, to drop repeats */
+  private readonly seen = new Set<string>();
+  private reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  private wakeReload: (() => void) | undefined;
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** set while we restart pusher-js ourselves, so its own "disconnected" does not schedule another */
@@ -117,6 +152,8 @@ export class AlarmcastClient {
   on(event: 'state', listener: Listener<ConnectionState>): () => void;
   /** The server could not replay what was missed: reload state (e.g. GET /v1/alarms). */
   on(event: 'resyncRequired', listener: Listener<{ reason: string }>): () => void;
+  /** With `apiUrl`: the state reloaded after `resyncRequired`, before the `alarm` events that followed it. */
+  on(event: 'resync', listener: Listener<ResyncEvent>): () => void;
   on(event: keyof AlarmcastClient['listeners'], listener: Listener<never>): () => void {
     const set = this.listeners[event] as Set<Listener<never>>;
     set.add(listener);
@@ -126,6 +163,8 @@ export class AlarmcastClient {
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.reloadTimer);
+    this.wakeReload?.();
     this.pusher.disconnect();
   }
 
@@ -149,20 +188,105 @@ export class AlarmcastClient {
   }
 
   private onEvent(event: string, data: unknown): void {
+    if (event === 'pusher:subscription_succeeded') {
+      // Resubscribed without a position (no event yet, or none since the last resync): nothing was asked
+      // to be replayed, so whatever was published while we were away would be missing without a word.
+      const unresumable = this.subscribedOnce && this.lastEventId === null;
+      this.subscribedOnce = true;
+      if (unresumable) this.resyncRequired(NO_POSITION);
+      return;
+    }
     if (event === RESUME_FAILED_EVENT) {
       const reason = isRecord(data) && typeof data.reason === 'string' ? data.reason : 'unknown';
-      // Continue from live events; the listener reloads the rest.
+      // The position is not one of this log's: forget it, so that the events that follow (what the log
+      // still holds, then live ones; the edge says this first) set it again from the log we are on.
       this.setPosition(null);
-      for (const l of this.listeners.resyncRequired) l({ reason });
+      this.resyncRequired(reason);
       return;
     }
     const type = EVENT_TYPES[event];
     if (!type || !isRecord(data) || !isRecord(data.alarm) || typeof data.event_id !== 'string') return;
-    // Replay and live delivery never overlap on our edge; this guards against any server that repeats.
-    if (this.lastEventId && compareIds(data.event_id, this.lastEventId) <= 0) return;
+    // Replay and live delivery never overlap on our edge; this guards against any server that repeats. Only
+    // ids already seen are dropped, not everything at or below the position: a log recreated on a Redis
+    // whose clock went back has lower ids, and dropping those would silence this client for good.
+    if (this.seen.has(data.event_id)) return;
+    this.seen.add(data.event_id);
+    if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     this.setPosition(data.event_id);
     const e: AlarmEvent = { type, alarm: data.alarm as Alarm, eventId: data.event_id };
+    if (this.reloading) {
+      this.held.push(e);
+      return;
+    }
     for (const l of this.listeners.alarm) l(e);
+  }
+
+  private resyncRequired(reason: string): void {
+    for (const l of this.listeners.resyncRequired) l({ reason });
+    if (this.options.apiUrl !== undefined) void this.reload(reason);
+  }
+
+  /**
+   * Reloads through the API and emits `resync`, then the `alarm` events held meanwhile: the application
+   * applies the list, then what happened after (an event committed before the list was read is in it too;
+   * applying by alarm id, or comparing `changed_at`, makes that harmless).
+   */
+  private async reload(reason: string): Promise<void> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = true;
+    try {
+      for (let attempt = 0; !this.closed;) {
+        this.reloadAgain = false;
+        const alarms = await this.fetchAlarms().catch(() => null);
+        if (this.closed) return;
+        if (alarms === null) {
+          await this.backoff(attempt++);
+          continue;
+        }
+        if (this.reloadAgain) continue;
+        for (const l of this.listeners.resync) l({ reason, alarms });
+        return;
+      }
+    } finally {
+      this.reloading = false;
+      const held = this.held;
+      this.held = [];
+      if (!this.closed) for (const e of held) for (const l of this.listeners.alarm) l(e);
+    }
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    const min = this.options.minBackoffMs ?? 1000;
+    const max = this.options.maxBackoffMs ?? 30_000;
+    const delay = Math.min(max, min * 2 ** attempt) * (0.5 + Math.random() / 2);
+    return new Promise((resolve) => {
+      this.wakeReload = resolve;
+      this.reloadTimer = setTimeout(resolve, delay);
+    });
+  }
+
+  /** Every page of `GET /v1/alarms?{reloadQuery}`; throws on any answer but 200 with a list. */
+  private async fetchAlarms(): Promise<Alarm[]> {
+    const base = `${(this.options.apiUrl ?? '').replace(/\/+$/, '')}/v1/alarms`;
+    const alarms: Alarm[] = [];
+    let cursor: string | null = null;
+    do {
+      const query = new URLSearchParams(this.options.reloadQuery ?? 'state=active');
+      if (!query.has('limit')) query.set('limit', '500');
+      if (cursor !== null) query.set('cursor', cursor);
+      const res = await fetch(`${base}?${query.toString()}`, {
+        headers: { Authorization: `Bearer ${this.options.token}` },
+      });
+      if (res.status !== 200) throw new Error(`GET /v1/alarms answered ${res.status}`);
+      const page = (await res.json()) as unknown;
+      if (!isRecord(page) || !Array.isArray(page.alarms)) throw new Error('GET /v1/alarms: no alarm list');
+      alarms.push(...(page.alarms as Alarm[]));
+      cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
+    } while (cursor !== null);
+    return alarms;
   }
 
   private setPosition(id: string | null): void {

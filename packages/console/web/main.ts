@@ -1,6 +1,13 @@
 import PusherModule from 'pusher-js';
 import type { ConsoleConfig } from '../src/index.js';
-import { AlarmStore, type Alarm } from './alarm-store.js';
+import {
+  AlarmStore,
+  SEVERITIES,
+  isAlarm,
+  type Alarm,
+  type AlarmFilter,
+  type Severity,
+} from './alarm-store.js';
 
 // pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
 const Pusher = PusherModule as unknown as typeof PusherModule.default;
@@ -34,51 +41,242 @@ function setConnection(state: 'live' | 'reconnecting' | 'offline'): void {
   el.textContent = state;
 }
 
-function render(freshId?: string): void {
-  const rows = store.sorted();
-  const body = $('alarms').querySelector('tbody')!;
-  body.replaceChildren(
-    ...rows.map((a) => {
-      const tr = document.createElement('tr');
-      tr.dataset.alarmId = a.id;
-      tr.dataset.severity = a.perceived_severity;
-      tr.className = [a.cleared_at ? 'cleared' : 'active', a.id === freshId ? 'fresh' : ''].join(' ').trim();
-      const cell = (...children: (Node | string)[]) => {
-        const td = document.createElement('td');
-        td.append(...children);
-        return td;
-      };
-      const span = (cls: string, text: string) => {
-        const s = document.createElement('span');
-        s.className = cls;
-        s.textContent = text;
-        return s;
-      };
-      const problem = span('problem', a.specific_problem || a.probable_cause);
-      const detail = span('detail', ` ${a.alarm_identifier} · ${a.event_type} · ${a.probable_cause}`);
-      const state = a.cleared_at ? 'cleared' : a.acknowledged_at ? 'acknowledged' : 'active';
-      const ackCell = cell();
-      if (!a.cleared_at && !a.acknowledged_at) {
-        const button = document.createElement('button');
-        button.textContent = 'Acknowledge';
-        button.addEventListener('click', () => void acknowledge(a.id, button));
-        ackCell.append(button);
-      }
-      tr.append(
-        cell(span(`sev ${a.perceived_severity}`, a.perceived_severity)),
-        cell(problem, detail),
-        cell(a.device_id === null ? '— (account)' : `#${a.device_id}`),
-        cell(`#${a.tenant_id}`),
-        cell(new Date(a.raised_at).toLocaleString()),
-        cell(span('state', state)),
-        ackCell,
-      );
-      return tr;
-    }),
+// The list is virtualized: one scroll container, rows of one fixed height, and only the rows in view (plus
+// OVERSCAN above and below) exist in the DOM, so 10,000 alarms cost as much to draw as 30. Keep ROW_HEIGHT_PX
+// equal to `tbody tr { height }` in style.css.
+const ROW_HEIGHT_PX = 44;
+const OVERSCAN_ROWS = 10;
+
+interface RenderedRow {
+  alarm: Alarm;
+  tr: HTMLTableRowElement;
+}
+/** The rows in the DOM by alarm id: reused while their alarm is unchanged, so focus and animations survive. */
+let rendered = new Map<string, RenderedRow>();
+
+function rowOf(a: Alarm, index: number, fresh: boolean): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.dataset.alarmId = a.id;
+  tr.dataset.severity = a.perceived_severity;
+  tr.className = [a.cleared_at ? 'cleared' : 'active', fresh ? 'fresh' : ''].join(' ').trim();
+  tr.setAttribute('aria-rowindex', String(index + 2));
+  const cell = (...children: (Node | string)[]) => {
+    const td = document.createElement('td');
+    td.append(...children);
+    return td;
+  };
+  const span = (cls: string, text: string) => {
+    const s = document.createElement('span');
+    s.className = cls;
+    s.textContent = text;
+    return s;
+  };
+  const headline = span('headline', '');
+  headline.append(
+    span('problem', a.specific_problem || a.probable_cause),
+    span('detail', ` ${a.alarm_identifier} · ${a.event_type} · ${a.probable_cause}`),
   );
-  const active = rows.filter((a) => !a.cleared_at).length;
-  $('summary').textContent = `${active} active, ${rows.length - active} cleared`;
-  $('empty').hidden = rows.length > 0;
+  const extra = [a.additional_text, a.additional_information].filter((t): t is string => !!t);
+  const info = span('info', extra.join(' · '));
+  const alarmCell = cell(headline, info);
+  // The full text, for what the fixed row height cuts off.
+  alarmCell.title = [a.specific_problem, a.alarm_identifier, a.event_type, a.probable_cause, ...extra]
+    .filter(Boolean)
+    .join('\n');
+  const state = a.cleared_at ? 'cleared' : a.acknowledged_at ? 'acknowledged' : 'active';
+  const ackCell = cell();
+  if (!a.cleared_at && !a.acknowledged_at) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = 'Acknowledge';
+    button.setAttribute(
+      'aria-label',
+      `Acknowledge ${a.specific_problem || a.probable_cause} (${a.alarm_identifier})`,
+    );
+    button.addEventListener('click', () => void acknowledge(a.id, button));
+    ackCell.append(button);
+  }
+  tr.append(
+    cell(span(`sev ${a.perceived_severity}`, a.perceived_severity)),
+    alarmCell,
+    cell(a.device_id === null ? '— (account)' : `#${a.device_id}`),
+    cell(`#${a.tenant_id}`),
+    cell(new Date(a.raised_at).toLocaleString()),
+    cell(span('state', state)),
+    ackCell,
+  );
+  return tr;
+}
+
+/** Draws the rows in view, the counters and the summary; `fresh` are the alarms changed in this frame. */
+function render(fresh: ReadonlySet<string> = new Set()): void {
+  const list = $('list');
+  const total = store.viewSize;
+  const first = Math.floor(list.scrollTop / ROW_HEIGHT_PX);
+  const inView = Math.ceil(list.clientHeight / ROW_HEIGHT_PX) + 1;
+  const start = Math.max(0, Math.min(first, total) - OVERSCAN_ROWS);
+  const end = Math.min(total, first + inView + OVERSCAN_ROWS);
+  const rows = $('rows');
+  rows.style.paddingTop = `${start * ROW_HEIGHT_PX}px`;
+  rows.style.paddingBottom = `${(total - end) * ROW_HEIGHT_PX}px`;
+  $('alarms').setAttribute('aria-rowcount', String(total + 1));
+
+  // Keep keyboard focus on the same alarm's control when its row is moved or redrawn.
+  const focused = document.activeElement;
+  const focusedId = focused instanceof HTMLElement ? focused.closest('tr')?.dataset.alarmId : undefined;
+
+  const next = new Map<string, RenderedRow>();
+  const wanted = store.slice(start, end).map((a, i) => {
+    const old = rendered.get(a.id);
+    const row = old && old.alarm === a ? old : { alarm: a, tr: rowOf(a, start + i, fresh.has(a.id)) };
+    row.tr.setAttribute('aria-rowindex', String(start + i + 2));
+    next.set(a.id, row);
+    return row.tr;
+  });
+  rendered = next;
+  // Move only what moved: a row inserted at the top is one insertion, not a redraw of every row.
+  const body = $('alarms').querySelector('tbody')!;
+  let cursor = body.firstChild;
+  for (const tr of wanted) {
+    if (tr === cursor) cursor = cursor.nextSibling;
+    else body.insertBefore(tr, cursor);
+  }
+  while (cursor) {
+    const after: ChildNode | null = cursor.nextSibling;
+    cursor.remove();
+    cursor = after;
+  }
+  if (focusedId !== undefined && document.activeElement !== focused) {
+    const again = rendered.get(focusedId)?.tr.querySelector('button');
+    if (again) again.focus({ preventScroll: true });
+  }
+
+  const counts = store.severityCounts();
+  for (const s of SEVERITIES) {
+    const n = $(`count-${s}`);
+    const text = counts[s].toLocaleString();
+    if (n.textContent !== text) n.textContent = text;
+  }
+  const active = store.activeCount;
+  const shown = store.filtered ? `; ${total.toLocaleString()} match the filters` : '';
+  $('summary').textContent = `${active} active, ${store.size - active} cleared${shown}`;
+  $('empty').textContent = store.size === 0 ? 'No alarms.' : 'No alarms match the filters.';
+  $('empty').hidden = total > 0;
+}
+
+// Live events are queued as they arrive and applied once per animation frame, in one batch: at 500 events a
+// second that is ~8 per frame and one draw, where drawing per event would redraw 500 times a second.
+const queue: { alarm: Alarm; at: number }[] = [];
+let frameRequested = false;
+let viewDirty = false;
+
+function requestFrame(): void {
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(frame);
+}
+
+/** Runs `fn` after the frame being prepared has been painted (a task queued in rAF runs after rendering). */
+const afterPaint = (() => {
+  const callbacks: (() => void)[] = [];
+  const channel = new MessageChannel();
+  channel.port1.onmessage = () => callbacks.splice(0).forEach((cb) => cb());
+  return (fn: () => void) => {
+    if (callbacks.push(fn) === 1) channel.port2.postMessage(null);
+  };
+})();
+
+/** Event-to-paint delay of each frame's oldest event, as a User Timing measure (DevTools' Timings track). */
+const EVENT_TO_PAINT = 'alarmcast:event-to-paint';
+
+function frame(): void {
+  frameRequested = false;
+  const batch = queue.splice(0);
+  if (filterDirty) {
+    filterDirty = false;
+    store.setFilter(currentFilter());
+    $('list').scrollTop = 0;
+    viewDirty = true;
+  }
+  // When the operator has scrolled down, the rows they are reading stay where they are while alarms are
+  // inserted above them.
+  const list = $('list');
+  const top = Math.floor(list.scrollTop / ROW_HEIGHT_PX);
+  const anchor = list.scrollTop > 0 ? store.slice(top, top + 1)[0]?.id : undefined;
+  const fresh = new Set<string>();
+  for (const { alarm } of batch) if (store.apply(alarm)) fresh.add(alarm.id);
+  if (anchor !== undefined && fresh.size > 0) {
+    const moved = store.indexOf(anchor);
+    if (moved >= 0 && moved !== top) list.scrollTop += (moved - top) * ROW_HEIGHT_PX;
+  }
+  if (fresh.size > 0 || viewDirty) {
+    viewDirty = false;
+    render(fresh);
+  }
+  const oldest = batch[0];
+  if (oldest && !store.loading) {
+    afterPaint(() => {
+      performance.measure(EVENT_TO_PAINT, { start: oldest.at, end: performance.now() });
+      // Observers have the entry; the timeline buffer would otherwise grow with every frame of a long session.
+      performance.clearMeasures(EVENT_TO_PAINT);
+    });
+  }
+}
+
+function onLiveEvent(data: unknown): void {
+  const alarm = (data as { alarm?: unknown } | null)?.alarm;
+  if (!isAlarm(alarm)) {
+    console.warn('alarmcast: dropped a malformed alarm event', data);
+    return;
+  }
+  queue.push({ alarm, at: performance.now() });
+  requestFrame();
+}
+
+// Filters: the severity counters in the header are toggles, plus a device id and free text.
+let filterDirty = false;
+const selectedSeverities = new Set<Severity>();
+
+function currentFilter(): AlarmFilter {
+  const device = $<HTMLInputElement>('filter-device');
+  const raw = device.value.trim();
+  const valid = raw === '' || /^[1-9]\d{0,9}$/.test(raw);
+  device.setAttribute('aria-invalid', String(!valid));
+  return {
+    severities: selectedSeverities,
+    deviceId: valid && raw !== '' ? Number(raw) : null,
+    text: $<HTMLInputElement>('filter-text').value,
+  };
+}
+
+function changeFilter(): void {
+  filterDirty = true;
+  requestFrame();
+}
+
+function buildCounters(): void {
+  const group = $('counters');
+  for (const s of SEVERITIES) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = `count sev-${s}`;
+    button.dataset.severity = s;
+    button.setAttribute('aria-pressed', 'false');
+    const n = document.createElement('span');
+    n.id = `count-${s}`;
+    n.className = 'n';
+    n.textContent = '0';
+    button.append(n, ` ${s}`);
+    button.title =
+      s === 'Cleared' ? 'Cleared alarms; show only these' : `Active ${s} alarms; show only these`;
+    button.addEventListener('click', () => {
+      if (selectedSeverities.has(s)) selectedSeverities.delete(s);
+      else selectedSeverities.add(s);
+      button.setAttribute('aria-pressed', String(selectedSeverities.has(s)));
+      changeFilter();
+    });
+    group.append(button);
+  }
 }
 
 async function api(
@@ -108,7 +306,10 @@ async function acknowledge(id: string, button: HTMLButtonElement): Promise<void>
   });
   if (res.ok) {
     const body = (await res.json()) as { alarm?: Alarm };
-    if (body.alarm && store.apply(body.alarm)) render();
+    if (isAlarm(body.alarm) && store.apply(body.alarm)) {
+      viewDirty = true;
+      requestFrame();
+    }
   } else {
     button.disabled = false;
   }
@@ -138,6 +339,7 @@ async function start(token: string): Promise<void> {
   $('who').textContent = `user #${userId}`;
   $('sign-in').hidden = true;
   $('alarms-view').hidden = false;
+  $('counters').hidden = false;
   $('sign-out').hidden = false;
 
   pusher = new Pusher(config.key, {
@@ -169,9 +371,7 @@ async function start(token: string): Promise<void> {
   pusher.connection.bind('connected', () => (reloadOnConnect = true));
   const channel = pusher.subscribe(`private-user.${userId}`);
   for (const event of EVENTS) {
-    channel.bind(event, (data: { alarm: Alarm }) => {
-      if (store.apply(data.alarm)) render(data.alarm.id);
-    });
+    channel.bind(event, onLiveEvent);
   }
   // Subscribe first, then load: events during the load are held by the store, not lost.
   await reload(config, token);
@@ -180,7 +380,8 @@ async function start(token: string): Promise<void> {
 async function reload(config: ConsoleConfig, token: string): Promise<void> {
   store.hold();
   store.load(await loadAlarms(config, token));
-  render();
+  viewDirty = true;
+  requestFrame();
 }
 
 function showSignIn(message = ''): void {
@@ -189,8 +390,10 @@ function showSignIn(message = ''): void {
   current = null;
   setConnection('offline');
   $('who').textContent = '';
+  queue.length = 0;
   $('sign-in').hidden = false;
   $('alarms-view').hidden = true;
+  $('counters').hidden = true;
   $('sign-out').hidden = true;
   $('sign-in-error').textContent = message;
 }
@@ -207,6 +410,25 @@ $('sign-out').addEventListener('click', () => {
   localStorage.removeItem(TOKEN_KEY);
   showSignIn();
 });
+
+buildCounters();
+$('filter-device').addEventListener('input', changeFilter);
+$('filter-text').addEventListener('input', changeFilter);
+$('filter-clear').addEventListener('click', () => {
+  selectedSeverities.clear();
+  for (const b of $('counters').querySelectorAll('button')) b.setAttribute('aria-pressed', 'false');
+  $<HTMLInputElement>('filter-device').value = '';
+  $<HTMLInputElement>('filter-text').value = '';
+  changeFilter();
+});
+$('list').addEventListener('scroll', () => {
+  viewDirty = true;
+  requestFrame();
+});
+new ResizeObserver(() => {
+  viewDirty = true;
+  requestFrame();
+}).observe($('list'));
 
 const saved = localStorage.getItem(TOKEN_KEY);
 if (saved) start(saved).catch((err: Error) => showSignIn(err.message));

@@ -4,8 +4,9 @@ import { z } from 'zod';
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 
 /**
- * At most this many users per `user-batch` message: the resolver sends at most this many per script call
- * (packages/redis `user-log.ts`).
+ * At most this many users per `user-batch` message an edge accepts. The resolver sends at most 500 per
+ * script call (packages/redis `user-log-writer.ts`); the margin lets that number grow without a
+ * coordinated upgrade of the edges.
  */
 export const USER_BATCH_MAX = 1000;
 

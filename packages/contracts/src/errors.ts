@@ -1,6 +1,6 @@
 /**
- * Every stable error code of alarmcast's HTTP APIs, with its HTTP status: the one table (README "Errors"
- * lists the same). Bodies are `{ "error": { "code", "message", "details"? } }`; clients branch on the code,
+ * Every stable error code of alarmcast's HTTP APIs, with its HTTP status: the one table (the README's error
+ * tables list the same). Bodies are `{ "error": { "code", "message", "details"? } }`; clients branch on the code,
  * never on the message. `pusherStatus` is the status where Pusher's own HTTP API (which ws-edge serves for
  * Laravel's broadcasters) dictates another one than ours; WebSocket close and `pusher:error` codes are
  * Pusher's and live in services/ws-edge `close-codes.ts`.
@@ -32,6 +32,10 @@ export const ERROR_CATALOGUE = {
   },
   internal_error: { status: 500, doc: 'a bug: logged, no internals in the answer' },
   service_unavailable: { status: 503, doc: 'a dependency is down; Retry-After says when to retry' },
+  overloaded: {
+    status: 503,
+    doc: 'more offered than the service can do now (admission control); nothing was changed, Retry-After says when',
+  },
 } as const satisfies Record<string, { status: number; pusherStatus?: number; doc: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -4,6 +4,7 @@ export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export {
   loadBroadcastPlan,
+  BroadcastPlanLoader,
   claimRelayBatch,
   markEnqueued,
   BroadcastMarker,
@@ -11,7 +12,7 @@ export {
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';
-export { findUserAccess, type AlarmViewer } from './access.js';
+export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {

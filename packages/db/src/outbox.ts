@@ -86,10 +86,53 @@ export interface BroadcastPlan {
   /**
    * Earlier events of the same device (of the same alarm, for a device-less one) that are not marked
    * broadcast yet, oldest first: the resolver delivers them before this one, so that every user's log is
-   * in commit order per device.
+   * in commit order per device. They have this event's tenant and device, hence its recipients: loaded
+   * here with their payloads, so that a backlog costs no recipient query per earlier event (under a
+   * backlog of k events per device, that was k queries per job).
    */
-  pendingBefore: string[];
+  pendingBefore: { eventId: string; kind: string; payloadJson: string }[];
 }
+
+type PlanRow = {
+  id: string;
+  tenant_id: number;
+  device_id: number | null;
+  kind: string;
+  payload: string;
+  recipients: number[];
+  pending_before: [string, string, string][];
+};
+
+const PLAN_SQL = (where: string): string => `
+  SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
+    ARRAY(${recipientsSql('e')}) AS recipients,
+    ARRAY(
+      SELECT ARRAY[p.id::text, p.kind, p.payload::text] FROM (
+        SELECT p.id, p.kind, p.payload FROM outbox_events p
+         WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
+           AND p.broadcast_at IS NULL AND p.id < e.id
+        UNION ALL
+        SELECT p.id, p.kind, p.payload FROM outbox_events p
+         WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
+           AND p.broadcast_at IS NULL AND p.id < e.id
+      ) p ORDER BY p.id
+    ) AS pending_before
+  FROM outbox_events e
+  WHERE ${where}`;
+
+const toPlan = (row: PlanRow): BroadcastPlan => ({
+  eventId: String(row.id),
+  tenantId: row.tenant_id,
+  deviceId: row.device_id,
+  kind: row.kind,
+  payloadJson: row.payload,
+  recipients: row.recipients,
+  pendingBefore: row.pending_before.map(([id, kind, payload]) => ({
+    eventId: id,
+    kind,
+    payloadJson: payload,
+  })),
+});
 
 /**
  * Loads an outbox event, its recipients (access.ts `recipientsSql`) and the earlier events of its device
@@ -98,44 +141,63 @@ export interface BroadcastPlan {
  * indexes over the events not broadcast yet (a handful in flight).
  */
 export async function loadBroadcastPlan(pool: PgPool, eventId: string): Promise<BroadcastPlan | null> {
-  const { rows } = await pool.query<{
-    id: string;
-    tenant_id: number;
-    device_id: number | null;
-    kind: string;
-    payload: string;
-    recipients: number[];
-    pending_before: string[];
-  }>({
+  const { rows } = await pool.query<PlanRow>({
     name: 'load_broadcast_plan',
-    text: `
-      SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
-        ARRAY(${recipientsSql('e')}) AS recipients,
-        ARRAY(
-          SELECT p.id FROM outbox_events p
-           WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
-             AND p.broadcast_at IS NULL AND p.id < e.id
-          UNION ALL
-          SELECT p.id FROM outbox_events p
-           WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
-             AND p.broadcast_at IS NULL AND p.id < e.id
-          ORDER BY 1
-        ) AS pending_before
-      FROM outbox_events e
-      WHERE e.id = $1`,
+    text: PLAN_SQL('e.id = $1'),
     values: [eventId],
   });
-  const row = rows[0];
-  if (!row) return null;
-  return {
-    eventId: String(row.id),
-    tenantId: row.tenant_id,
-    deviceId: row.device_id,
-    kind: row.kind,
-    payloadJson: row.payload,
-    recipients: row.recipients,
-    pendingBefore: row.pending_before.map(String),
-  };
+  return rows[0] ? toPlan(rows[0]) : null;
+}
+
+/**
+ * `loadBroadcastPlan` for many concurrent jobs: while one query is in flight, the events asked for meanwhile
+ * gather and are loaded by the next one (`e.id = ANY($1)`), so a burst (a storm of alarms, a resolver
+ * catching up on a backlog) costs a round trip, a parse and a plan per batch instead of per event, and at
+ * low load nothing waits for a timer. Each promise settles with its own event's plan (null if there is no
+ * such event) or with the batch's error.
+ */
+export class BroadcastPlanLoader {
+  private waiting = new Map<
+    string,
+    { resolve: (p: BroadcastPlan | null) => void; reject: (e: unknown) => void }[]
+  >();
+  private loading = false;
+
+  constructor(
+    private readonly pool: PgPool,
+    /** @defaultValue 200 events per query */
+    private readonly maxBatch = 200,
+  ) {}
+
+  load(eventId: string): Promise<BroadcastPlan | null> {
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(eventId);
+      if (list) list.push({ resolve, reject });
+      else this.waiting.set(eventId, [{ resolve, reject }]);
+      if (!this.loading) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.loading = true;
+    while (this.waiting.size > 0) {
+      const ids = [...this.waiting.keys()].slice(0, this.maxBatch);
+      const batch = ids.map((id) => [id, this.waiting.get(id)!] as const);
+      for (const id of ids) this.waiting.delete(id);
+      try {
+        const { rows } = await this.pool.query<PlanRow>({
+          name: 'load_broadcast_plans',
+          text: PLAN_SQL('e.id = ANY($1::bigint[])'),
+          values: [ids],
+        });
+        const plans = new Map(rows.map((r) => [String(r.id), toPlan(r)]));
+        for (const [id, waiters] of batch) for (const w of waiters) w.resolve(plans.get(id) ?? null);
+      } catch (err) {
+        for (const [, waiters] of batch) for (const w of waiters) w.reject(err);
+      }
+    }
+    this.loading = false;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
 import pg from 'pg';
 import { BroadcastMarker, createPgPool, lockInIdOrder, type PgPool } from '../src/index.js';
+import { countingPool } from './counting-pool.js';
 
 describe('BroadcastMarker', () => {
   let pool: PgPool;
@@ -25,22 +26,13 @@ describe('BroadcastMarker', () => {
   });
 
   it('marks every event, in fewer round trips than events when jobs finish together', async () => {
-    let updates = 0;
-    const counting = new Proxy(pool, {
-      get: (target, prop, receiver) =>
-        prop === 'query'
-          ? (...args: Parameters<PgPool['query']>) => {
-              updates++;
-              return (target.query as (...a: unknown[]) => unknown).apply(target, args);
-            }
-          : Reflect.get(target, prop, receiver),
-    });
-    const marker = new BroadcastMarker(counting);
+    const counting = countingPool(pool);
+    const marker = new BroadcastMarker(counting.pool);
     await marker.mark(ids[0]!); // alone: its own UPDATE, at once
-    expect(updates).toBe(1);
+    expect(counting.queries()).toBe(1);
     await Promise.all(ids.slice(1).map((id) => marker.mark(id)));
     // The first of the 49 goes out alone; the other 48 gather behind it.
-    expect(updates).toBe(3);
+    expect(counting.queries()).toBe(3);
     const { rows } = await pool.query<{ n: string }>(
       'SELECT count(*) AS n FROM outbox_events WHERE broadcast_at IS NOT NULL',
     );
@@ -49,15 +41,7 @@ describe('BroadcastMarker', () => {
 
   it('rejects every waiting mark when its UPDATE fails, and recovers for the next ones', async () => {
     let fail = true;
-    const flaky = new Proxy(pool, {
-      get: (target, prop, receiver) =>
-        prop === 'query'
-          ? (...args: Parameters<PgPool['query']>) =>
-              fail
-                ? Promise.reject(new Error('connection lost'))
-                : (target.query as (...a: unknown[]) => unknown).apply(target, args)
-          : Reflect.get(target, prop, receiver),
-    });
+    const flaky = countingPool(pool, () => fail).pool;
     const marker = new BroadcastMarker(flaky);
     const results = await Promise.allSettled(ids.slice(0, 3).map((id) => marker.mark(id)));
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);

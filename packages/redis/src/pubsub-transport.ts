@@ -15,6 +15,12 @@ export interface PubSubTransport {
   unsubscribe(channel: string): Promise<void>;
   /** Every message of every subscribed channel, in publishing order per channel. */
   onMessage(handler: (channel: string, message: string) => void): void;
+  /**
+   * After the subscriber connection was lost and is back: messages published meanwhile reached nobody
+   * here. Called before any message of the new connection is handed to `onMessage`; `settled` resolves once
+   * every subscription is live again (rejects if Redis does not answer).
+   */
+  onResubscribed(handler: (settled: Promise<void>) => void): void;
   /** true while messages can be published */
   readonly publishReady: boolean;
 }
@@ -27,12 +33,18 @@ export interface PubSubTransport {
 export class RedisPubSub implements PubSubTransport {
   /** (UN)SUBSCRIBEs waiting for the subscriber connection to be ready, in call order */
   private waiting: (() => void)[] = [];
+  /** the subscriber connection has been ready before: a later 'ready' is a reconnect */
+  private everReady: boolean;
+  private readonly resubscribed: ((settled: Promise<void>) => void)[] = [];
 
   constructor(
     private readonly publisher: Redis,
     private readonly subscriber: Redis,
   ) {
+    this.everReady = subscriber.status === 'ready';
     subscriber.on('ready', () => {
+      if (this.everReady) this.onReconnected();
+      this.everReady = true;
       const run = this.waiting;
       this.waiting = [];
       for (const send of run) send();
@@ -66,6 +78,23 @@ export class RedisPubSub implements PubSubTransport {
 
   onMessage(handler: (channel: string, message: string) => void): void {
     this.subscriber.on('message', handler);
+  }
+
+  onResubscribed(handler: (settled: Promise<void>) => void): void {
+    this.resubscribed.push(handler);
+  }
+
+  /**
+   * ioredis has just re-sent the SUBSCRIBEs of the lost connection (in its ready handler, before it emits
+   * 'ready' on the next tick, so no message of the new connection has been read yet). A PING written now
+   * is answered after them: then every channel is live again.
+   */
+  private onReconnected(): void {
+    if (this.resubscribed.length === 0) return;
+    const settled = this.subscriber.ping().then(() => undefined);
+    // A handler that does not wait on it must not leave an unhandled rejection behind.
+    settled.catch(() => undefined);
+    for (const handler of this.resubscribed) handler(settled);
   }
 
   /**

@@ -85,9 +85,14 @@ local envStart, envAfterUser, envAfterId, envEnd = ARGV[12], ARGV[13], ARGV[14],
 local batchChannel, batchStart = ARGV[16], ARGV[17]
 local batched = batchChannel ~= ''
 local firstUser = 18
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+-- Users come in ascending order: when the last is served, the whole call is (a retry, or an earlier event
+-- that a later event's job delivered already), at the cost of one GET.
+if #ARGV < firstUser or tonumber(ARGV[#ARGV]) <= mark then
+  return 0
+end
 local now = redis.call('TIME')
 local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
-local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
 local delivered, entries = 0, {}
 for i = firstUser, #ARGV do
   local uid = ARGV[i]
@@ -115,9 +120,7 @@ end
 if delivered > 0 and batched then
   redis.call('PUBLISH', batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
 end
-if #ARGV >= firstUser and tonumber(ARGV[#ARGV]) > mark then
-  redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
-end
+redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
 return delivered
 `;
 

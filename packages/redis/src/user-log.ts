@@ -15,14 +15,43 @@ export interface LoggedEvent {
   data: string;
 }
 
-/** Why a replay cannot be trusted to be complete. */
-export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events' | 'event_expired';
+/**
+ * Why a replay cannot be trusted to be complete:
+ * - `log_expired`: the user has no log (idle past `idleTtlS`, or Redis lost it and nothing was written since);
+ * - `log_trimmed`: the position is older than the oldest entry kept, and this log has dropped entries;
+ * - `log_recreated`: the position is older than the oldest entry and this log never dropped one, so it
+ *   cannot come from this log: the log was recreated (Redis restarted empty, the key was lost) after it;
+ * - `unknown_position`: the position is not an entry of this log although the log reaches that far, or it
+ *   is newer than anything the log ever held: forged, from another Redis, a clock that went back, or a
+ *   failover to a replica that had not received the last writes;
+ * - `too_many_events`: the position is fine but more than `limit` events follow it;
+ * - `event_expired`: the data of an event to replay is gone (see resolveEntries).
+ */
+export type LogGap =
+  'log_trimmed' | 'log_expired' | 'log_recreated' | 'unknown_position' | 'too_many_events' | 'event_expired';
+
+/** What XINFO STREAM says about a log, as far as judging a resume position needs it. */
+interface LogShape {
+  /** oldest entry kept, or null when the stream is empty */
+  oldest: string | null;
+  /** the highest id this stream ever generated, kept or not */
+  lastGenerated: string;
+  /** entries were removed (trimmed) since the stream was created: Redis counts every entry ever added */
+  trimmed: boolean;
+}
 
 /**
  * The events of a user's log after `afterId`, oldest first, for a client resuming from its last seen
- * event. `gap` says why, when continuity cannot be proven: entries after `afterId` were trimmed away, the log
- * has expired, or there are more than `limit` to replay. The client must then reload its state (through
- * the API) instead of trusting the replay.
+ * event, and `gap` when continuity cannot be proven (see LogGap); the client must then reload its state
+ * (through the API) instead of trusting the replay. `events` are what the log holds after `afterId` either
+ * way (at most `limit`), so the edge can still send them after saying the replay is incomplete.
+ *
+ * The log's identity is its entries themselves, in place of an epoch stored beside the log: a position is
+ * trusted only when the entry `afterId` is still in this very stream, read atomically with what follows it
+ * (one MULTI), because then every later entry is contiguous in the same stream. A log that was recreated
+ * (Redis restarted empty), taken over by a replica that lacked the last writes, or that lives on another
+ * Redis does not hold the client's entry, whatever its ids look like; a per-log epoch counter would miss
+ * the replica case (the replica carries the same epoch). The `event_id` wire format stays `<ms>-<seq>`.
  */
 export async function readUserLogAfter(
   redis: Redis,
@@ -31,30 +60,50 @@ export async function readUserLogAfter(
   afterId: string,
   limit = 10_000,
 ): Promise<{ events: LoggedEvent[]; gap: LogGap | null }> {
+  // Not an id Redis could have generated (the edge refuses these before asking): nothing to look up.
+  if (parseStreamId(afterId).length === 0) return { events: [], gap: 'unknown_position' };
   const key = keys.userLog(userId);
-  const [entries, info] = await Promise.all([
-    redis.xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1),
-    redis.call('XINFO', 'STREAM', key).then(
-      (reply) => reply as unknown[],
-      () => null, // no such key: the log expired (or never existed)
-    ),
-  ]);
-  if (!info) return { events: [], gap: 'log_expired' };
-  const field = (name: string): unknown => info[info.indexOf(name) + 1];
-  // Trimming removes the oldest entries, and Redis counts every entry ever added: if some were removed and
-  // the client's position is before the oldest one kept, it may have missed a removed one. (When its
-  // position is exactly the last removed entry this reports a gap it did not have: the safe side.)
-  const trimmed = Number(field('entries-added')) > Number(field('length'));
-  const firstEntry = field('first-entry') as [string, string[]] | null;
-  const oldestKept = firstEntry ? firstEntry[0] : null;
-  const lastGenerated = String(field('last-generated-id'));
-  const before = oldestKept
-    ? compareStreamIds(afterId, oldestKept) < 0
-    : compareStreamIds(afterId, lastGenerated) < 0;
-  const gap: LogGap | null =
-    trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
+  const replies = await redis
+    .multi()
+    .xrange(key, afterId, afterId)
+    .xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1)
+    .xinfo('STREAM', key)
+    .exec();
+  // EXEC answers each command's error in place; XINFO fails for a key that does not exist (expired).
+  const [anchor, after, info] = (replies ?? []).map(([err, reply]) => (err ? null : reply));
+  const shape = info ? logShape(info as unknown[]) : null;
+  const entries = (after ?? []) as [string, string[]][];
+  const found = Array.isArray(anchor) && anchor.length > 0;
+  const gap = shape
+    ? (judgePosition(afterId, found, shape) ?? (entries.length > limit ? 'too_many_events' : null))
+    : 'log_expired';
   const { events, complete } = await resolveEntries(redis, keys, entries.slice(0, limit));
   return { events, gap: gap ?? (complete ? null : 'event_expired') };
+}
+
+function logShape(info: unknown[]): LogShape {
+  const field = (name: string): unknown => info[info.indexOf(name) + 1];
+  const first = field('first-entry') as [string, string[]] | null;
+  return {
+    oldest: first ? first[0] : null,
+    lastGenerated: String(field('last-generated-id')),
+    trimmed: Number(field('entries-added')) > Number(field('length')),
+  };
+}
+
+/**
+ * Whether the log can prove it holds everything after `afterId` (null) or why not. `found`: the entry
+ * `afterId` itself is in the log.
+ */
+function judgePosition(afterId: string, found: boolean, log: LogShape): LogGap | null {
+  if (found) return null;
+  if (compareStreamIds(afterId, log.lastGenerated) > 0) return 'unknown_position';
+  // Trimming removes the oldest entries only. Before the oldest kept: if some were removed, the client's
+  // entry may be among them (when it is exactly the last one removed this reports a gap it did not have:
+  // the safe side); if none ever were, the log began after the client's position.
+  const beforeOldest = log.oldest === null || compareStreamIds(afterId, log.oldest) < 0;
+  if (beforeOldest) return log.trimmed ? 'log_trimmed' : 'log_recreated';
+  return 'unknown_position';
 }
 
 /**
@@ -109,8 +158,16 @@ export function compareStreamIds(a: string, b: string): number {
   return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
 }
 
-/** `<ms>-<seq>` as two bigints, or null for anything else. */
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * `<ms>-<seq>` as two bigints, or an empty array for anything else, including parts above 2^64-1 that Redis
+ * would refuse as a stream id.
+ */
 export function parseStreamId(id: string): [bigint, bigint] | [] {
   const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
-  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : [];
+  if (!m) return [];
+  const ms = BigInt(m[1]!);
+  const seq = BigInt(m[2]!);
+  return ms > U64_MAX || seq > U64_MAX ? [] : [ms, seq];
 }

@@ -43,9 +43,10 @@ describe('user event logs (real Redis)', () => {
     const [first, second] = toUser10.map((e) => e.eventId!);
     expect(compareStreamIds(first!, second!)).toBeLessThan(0);
 
-    // Replay gives back exactly what was delivered live, in order.
+    // Replay gives back exactly what was delivered live, in order. ('0-0' precedes every entry but is no
+    // entry of this log, so it cannot prove continuity; what the log holds is returned all the same.)
     const replay = await readUserLogAfter(redis, keys, 10, '0-0');
-    expect(replay.gap).toBeNull();
+    expect(replay.gap).toBe('log_recreated');
     expect(replay.events).toEqual(
       toUser10.map((e) => ({ eventId: e.eventId, event: e.event, data: e.data })),
     );
@@ -153,6 +154,76 @@ describe('user event logs (real Redis)', () => {
     expect(await readUserLogAfter(redis, keys, 99_999, '1-0')).toEqual({ events: [], gap: 'log_expired' });
   });
 
+  describe('a position is trusted only when its entry is still in this log', () => {
+    // Entries with chosen ids, as the writer stores them, so each case sits exactly where it should.
+    const userId = 4242;
+    const key = () => keys.userLog(userId);
+    const add = async (...ids: string[]) => {
+      for (const id of ids) await redis.xadd(key(), id, 'event', 'E', 'head', `{"at":"${id}"`, 'sep', ',');
+    };
+    const read = (after: string) => readUserLogAfter(redis, keys, userId, after);
+    const idsOf = (r: Awaited<ReturnType<typeof read>>) => r.events.map((e) => e.eventId);
+
+    it('replays after an entry of the log, whatever its age', async () => {
+      await redis.del(key());
+      await add('1000-0', '2000-0', '3000-0');
+      expect(await read('1000-0')).toMatchObject({ gap: null });
+      expect(idsOf(await read('1000-0'))).toEqual(['2000-0', '3000-0']);
+      expect(await read('3000-0')).toEqual({ events: [], gap: null });
+    });
+
+    it('log_recreated: a position older than a log that never dropped an entry (Redis restarted empty)', async () => {
+      // The client saw 1000-0..3000-0 and 3500-0; Redis lost the log, later events recreated it.
+      await redis.del(key());
+      await add('5000-0', '6000-0');
+      const r = await read('3000-0');
+      expect(r.gap).toBe('log_recreated');
+      // What the new log holds is still given, for the edge to send after saying it is incomplete.
+      expect(idsOf(r)).toEqual(['5000-0', '6000-0']);
+    });
+
+    it('log_trimmed: a position older than the oldest kept once entries were dropped', async () => {
+      await redis.del(key());
+      await add('1000-0', '2000-0', '3000-0', '4000-0');
+      await redis.xtrim(key(), 'MAXLEN', 2);
+      expect((await read('1000-0')).gap).toBe('log_trimmed');
+      expect((await read('2000-0')).gap).toBe('log_trimmed'); // the last one dropped: the safe side
+      expect((await read('500-0')).gap).toBe('log_trimmed');
+      expect(await read('3000-0')).toMatchObject({ gap: null });
+    });
+
+    it('unknown_position: newer than anything the log held, or inside it but not one of its ids', async () => {
+      await redis.del(key());
+      await add('1000-0', '2000-0', '3000-0');
+      // Forged, or a clock that went back, or a log from another Redis.
+      expect(await read('9000-0')).toEqual({ events: [], gap: 'unknown_position' });
+      expect((await read('3000-1')).gap).toBe('unknown_position');
+      // Inside the log's range, but never one of its entries.
+      const inside = await read('1500-0');
+      expect(inside.gap).toBe('unknown_position');
+      expect(idsOf(inside)).toEqual(['2000-0', '3000-0']);
+      // A failover to a replica that had not received 4000-0 (the client's last event) when it took over,
+      // then new writes: the log's ids reach past the client's, but its entry is not there.
+      await add('5000-0');
+      expect((await read('4000-0')).gap).toBe('unknown_position');
+      // Ids Redis would refuse (a part above 2^64-1) are no position at all.
+      expect((await read('18446744073709551616-0')).gap).toBe('unknown_position');
+    });
+
+    it('log_expired: no log at all', async () => {
+      await redis.del(key());
+      expect(await read('1000-0')).toEqual({ events: [], gap: 'log_expired' });
+    });
+
+    it('too_many_events: the position is fine but more follow than one replay sends', async () => {
+      await redis.del(key());
+      await add('1000-0', '2000-0', '3000-0', '4000-0');
+      const r = await readUserLogAfter(redis, keys, userId, '1000-0', 2);
+      expect(r.gap).toBe('too_many_events');
+      expect(idsOf(r)).toEqual(['2000-0', '3000-0']);
+    });
+  });
+
   it('keeps everything younger than the age floor even past minEvents', async () => {
     const w = new UserLogWriter(redis, keys, {
       retention: { minEvents: 10, minAgeS: 600, maxEvents: 10_000, idleTtlS: 60, eventDataTtlS: 600 },
@@ -203,9 +274,9 @@ describe('event data stored once (real Redis)', () => {
     // One data hash per event, whatever the number of recipients.
     expect(await redis.keys(`${keys.prefix}:ev:once-*`)).toHaveLength(1050);
     // A replay reads the data back, identical to what was published live.
-    const { events, gap } = await readUserLogAfter(redis, keys, 1_000, '0-0');
+    const { events, gap } = await readUserLogAfter(redis, keys, 1_000, first![0]);
     expect(gap).toBeNull();
-    expect(events).toHaveLength(1050);
+    expect(events).toHaveLength(1049);
     expect(JSON.parse(events[7]!.data)).toEqual({
       ...(JSON.parse(data) as object),
       event_id: events[7]!.eventId,
@@ -214,10 +285,11 @@ describe('event data stored once (real Redis)', () => {
 
   it('reports a replay that reaches an event whose data is gone as a gap, with the events before it', async () => {
     const w = new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
-    for (let n = 0; n < 3; n++) await w.appendAndPublish(`gone-${n}`, 'E', `{"n":${n}}`, [77]);
-    await redis.del(keys.eventData('gone-1'));
-    const { events, gap } = await readUserLogAfter(redis, keys, 77, '0-0');
+    for (let n = 0; n < 4; n++) await w.appendAndPublish(`gone-${n}`, 'E', `{"n":${n}}`, [77]);
+    await redis.del(keys.eventData('gone-2'));
+    const [[position]] = (await redis.xrange(keys.userLog(77), '-', '+', 'COUNT', 1)) as [[string, string[]]];
+    const { events, gap } = await readUserLogAfter(redis, keys, 77, position);
     expect(gap).toBe('event_expired');
-    expect(events.map((e) => JSON.parse(e.data) as { n: number }).map((d) => d.n)).toEqual([0]);
+    expect(events.map((e) => JSON.parse(e.data) as { n: number }).map((d) => d.n)).toEqual([1]);
   });
 });

@@ -74,9 +74,15 @@ export const COMMANDS = {
   }),
   'user deactivate': command({
     usage: '--id ID',
-    summary: 'deactivate a user (they stop receiving alarms)',
+    summary: 'deactivate a user: their open connections are closed (4009) within a second',
     options: { id: str },
     schema: z.object({ id }),
+  }),
+  'user move': command({
+    usage: '--id ID --tenant ID',
+    summary: "move a user to another tenant: they lose the old tenant's channel within a second",
+    options: { id: str, tenant: str },
+    schema: z.object({ id, tenant: id }).transform((a) => ({ id: a.id, tenantId: a.tenant })),
   }),
   'device create': command({
     usage: '--tenant ID --oui 00D09E --product-class PC --serial SN [--name N]',
@@ -108,6 +114,12 @@ export const COMMANDS = {
     options: { user: str, device: str },
     schema: z.object({ user: id, device: id }).transform((a) => ({ userId: a.user, deviceId: a.device })),
   }),
+  'share delete': command({
+    usage: '--user ID --device ID',
+    summary: "remove a device's share with a user: the device's later alarms no longer reach them",
+    options: { user: str, device: str },
+    schema: z.object({ user: id, device: id }).transform((a) => ({ userId: a.user, deviceId: a.device })),
+  }),
   'token create': command({
     usage: '--name N [--tenant ID]',
     summary: 'create a collector token, scoped to a tenant or platform-wide; the token is shown only once',
@@ -124,7 +136,7 @@ export const COMMANDS = {
   }),
   jwt: command({
     usage: '--user ID [--ttl SECONDS]',
-    summary: `mint a user JWT for local use (default ttl ${DEFAULT_JWT_TTL_SECONDS} s)`,
+    summary: `mint a user JWT for local use, always with an exp (default ttl ${DEFAULT_JWT_TTL_SECONDS} s, at most a year)`,
     options: { user: str, ttl: str },
     schema: z
       .object({ user: id, ttl: ttl.optional() })

@@ -47,6 +47,15 @@ export async function deactivateUser(
   });
 }
 
+/** The edges notice through the database's trigger (NOTIFY), as they do for any writer of `users`. */
+export async function moveUser(prisma: PrismaClient, _config: CliConfig, args: CommandArgs<'user move'>) {
+  return prisma.user.update({
+    where: { id: args.id },
+    data: { tenantId: args.tenantId },
+    select: { id: true, tenantId: true, active: true },
+  });
+}
+
 export async function createDevice(
   prisma: PrismaClient,
   _config: CliConfig,
@@ -72,6 +81,17 @@ export async function createShare(
   args: CommandArgs<'share create'>,
 ) {
   return prisma.userDevice.create({ data: args, select: { userId: true, deviceId: true, createdAt: true } });
+}
+
+export async function deleteShare(
+  prisma: PrismaClient,
+  _config: CliConfig,
+  args: CommandArgs<'share delete'>,
+) {
+  return prisma.userDevice.delete({
+    where: { userId_deviceId: { userId: args.userId, deviceId: args.deviceId } },
+    select: { userId: true, deviceId: true },
+  });
 }
 
 export async function createToken(
@@ -302,8 +322,10 @@ export const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'tenant create': createTenant,
   'user create': createUser,
   'user deactivate': deactivateUser,
+  'user move': moveUser,
   'device create': createDevice,
   'share create': createShare,
+  'share delete': deleteShare,
   'token create': createToken,
   'token revoke': revokeToken,
   jwt: mintJwt,

@@ -61,13 +61,43 @@ describe('create commands', () => {
     expect(share.json).toMatchObject({ userId: platformUser.json.id, deviceId: device.json.id });
     expect(await prisma.userDevice.count()).toBe(1);
     expect(jwt.json).toMatchObject({ userId: user.json.id, tenantId, active: true, ttlSeconds: 60 });
-    expect(await verifyUserJwt(TEST_JWT_SECRET, jwt.json.jwt as string)).toEqual({ userId: user.json.id });
+    // Every minted JWT has an exp (the edge and the API refuse one without): --ttl seconds from now.
+    const claims = await verifyUserJwt(TEST_JWT_SECRET, jwt.json.jwt as string);
+    expect(claims).toEqual({ userId: user.json.id, exp: expect.any(Number) });
+    expect(Math.abs(claims!.exp - (Math.floor(Date.now() / 1000) + 60))).toBeLessThanOrEqual(5);
     const revokedAt = (
       await prisma.collectorToken.findUniqueOrThrow({ where: { id: token.json.id as number } })
     ).revokedAt;
     expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
     expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
-  });
+    // Four rounds of spawned CLIs, seconds each on a loaded machine.
+  }, 90_000);
+
+  it('move a user, delete a share, and mint a JWT with the default lifetime', async () => {
+    const [from, to] = await Promise.all(
+      ['from', 'to'].map((slug) => prisma.tenant.create({ data: { name: slug, slug: `move-${slug}` } })),
+    );
+    const user = await prisma.user.create({
+      data: { tenantId: from!.id, email: 'mover@example.test', name: 'Mover' },
+    });
+    const device = await prisma.cpeDevice.create({
+      data: { tenantId: to!.id, oui: '00D09E', productClass: 'IGD', serialNumber: 'MOVE1' },
+    });
+    await prisma.userDevice.create({ data: { userId: user.id, deviceId: device.id } });
+    const [moved, unshared, defaultJwt] = await Promise.all([
+      cli(`user move --id ${user.id} --tenant ${to!.id}`),
+      cli(`share delete --user ${user.id} --device ${device.id}`),
+      cli(`jwt --user ${user.id}`),
+    ]);
+    expect(moved.json).toEqual({ id: user.id, tenantId: to!.id, active: true });
+    expect(unshared.json).toEqual({ userId: user.id, deviceId: device.id });
+    expect(await prisma.userDevice.count({ where: { userId: user.id } })).toBe(0);
+    // The documented default lifetime: 12 hours.
+    const defaultExp = (await verifyUserJwt(TEST_JWT_SECRET, defaultJwt.json.jwt as string))!.exp;
+    expect(Math.abs(defaultExp - (Math.floor(Date.now() / 1000) + 12 * 3600))).toBeLessThanOrEqual(5);
+    const again = await cli(`share delete --user ${user.id} --device ${device.id}`);
+    expect(again).toMatchObject({ code: 1, error: { code: 'not_found' } });
+  }, 90_000);
 
   it('answers mistakes with one error object on stderr and the exit code of its class', async () => {
     await prisma.tenant.create({ data: { name: 'Taken', slug: 'taken' } });

@@ -62,7 +62,7 @@ describe('demo', () => {
       expect(tokens.find((row) => row.id === t.id)?.tokenHash).toBe(hashCollectorToken(t.token));
     }
     for (const u of [created, again].flatMap((r) => Object.values(r.users))) {
-      expect(await verifyUserJwt(TEST_JWT_SECRET, u.jwt!)).toEqual({ userId: u.id });
+      expect(await verifyUserJwt(TEST_JWT_SECRET, u.jwt!)).toEqual({ userId: u.id, exp: expect.any(Number) });
     }
   });
 });

@@ -95,7 +95,10 @@ describe('provision', () => {
       });
     }
     for (const user of Object.values(result.users)) {
-      expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({ userId: user.id });
+      expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({
+        userId: user.id,
+        exp: expect.any(Number),
+      });
     }
   });
 
@@ -119,7 +122,10 @@ describe('provision', () => {
     expect(await prisma.user.findUniqueOrThrow({ where: { id: user.id } })).toMatchObject({
       email: 'u@gamma.example',
     });
-    expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({ userId: user.id });
+    expect(await verifyUserJwt(TEST_JWT_SECRET, user.jwt!)).toEqual({
+      userId: user.id,
+      exp: expect.any(Number),
+    });
 
     // In-process: INIT_CWD reaching the config is what config.test.ts checks; this is the use of it.
     await writeFile(

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import {
   AlarmBatchBody,
   AlarmIngestBody,
@@ -38,6 +38,8 @@ export interface AlarmBatchRouterOptions {
   pool: PgPool;
   db: DbCall;
   outbox: OutboxDispatcher;
+  /** admission control for collector writes (admission.ts), after authentication, as for POST /v1/alarms */
+  admission: RequestHandler;
   /** how long a found collector token is trusted without asking Postgres again */
   collectorTokenCacheMs: number;
   /** called once per batch with the number of committed alarm changes */
@@ -56,7 +58,7 @@ export function alarmBatchRouter(options: AlarmBatchRouterOptions): Router {
    * reused key, 503) change nothing. With an Idempotency-Key, the answer of a batch that changed something
    * is stored with its changes and replayed for 24 h.
    */
-  router.post('/v1/alarms/batch', requireJson, asCollector, async (req, res) => {
+  router.post('/v1/alarms/batch', requireJson, asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
     const keyHeader = req.get('idempotency-key');
     let key: string | null = null;

@@ -125,6 +125,8 @@ export interface AlarmsRouterOptions {
   collectorTokenCacheMs: number;
   /** called once per committed alarm change (created, updated, cleared) */
   onAccepted: () => void;
+  /** admission control for collector writes (admission.ts), after authentication */
+  admission: RequestHandler;
 }
 
 export function alarmsRouter(options: AlarmsRouterOptions): Router {
@@ -138,7 +140,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
    * 409 alarm_not_active for a Cleared report with nothing to clear. With an Idempotency-Key, the first
    * successful answer is replayed for 24 h (errors are not stored: nothing was changed, a retry runs anew).
    */
-  router.post('/v1/alarms', requireJson, asCollector, async (req, res) => {
+  router.post('/v1/alarms', requireJson, asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
     const keyHeader = req.get('idempotency-key');
     let key: string | null = null;

@@ -34,6 +34,18 @@ export const IngestEnv = z.object({
   RETRY_AFTER_S: z.coerce.number().int().positive().default(5),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
   /**
+   * admission control (collector writes answer 503 overloaded while any signal is over its limit; 0 turns a
+   * signal off): queries waiting for a Postgres connection...
+   */
+  ADMISSION_MAX_DB_WAITING: z.coerce.number().int().min(0).default(100),
+  /**
+   * ...the event loop's delay, p99 over the last half second, in ms (off by default: where the ingest
+   * shares its cores with other busy processes, as on one small machine, the delay says more about them)...
+   */
+  ADMISSION_MAX_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  /** ...broadcast jobs waiting in the queue (the resolvers are behind: more would only be later) */
+  ADMISSION_MAX_QUEUE_WAITING: z.coerce.number().int().min(0).default(5000),
+  /**
    * HS256 key of the user JWTs accepted by the user endpoints (GET /v1/alarms, POST /v1/alarms/{id}/ack); the
    * same key as ws-edge's. Empty counts as unset. Required (32+ characters, not the default) in production.
    * @defaultValue 'alarmcast-dev-jwt-secret' outside production

@@ -17,6 +17,7 @@ import {
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
+import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { alarmsRouter } from './alarms-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
@@ -149,11 +150,21 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   // parser below then skips it (a body is read once).
   app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
+  const admission = admissionControl({
+    pool,
+    queueWaiting: () => queue.getWaitingCount(),
+    maxDbWaiting: config.ADMISSION_MAX_DB_WAITING,
+    maxLoopDelayMs: config.ADMISSION_MAX_LOOP_DELAY_MS,
+    maxQueueWaiting: config.ADMISSION_MAX_QUEUE_WAITING,
+    retryAfterS: 1,
+    metrics,
+  });
   app.use(
     alarmBatchRouter({
       pool,
       db,
       outbox,
+      admission: admission.middleware,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
       onAccepted: (changes) => accepted.inc(changes),
     }),
@@ -164,6 +175,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       db,
       outbox,
       jwtSecret: config.JWT_SECRET,
+      admission: admission.middleware,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
       onAccepted: () => accepted.inc(),
     }),
@@ -194,6 +206,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await drained;
       await outbox.stop();
       await pruner.stop();
+      admission.stop();
       await queue.close();
       redis.disconnect();
       breaker.shutdown();

@@ -413,6 +413,54 @@ describe('POST /v1/alarms/batch', () => {
     expect(active.every((g) => g._count === 1)).toBe(true);
   }, 30_000);
 
+  it('is refused as a whole with 503 overloaded once the broadcast backlog is over its limit', async () => {
+    // No resolver runs here, so every accepted event's job stays waiting: the backlog admission control sees.
+    const server = await startIngest(
+      parseIngestConfig({
+        INGEST_PORT: '0',
+        DATABASE_URL: batchSide.url,
+        REDIS_URL: testEnv().redisUrl,
+        REDIS_PREFIX: uniqueRedisPrefix(),
+        LOG_LEVEL: 'silent',
+        ADMISSION_MAX_QUEUE_WAITING: '20',
+        ADMISSION_MAX_DB_WAITING: '0',
+      }),
+    );
+    try {
+      const w = ids();
+      let n = 0;
+      const storm = () =>
+        postTo(
+          server,
+          '/v1/alarms/batch',
+          {
+            alarms: Array.from({ length: 30 }, () =>
+              alarm({ deviceId: w.devices.da1!.id, alarmIdentifier: `adm-${n++}` }),
+            ),
+          },
+          token(batchSide, 'platform'),
+        );
+      expect((await results(await storm())).every((r) => r.status === 202)).toBe(true);
+      const before = await batchSide.prisma.alarm.count();
+      // The backlog is sampled every 500 ms: poll until the ingest has seen it.
+      const refused = await vi.waitFor(
+        async () => {
+          const res = await storm();
+          if (res.status === 200) throw new Error('still accepted');
+          return res;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('overloaded');
+      // The refused batch changed nothing (accepted ones in between did, 30 alarms each).
+      expect((await batchSide.prisma.alarm.count()) - before).toBe(n - 60);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
   it.each([
     ['no items', { alarms: [] }, 422, 'validation_failed'],
     [

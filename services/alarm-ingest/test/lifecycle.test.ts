@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { toAlarmWire, type AlarmWire, type ProvisionResult } from '@alarmcast/contracts';
@@ -424,14 +425,18 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
       ).toBeNull();
     });
 
-    it('answers 403 for an inactive user and 401 for a missing, forged or expired JWT', async () => {
+    it('answers 403 for an inactive user and 401 for a missing, forged, expired or never-expiring JWT', async () => {
       const id = await raise({ deviceId: dev('da') });
       const inactive = await ack('a-off', id);
       expect(inactive.status).toBe(403);
       expect(((await inactive.json()) as ErrorAnswer).error.code).toBe('forbidden');
       const forged = await signUserJwt('another-secret-another-secret-0000', world.users.a1!.id);
       const expired = await signUserJwt(JWT_SECRET, world.users.a1!.id, -60);
-      for (const bearer of [forged, expired, 'not-a-jwt', world.collectorTokens.ta!.token]) {
+      // Correctly signed, but without exp: it would be valid forever.
+      const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: String(world.users.a1!.id) })}`;
+      const noExp = `${unsigned}.${createHmac('sha256', JWT_SECRET).update(unsigned).digest('base64url')}`;
+      for (const bearer of [forged, expired, noExp, 'not-a-jwt', world.collectorTokens.ta!.token]) {
         const res = await ack(null, id, bearer);
         expect(res.status).toBe(401);
         expect(((await res.json()) as ErrorAnswer).error.code).toBe('unauthenticated');

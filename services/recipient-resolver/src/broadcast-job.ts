@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { eventDefinition, parseJob } from '@alarmcast/contracts';
-import { loadBroadcastPlan, type BroadcastMarker, type BroadcastPlan, type PgPool } from '@alarmcast/db';
+import type { BroadcastMarker, BroadcastPlan, BroadcastPlanLoader } from '@alarmcast/db';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
 
@@ -10,7 +10,7 @@ export interface BroadcastResult {
 }
 
 export interface BroadcastJobDeps {
-  pool: PgPool;
+  plans: BroadcastPlanLoader;
   marker: BroadcastMarker;
   writer: UserLogWriter;
   metrics: ResolverMetrics;
@@ -23,7 +23,7 @@ export interface BroadcastJobDeps {
  * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { pool, marker, writer, metrics } = deps;
+  const { plans, marker, writer, metrics } = deps;
 
   /** Appends and publishes to everyone not served yet, then marks the event; returns how many it served. */
   async function broadcast(plan: BroadcastPlan, wireName: string): Promise<number> {
@@ -42,8 +42,15 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     const parsed = parseJob(job.name, job.data);
     if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
     const end = metrics.jobSeconds.startTimer();
-    const { eventId } = parsed.data;
-    const plan = await loadBroadcastPlan(pool, eventId);
+    try {
+      return await runParsed(parsed.data.eventId);
+    } finally {
+      end();
+    }
+  };
+
+  async function runParsed(eventId: string): Promise<BroadcastResult> {
+    const plan = await plans.load(eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const definition = eventDefinition(plan.kind);
@@ -52,17 +59,16 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
     // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
     // earlier event's own job then finds nothing left to do.
-    for (const earlierId of plan.pendingBefore) {
-      const earlier = await loadBroadcastPlan(pool, earlierId);
-      const earlierDefinition = earlier && eventDefinition(earlier.kind);
+    // They share this event's device, so its recipients.
+    for (const earlier of plan.pendingBefore) {
+      const earlierDefinition = eventDefinition(earlier.kind);
       // An event its own job cannot deliver either must not hold up the ones after it.
-      if (earlierDefinition && (await broadcast(earlier, earlierDefinition.wireName)) > 0) {
+      if (earlierDefinition && (await broadcast({ ...plan, ...earlier }, earlierDefinition.wireName)) > 0) {
         metrics.earlierDelivered.inc();
       }
     }
     const delivered = await broadcast(plan, definition.wireName);
     metrics.recipients.observe(plan.recipients.length);
-    end();
     return { recipients: plan.recipients.length, delivered };
-  };
+  }
 }

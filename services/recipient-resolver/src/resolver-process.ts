@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { BROADCAST_QUEUE } from '@alarmcast/contracts';
-import { BroadcastMarker, createPgPool } from '@alarmcast/db';
+import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import { RedisKeys, UserLogWriter, createRedis } from '@alarmcast/redis';
 import { broadcastJob } from './broadcast-job.js';
@@ -64,10 +64,13 @@ export async function startResolver(
   });
 
   const metrics = createResolverMetrics();
-  const process = broadcastJob({ pool, marker, writer, metrics });
+  // Concurrent jobs share plan queries and broadcast marks (one round trip per batch, under load).
+  const runJob = broadcastJob({ plans: new BroadcastPlanLoader(pool), marker, writer, metrics });
 
-  const worker = new Worker(BROADCAST_QUEUE, process, {
-    connection: createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null }),
+  // BullMQ does not close a connection it is given: close() does.
+  const workerRedis = createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });
+  const worker = new Worker(BROADCAST_QUEUE, runJob, {
+    connection: workerRedis,
     prefix: keys.bullPrefix,
     concurrency: config.RESOLVER_CONCURRENCY,
     // A worker killed mid-job leaves its lock to expire; another worker takes the job over after this.
@@ -117,6 +120,7 @@ export async function startResolver(
       await worker.close();
       server.close();
       redis.disconnect();
+      workerRedis.disconnect();
       await pool.end();
     })());
 

@@ -5,6 +5,7 @@ import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
 import { findUserAccess, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
+import { encodeOwnerData } from './revocation.js';
 import { ApiError } from '@alarmcast/http';
 
 /** Echo's default path, so legacy clients keep their `authEndpoint`. */
@@ -27,8 +28,8 @@ export interface ChannelAuthDeps {
 
 /**
  * The rules of who may read a channel. A user's channel is that user's alone; a tenant's channel is for its
- * members. An inactive user reads nothing, including their own channel, so deactivating someone stops new
- * subscriptions at once (their open sockets keep what they have until they reconnect).
+ * members. An inactive user reads nothing, including their own channel. Applied here at authorization and
+ * again by every edge to its open subscriptions whenever the user's access changes (revocation.ts).
  */
 export function mayRead(
   userId: number,
@@ -40,8 +41,11 @@ export function mayRead(
 }
 
 /**
- * `POST /broadcasting/auth`: signs `socket_id:channel_name` for a user allowed to read the channel, in the
- * shape pusher-js expects (`{"auth":"key:hexsig"}`). Accepts the form body pusher-js sends and JSON.
+ * `POST /broadcasting/auth`: for a user allowed to read the channel, answers in the shape pusher-js expects,
+ * `{"auth":"key:hexsig","channel_data":"{\"user_id\":..,\"exp\":..,\"iat\":..}"}`, signing
+ * `socket_id:channel_name:channel_data` as Pusher does for presence channels. pusher-js returns channel_data
+ * in `pusher:subscribe`, which tells the socket's edge whose subscription it is and when the JWT expires.
+ * Accepts the form body pusher-js sends and JSON.
  */
 export function channelAuthRouter(deps: ChannelAuthDeps): Router {
   const { config, pool, log } = deps;
@@ -95,7 +99,11 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
         throw new ApiError('forbidden', `not allowed to subscribe to ${channelName}`);
       }
       outcome('granted');
-      res.json({ auth: signChannelAuth(config.app.key, config.app.secret, socketId, channelName) });
+      const channelData = encodeOwnerData(claims.userId, claims.exp, Date.now());
+      res.json({
+        auth: signChannelAuth(config.app.key, config.app.secret, socketId, channelName, channelData),
+        channel_data: channelData,
+      });
     },
   );
   return router;

@@ -17,13 +17,21 @@ export const PUSHER_CODES = {
   invalidVersionFormat: 4006,
   unsupportedProtocolVersion: 4007,
   noProtocolVersion: 4008,
-  /** also what Reverb sends (as `pusher:error`, socket left open) for a subscription with a bad signature */
+  /**
+   * also what Reverb sends (as `pusher:error`, socket left open) for a subscription with a bad signature; as
+   * a close code: the user's access was revoked (deactivated or deleted), so pusher-js must not reconnect
+   */
   unauthorized: 4009,
   overCapacity: 4100,
   /** generic "reconnect now"; Reverb also uses it in `pusher:error` for a frame it cannot parse */
   reconnect: 4200,
   pongNotReceived: 4201,
   closedAfterInactivity: 4202,
+  /**
+   * alarmcast: the JWT a subscription was authorized with expired; pusher-js reconnects at once and
+   * authorizes again with the token the application holds now (revocation.ts)
+   */
+  tokenExpired: 4203,
   /** a client event refused: rate limit exceeded, or not accepted on that channel (Pusher, Reverb) */
   clientEventRejected: 4301,
 } as const;

@@ -8,6 +8,15 @@ import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeMetrics } from './metrics.js';
 import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
 import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
+import {
+  REVOCATION_MESSAGES,
+  SocketGrants,
+  grantOf,
+  type Grant,
+  type GrantRefusal,
+  type RevocableMember,
+  type Revocation,
+} from './revocation.js';
 
 export interface ConnectionContext {
   app: { key: string; secret: string };
@@ -21,16 +30,20 @@ export interface ConnectionContext {
   readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
   metrics: EdgeMetrics;
   log: Logger;
+  /** owners of subscriptions and live revocation (revocation.ts) */
+  revocation: Revocation;
+  /** a socket closed because its JWT expired */
+  onExpired?: () => void;
   onClosed: (connection: PusherConnection) => void;
 }
 
-type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature';
+type Refusal = 'presence' | 'public' | 'unknown_channel' | 'bad_signature' | GrantRefusal;
 
 /**
  * One client socket speaking Pusher v7: decodes its frames, checks its subscriptions, and receives channel
  * events from the registry. Nothing a client sends can throw out of here.
  */
-export class PusherConnection implements ChannelMember {
+export class PusherConnection implements ChannelMember, RevocableMember {
   /** channels joined or being joined; a channel leaves this set on unsubscribe or close */
   private readonly channels = new Set<string>();
   private lastSeen = Date.now();
@@ -44,11 +57,22 @@ export class PusherConnection implements ChannelMember {
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
   /**
-   * For resumed channels, the newest event id sent. The replay reads the log on one Redis connection while
-   * live messages come on another, so an event the replay already sent can still arrive live afterwards;
-   * per-user ids only grow, so anything at or below this mark is a repeat.
+   * For resumed channels, the newest event id the replay sent. The replay reads the log on one Redis
+   * connection while live messages come on another, so an event the replay already sent can still arrive
+   * live afterwards; a user's events reach this node in log order, so until a live event newer than this
+   * mark goes by, anything at or below it is a repeat. Only ids read from the log itself are ever put here,
+   * never the position the client claims (a forged newer one would silence the socket), and the mark is
+   * dropped once the overlap is over (a log recreated with lower ids, on a Redis whose clock went back,
+   * would otherwise be dropped for good).
    */
   private readonly sentUpTo = new Map<string, string>();
+  /**
+   * For user channels, the event id of the last event sent (live or replayed): where this socket resumes
+   * by itself when the node's subscriber connection was lost for a while (see resubscribed).
+   */
+  private readonly lastSent = new Map<string, string>();
+  /** owner and expiry of each subscription, for live revocation */
+  private readonly grants: SocketGrants;
 
   constructor(
     readonly socketId: string,
@@ -61,6 +85,7 @@ export class PusherConnection implements ChannelMember {
     ws.on('pong', () => this.touch());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     ws.on('close', () => this.onClose());
+    this.grants = new SocketGrants(this, ctx.revocation);
     this.send(serverFrames.connectionEstablished(socketId, ctx.activityTimeoutS));
   }
 
@@ -86,7 +111,8 @@ export class PusherConnection implements ChannelMember {
     const upTo = this.sentUpTo.get(channel);
     if (upTo !== undefined && eventId !== undefined) {
       if (compareStreamIds(eventId, upTo) <= 0) return;
-      this.sentUpTo.set(channel, eventId);
+      // Past the replay: every repeat has gone by.
+      this.sentUpTo.delete(channel);
     }
     if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
       // A socket that cannot keep up would grow this process's memory without bound. 4100 makes pusher-js
@@ -98,6 +124,32 @@ export class PusherConnection implements ChannelMember {
     }
     this.ws.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
+    if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
+  }
+
+  /**
+   * The node stopped listening to Redis for a while (a blip, a restart) and is back: events published
+   * meanwhile reached no socket, and the client, whose socket stayed open, would never know. A user channel
+   * on which an event was sent resumes from it, exactly as a reconnecting client would: what the log holds
+   * after it, or `alarmcast:resume_failed` when the log cannot prove it (recreated empty by a restart,
+   * expired). A channel that has had no event yet has no position to prove anything from, and is left
+   * as it is.
+   */
+  resubscribed(channel: string, settled: Promise<void>): void {
+    const from = this.lastSent.get(channel);
+    const parsed = parseChannel(channel);
+    if (from === undefined || from === '' || parsed?.kind !== 'user') return;
+    if (!this.channels.has(channel) || this.resuming.has(channel)) return;
+    this.resuming.set(channel, []);
+    settled.then(
+      () => void this.resume(channel, parsed.userId, from),
+      (err: unknown) => {
+        this.resuming.delete(channel);
+        this.log.error({ err, channel }, 'Redis did not answer after resubscribing');
+        // As for a failed SUBSCRIBE: the client reconnects, resubscribes and resumes.
+        this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
+      },
+    );
   }
 
   close(code: number, reason: string): void {
@@ -153,11 +205,13 @@ export class PusherConnection implements ChannelMember {
       case 'pong':
         return;
       case 'subscribe':
-        this.subscribe(frame.channel, frame.auth, frame.lastEventId);
+        this.subscribe(frame.channel, frame.auth, frame.lastEventId, frame.channelData);
         return;
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
+        this.lastSent.delete(frame.channel);
+        this.grants.remove(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
         return;
       case 'client-event':
@@ -173,9 +227,15 @@ export class PusherConnection implements ChannelMember {
     }
   }
 
-  private subscribe(channel: string, auth: string | undefined, lastEventId: string | undefined): void {
-    const refusal = this.refusal(channel, auth);
-    if (refusal) {
+  private subscribe(
+    channel: string,
+    auth: string | undefined,
+    lastEventId: string | undefined,
+    channelData: string | undefined,
+  ): void {
+    const grant = this.authorize(channel, auth, channelData);
+    if (typeof grant === 'string') {
+      const refusal = grant;
       // As Reverb does: a `pusher:error` 4009, the socket stays open for its other channels, and nothing of
       // this channel ever reaches it.
       this.ctx.metrics.subscriptionsRefused.inc({ reason: refusal });
@@ -185,6 +245,10 @@ export class PusherConnection implements ChannelMember {
         public: ERROR_MESSAGES.publicUnsupported,
         unknown_channel: ERROR_MESSAGES.unknownChannel,
         bad_signature: ERROR_MESSAGES.unauthorized,
+        owner_required: REVOCATION_MESSAGES.ownerRequired,
+        bad_owner_data: REVOCATION_MESSAGES.badOwnerData,
+        stale_auth: REVOCATION_MESSAGES.staleAuth,
+        expired_auth: REVOCATION_MESSAGES.expiredAuth,
       }[refusal];
       this.send(serverFrames.error(PUSHER_CODES.unauthorized, message));
       return;
@@ -195,7 +259,10 @@ export class PusherConnection implements ChannelMember {
       return;
     }
     this.channels.add(channel);
+    this.grants.add(channel, grant);
     const parsed = parseChannel(channel);
+    // '' until an event with an id is sent on it.
+    if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
     // below or among these, so nothing falls between replay and live.
@@ -210,6 +277,8 @@ export class PusherConnection implements ChannelMember {
       },
       (err: unknown) => {
         this.resuming.delete(channel);
+        this.lastSent.delete(channel);
+        this.grants.remove(channel);
         if (!this.channels.delete(channel)) return;
         this.log.error({ err, channel }, 'SUBSCRIBE failed');
         // Without the subscription this socket would silently miss events; make pusher-js back off and
@@ -222,22 +291,21 @@ export class PusherConnection implements ChannelMember {
   /**
    * Replays the user's log after `afterId`, then releases the live events held meanwhile, skipping those
    * the replay already sent: the client sees every event after its position once, in log order. When the
-   * log cannot prove it has everything (trimmed, expired, too long), the client is told with
-   * RESUME_FAILED_EVENT and reloads through the API; live events continue either way.
+   * log cannot prove it has everything (the position's entry is not in it: trimmed, expired, recreated,
+   * unknown; or too much to replay), the client is told first with RESUME_FAILED_EVENT and reloads through
+   * the API; what the log still holds after the position follows, then live events, either way. Saying it
+   * first means a client that resets its position on the failure takes up the ids of the log it is now on
+   * from the replayed events, instead of judging them against a position from another log.
    */
   private async resume(channel: string, userId: number, afterId: string): Promise<void> {
-    let lastSent = afterId;
     let gap: ResumeFailedData['reason'] | null =
       parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
+    let events: LoggedEvent[] = [];
     if (!gap) {
       try {
         const replay = await this.ctx.readUserLog(userId, afterId);
         gap = replay.gap;
-        for (const e of replay.events) {
-          if (!this.channels.has(channel)) return; // unsubscribed meanwhile
-          this.send(serverFrames.channelEvent(channel, e.event, e.data));
-          lastSent = e.eventId;
-        }
+        events = replay.events;
         this.ctx.metrics.resumes.inc({ outcome: gap ?? 'complete' });
       } catch (err) {
         this.log.warn({ err, channel }, 'could not read the event log for resume');
@@ -245,15 +313,24 @@ export class PusherConnection implements ChannelMember {
         this.ctx.metrics.resumes.inc({ outcome: 'log_unavailable' });
       }
     }
+    if (!this.channels.has(channel)) {
+      this.resuming.delete(channel); // unsubscribed meanwhile
+      return;
+    }
     if (gap) {
       const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }
+    for (const e of events) this.send(serverFrames.channelEvent(channel, e.event, e.data));
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
-    if (!this.channels.has(channel)) return;
-    // From here on, deliver() drops whatever the replay already sent, held or still in flight.
-    if (parseStreamId(lastSent).length > 0) this.sentUpTo.set(channel, lastSent);
+    // From here on, deliver() drops whatever the replay already sent, held or still in flight. The mark is
+    // an id the log gave us, never afterId itself: see sentUpTo.
+    const last = events.at(-1);
+    if (last) {
+      this.sentUpTo.set(channel, last.eventId);
+      this.lastSent.set(channel, last.eventId);
+    }
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
@@ -297,23 +374,85 @@ export class PusherConnection implements ChannelMember {
   }
 
   /**
-   * Why a subscription is refused, or null. Public channels are refused on purpose: every alarmcast event is
-   * per user or per tenant, and a channel anyone can join would turn a publisher's mistake into a leak.
+   * Who the subscription belongs to and until when, or why it is refused. Public channels are refused on
+   * purpose: every alarmcast event is per user or per tenant, and a channel anyone can join would turn a
+   * publisher's mistake into a leak.
    */
-  private refusal(channel: string, auth: string | undefined): Refusal | null {
+  private authorize(
+    channel: string,
+    auth: string | undefined,
+    channelData: string | undefined,
+  ): Grant | Refusal {
     if (channel.startsWith('presence-')) return 'presence';
     if (!channel.startsWith('private-')) return 'public';
-    if (!parseChannel(channel)) return 'unknown_channel';
+    const parsed = parseChannel(channel);
+    if (!parsed) return 'unknown_channel';
     // Timing-safe: the expected signature is compared in constant time.
-    if (!verifyChannelAuth(this.ctx.app.key, this.ctx.app.secret, this.socketId, channel, auth)) {
-      return 'bad_signature';
-    }
-    return null;
+    const { key, secret } = this.ctx.app;
+    if (!verifyChannelAuth(key, secret, this.socketId, channel, auth, channelData)) return 'bad_signature';
+    return grantOf(parsed, channelData, Date.now());
+  }
+
+  // ---- live revocation (revocation.ts decides; these only end what it says) ----
+
+  channelsOf(userId: number): string[] {
+    return this.grants.channelsOf(userId);
+  }
+
+  /**
+   * Ends one subscription: out of the registry (no more live or HTTP API events), out of the resume
+   * buffers, and client events on it are refused as from a non-member. pusher-js has no server-initiated
+   * unsubscribe, so the client is told twice: `pusher:error` 4009 naming the channel (logged by pusher-js),
+   * and `pusher:subscription_error` on the channel itself, shaped as pusher-js' own auth failure (Echo's
+   * `.error()` callback receives it). pusher-js then authorizes the channel again only after a reconnect,
+   * and /broadcasting/auth answers 403.
+   */
+  revokeChannel(channel: string): void {
+    if (!this.channels.delete(channel)) return;
+    this.resuming.delete(channel);
+    this.sentUpTo.delete(channel);
+    this.grants.remove(channel);
+    this.ctx.subscriptions.leave(channel, this);
+    const message = REVOCATION_MESSAGES.channelRevoked(channel);
+    this.log.info({ channel }, 'subscription revoked');
+    this.send(serverFrames.error(PUSHER_CODES.unauthorized, message));
+    this.send(
+      serverFrames.channelEvent(
+        channel,
+        'pusher:subscription_error',
+        JSON.stringify({ type: 'AuthError', error: message, status: 403 }),
+      ),
+    );
+  }
+
+  /** Nothing is left for this socket's user to read: 4009, which pusher-js does not reconnect after. */
+  revokeAll(): void {
+    this.stopDelivery();
+    this.log.info('connection revoked');
+    this.send(serverFrames.error(PUSHER_CODES.unauthorized, REVOCATION_MESSAGES.accessRevoked));
+    this.close(PUSHER_CODES.unauthorized, REVOCATION_MESSAGES.accessRevoked);
+  }
+
+  /** A subscription's JWT expired: 4203, pusher-js reconnects at once and authorizes again. */
+  expire(): void {
+    this.stopDelivery();
+    this.ctx.onExpired?.();
+    this.send(serverFrames.error(PUSHER_CODES.tokenExpired, REVOCATION_MESSAGES.tokenExpired));
+    this.close(PUSHER_CODES.tokenExpired, REVOCATION_MESSAGES.tokenExpired);
+  }
+
+  /** Leaves every channel now rather than when the close handshake completes, which a client can delay. */
+  private stopDelivery(): void {
+    for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
+    this.channels.clear();
+    this.resuming.clear();
+    this.grants.clear();
   }
 
   private onClose(): void {
     for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
     this.channels.clear();
+    this.grants.clear();
     this.ctx.onClosed(this);
   }
 }

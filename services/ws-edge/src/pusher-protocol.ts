@@ -29,7 +29,14 @@ const UnsubscribeData = z.object({ channel: channelName });
 export type ClientFrame =
   | { kind: 'ping' }
   | { kind: 'pong' }
-  | { kind: 'subscribe'; channel: string; auth: string | undefined; lastEventId: string | undefined }
+  | {
+      kind: 'subscribe';
+      channel: string;
+      auth: string | undefined;
+      lastEventId: string | undefined;
+      /** the `channel_data` of the auth answer, signed with the channel (revocation.ts) */
+      channelData: string | undefined;
+    }
   | { kind: 'unsubscribe'; channel: string }
   /** `client-*`: a client broadcasting to a channel's other members; `data` as the client sent it */
   | { kind: 'client-event'; event: string; channel: string | undefined; data: unknown }
@@ -69,7 +76,13 @@ export function decodeClientFrame(payload: Buffer, isBinary: boolean, maxBytes: 
     case 'pusher:subscribe': {
       const d = SubscribeData.safeParse(data);
       return d.success
-        ? { kind: 'subscribe', channel: d.data.channel, auth: d.data.auth, lastEventId: d.data[RESUME_FIELD] }
+        ? {
+            kind: 'subscribe',
+            channel: d.data.channel,
+            auth: d.data.auth,
+            lastEventId: d.data[RESUME_FIELD],
+            channelData: d.data.channel_data,
+          }
         : { kind: 'invalid', reason: 'shape', message: INVALID_FORMAT };
     }
     case 'pusher:unsubscribe': {

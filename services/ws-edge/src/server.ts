@@ -16,6 +16,9 @@ import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
+import { AccessWatcher } from './access-watcher.js';
+import { Revocation } from './revocation.js';
+import { Counter } from '@alarmcast/observability';
 
 export interface EdgeOptions {
   /** @defaultValue a pino logger for service `ws-edge` at `config.logLevel` */
@@ -46,6 +49,8 @@ export interface EdgeServer {
   metrics: Registry;
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
+  /** whether this node's access-change listener is connected (LISTEN in place) */
+  readonly listeningForAccessChanges: boolean;
   /** open client sockets on this node */
   readonly connectionCount: number;
   /** Closes every socket with 4200 (reconnect now, to another node), stops listening, closes Redis and Postgres. */
@@ -132,6 +137,22 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       onSkipped: (count) => metrics.httpApiEvents.inc({ outcome: 'skipped' }, count),
     }),
   );
+  // Live revocation: a dedicated LISTEN connection (access-watcher.ts) and the re-check (revocation.ts).
+  const revocations = new Counter({
+    name: 'ws_edge_revocations_total',
+    help: 'Subscriptions ended while connected: channel (one channel lost), connection (closed 4009), expired (closed 4203)',
+    labelNames: ['kind'] as const,
+    registers: [metrics.registry],
+  });
+  const revocation = new Revocation({ pool, log, onRevoked: (kind) => revocations.inc({ kind }) });
+  const accessWatcher = new AccessWatcher({
+    databaseUrl: config.databaseUrl,
+    log,
+    onChange: (userIds) => revocation.accessChanged(userIds),
+    onListening: () => revocation.recheckAll(),
+  });
+  accessWatcher.start();
+
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
@@ -174,6 +195,8 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
     metrics,
     log,
+    revocation,
+    onExpired: () => revocations.inc({ kind: 'expired' }),
     onClosed: (connection: PusherConnection) => {
       connections.delete(connection);
       if (connections.size === 0) onDrained?.();
@@ -235,6 +258,8 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     });
   } catch (err) {
     clearInterval(sweep);
+    revocation.close();
+    await accessWatcher.close();
     subscriber.disconnect();
     publisherRedis.disconnect();
     await pool.end();
@@ -270,6 +295,8 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
       else redis.disconnect();
     }
+    revocation.close();
+    await accessWatcher.close();
     await pool.end();
     log.info('ws-edge stopped');
   }
@@ -279,6 +306,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     url: `http://${host}:${port}`,
     metrics: metrics.registry,
     subscriptions,
+    get listeningForAccessChanges() {
+      return accessWatcher.listening;
+    },
     get connectionCount() {
       return connections.size;
     },

@@ -12,6 +12,12 @@ export interface ChannelMember {
    * The member applies its own backpressure policy and never throws.
    */
   deliver(frame: string, channel: string, eventId: string | undefined): void;
+  /**
+   * The subscriber connection came back after a disconnect: messages published meanwhile never reached
+   * this node. `settled` resolves once Redis delivers the channel's messages again. Called synchronously
+   * before any message of the new connection is handed to `deliver`.
+   */
+  resubscribed?(channel: string, settled: Promise<void>): void;
 }
 
 export type DropReason = 'malformed_envelope' | 'channel_mismatch' | 'no_local_member';
@@ -51,6 +57,7 @@ export class ChannelSubscriptions {
 
   constructor(private readonly options: ChannelSubscriptionsOptions) {
     options.transport.onMessage((redisChannel, message) => this.onMessage(redisChannel, message));
+    options.transport.onResubscribed((settled) => this.onResubscribed(settled));
   }
 
   /**
@@ -109,6 +116,17 @@ export class ChannelSubscriptions {
           throw err;
         },
       ));
+  }
+
+  /**
+   * The transport's subscriber connection is back after a loss: tell every member at once, before any
+   * message of the new connection is delivered, so that each can hold live events until it has caught up
+   * with what was published while the node was not listening.
+   */
+  private onResubscribed(settled: Promise<void>): void {
+    for (const [channel, entry] of this.channels) {
+      for (const member of entry.members) member.resubscribed?.(channel, settled);
+    }
   }
 
   /** Pusher channels this node is subscribed to (or subscribing to) for its sockets. */

@@ -67,15 +67,20 @@ describe('POST /broadcasting/auth', () => {
   afterEach(() => world.closeTracked());
   afterAll(() => world.teardown());
 
-  it('signs socket_id:channel_name for a user on their own channel and on their tenant channel', async () => {
+  it('signs socket_id:channel_name:channel_data for a user on their own channel and on their tenant channel, the owner and the JWT expiry in channel_data', async () => {
     const { app } = world.config();
     for (const channel of [userChannel(ana), tenantChannel(tenantA)]) {
-      const res = await auth({ socket_id: SOCKET, channel_name: channel }, await world.jwt(ana));
-      expect(res).toEqual({
-        status: 200,
-        body: { auth: signChannelAuth(app.key, app.secret, SOCKET, channel) },
-      });
-      expect(res.body.auth).toMatch(new RegExp(`^${app.key}:[0-9a-f]{64}$`));
+      const jwt = await world.jwt(ana, 600);
+      const now = Math.floor(Date.now() / 1000);
+      const res = await auth({ socket_id: SOCKET, channel_name: channel }, jwt);
+      expect(res.status).toBe(200);
+      const body = res.body as { auth: string; channel_data: string };
+      const data = JSON.parse(body.channel_data) as { user_id: number; exp: number; iat: number };
+      expect(data).toEqual({ user_id: ana, exp: expect.any(Number), iat: expect.any(Number) });
+      expect(Math.abs(data.exp - (now + 600))).toBeLessThanOrEqual(1);
+      expect(Math.abs(data.iat - now)).toBeLessThanOrEqual(1);
+      expect(body.auth).toBe(signChannelAuth(app.key, app.secret, SOCKET, channel, body.channel_data));
+      expect(body.auth).toMatch(new RegExp(`^${app.key}:[0-9a-f]{64}$`));
     }
   });
 

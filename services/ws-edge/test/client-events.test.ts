@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { signChannelAuth } from '@alarmcast/auth';
 import { tenantChannel, userChannel } from '@alarmcast/contracts';
 import type { EdgeServer } from '../src/server.js';
 import {
@@ -7,6 +6,7 @@ import {
   createEdgeWorld,
   errorData,
   metricValue,
+  ownedSubscription,
   provisionTenant,
   publish,
   type EdgeWorld,
@@ -30,9 +30,11 @@ describe('client events (client-*)', () => {
 
   async function member(channel: string, on: EdgeServer = edge): Promise<RawClient> {
     const client = await RawClient.connect(world, on);
-    const { app } = world.config();
-    const auth = signChannelAuth(app.key, app.secret, await client.socketId(), channel);
-    client.send({ event: 'pusher:subscribe', data: { channel, auth } });
+    // Signed with its owner, as /broadcasting/auth signs: a tenant channel is refused without one.
+    client.send({
+      event: 'pusher:subscribe',
+      data: ownedSubscription(world, await client.socketId(), channel, ana),
+    });
     await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
     return client;
   }

@@ -1,7 +1,7 @@
 import { vi } from 'vitest';
 import { WebSocket } from 'ws';
 import PusherModule from 'pusher-js';
-import { signUserJwt } from '@alarmcast/auth';
+import { signChannelAuth, signUserJwt } from '@alarmcast/auth';
 import type { PubSubEnvelope } from '@alarmcast/contracts';
 import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
 import { createRedis, RedisKeys, type Redis } from '@alarmcast/redis';
@@ -212,6 +212,26 @@ export class RawClient {
       { timeout: 10_000, interval: 10 },
     );
   }
+}
+
+/**
+ * A `pusher:subscribe` payload signed as /broadcasting/auth signs it, with the subscription's owner in
+ * `channel_data` (needed on tenant channels): what a raw client sends where pusher-js would ask the edge.
+ */
+export function ownedSubscription(
+  world: EdgeWorld,
+  socketId: string,
+  channel: string,
+  userId: number,
+  { exp = Math.floor(Date.now() / 1000) + 3600, iat = Math.floor(Date.now() / 1000) } = {},
+): { channel: string; auth: string; channel_data: string } {
+  const { key, secret } = world.config().app;
+  const channelData = JSON.stringify({ user_id: userId, exp, iat });
+  return {
+    channel,
+    auth: signChannelAuth(key, secret, socketId, channel, channelData),
+    channel_data: channelData,
+  };
 }
 
 /** `data` of a `pusher:error` frame, decoded. */

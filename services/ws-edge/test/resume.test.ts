@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { signChannelAuth } from '@alarmcast/auth';
-import { RESUME_FAILED_EVENT, RESUME_FIELD, userChannel } from '@alarmcast/contracts';
+import { RESUME_FAILED_EVENT, RESUME_FIELD, userChannel, type PubSubEnvelope } from '@alarmcast/contracts';
 import { UserLogWriter, DEFAULT_RETENTION, type UserLogRetention } from '@alarmcast/redis';
 import type { EdgeServer } from '../src/server.js';
 import { RawClient, createEdgeWorld, provisionTenant, type EdgeWorld, type Frame } from './helpers.js';
@@ -103,6 +103,80 @@ describe('resume from last_event_id', () => {
     expect(JSON.parse(failed.data as string)).toEqual({ last_event_id: old, reason: 'log_trimmed' });
     const live = await raise(1, small);
     await client.next(() => alarmEvents(client).some((e) => e.eventId === live[0]));
+  });
+
+  /** Frames of the user's channel after subscription_succeeded: resume_failed and alarms, in order. */
+  const channelFrames = (client: RawClient): string[] =>
+    client.frames
+      .filter((f: Frame) => f.event === RESUME_FAILED_EVENT || f.event === 'App\\Events\\AlarmCreated')
+      .map((f) =>
+        f.event === RESUME_FAILED_EVENT
+          ? `failed:${(JSON.parse(f.data as string) as { reason: string }).reason}`
+          : (JSON.parse(f.data as string) as { event_id: string }).event_id,
+      );
+
+  it('says so first when the log was recreated after the position (Redis lost it), then what it holds', async () => {
+    const [seen] = await raise(1);
+    // Delivered while the client was away, then lost with the log: Redis restarted empty.
+    await raise(1);
+    await world.redis.del(world.keys.userLog(userId));
+    const recreated = await raise(2);
+    const client = await subscribe(seen);
+    await client.next(() => channelFrames(client).length >= 3);
+    expect(channelFrames(client)).toEqual(['failed:log_recreated', ...recreated]);
+    expect(JSON.parse(client.frames.find((f) => f.event === RESUME_FAILED_EVENT)!.data as string)).toEqual({
+      last_event_id: seen,
+      reason: 'log_recreated',
+    });
+    const live = await raise(1);
+    await client.next(() => alarmEvents(client).some((e) => e.eventId === live[0]));
+    expect(channelFrames(client)).toEqual(['failed:log_recreated', ...recreated, ...live]);
+  });
+
+  it('refuses a position newer than the log (forged), and the socket keeps receiving live events', async () => {
+    const [newest] = await raise(1);
+    const forged = `${Number(newest!.split('-')[0]) + 86_400_000}-0`;
+    const client = await subscribe(forged);
+    const failed = await client.next((f) => f.event === RESUME_FAILED_EVENT);
+    expect(JSON.parse(failed.data as string)).toEqual({ last_event_id: forged, reason: 'unknown_position' });
+    const live = await raise(2);
+    await client.next(() => alarmEvents(client).length >= 2);
+    expect(channelFrames(client)).toEqual(['failed:unknown_position', ...live]);
+  });
+
+  it('refuses a position inside the log that is none of its ids (another Redis, a failover)', async () => {
+    const [first] = await raise(1);
+    const [ms, seq] = first!.split('-').map((part) => BigInt(part)) as [bigint, bigint];
+    // The next entries in a later millisecond, so that the id just after the first is none of the log's.
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(Number(ms) + 1));
+    const ids = [first, ...(await raise(2))];
+    const foreign = `${ms}-${seq + 1n}`;
+    const client = await subscribe(foreign);
+    await client.next(() => channelFrames(client).length >= 3);
+    expect(channelFrames(client).slice(0, 3)).toEqual(['failed:unknown_position', ids[1], ids[2]]);
+  });
+
+  it('drops repeats of the replay only until it is over: a log that restarts with lower ids is delivered', async () => {
+    const ids = await raise(2);
+    const client = await subscribe(ids[0]);
+    await client.next(() => alarmEvents(client).length >= 1);
+    const live = await raise(1);
+    await client.next(() => alarmEvents(client).some((e) => e.eventId === live[0]));
+    // The log recreated on a Redis whose clock went back: its ids are lower than everything sent so far.
+    const channel = userChannel(userId);
+    const lower = '1000-0';
+    const envelope: PubSubEnvelope = {
+      v: 1,
+      node: 'test',
+      type: 'event',
+      channel,
+      event: 'App\\Events\\AlarmCreated',
+      eventId: lower,
+      data: JSON.stringify({ alarm: { id: 'clock' }, event_id: lower }),
+    };
+    await world.redis.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
+    await client.next(() => alarmEvents(client).some((e) => e.eventId === lower));
+    expect(alarmEvents(client).map((e) => e.eventId)).toEqual([ids[1], live[0], lower]);
   });
 
   it('refuses a malformed position explicitly, and replays nothing for a legacy subscribe', async () => {

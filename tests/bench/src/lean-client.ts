@@ -7,7 +7,8 @@
  * What pusher-js does and this client does too:
  *  - connects to `/app/{key}?protocol=7&client=js&version=...`, waits for `pusher:connection_established`;
  *  - POSTs `socket_id` + `channel_name` form-encoded to the auth endpoint with the user's bearer token;
- *  - sends `pusher:subscribe` with the returned `auth`, waits for `pusher_internal:subscription_succeeded`;
+ *  - sends `pusher:subscribe` with the returned `auth` and `channel_data` (which the signature covers),
+ *    waits for `pusher_internal:subscription_succeeded`;
  *  - answers `pusher:ping` with `pusher:pong`;
  *  - for every other event frame on the channel, parses `data` (a JSON string) and hands it on.
  */
@@ -58,7 +59,8 @@ export function leanPusherClient(options: LeanClientOptions): ConnectUser {
           case 'pusher:connection_established': {
             const { socket_id } = JSON.parse(frame.data as string) as { socket_id: string };
             authorize(authEndpoint, jwt, socket_id, channel).then(
-              (auth) => ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { auth, channel } })),
+              (answer) =>
+                ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { ...answer, channel } })),
               fail,
             );
             return;
@@ -86,7 +88,12 @@ export function leanPusherClient(options: LeanClientOptions): ConnectUser {
     });
 }
 
-async function authorize(endpoint: string, jwt: string, socketId: string, channel: string): Promise<string> {
+async function authorize(
+  endpoint: string,
+  jwt: string,
+  socketId: string,
+  channel: string,
+): Promise<{ auth: string; channel_data?: string }> {
   const res = await fetch(endpoint, {
     method: 'POST',
     headers: {
@@ -96,5 +103,7 @@ async function authorize(endpoint: string, jwt: string, socketId: string, channe
     body: new URLSearchParams({ socket_id: socketId, channel_name: channel }).toString(),
   });
   if (!res.ok) throw new Error(`channel auth answered ${res.status}: ${await res.text()}`);
-  return ((await res.json()) as { auth: string }).auth;
+  // As pusher-js: both fields back verbatim (channel_data names the subscription's owner and JWT expiry).
+  const { auth, channel_data } = (await res.json()) as { auth: string; channel_data?: string };
+  return channel_data === undefined ? { auth } : { auth, channel_data };
 }

@@ -1,12 +1,13 @@
 /**
- * POST-to-socket latency probe: starts the three services in this process on a fresh database, connects
- * a real pusher-js client per user, POSTs alarms at a steady rate and measures, for every delivery, the
- * time from just before the POST was sent to the frame's arrival at the client. Prints a table and JSON.
+ * POST-to-socket latency probe: starts the three services as separate processes (or, with --in-process, in
+ * this one) on a fresh database, connects a real pusher-js client per user, POSTs alarms at a steady rate
+ * and measures, for every delivery, the time from just before the POST was sent to the frame's arrival at
+ * the client. Prints a table and JSON.
  *
  *   pnpm latency [--alarms 1000] [--rate 100] [--warmup 200] [--tenants 10] [--users 10] [--in-process]
  *
- * Everything runs on one machine and one event loop for the clients and services together, so these are
- * upper bounds of what separate processes would show. The full benchmark harness is a separate issue.
+ * Clients and services share one machine, so these are upper bounds of what a deployment would show. The
+ * side-by-side benchmarks with the Socket.IO peer are `pnpm bench` (tests/bench).
  */
 import { parseArgs } from 'node:util';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';

@@ -1,11 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import type { ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
+import { launchChromium } from '../src/chromium.js';
 import { JWT_SECRET, startStack, type Stack } from '../src/stack.js';
 
 const SCREENSHOT = fileURLToPath(new URL('../../../docs/console.png', import.meta.url));
@@ -89,19 +90,7 @@ describe('operator console in Chromium', () => {
       redisUrl: testEnv().redisUrl,
       redisPrefix: uniqueRedisPrefix(),
     });
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -119,6 +108,10 @@ describe('operator console in Chromium', () => {
     const alice = await signIn('alice');
     const bob = await signIn('bob');
     await alice.waitForSelector(`tr[data-alarm-id="${existing}"]`);
+
+    // Keyboard focus on an Acknowledge button survives live updates of the list around it.
+    const existingAck = alice.locator(`tr[data-alarm-id="${existing}"] button`);
+    await existingAck.focus();
 
     // A new alarm appears without reload, within a second of the POST.
     const posted = Date.now();
@@ -138,8 +131,10 @@ describe('operator console in Chromium', () => {
     expect(await bob.locator('tbody tr').count()).toBe(1);
     expect(await alice.locator(`tr[data-alarm-id="${bobs}"]`).count()).toBe(0);
 
-    // Acknowledge from the page; clear from the collector: both show without reload.
-    await alice.click(`tr[data-alarm-id="${existing}"] button`);
+    // Acknowledge from the page (by keyboard, on the button still focused); clear from the collector: both
+    // show without reload.
+    expect(await existingAck.evaluate((button) => button === document.activeElement)).toBe(true);
+    await alice.keyboard.press('Enter');
     await alice.waitForSelector(`tr[data-alarm-id="${existing}"] .state:text("acknowledged")`);
     await raise('acme', 'cpe1', { perceivedSeverity: 'Cleared' });
     await alice.waitForSelector(`tr[data-alarm-id="${fresh}"].cleared`);
@@ -155,8 +150,13 @@ describe('operator console in Chromium', () => {
       alarmIdentifier: 'optical-rx',
       perceivedSeverity: 'Major',
       specificProblem: 'Optical RX power low',
+      additionalText: 'RX -27.9 dBm',
+      additionalInformation: 'threshold=-27 dBm; port=PON1',
     });
-    await alice.waitForSelector(`tr[data-alarm-id="${third}"]`);
+    // Additional text and information are shown with the alarm.
+    await alice.waitForSelector(
+      `tr[data-alarm-id="${third}"] .info:text("RX -27.9 dBm · threshold=-27 dBm; port=PON1")`,
+    );
     await mkdir(fileURLToPath(new URL('../../../docs/', import.meta.url)), { recursive: true });
     await alice.screenshot({ path: SCREENSHOT });
   });
