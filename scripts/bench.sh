@@ -6,4 +6,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_services
 ensure_install
-exec pnpm --dir tests/bench exec tsx --conditions=source src/main.ts "$@"
+# Not `exec pnpm ...`: exec runs a binary from PATH, never lib.sh's `pnpm` function, so it failed on a machine
+# without a global pnpm. tsx is a root devDependency, installed by ensure_install above; exec keeps Ctrl-C
+# and the exit status going straight to the harness.
+cd tests/bench
+exec "$ROOT/node_modules/.bin/tsx" --conditions=source src/main.ts "$@"

@@ -8,4 +8,5 @@ export type { JobsOptions } from './bullmq-options.js';
 export * from './provision.js';
 export * from './alarm.js';
 export * from './alarm-api.js';
+export * from './alarm-batch.js';
 export * from './resume.js';

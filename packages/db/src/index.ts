@@ -23,6 +23,13 @@ export {
   type AckResult,
   type IdempotencyClaim,
 } from './alarm-writes.js';
+export {
+  writeAlarmBatch,
+  batchRounds,
+  type AlarmBatchItem,
+  type AlarmBatchWrite,
+  type AlarmBatchResult,
+} from './alarm-batch-write.js';
 export { pruneIdempotencyKeys } from './idempotency-keys.js';
 export {
   listVisibleAlarms,

@@ -18,11 +18,15 @@ import type { PgPool } from './pool.js';
 /**
  * A CTE body that writes the outbox event of every alarm row of CTE `source`, with kind `kind` (a SQL
  * expression over `source`) and the alarm's wire form as payload. Returns `id, alarm_id, kind, payload`.
+ * With `orderBy` (a SQL expression over `source`), the events' ids ascend in that order: a statement that
+ * writes several events of one device must give them ids in the order they happened, since the resolver
+ * delivers a device's events in id order.
  */
-export function insertAlarmEventsSql(source: string, kind: string): string {
+export function insertAlarmEventsSql(source: string, kind: string, orderBy?: string): string {
   return `INSERT INTO outbox_events (tenant_id, device_id, kind, alarm_id, payload)
     SELECT ${source}.tenant_id, ${source}.device_id, ${kind}, ${source}.id,
            jsonb_build_object('alarm', ${alarmWireSql(source)}) FROM ${source}
+    ${orderBy === undefined ? '' : `ORDER BY ${orderBy}`}
     RETURNING id, alarm_id, kind, payload`;
 }
 

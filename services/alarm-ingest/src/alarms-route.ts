@@ -75,14 +75,17 @@ async function explainNotApplied(
 }
 
 /** 415 before anything is read: collectors must say they send JSON. */
-const requireJson: RequestHandler = (req, _res, next) => {
+export const requireJson: RequestHandler = (req, _res, next) => {
   if (!req.is('application/json')) {
     throw new ApiError('unsupported_media_type', 'send Content-Type: application/json');
   }
   next();
 };
 
-const validationFailed = (what: string, issues: { path: PropertyKey[]; message: string }[]): ApiError =>
+export const validationFailed = (
+  what: string,
+  issues: { path: PropertyKey[]; message: string }[],
+): ApiError =>
   new ApiError(
     'validation_failed',
     `${what} does not match its schema`,

@@ -77,6 +77,24 @@ export class OutboxDispatcher {
     void done.finally(() => this.inFlight.delete(done));
   }
 
+  /**
+   * `dispatch` for the events of one commit (a batch): one enqueue call (one addBulk) for all of them.
+   * Never throws: failure leaves the events to the relay.
+   */
+  dispatchMany(eventIds: readonly string[]): void {
+    if (eventIds.length === 0) return;
+    const ids = [...eventIds];
+    const done = this.enqueue(ids).then(
+      () => {
+        for (const id of ids) this.markEnqueued(id);
+      },
+      (err: unknown) =>
+        this.log.warn({ err, count: ids.length }, 'enqueue after commit failed; the relay will retry'),
+    );
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+  }
+
   /** One relay round; returns how many events it enqueued. */
   async relayOnce(): Promise<number> {
     const client = await this.pool.connect();

@@ -4,7 +4,7 @@ import express from 'express';
 import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
-import { BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import {
   ApiError,
@@ -26,6 +26,7 @@ import { httpServerOptions, probeHandler, startInternalServer, type Readiness } 
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { admissionControl } from './admission.js';
+import { alarmBatchRouter } from './alarm-batch-route.js';
 import { alarmsRouter } from './alarms-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
@@ -262,6 +263,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     }
     next();
   });
+  // A batch carries up to 1,000 reports, so it has its own, larger limit; its body is read here, and the
+  // parser below then skips it (a body is read once).
+  app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -272,6 +276,16 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     retryAfterS: 1,
     metrics,
   });
+  app.use(
+    alarmBatchRouter({
+      pool,
+      db,
+      outbox,
+      admission: admission.middleware,
+      collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
+      onAccepted: (changes) => accepted.inc(changes),
+    }),
+  );
   app.use(
     alarmsRouter({
       pool,

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
+  ALARM_BATCH_MAX_ITEMS,
   AlarmIngestBody,
   ERROR_CODES,
   IdempotencyKey,
@@ -15,11 +16,14 @@ import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
 
 /**
- * Bad input for POST /v1/alarms ("Nothing lost"): a few thousand generated bodies and headers, every answer
- * checked against the documented statuses and error codes. Deterministic: FUZZ_SEED reproduces a run.
+ * Bad input for POST /v1/alarms and POST /v1/alarms/batch ("Nothing lost"): thousands of generated bodies,
+ * items and headers, every answer checked against the documented statuses and error codes. Deterministic:
+ * FUZZ_SEED reproduces a run.
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_a1a4);
 const RANDOM_CASES = 3000;
+/** batch requests whose items are the single endpoint's generated bodies (about 16 items each) */
+const BATCH_CASES = 640;
 const CONCURRENCY = 32;
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -80,7 +84,7 @@ interface Outcome {
   text: string;
 }
 
-describe('POST /v1/alarms under fuzzed input', () => {
+describe('POST /v1/alarms and /v1/alarms/batch under fuzzed input', () => {
   let prisma: PrismaClient;
   let world: ProvisionResult;
   let ingest: IngestServer;
@@ -643,6 +647,197 @@ describe('POST /v1/alarms under fuzzed input', () => {
       expect((JSON.parse(res.text) as { error: { code: string } }).error.code).toBe('invalid_json');
     },
   );
+
+  // ---- the batch endpoint: each generated single body becomes an item ----
+
+  /** A generated single body as a batch item: its parsed JSON, or a random value where it is not JSON. */
+  const itemOf = (c: Case): unknown => {
+    if (typeof c.body === 'string') {
+      try {
+        return JSON.parse(c.body) as unknown;
+      } catch {
+        // not JSON: fall through
+      }
+    }
+    return randomValue(0);
+  };
+
+  /** The documented per-item statuses of a batch (README "Batch"), with their error codes. */
+  const ITEM_CODES_BY_STATUS: Record<number, readonly string[]> = {
+    403: ['forbidden'],
+    409: ['alarm_not_active'],
+    422: ['validation_failed', 'unknown_device', 'unknown_tenant'],
+  };
+
+  interface BatchCase extends Case {
+    /** the items, when the body is a well-formed envelope of them */
+    items?: unknown[];
+  }
+
+  const batchEnvelopes: (() => BatchCase)[] = [
+    // A scalar is not JSON to the strict body parser (400); any other shape but `{alarms:[...]}` is 422.
+    () => ({ label: 'batch: random json', body: json(randomValue(0)), expect: [400, 422] }),
+    () => {
+      const alarms = randomValue(3);
+      return Array.isArray(alarms) && alarms.length > 0
+        ? { label: 'batch: random items', body: json({ alarms }), expect: [200], items: alarms }
+        : { label: 'batch: alarms not an array', body: json({ alarms }), expect: [422] };
+    },
+    () => ({ label: 'batch: no items', body: json({ alarms: [] }), expect: [422] }),
+    () => ({
+      label: 'batch: unknown member',
+      body: json({ alarms: [valid()], [pick(['colour', '__proto__', 'alarm', ''])]: 1 }),
+      expect: [422],
+    }),
+    () => {
+      const s = json({ alarms: [valid(), valid()] });
+      return { label: 'batch: truncated', body: s.slice(0, 1 + int(s.length - 1)), expect: [400] };
+    },
+    () => {
+      const [ct, expected] = pick(CONTENT_TYPES);
+      const items = [valid()];
+      return {
+        label: `batch: content-type ${ct}`,
+        body: json({ alarms: items }),
+        contentType: ct,
+        expect: expected.map((s) => (s === 202 ? 200 : s)),
+        items,
+      };
+    },
+    () => {
+      const token = pick(['none', 'unknown', 'garbage'] as const);
+      return { label: `batch: token ${token}`, body: json({ alarms: [valid()] }), token, expect: [401] };
+    },
+    () => ({
+      label: 'batch: bad idempotency key',
+      body: json({ alarms: [valid()] }),
+      headers: { 'idempotency-key': pick(BAD_KEYS) },
+      expect: [400],
+    }),
+  ];
+
+  const bigBatchCases = (): BatchCase[] => [
+    {
+      label: 'batch: 1001 items',
+      body: json({ alarms: Array.from({ length: ALARM_BATCH_MAX_ITEMS + 1 }, () => valid()) }),
+      expect: [422],
+    },
+    {
+      label: 'batch: over 1 MiB',
+      body: json({ alarms: [valid({ additionalText: 'x'.repeat(1 << 20) })] }),
+      expect: [413],
+    },
+    { label: 'batch: 10k nested arrays', body: '['.repeat(10_000) + ']'.repeat(10_000), expect: [422] },
+    {
+      label: 'batch: 8k nested in an item',
+      body: json({ alarms: ['@@'] }).replace('"@@"', '['.repeat(8000) + ']'.repeat(8000)),
+      expect: [200],
+      items: [[]],
+    },
+  ];
+
+  function randomBatch(): BatchCase {
+    const items = Array.from({ length: 1 + int(32) }, () => itemOf(pick(generators)()));
+    const token = pick(['tenant', 'platform'] as const);
+    const headers: Record<string, string> =
+      rand() < 0.2 ? { 'idempotency-key': `batch-${serial++}-${pick(ODD_VALID_KEYS).slice(0, 200)}` } : {};
+    return { label: 'batch: items', body: json({ alarms: items }), token, headers, items, expect: [200] };
+  }
+
+  async function sendBatch(c: BatchCase): Promise<Outcome> {
+    const token = tokenOf(c.token ?? 'platform');
+    const headers: Record<string, string> = { ...c.headers };
+    const ct = c.contentType === undefined ? 'application/json' : c.contentType;
+    if (ct !== null) headers['content-type'] = ct;
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(`${ingest.url}/v1/alarms/batch`, {
+      method: 'POST',
+      headers,
+      body: c.body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    return { c, status: res.status, text: await res.text() };
+  }
+
+  /** The whole-request oracle of `check`, then each item's answer against the documented per-item ones. */
+  function checkBatch(o: Outcome): string | null {
+    const c = o.c as BatchCase;
+    const where = `${c.label} ${JSON.stringify(typeof c.body === 'string' ? c.body.slice(0, 200) : '<bytes>')}`;
+    if (o.status !== 200) {
+      if (o.status === 202) return `${where}: 202 for a whole batch`;
+      return check(o);
+    }
+    if (INTERNALS.test(o.text)) return `${where}: internals leaked: ${o.text.slice(0, 300)}`;
+    if (c.expect && !c.expect.includes(200)) return `${where}: expected ${c.expect.join('|')}, got 200`;
+    const items = c.items;
+    if (!items) return `${where}: 200 for a body that is not a batch`;
+    const { results } = JSON.parse(o.text) as {
+      results: {
+        index: number;
+        status: number;
+        outcome?: unknown;
+        id?: unknown;
+        error?: { code?: unknown; message?: unknown };
+      }[];
+    };
+    if (results.length !== items.length)
+      return `${where}: ${results.length} results for ${items.length} items`;
+    for (const [i, r] of results.entries()) {
+      const at = `${where} item ${i}`;
+      if (r.index !== i) return `${at}: index ${r.index}`;
+      const valid = AlarmIngestBody.safeParse(items[i]).success;
+      if (r.status === 200 || r.status === 202) {
+        if (!valid) return `${at}: accepted (${r.status}) although invalid`;
+        if (typeof r.id !== 'string' || typeof r.outcome !== 'string') return `${at}: bad accepted result`;
+        continue;
+      }
+      const code = r.error?.code;
+      const codes = ITEM_CODES_BY_STATUS[r.status];
+      if (!codes || typeof code !== 'string' || !codes.includes(code))
+        return `${at}: status ${r.status} with code ${String(code)}`;
+      if (typeof r.error?.message !== 'string') return `${at}: error without a message`;
+      if (valid === (code === 'validation_failed'))
+        return `${at}: ${code} for an item that is ${valid ? '' : 'in'}valid`;
+    }
+    return null;
+  }
+
+  it(`answers ${BATCH_CASES} fuzzed batches (10,000+ items) and their envelopes with documented statuses (seed ${SEED})`, async () => {
+    const alarmsBefore = await prisma.alarm.count();
+    const cases: BatchCase[] = [
+      ...bigBatchCases(),
+      ...Array.from({ length: 300 }, () => pick(batchEnvelopes)()),
+      ...Array.from({ length: BATCH_CASES }, randomBatch),
+    ];
+    const itemCount = cases.reduce((n, c) => n + (c.items?.length ?? 0), 0);
+    expect(itemCount + cases.length).toBeGreaterThanOrEqual(10_000);
+    const outcomes: Outcome[] = [];
+    const transportErrors: string[] = [];
+    for (let i = 0; i < cases.length; i += 8) {
+      const batch = cases.slice(i, i + 8);
+      const settled = await Promise.allSettled(batch.map(sendBatch));
+      settled.forEach((s, j) => {
+        if (s.status === 'fulfilled') outcomes.push(s.value);
+        else transportErrors.push(`${batch[j]!.label}: ${String(s.reason)}`);
+      });
+    }
+    const created = outcomes
+      .filter((o) => o.status === 200)
+      .flatMap((o) => (JSON.parse(o.text) as { results: { status: number }[] }).results)
+      .filter((r) => r.status === 202).length;
+    console.log(
+      `fuzz-body batch: seed ${SEED}, ${cases.length} requests, ${itemCount} items, ${created} created` +
+        (transportErrors.length ? `, no answer=${transportErrors.length}` : ''),
+    );
+    expect(transportErrors).toEqual([]);
+    const failures = outcomes.map(checkBatch).filter((f): f is string => f !== null);
+    expect(failures.slice(0, 20)).toEqual([]);
+    // Only the accepted creations made rows.
+    expect(created).toBeGreaterThan(0);
+    expect(await prisma.alarm.count()).toBe(alarmsBefore + created);
+    const after = await sendBatch({ label: 'after', body: json({ alarms: [valid()] }) });
+    expect(after.status).toBe(200);
+  }, 120_000);
 });
 
 /**

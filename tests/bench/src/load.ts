@@ -66,6 +66,8 @@ export interface LoadResult {
   lastRecipientMs: Percentiles;
   /** POST sent → 202 received */
   ackMs: Percentiles;
+  /** the first POST → the last delivery of the run (warm-up included): how long a burst took to deliver */
+  firstPostToLastDeliveryMs: number;
   /** measured alarms acknowledged, and their deliveries, per second of the measured window */
   sustained: { alarmsPerS: number; deliveriesPerS: number };
   /** the latency distribution, 100 points (for the chart) */
@@ -108,6 +110,11 @@ export interface LoadOptions {
   drainS?: number;
   /** devices to raise alarms on, in turn @defaultValue every device */
   deviceIds?: readonly number[];
+  /**
+   * POST through /v1/alarms/batch, this many alarms per request (each request at the time its first alarm is
+   * due); without it, one POST /v1/alarms per alarm
+   */
+  batch?: number;
   /** called with the run's sink before the first POST; the harness routes socket deliveries to it */
   attach: (sink: DeliverySink) => void;
 }
@@ -127,6 +134,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let measuredFrom = Infinity;
   let lastMeasuredDelivery = 0;
   let measuredDeliveries = 0;
+  let firstPostAt = Infinity;
+  let lastDeliveryAt = -Infinity;
 
   o.attach((userId, d) => {
     const alarm = alarms.get(d.data.alarm.alarm_identifier);
@@ -140,6 +149,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
     alarm.got.add(userId);
     received++;
+    lastDeliveryAt = Math.max(lastDeliveryAt, d.at);
     const ms = d.at - alarm.sentAt;
     alarm.last = Math.max(alarm.last, ms);
     if (alarm.measured) {
@@ -165,36 +175,49 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     );
   }, 1000);
 
-  for (let i = 0; i < total; i++) {
+  const onAnswer = (record: AlarmRecord, status: number | string) => {
+    if (status === 202) {
+      acked++;
+      expected += record.expected!.size;
+      if (record.measured) {
+        ackedMeasured++;
+        acks.push(performance.now() - record.sentAt);
+      }
+    } else {
+      postFailures[status] = (postFailures[status] ?? 0) + 1;
+      record.expected = null;
+    }
+  };
+  const perRequest = o.batch ?? 1;
+  for (let i = 0; i < total; i += perRequest) {
     const due = start + (i * 1000) / o.ratePerS;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    const ident = `${run}-${i}`;
-    const deviceId = devices[i % devices.length]!;
-    const record: AlarmRecord = {
-      sentAt: performance.now(),
-      measured: i >= warm,
-      // Matched against deliveries at once (one may beat the 202); counted as owed only once acknowledged.
-      expected: o.world.recipientsOf(deviceId),
-      got: new Set(),
-      last: 0,
-    };
-    if (record.measured) measuredFrom = Math.min(measuredFrom, record.sentAt);
-    alarms.set(ident, record);
+    const items: { ident: string; deviceId: number; record: AlarmRecord }[] = [];
+    for (let j = i; j < Math.min(total, i + perRequest); j++) {
+      const ident = `${run}-${j}`;
+      const deviceId = devices[j % devices.length]!;
+      const record: AlarmRecord = {
+        sentAt: performance.now(),
+        measured: j >= warm,
+        // Matched against deliveries at once (one may beat the 202); counted as owed only once acknowledged.
+        expected: o.world.recipientsOf(deviceId),
+        got: new Set(),
+        last: 0,
+      };
+      if (record.measured) measuredFrom = Math.min(measuredFrom, record.sentAt);
+      alarms.set(ident, record);
+      items.push({ ident, deviceId, record });
+    }
+    firstPostAt = Math.min(firstPostAt, items[0]!.record.sentAt);
     posts.push(
-      postAlarm(o.ingestUrl, o.world.collectorToken, deviceId, ident).then((status) => {
-        if (status === 202) {
-          acked++;
-          expected += record.expected!.size;
-          if (record.measured) {
-            ackedMeasured++;
-            acks.push(performance.now() - record.sentAt);
-          }
-        } else {
-          postFailures[status] = (postFailures[status] ?? 0) + 1;
-          record.expected = null;
-        }
-      }),
+      o.batch === undefined
+        ? postAlarm(o.ingestUrl, o.world.collectorToken, items[0]!.deviceId, items[0]!.ident).then((status) =>
+            onAnswer(items[0]!.record, status),
+          )
+        : postBatch(o.ingestUrl, o.world.collectorToken, items).then((statuses) =>
+            items.forEach((item, k) => onAnswer(item.record, statuses[k]!)),
+          ),
     );
   }
   await Promise.all(posts);
@@ -227,6 +250,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     latencyMs: percentiles(sorted),
     lastRecipientMs: percentiles(lastPerAlarm),
     ackMs: percentiles(acks),
+    firstPostToLastDeliveryMs: received > 0 ? round(lastDeliveryAt - firstPostAt, 0) : NaN,
     sustained: {
       alarmsPerS: round(ackedMeasured / window, 1),
       deliveriesPerS: round(measuredDeliveries / window, 0),
@@ -243,23 +267,20 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
  */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function postAlarm(
-  ingestUrl: string,
-  token: string,
-  deviceId: number,
-  ident: string,
-): Promise<number | string> {
-  const body = JSON.stringify({
-    deviceId,
-    alarmIdentifier: ident,
-    eventType: 'Communications Alarm',
-    probableCause: 'Loss of signal',
-    specificProblem: 'bench',
-    perceivedSeverity: 'Major',
-  });
+const alarmBody = (deviceId: number, ident: string) => ({
+  deviceId,
+  alarmIdentifier: ident,
+  eventType: 'Communications Alarm',
+  probableCause: 'Loss of signal',
+  specificProblem: 'bench',
+  perceivedSeverity: 'Major',
+});
+
+/** POSTs `body` as JSON; the status and the answer's text, or "error ..." for no answer. */
+function post(url: string, token: string, body: string): Promise<{ status: number | string; text: string }> {
   return new Promise((resolve) => {
     const req = http.request(
-      `${ingestUrl}/v1/alarms`,
+      url,
       {
         method: 'POST',
         agent,
@@ -270,15 +291,43 @@ function postAlarm(
         },
       },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 'error'));
-        res.on('error', () => resolve('error'));
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 'error', text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', () => resolve({ status: 'error', text: '' }));
       },
     );
     // Named by cause ("error ECONNRESET", "error timeout"), so a failed run says what failed.
-    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve({ status: `error ${err.code ?? err.message}`, text: '' }),
+    );
     // A run must end by itself: a POST with no answer in 30 s counts as failed.
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
     req.end(body);
   });
+}
+
+async function postAlarm(
+  ingestUrl: string,
+  token: string,
+  deviceId: number,
+  ident: string,
+): Promise<number | string> {
+  return (await post(`${ingestUrl}/v1/alarms`, token, JSON.stringify(alarmBody(deviceId, ident)))).status;
+}
+
+/** One POST /v1/alarms/batch; each item's status (the whole request's, if it was refused as a whole). */
+async function postBatch(
+  ingestUrl: string,
+  token: string,
+  items: readonly { deviceId: number; ident: string }[],
+): Promise<(number | string)[]> {
+  const body = JSON.stringify({ alarms: items.map((i) => alarmBody(i.deviceId, i.ident)) });
+  const { status, text } = await post(`${ingestUrl}/v1/alarms/batch`, token, body);
+  if (status !== 200) return items.map(() => status);
+  const { results } = JSON.parse(text) as { results: { index: number; status: number }[] };
+  const byIndex = new Map(results.map((r) => [r.index, r.status]));
+  return items.map((_, k) => byIndex.get(k) ?? 'missing');
 }

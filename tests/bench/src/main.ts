@@ -1,8 +1,8 @@
 /**
  * The benchmark harness (issue 5):
  *
- *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity] [--quick] [--rounds 2] [--no-peer]
- *              [--profile <dir>] [--report-only]
+ *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm] [--quick] [--rounds 2] [--no-peer]
+ *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { latencyCdfSvg } from './chart.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
-import { bigTenant, capacity, equivalence, steady, world, type BenchSettings } from './scenarios.js';
+import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
 
-const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity } as const;
+const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 const TITLES: Record<ScenarioName, string> = {
   equivalence: 'Lean client ≡ pusher-js',
@@ -28,6 +28,7 @@ const TITLES: Record<ScenarioName, string> = {
   steady: 'Scenario 1 — steady (with the Socket.IO peer)',
   'big-tenant': 'Scenario 2 — big tenant',
   capacity: 'Scenario 4 — capacity',
+  storm: 'Scenario 5 — storm (batch endpoint, with the Socket.IO peer)',
 };
 
 const { values, positionals } = parseArgs({
@@ -39,6 +40,8 @@ const { values, positionals } = parseArgs({
     profile: { type: 'string' },
     // Rewrites docs/BENCHMARKS.md and the charts from the saved JSON, measuring nothing.
     'report-only': { type: 'boolean', default: false },
+    // capacity through POST /v1/alarms/batch, this many alarms per request
+    batch: { type: 'string' },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -51,7 +54,15 @@ const settings: BenchSettings = {
   rounds: Math.max(1, Number(values.rounds)),
   peer: !values['no-peer'],
   profileDir: values.profile,
+  batch: values.batch === undefined ? undefined : Number(values.batch),
 };
+if (
+  settings.batch !== undefined &&
+  !(Number.isInteger(settings.batch) && settings.batch >= 1 && settings.batch <= 1000)
+) {
+  console.error('--batch takes 1 to 1000 alarms per request');
+  process.exit(2);
+}
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const outDir = settings.quick ? join(tmpdir(), 'alarmcast-bench') : join(ROOT, 'docs/benchmarks');
 await mkdir(outDir, { recursive: true });

@@ -4,7 +4,16 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import type { Floor, RunResult, bigTenant, capacity, equivalence, steady, world } from './scenarios.js';
+import type {
+  Floor,
+  RunResult,
+  bigTenant,
+  capacity,
+  equivalence,
+  steady,
+  storm,
+  world,
+} from './scenarios.js';
 
 export function machine() {
   const cpu = cpus();
@@ -94,7 +103,8 @@ type BigTenant = Awaited<ReturnType<typeof bigTenant>>;
 type Capacity = Awaited<ReturnType<typeof capacity>>;
 type Equivalence = Awaited<ReturnType<typeof equivalence>>;
 type World = Awaited<ReturnType<typeof world>>;
-export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World;
+type Storm = Awaited<ReturnType<typeof storm>>;
+export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World | Storm;
 
 /** The markdown section for one scenario's latest result (also what is printed at the end of a run). */
 export function scenarioMarkdown(r: ScenarioResult): string {
@@ -130,7 +140,8 @@ export function scenarioMarkdown(r: ScenarioResult): string {
       );
     case 'capacity':
       return (
-        `Scenario 1's world at rising rates on one set of processes per system (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step) until p99 > 250 ms or delivery is incomplete.\n\n` +
+        `Scenario 1's world at rising rates on one set of processes per system (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step) until p99 > 250 ms or delivery is incomplete` +
+        `${r.batch ? `, posted through POST /v1/alarms/batch in requests of ${r.batch} alarms` : ', one POST /v1/alarms per alarm'}.\n\n` +
         '| system | highest rate held (alarms/s) | deliveries/s at that rate |\n|---|---:|---:|\n' +
         r.ramps
           .map((x) => {
@@ -149,6 +160,18 @@ export function scenarioMarkdown(r: ScenarioResult): string {
         '| system | sockets | KB per idle connection |\n|---|---:|---:|\n' +
         r.idle.map((x) => `| ${x.system} | ${x.sockets} | ${x.idleKbPerConnection} |`).join('\n') +
         '\n\n![capacity latency](benchmarks/capacity-latency.svg)\n'
+      );
+    case 'storm':
+      return (
+        `World: ${r.world.tenants} tenants × ${r.world.usersPerTenant} users (${r.world.users} sockets), ${r.world.devices} devices; ` +
+        `${r.load.ratePerS} alarms within ${r.load.durationS} s, each on another device, through POST /v1/alarms/batch in requests of ${r.load.batch}.\n\n` +
+        floorsTable(r.floors) +
+        '\n| run | first POST → last delivery (ms) |\n|---|---:|\n' +
+        r.runs.map((x) => `| ${x.label} | ${x.firstPostToLastDeliveryMs} |`).join('\n') +
+        '\n\n' +
+        runsTable(r.runs) +
+        '\n' +
+        resourcesTable(r.runs)
       );
     case 'equivalence':
       return (

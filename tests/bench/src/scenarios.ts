@@ -24,6 +24,8 @@ export interface BenchSettings {
   peer: boolean;
   /** write each service's CPU profile under this directory, a folder per run */
   profileDir?: string;
+  /** capacity: POST through /v1/alarms/batch, this many alarms per request (default: one POST per alarm) */
+  batch?: number;
 }
 
 export interface Floor {
@@ -68,7 +70,7 @@ async function redisInfo(): Promise<{ pid: number; usedMemoryMb: number }> {
   };
 }
 
-type Load = { ratePerS: number; durationS: number; warmupS: number };
+type Load = { ratePerS: number; durationS: number; warmupS: number; batch?: number; drainS?: number };
 
 /**
  * Starts `system` on fresh processes, connects a socket per user of `world`, and measures the loads that
@@ -163,6 +165,7 @@ function emptyLoad(label: string): LoadResult {
     latencyMs: none,
     lastRecipientMs: none,
     ackMs: none,
+    firstPostToLastDeliveryMs: NaN,
     sustained: { alarmsPerS: 0, deliveriesPerS: 0 },
     latencyCdf: [],
     worstPerTenthMs: [],
@@ -288,7 +291,12 @@ export async function capacity(s: BenchSettings) {
     const steps = await onSystem(s, system, world, `capacity ${system}`, async (measure) => {
       const done: RunResult[] = [];
       for (const ratePerS of rates) {
-        const r = await measure(`capacity ${system} ${ratePerS}/s`, { ratePerS, ...step });
+        const how = s.batch === undefined ? '' : ` (batches of ${s.batch})`;
+        const r = await measure(`capacity ${system} ${ratePerS}/s${how}`, {
+          ratePerS,
+          ...step,
+          batch: s.batch,
+        });
         done.push(r);
         if (!r.exact || r.latencyMs.p99 > 250) break;
       }
@@ -317,7 +325,54 @@ export async function capacity(s: BenchSettings) {
       met: ours.highestRateHeld >= 200,
     },
   ];
-  return { scenario: 'capacity' as const, world: STEADY, rates, step, ramps, idle, floors };
+  return {
+    scenario: 'capacity' as const,
+    world: STEADY,
+    rates,
+    step,
+    /** alarms per POST /v1/alarms/batch, or null: one POST /v1/alarms per alarm */
+    batch: s.batch ?? null,
+    ramps,
+    idle,
+    floors,
+  };
+}
+
+/**
+ * Storm (issue 16): a regional outage, 10,000 alarms within one second across scenario 1's world (100
+ * tenants of 20 connected users, every alarm on another device), posted through the batch endpoint in
+ * batches of 1,000, one every 100 ms; the same against the peer, which shares the ingest. `--quick`: 1,000
+ * alarms in batches of 100, to check the harness.
+ */
+export async function storm(s: BenchSettings) {
+  const world = await provisionWorld('alarmcast_bench_storm', STEADY);
+  const alarms = s.quick ? 1000 : 10_000;
+  const load = { ratePerS: alarms, durationS: 1, warmupS: 0, batch: alarms / 10, drainS: 30 };
+  const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
+  const runs: RunResult[] = [];
+  for (const system of systems) runs.push(await measuredRun(s, system, world, `storm ${system}`, load));
+  const ours = runs[0]!;
+  const floors: Floor[] = [
+    {
+      what: 'delivered exactly once',
+      target: '100%',
+      measured: `${ours.deliveries.received}/${ours.deliveries.expected} dup ${ours.deliveries.duplicates} unexpected ${ours.deliveries.unexpected}, ${ours.alarmsAcked}/${ours.alarmsSent} acked`,
+      met: ours.exact,
+    },
+    {
+      what: 'last delivery after the first POST',
+      target: '≤ 3000 ms',
+      measured: `${ours.firstPostToLastDeliveryMs} ms`,
+      met: ours.firstPostToLastDeliveryMs <= 3000,
+    },
+  ];
+  return {
+    scenario: 'storm' as const,
+    world: { ...STEADY, users: world.userIds.length, devices: world.deviceIds.length },
+    load,
+    runs,
+    floors,
+  };
 }
 
 /**

@@ -84,5 +84,32 @@ describe('benchmark harness', () => {
       });
       expect(result.exact).toBe(false);
     }, 60_000);
+
+    it('posts through the batch endpoint (storm, capacity --batch): each alarm acked by its item', async () => {
+      const result = await runLoad({
+        label: 'batch accounting',
+        world,
+        ingestUrl: system.ingestUrl,
+        ratePerS: 20,
+        durationS: 1,
+        warmupS: 0,
+        drainS: 5,
+        batch: 6,
+        attach: (run) => (sink = run),
+      });
+      // 20 alarms in requests of 6, 6, 6 and 2, each owed to its device tenant's 3 users.
+      expect(result.alarmsAcked).toBe(20);
+      expect(result.postFailures).toEqual({});
+      expect(result.deliveries).toEqual({
+        expected: 60,
+        received: 60,
+        missing: 0,
+        duplicates: 0,
+        unexpected: 0,
+      });
+      expect(result.exact).toBe(true);
+      expect(result.firstPostToLastDeliveryMs).toBeGreaterThan(0);
+      expect(result.firstPostToLastDeliveryMs).toBeLessThan(5000);
+    }, 60_000);
   });
 });
