@@ -10,7 +10,7 @@ import {
 import { writeAlarmBatch, type AlarmBatchItem, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { requireJson, validationFailed } from './alarms-route.js';
-import { collectorAuth, collectorOf } from './collector-auth.js';
+import { collectorAuth, collectorOf, type AuthLimits } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -42,6 +42,10 @@ export interface AlarmBatchRouterOptions {
   admission: RequestHandler;
   /** how long a found collector token is trusted without asking Postgres again */
   collectorTokenCacheMs: number;
+  /** how long an unknown collector token is remembered as unknown */
+  collectorTokenNegativeCacheMs: number;
+  /** requests per token (a batch counts as one), and failed authentications per client IP */
+  collectorLimits: AuthLimits;
   /** called once per batch with the number of committed alarm changes */
   onAccepted: (changes: number) => void;
 }
@@ -49,7 +53,13 @@ export interface AlarmBatchRouterOptions {
 export function alarmBatchRouter(options: AlarmBatchRouterOptions): Router {
   const { pool, db, outbox, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(pool, db, options.collectorTokenCacheMs);
+  const asCollector = collectorAuth(
+    pool,
+    db,
+    options.collectorTokenCacheMs,
+    options.collectorTokenNegativeCacheMs,
+    options.collectorLimits,
+  );
 
   /**
    * Up to 1,000 reports in one request: 200 `{"results":[...]}`, one result per item in request order, each

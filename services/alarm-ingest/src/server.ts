@@ -283,6 +283,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       outbox,
       admission: admission.middleware,
       collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
+      collectorTokenNegativeCacheMs: config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
+      collectorLimits: limits.collector,
       onAccepted: (changes) => accepted.inc(changes),
     }),
   );

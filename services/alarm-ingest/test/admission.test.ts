@@ -49,6 +49,7 @@ describe('admission control', () => {
     const server = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
         DATABASE_URL: dbUrl,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: uniqueRedisPrefix(),
@@ -90,7 +91,7 @@ describe('admission control', () => {
     const accepted = statuses.filter((s) => s === 202).length;
     expect(accepted).toBeGreaterThanOrEqual(20);
     expect(await prisma.outboxEvent.count()).toBeGreaterThanOrEqual(accepted);
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(`${server.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/ingest_admission_rejected_total\{reason="queue_backlog"[^}]*\} [1-9]/);
   });
 

@@ -127,6 +127,7 @@ describe('client SDK resubscribing without a position', () => {
       parseEdgeConfig({
         NODE_ENV: 'test',
         EDGE_PORT: String(port),
+        EDGE_INTERNAL_PORT: '0',
         DATABASE_URL: dbUrl,
         REDIS_URL: testEnv().redisUrl,
         REDIS_PREFIX: keys.prefix,

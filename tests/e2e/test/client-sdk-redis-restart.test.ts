@@ -166,6 +166,7 @@ describe('client SDK across a Redis restart that empties the logs', () => {
         parseEdgeConfig({
           NODE_ENV: 'test',
           EDGE_PORT: String(port),
+          EDGE_INTERNAL_PORT: '0',
           DATABASE_URL: dbUrl,
           REDIS_URL: redisSrv.url,
           REDIS_PREFIX: keys.prefix,

@@ -100,7 +100,7 @@ describe('operator console in an alarm storm', () => {
       spawnService(
         'ws-edge',
         'services/ws-edge/src/main.ts',
-        { ...common, EDGE_PORT: String(edgePort) },
+        { ...common, EDGE_PORT: String(edgePort), EDGE_INTERNAL_PORT: '0' },
         edgePort,
       ),
       spawnService(
@@ -113,7 +113,7 @@ describe('operator console in an alarm storm', () => {
     const ingest = await spawnService(
       'alarm-ingest',
       'services/alarm-ingest/src/main.ts',
-      { ...common, INGEST_PORT: String(ingestPort), CONSOLE_EDGE_URL: edge.url },
+      { ...common, INGEST_PORT: String(ingestPort), INGEST_INTERNAL_PORT: '0', CONSOLE_EDGE_URL: edge.url },
       ingestPort,
     );
     services = [ingest, resolver, edge];

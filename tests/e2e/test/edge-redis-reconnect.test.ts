@@ -45,6 +45,7 @@ describe('edge catching up after its Redis connection was lost', () => {
       parseEdgeConfig({
         NODE_ENV: 'test',
         EDGE_PORT: '0',
+        EDGE_INTERNAL_PORT: '0',
         DATABASE_URL: db.url,
         REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
         REDIS_PREFIX: keys.prefix,
