@@ -1,5 +1,14 @@
 export { RedisKeys, KEY_PART } from './keys.js';
-export { createRedis, type RedisClientOptions } from './client.js';
+export {
+  createRedis,
+  createRedisClient,
+  parseClusterNodes,
+  type ClusterNode,
+  type RedisClientFactoryOptions,
+  type RedisClientOptions,
+  type RedisConnection,
+  type RedisTarget,
+} from './client.js';
 export { RedisPubSub, type PubSubTransport } from './pubsub-transport.js';
 export {
   decodeEnvelope,
@@ -23,4 +32,4 @@ export {
   type LoggedEvent,
   type LogGap,
 } from './user-log.js';
-export type { Redis } from 'ioredis';
+export type { Cluster, Redis } from 'ioredis';
