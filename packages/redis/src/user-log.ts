@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './client.js';
 import type { RedisKeys } from './keys.js';
 import { userCopyData } from './envelope-codec.js';
 
@@ -25,7 +25,7 @@ export type LogGap = 'log_trimmed' | 'log_expired' | 'too_many_events' | 'event_
  * the API) instead of trusting the replay.
  */
 export async function readUserLogAfter(
-  redis: Redis,
+  redis: RedisConnection,
   keys: RedisKeys,
   userId: number,
   afterId: string,
@@ -53,19 +53,22 @@ export async function readUserLogAfter(
     : compareStreamIds(afterId, lastGenerated) < 0;
   const gap: LogGap | null =
     trimmed && before ? 'log_trimmed' : entries.length > limit ? 'too_many_events' : null;
-  const { events, complete } = await resolveEntries(redis, keys, entries.slice(0, limit));
+  const shard = keys.shardOf(userId);
+  const { events, complete } = await resolveEntries(redis, keys, shard, entries.slice(0, limit));
   return { events, gap: gap ?? (complete ? null : 'event_expired') };
 }
 
 /**
  * Log entries → the events they name. An entry holds a reference (`r`, the event id) to the event's data,
- * stored once (user-log-writer.ts); the data of every distinct reference is read in one round trip. An
+ * stored once per shard (user-log-writer.ts): the copy of the user's shard, in the slot of the user's log, so
+ * the data of every distinct reference is read in one round trip on a cluster too. An
  * entry whose data has expired makes the replay incomplete (`complete: false`): it is reported, never
  * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`).
  */
 async function resolveEntries(
-  redis: Redis,
+  redis: RedisConnection,
   keys: RedisKeys,
+  shard: number,
   entries: [string, string[]][],
 ): Promise<{ events: LoggedEvent[]; complete: boolean }> {
   const get = (fields: string[], name: string): string | undefined => {
@@ -76,7 +79,7 @@ async function resolveEntries(
   const data = new Map<string, { event: string; head: string }>();
   if (refs.length > 0) {
     const pipeline = redis.pipeline();
-    for (const ref of refs) pipeline.hmget(keys.eventData(ref), 'e', 'h');
+    for (const ref of refs) pipeline.hmget(keys.eventData(ref, shard), 'e', 'h');
     const replies = (await pipeline.exec()) ?? [];
     replies.forEach(([err, reply], i) => {
       const [event, head] = (err ? [] : reply) as (string | null)[];
