@@ -1,4 +1,4 @@
-export { RedisKeys, KEY_PART } from './keys.js';
+export { RedisKeys, KEY_PART, USER_SHARDS } from './keys.js';
 export {
   createRedis,
   createRedisClient,
@@ -9,7 +9,12 @@ export {
   type RedisConnection,
   type RedisTarget,
 } from './client.js';
-export { RedisPubSub, type PubSubTransport } from './pubsub-transport.js';
+export {
+  RedisPubSub,
+  ShardedPubSub,
+  createPubSubTransport,
+  type PubSubTransport,
+} from './pubsub-transport.js';
 export {
   decodeEnvelope,
   encodeChannelEvent,

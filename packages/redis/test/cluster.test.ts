@@ -1,7 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, testEnv, type LocalRedisCluster } from '@alarmcast/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startRedisCluster, testEnv, uniqueRedisPrefix, type LocalRedisCluster } from '@alarmcast/testing';
 import { Cluster, Redis } from 'ioredis';
-import { createRedisClient, type RedisConnection } from '../src/index.js';
+import {
+  RedisKeys,
+  ShardedPubSub,
+  createPubSubTransport,
+  createRedisClient,
+  type RedisConnection,
+} from '../src/index.js';
 
 describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
   let cluster: LocalRedisCluster;
@@ -34,5 +40,54 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
     open.push(single);
     expect(single).toBeInstanceOf(Redis);
     expect(await single.ping()).toBe('PONG');
+  });
+
+  it('ShardedPubSub: SPUBLISH from one connection reaches SSUBSCRIBE on another, on every shard', async () => {
+    const keys = new RedisKeys(uniqueRedisPrefix());
+    const publisher = client('test-pub') as Cluster;
+    const subscriber = client('test-sub', true) as Cluster;
+    const transport = createPubSubTransport(subscriber, subscriber);
+    expect(transport).toBeInstanceOf(ShardedPubSub);
+    const received: [string, string][] = [];
+    transport.onMessage((channel, message) => received.push([channel, message]));
+    // The 16 fan-out channels and a user channel per shard: all three masters own some of them.
+    const channels = [
+      ...keys.userBatchChannels,
+      ...Array.from({ length: 16 }, (_, i) => keys.pubsubChannel(`private-user.${i}`)),
+    ];
+    const owners = new Set(
+      await Promise.all(
+        channels.map(async (c) => {
+          const slot = Number(await publisher.cluster('KEYSLOT', c));
+          const ranges = await publisher.cluster('SLOTS');
+          const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+          return range[2]![1];
+        }),
+      ),
+    );
+    expect(owners.size).toBe(3);
+    for (const c of channels) await transport.subscribe(c);
+
+    const sender = new ShardedPubSub(publisher, publisher);
+    await vi.waitFor(() => expect(sender.publishReady).toBe(true));
+    // Each message is handed to exactly one subscriber: ours, on the master owning the channel.
+    for (const c of channels.slice(0, 16)) expect(await sender.publish(c, `one ${c}`)).toBe(1);
+    await sender.publishMany(channels.slice(16).map((c) => ({ channel: c, message: `many ${c}` })));
+    await vi.waitFor(() => expect(received).toHaveLength(channels.length));
+    expect(new Map(received)).toEqual(
+      new Map(channels.map((c, i) => [c, `${i < 16 ? 'one' : 'many'} ${c}`])),
+    );
+
+    // Plain subscribers do not see sharded messages: the transport really is the sharded one.
+    const plain = client('test-plain-sub') as Cluster;
+    const plainReceived: string[] = [];
+    plain.on('message', (_c, m: string) => plainReceived.push(m));
+    await plain.subscribe(channels[0]!);
+    await transport.unsubscribe(channels[0]!);
+    expect(await sender.publish(channels[0]!, 'after')).toBe(0);
+    expect(await sender.publish(channels[1]!, 'still')).toBe(1);
+    await vi.waitFor(() => expect(received.at(-1)).toEqual([channels[1], 'still']));
+    expect(received.some(([, m]) => m === 'after')).toBe(false);
+    expect(plainReceived).toEqual([]);
   });
 });
