@@ -156,13 +156,15 @@ export interface UserLogWriterOptions {
   batchMinRecipients?: number;
   /**
    * Publish with SPUBLISH (sharded pub/sub, which a Redis Cluster keeps within the shard owning the
-   * channel; the edges' transport must be ShardedPubSub) instead of PUBLISH. @defaultValue false
+   * channel; the edges' transport must be ShardedPubSub) instead of PUBLISH.
+   * @defaultValue true on a Redis Cluster connection, false on a single Redis
    */
   shardedPubSub?: boolean;
 }
 
 export class UserLogWriter {
   private readonly run: DeliverCommand;
+  private readonly publish: 'PUBLISH' | 'SPUBLISH';
 
   constructor(
     redis: RedisConnection,
@@ -172,6 +174,7 @@ export class UserLogWriter {
     redis.defineCommand('alarmcastDeliver', { numberOfKeys: 2, lua: DELIVER_SCRIPT });
     const command = (redis as unknown as { alarmcastDeliver: DeliverCommand }).alarmcastDeliver;
     this.run = command.bind(redis);
+    this.publish = (options.shardedPubSub ?? redis.isCluster) ? 'SPUBLISH' : 'PUBLISH';
   }
 
   /**
@@ -202,7 +205,7 @@ export class UserLogWriter {
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
     const batchStart = batched ? userBatchStart(this.options.node, event, head + sep) : '';
-    const publish = this.options.shardedPubSub ? 'SPUBLISH' : 'PUBLISH';
+    const publish = this.publish;
     const groups = new Map<number, number[]>();
     for (const uid of ascending) {
       const shard = this.keys.shardOf(uid);

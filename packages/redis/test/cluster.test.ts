@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRedisCluster, testEnv, uniqueRedisPrefix, type LocalRedisCluster } from '@alarmcast/testing';
 import { Cluster, Redis } from 'ioredis';
+import { PubSubEnvelope } from '@alarmcast/contracts';
 import {
+  DEFAULT_RETENTION,
   RedisKeys,
+  UserLogWriter,
+  readUserLogAfter,
   ShardedPubSub,
   createPubSubTransport,
   createRedisClient,
@@ -89,5 +93,54 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
     await vi.waitFor(() => expect(received.at(-1)).toEqual([channels[1], 'still']));
     expect(received.some(([, m]) => m === 'after')).toBe(false);
     expect(plainReceived).toEqual([]);
+  });
+
+  it('delivers to users on every shard: logged, SPUBLISHed per user and in batches, replayed', async () => {
+    const keys = new RedisKeys(uniqueRedisPrefix());
+    const redis = client('test-deliver') as Cluster;
+    const subscriber = client('test-deliver-sub', true) as Cluster;
+    const transport = createPubSubTransport(subscriber, subscriber);
+    const envelopes: PubSubEnvelope[] = [];
+    transport.onMessage((_c, m) => envelopes.push(PubSubEnvelope.parse(JSON.parse(m))));
+    const small = Array.from({ length: 40 }, (_, i) => 1_000 + i); // 16 shards, per user
+    const big = Array.from({ length: 1_200 }, (_, i) => 50_000 + i); // 16 shards, batched
+    for (const u of small) await transport.subscribe(keys.pubsubChannel(`private-user.${u}`));
+    for (const c of keys.userBatchChannels) await transport.subscribe(c);
+    const writer = new UserLogWriter(redis, keys, {
+      retention: DEFAULT_RETENTION,
+      deliveredTtlS: 60,
+      node: 'n1',
+      batchMinRecipients: 100,
+    });
+    const data = JSON.stringify({ alarm: { id: '3', text: 'é "q"' } });
+
+    expect(await writer.appendAndPublish('c1', 'Raised', data, small)).toBe(small.length);
+    expect(await writer.appendAndPublish('c2', 'Big', data, big)).toBe(big.length);
+    // A retry delivers to nobody again, on every shard.
+    expect(await writer.appendAndPublish('c2', 'Big', data, big)).toBe(0);
+    expect(await writer.appendAndPublish('c1', 'Raised', data, small)).toBe(0);
+
+    await vi.waitFor(() => expect(envelopes.filter((e) => e.type === 'event')).toHaveLength(small.length));
+    // 1,200 users over 16 shards: 75 per shard, one batch each.
+    await vi.waitFor(() => expect(envelopes.filter((e) => e.type === 'user-batch')).toHaveLength(16));
+    const live = new Map<number, string>();
+    for (const e of envelopes) {
+      if (e.type === 'event') live.set(Number(e.channel.split('.')[1]), e.eventId!);
+      if (e.type === 'user-batch') for (const [uid, id] of e.users) live.set(uid, id);
+    }
+    expect([...live.keys()].sort((a, b) => a - b)).toEqual([...small, ...big]);
+
+    // Each user's log replays exactly what was published live, its data read from the user's shard.
+    for (const u of [...small.slice(0, 17), big[0]!, big[601]!, big.at(-1)!]) {
+      const { events, gap } = await readUserLogAfter(redis, keys, u, '0-0');
+      expect(gap).toBeNull();
+      expect(events).toEqual([
+        {
+          eventId: live.get(u),
+          event: u < 50_000 ? 'Raised' : 'Big',
+          data: JSON.stringify({ alarm: { id: '3', text: 'é "q"' }, event_id: live.get(u) }),
+        },
+      ]);
+    }
   });
 });
