@@ -50,8 +50,10 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
     for (const child of servers.values()) if (child.exitCode === null) child.kill('SIGKILL');
   };
   process.once('exit', killAll);
+  let watchdog: ChildProcess | null = null;
   const stop = async (): Promise<void> => {
     process.off('exit', killAll);
+    watchdog?.kill('SIGKILL');
     await Promise.all(
       [...servers.values()].map(
         (child) =>
@@ -67,6 +69,7 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
   try {
     const ports = await freeClusterPorts(6);
     for (const port of ports) servers.set(port, startNode(dir, port, nodeTimeoutMs));
+    watchdog = startWatchdog(dir, [...servers.values()]);
     const deadline = Date.now() + timeoutMs;
     await waitFor(deadline, 'nodes to accept connections', async () => {
       const replies = await Promise.all(ports.map((p) => ask(p, ['PING']).catch(() => null)));
@@ -144,6 +147,23 @@ function startNode(dir: string, port: number, nodeTimeoutMs: number): ChildProce
     { stdio: 'ignore' },
   );
   child.on('error', () => undefined); // reported by the connection wait that follows
+  return child;
+}
+
+/**
+ * A test runner may end a worker process without its 'exit' event (a signal), which would leave six
+ * servers running: a detached shell polls this process once a second and, once it is gone, kills the
+ * servers (checking that each pid is still a redis-server) and removes the directory.
+ */
+function startWatchdog(dir: string, children: ChildProcess[]): ChildProcess {
+  const pids = children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined);
+  const script = [
+    `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`,
+    `for p in ${pids.join(' ')}; do grep -q redis-server /proc/$p/cmdline 2>/dev/null && kill -9 $p; done`,
+    `rm -rf '${dir}'`,
+  ].join('; ');
+  const child = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
+  child.unref();
   return child;
 }
 
