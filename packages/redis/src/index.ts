@@ -1,6 +1,20 @@
-export { RedisKeys, KEY_PART } from './keys.js';
-export { createRedis, type RedisClientOptions } from './client.js';
-export { RedisPubSub, type PubSubTransport } from './pubsub-transport.js';
+export { RedisKeys, KEY_PART, USER_SHARDS } from './keys.js';
+export {
+  createRedis,
+  createRedisClient,
+  parseClusterNodes,
+  type ClusterNode,
+  type RedisClientFactoryOptions,
+  type RedisClientOptions,
+  type RedisConnection,
+  type RedisTarget,
+} from './client.js';
+export {
+  RedisPubSub,
+  ShardedPubSub,
+  createPubSubTransport,
+  type PubSubTransport,
+} from './pubsub-transport.js';
 export {
   decodeEnvelope,
   encodeChannelEvent,
@@ -23,4 +37,4 @@ export {
   type LoggedEvent,
   type LogGap,
 } from './user-log.js';
-export type { Redis } from 'ioredis';
+export type { Cluster, Redis } from 'ioredis';

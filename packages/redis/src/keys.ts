@@ -1,49 +1,106 @@
 /**
+ * How many shards user-keyed data is spread over. A user's log, their pub/sub channel, the `user-batch`
+ * fan-out channel carrying them and the per-shard copies of an event's delivery mark and data all carry the
+ * hash tag of shard `userId mod USER_SHARDS` (`{<prefix>:s<N>}`): on a Redis Cluster they are in one slot,
+ * so one delivery script call per shard can touch them all, and the shards spread over the masters. Fixed:
+ * changing it moves every user to another tag, i.e. their logs and marks are no longer found. On a single
+ * Redis the tags are just part of the names.
+ */
+export const USER_SHARDS = 16;
+
+/**
  * Every Redis key and pub/sub channel name alarmcast uses, built in one place. A prefix isolates one
  * deployment (or one test) from another on a shared Redis. Parts are checked so that no id can smuggle the
- * delimiter in and alias another key.
+ * delimiter in and alias another key. Every key starts with `<prefix>:` except BullMQ's, whose prefix must
+ * be a hash tag as a whole (`{<prefix>:bull}`).
  */
 export class RedisKeys {
   constructor(readonly prefix: string = 'ac') {
     assertPart('prefix', prefix);
   }
 
-  /** Pub/sub channel carrying the events of one Pusher channel. */
+  /** The shard of a user (a non-negative integer id, as a number or its digits). */
+  shardOf(userId: number | string): number {
+    const text = String(userId);
+    if (!/^\d{1,15}$/.test(text)) throw new Error(`invalid userId for a Redis key: ${JSON.stringify(text)}`);
+    return Number(text) % USER_SHARDS;
+  }
+
+  /** The hash tag of shard `shard` (0 <= shard < USER_SHARDS). */
+  shardTag(shard: number): string {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= USER_SHARDS)
+      throw new Error(`invalid shard ${shard}`);
+    return `{${this.prefix}:s${shard}}`;
+  }
+
+  /**
+   * Pub/sub channel carrying the events of one Pusher channel. A user's own channel (`private-user.<id>`)
+   * carries the user's shard tag, since the delivery script publishes to it; any other channel's name is
+   * hashed whole, which spreads those channels over the cluster.
+   */
   pubsubChannel(pusherChannel: string): string {
     if (!/^[A-Za-z0-9_\-=@,.;]{1,200}$/.test(pusherChannel))
       throw new Error(`invalid channel ${pusherChannel}`);
+    const user = /^private-user\.(\d{1,15})$/.exec(pusherChannel);
+    if (user) return `${this.prefix}:ch:${this.shardTag(this.shardOf(user[1]!))}:${pusherChannel}`;
     return `${this.prefix}:ch:${pusherChannel}`;
   }
 
   /** Inverse of pubsubChannel, for messages arriving on the subscriber. */
   pusherChannelOf(pubsubChannel: string): string | null {
     const head = `${this.prefix}:ch:`;
-    return pubsubChannel.startsWith(head) ? pubsubChannel.slice(head.length) : null;
+    if (!pubsubChannel.startsWith(head)) return null;
+    const rest = pubsubChannel.slice(head.length);
+    // Pusher channel names cannot hold `{`, so a leading one is the shard tag.
+    if (!rest.startsWith('{')) return rest;
+    const close = rest.indexOf('}:');
+    return close < 0 ? null : rest.slice(close + 2);
   }
 
-  /** The pub/sub channel every edge subscribes to for `user-batch` envelopes (one event, many users). */
-  get userBatchChannel(): string {
-    return `${this.prefix}:fanout:user-batch`;
+  /**
+   * The pub/sub channel of shard `shard`'s `user-batch` envelopes (one event, many users of that shard).
+   * Every edge subscribes to all of them (`userBatchChannels`); a big broadcast's batches are spread over
+   * USER_SHARDS channels, so on a cluster no one shard carries every edge's share of it.
+   */
+  userBatchChannel(shard: number): string {
+    return `${this.prefix}:fanout:${this.shardTag(shard)}:user-batch`;
+  }
+
+  /** Every shard's `user-batch` channel, shard 0 first. */
+  get userBatchChannels(): string[] {
+    return Array.from({ length: USER_SHARDS }, (_, shard) => this.userBatchChannel(shard));
+  }
+
+  isUserBatchChannel(channel: string): boolean {
+    const m = /^(.*):fanout:\{.*:s(\d{1,2})\}:user-batch$/.exec(channel);
+    if (m === null || m[1] !== this.prefix || Number(m[2]) >= USER_SHARDS) return false;
+    return this.userBatchChannel(Number(m[2])) === channel;
   }
 
   /** A user's bounded event log (a stream; its entry ids are the user's `event_id`s). */
   userLog(userId: number | string): string {
-    return `${this.prefix}:log:user:${part('userId', String(userId))}`;
+    return `${this.prefix}:log:${this.shardTag(this.shardOf(userId))}:user:${userId}`;
   }
 
-  /** An event's name and data, stored once for every user log entry that references it. */
-  eventData(eventId: string): string {
-    return `${this.prefix}:ev:${part('eventId', eventId)}`;
+  /**
+   * An event's name and data, stored once per shard for every log entry of that shard that references it
+   * (the copy sits in the slot of the users' logs, so a cluster's script can write it and a replay read it).
+   */
+  eventData(eventId: string, shard: number): string {
+    return `${this.prefix}:ev:${this.shardTag(shard)}:${part('eventId', eventId)}`;
   }
 
-  /** An outbox event's delivery mark: users up to this id have it, so a retried job delivers to nobody twice. */
-  deliveredTo(eventId: string): string {
-    return `${this.prefix}:delivered:${part('eventId', eventId)}`;
+  /**
+   * An outbox event's delivery mark on one shard: that shard's users up to this id have it, so a retried
+   * job delivers to nobody twice.
+   */
+  deliveredTo(eventId: string, shard: number): string {
+    return `${this.prefix}:delivered:${this.shardTag(shard)}:${part('eventId', eventId)}`;
   }
 
-  /** Prefix of every user log key; the delivery script appends the user id (ids are checked by the caller). */
-  get userLogPrefix(): string {
-    return `${this.prefix}:log:user:`;
+  /** Prefix of the log keys of shard `shard`'s users; the delivery script appends the user id. */
+  userLogPrefix(shard: number): string {
+    return `${this.prefix}:log:${this.shardTag(shard)}:user:`;
   }
 
   /** Key prefix of one rate limit's counters (the limiter appends `:{client key}`), shared by every process. */
@@ -51,9 +108,17 @@ export class RedisKeys {
     return `${this.prefix}:rl:${part('rateLimit', name)}`;
   }
 
-  /** BullMQ's own key prefix (BullMQ appends `:{queue}:...`). */
+  /** Prefix of the pub/sub channels of shard `shard`'s users; the delivery script appends the user id. */
+  userChannelPrefix(shard: number): string {
+    return `${this.prefix}:ch:${this.shardTag(shard)}:private-user.`;
+  }
+
+  /**
+   * BullMQ's own key prefix (BullMQ appends `:{queue}:...`). BullMQ's scripts touch several keys of a queue
+   * at once, so on a cluster its prefix must be one hash tag.
+   */
   get bullPrefix(): string {
-    return `${this.prefix}:bull`;
+    return `{${this.prefix}:bull}`;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * How envelopes travel between processes: publish to a channel, subscribe, unsubscribe. Plain Redis
@@ -108,4 +108,77 @@ export class RedisPubSub implements PubSubTransport {
     if (this.subscriber.status === 'ready' && this.waiting.length === 0) return send();
     return new Promise<T>((resolve, reject) => this.waiting.push(() => send().then(resolve, reject)));
   }
+}
+
+/**
+ * Sharded pub/sub on a Redis Cluster (Redis 7): SPUBLISH / SSUBSCRIBE / SUNSUBSCRIBE. A sharded message
+ * stays within the shard owning its channel's slot (plain PUBLISH on a cluster is broadcast to every node,
+ * so every node carries all the traffic). Channel names come from RedisKeys, whose user and fan-out channels
+ * carry a shard tag, so the delivery script can SPUBLISH from inside the shard it runs on.
+ *
+ * `subscriber` must be created with `shardedSubscribers: true` (createRedisClient's option): ioredis then
+ * keeps one subscriber connection per master, sends each SSUBSCRIBE to the master owning the channel, emits
+ * every message as `smessage`, and re-subscribes when the slot map changes (failover, resharding).
+ * `publisher` is any cluster connection; both may be the same client.
+ */
+export class ShardedPubSub implements PubSubTransport {
+  private readonly resubscribed: ((settled: Promise<void>) => void)[] = [];
+
+  constructor(
+    private readonly publisher: Cluster,
+    private readonly subscriber: Cluster,
+  ) {
+    // Only the cluster client's own reconnect ('ready' again after having been ready) is reported. A single
+    // shard's subscriber connection dropping and coming back (a master failover) is re-subscribed by ioredis
+    // but not reported yet: what was published to that shard meanwhile is not replayed to open sockets.
+    let everReady = subscriber.status === 'ready';
+    subscriber.on('ready', () => {
+      if (everReady) for (const handler of this.resubscribed) handler(Promise.resolve());
+      everReady = true;
+    });
+  }
+
+  onResubscribed(handler: (settled: Promise<void>) => void): void {
+    this.resubscribed.push(handler);
+  }
+
+  get publishReady(): boolean {
+    return this.publisher.status === 'ready';
+  }
+
+  async publish(channel: string, message: string): Promise<number> {
+    return Number(await this.publisher.spublish(channel, message));
+  }
+
+  /**
+   * A cluster pipeline must stay within one slot and these channels are on many, so the messages go out as
+   * concurrent commands: ioredis writes them to each node's connection back to back, one round trip.
+   */
+  async publishMany(messages: readonly { channel: string; message: string }[]): Promise<void> {
+    await Promise.all(messages.map((m) => this.publisher.spublish(m.channel, m.message)));
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    await this.subscriber.ssubscribe(channel);
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    await this.subscriber.sunsubscribe(channel);
+  }
+
+  onMessage(handler: (channel: string, message: string) => void): void {
+    this.subscriber.on('smessage', handler);
+  }
+}
+
+/** The transport for a connection: sharded pub/sub on a cluster, plain pub/sub on a single Redis. */
+export function createPubSubTransport(
+  publisher: Redis | Cluster,
+  subscriber: Redis | Cluster,
+): PubSubTransport {
+  if (publisher.isCluster !== subscriber.isCluster)
+    throw new Error('publisher and subscriber topologies differ');
+  return publisher.isCluster
+    ? new ShardedPubSub(publisher as Cluster, subscriber as Cluster)
+    : new RedisPubSub(publisher as Redis, subscriber as Redis);
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './client.js';
 import { userBatchStart, userEventPieces } from './envelope-codec.js';
 import type { RedisKeys } from './keys.js';
 
@@ -58,8 +58,15 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * Either envelope carries per-user event ids, so it is built here, from the pieces envelope-codec.ts
  * makes (the one definition of the byte layout; its test decodes what this script publishes): prefix ..
  * uid .. mid .. id .. mid2 .. id .. tail for a user's envelope, batchStart .. [uid,"id"],... .. ']}' for a
- * batch. Log and channel keys are computed inside the script, which is fine on one Redis (on a Redis
- * Cluster the variant would run per user with hash-tagged keys).
+ * batch.
+ *
+ * Sharding: users are grouped by their shard (keys.ts USER_SHARDS) and the script runs once per shard group
+ * and chunk, with that shard's keys only: its delivery mark, its copy of the event's data, its users' logs
+ * and channels and its `user-batch` channel all carry the shard's hash tag, so on a Redis Cluster every key
+ * a call touches is in one slot (Redis refuses a script that reaches another), and publishing uses SPUBLISH
+ * there (`shardedPubSub`), which stays within the shard. The same grouping runs on a single Redis, so
+ * both topologies run one code path; groups run concurrently (a user is in one group only, so per-user
+ * order is unchanged).
  *
  * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
  * minAgeS (MINID) go; `~` trims whole stream nodes, so the floor holds and the cost stays O(1) amortized.
@@ -67,24 +74,27 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * Stored once: the event's name and data head go into one hash per event (KEYS[2], kept `dataTtlS`), and
  * a user's log entry holds only a reference to it (`r` = the outbox event id): ~15 bytes per delivery in
  * Redis' stream encoding instead of the ~550 of a copy of the data in every recipient's log (a
- * 10,000-user tenant at one alarm a second held ~5.5 GB). A replay reads the data back by reference
+ * 10,000-user tenant at one alarm a second held ~5.5 GB); once per shard that has recipients, i.e. at most
+ * USER_SHARDS copies. A replay reads the data back by reference
  * (user-log.ts); a reference whose data has expired is a gap, never skipped.
  *
- * KEYS[1] the event's delivery mark (highest user id served), KEYS[2] the event's data
- * ARGV: 1 log key prefix, 2 pub/sub channel prefix for user channels, 3 the event's reference, 4 event
+ * KEYS[1] the event's delivery mark on this shard (highest user id served), KEYS[2] the shard's copy of the
+ * event's data
+ * ARGV: 1 the shard's log key prefix, 2 the shard's pub/sub channel prefix for user channels, 3 the event's reference, 4 event
  * name, 5 data head (the data up to its closing brace, with a trailing comma when it has members),
  * 6 minEvents, 7 minAgeS, 8 maxEvents, 9 idleTtlS, 10 delivery mark TTL s, 11 data TTL s, 12-15 a user
- * envelope's constant pieces (see envelope-codec.ts userEventPieces), 16 the batch channel ('' to publish
- * per user), 17 the batch envelope's start (see envelope-codec.ts userBatchStart), 18.. user ids
+ * envelope's constant pieces (see envelope-codec.ts userEventPieces), 16 the shard's batch channel ('' to
+ * publish per user), 17 the batch envelope's start (see envelope-codec.ts userBatchStart), 18 the publish
+ * command (PUBLISH or SPUBLISH), 19.. user ids (all of this shard)
  */
 const DELIVER_SCRIPT = `
 local logPrefix, chPrefix, ref, event, dataHead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local idleTtl, deliveredTtl, dataTtl = ARGV[9], ARGV[10], ARGV[11]
 local envStart, envAfterUser, envAfterId, envEnd = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
-local batchChannel, batchStart = ARGV[16], ARGV[17]
+local batchChannel, batchStart, publish = ARGV[16], ARGV[17], ARGV[18]
 local batched = batchChannel ~= ''
-local firstUser = 18
+local firstUser = 19
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
 -- Users come in ascending order: when the last is served, the whole call is (a retry, or an earlier event
 -- that a later event's job delivered already), at the cost of one GET.
@@ -112,13 +122,13 @@ for i = firstUser, #ARGV do
     if batched then
       entries[#entries + 1] = '[' .. uid .. ',"' .. id .. '"]'
     else
-      redis.call('PUBLISH', chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
+      redis.call(publish, chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
     end
     delivered = delivered + 1
   end
 end
 if delivered > 0 and batched then
-  redis.call('PUBLISH', batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
+  redis.call(publish, batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
 end
 redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
 return delivered
@@ -144,19 +154,27 @@ export interface UserLogWriterOptions {
    * instead of one envelope per user. @defaultValue 100
    */
   batchMinRecipients?: number;
+  /**
+   * Publish with SPUBLISH (sharded pub/sub, which a Redis Cluster keeps within the shard owning the
+   * channel; the edges' transport must be ShardedPubSub) instead of PUBLISH.
+   * @defaultValue true on a Redis Cluster connection, false on a single Redis
+   */
+  shardedPubSub?: boolean;
 }
 
 export class UserLogWriter {
   private readonly run: DeliverCommand;
+  private readonly publish: 'PUBLISH' | 'SPUBLISH';
 
   constructor(
-    redis: Redis,
+    redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly options: UserLogWriterOptions,
   ) {
     redis.defineCommand('alarmcastDeliver', { numberOfKeys: 2, lua: DELIVER_SCRIPT });
     const command = (redis as unknown as { alarmcastDeliver: DeliverCommand }).alarmcastDeliver;
     this.run = command.bind(redis);
+    this.publish = (options.shardedPubSub ?? redis.isCluster) ? 'SPUBLISH' : 'PUBLISH';
   }
 
   /**
@@ -174,33 +192,51 @@ export class UserLogWriter {
     const head = body.slice(0, -1);
     const sep = /^\{\s*$/.test(head) ? '' : ',';
     const { retention } = this.options;
-    const fixed = [
-      this.keys.userLogPrefix,
-      this.keys.pubsubChannel('private-user.'),
-      eventId,
-      event,
-      head + sep,
+    const pieces = userEventPieces(this.options.node, event, head + sep);
+    const ttls = [
       retention.minEvents,
       retention.minAgeS,
       retention.maxEvents,
       retention.idleTtlS,
       this.options.deliveredTtlS,
       Math.max(retention.eventDataTtlS, retention.minAgeS),
-      ...userEventPieces(this.options.node, event, head + sep),
     ];
-    const markKey = this.keys.deliveredTo(eventId);
-    const dataKey = this.keys.eventData(eventId);
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
-    if (ascending.length >= (this.options.batchMinRecipients ?? 100)) {
-      fixed.push(this.keys.userBatchChannel, userBatchStart(this.options.node, event, head + sep));
-    } else {
-      fixed.push('', '');
+    const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
+    const batchStart = batched ? userBatchStart(this.options.node, event, head + sep) : '';
+    const publish = this.publish;
+    const groups = new Map<number, number[]>();
+    for (const uid of ascending) {
+      const shard = this.keys.shardOf(uid);
+      const group = groups.get(shard);
+      if (group) group.push(uid);
+      else groups.set(shard, [uid]);
     }
-    let delivered = 0;
-    for (let i = 0; i < ascending.length; i += CHUNK) {
-      delivered += await this.run(markKey, dataKey, ...fixed, ...ascending.slice(i, i + CHUNK));
-    }
+    const perShard = await Promise.all(
+      [...groups].map(async ([shard, users]) => {
+        const args = [
+          this.keys.userLogPrefix(shard),
+          this.keys.userChannelPrefix(shard),
+          eventId,
+          event,
+          head + sep,
+          ...ttls,
+          ...pieces,
+          batched ? this.keys.userBatchChannel(shard) : '',
+          batchStart,
+          publish,
+        ];
+        const markKey = this.keys.deliveredTo(eventId, shard);
+        const dataKey = this.keys.eventData(eventId, shard);
+        let delivered = 0;
+        for (let i = 0; i < users.length; i += CHUNK) {
+          delivered += await this.run(markKey, dataKey, ...args, ...users.slice(i, i + CHUNK));
+        }
+        return delivered;
+      }),
+    );
+    const delivered = perShard.reduce((sum, n) => sum + n, 0);
     return delivered;
   }
 }

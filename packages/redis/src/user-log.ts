@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './client.js';
 import type { RedisKeys } from './keys.js';
 import { userCopyData } from './envelope-codec.js';
 
@@ -54,7 +54,7 @@ interface LogShape {
  * the replica case (the replica carries the same epoch). The `event_id` wire format stays `<ms>-<seq>`.
  */
 export async function readUserLogAfter(
-  redis: Redis,
+  redis: RedisConnection,
   keys: RedisKeys,
   userId: number,
   afterId: string,
@@ -77,7 +77,8 @@ export async function readUserLogAfter(
   const gap = shape
     ? (judgePosition(afterId, found, shape) ?? (entries.length > limit ? 'too_many_events' : null))
     : 'log_expired';
-  const { events, complete } = await resolveEntries(redis, keys, entries.slice(0, limit));
+  const shard = keys.shardOf(userId);
+  const { events, complete } = await resolveEntries(redis, keys, shard, entries.slice(0, limit));
   return { events, gap: gap ?? (complete ? null : 'event_expired') };
 }
 
@@ -108,13 +109,15 @@ function judgePosition(afterId: string, found: boolean, log: LogShape): LogGap |
 
 /**
  * Log entries → the events they name. An entry holds a reference (`r`, the event id) to the event's data,
- * stored once (user-log-writer.ts); the data of every distinct reference is read in one round trip. An
+ * stored once per shard (user-log-writer.ts): the copy of the user's shard, in the slot of the user's log, so
+ * the data of every distinct reference is read in one round trip on a cluster too. An
  * entry whose data has expired makes the replay incomplete (`complete: false`): it is reported, never
  * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`).
  */
 async function resolveEntries(
-  redis: Redis,
+  redis: RedisConnection,
   keys: RedisKeys,
+  shard: number,
   entries: [string, string[]][],
 ): Promise<{ events: LoggedEvent[]; complete: boolean }> {
   const get = (fields: string[], name: string): string | undefined => {
@@ -125,7 +128,7 @@ async function resolveEntries(
   const data = new Map<string, { event: string; head: string }>();
   if (refs.length > 0) {
     const pipeline = redis.pipeline();
-    for (const ref of refs) pipeline.hmget(keys.eventData(ref), 'e', 'h');
+    for (const ref of refs) pipeline.hmget(keys.eventData(ref, shard), 'e', 'h');
     const replies = (await pipeline.exec()) ?? [];
     replies.forEach(([err, reply], i) => {
       const [event, head] = (err ? [] : reply) as (string | null)[];

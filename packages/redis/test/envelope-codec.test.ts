@@ -67,13 +67,14 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
 
   it('decodes the user-batch envelope the script publishes', async () => {
     messages.length = 0;
-    expect(await writer(2).appendAndPublish('e2', 'E', data, [5, 6, 7])).toBe(3);
+    // Users of one shard (5): one call, one batch on that shard's channel.
+    expect(await writer(2).appendAndPublish('e2', 'E', data, [5, 21, 37])).toBe(3);
     await vi.waitFor(() => expect(messages).toHaveLength(1));
-    expect(messages[0]!.channel).toBe(keys.userBatchChannel);
+    expect(messages[0]!.channel).toBe(keys.userBatchChannel(5));
     const envelope = decodeEnvelope(messages[0]!.message);
     expect(envelope).toMatchObject({ v: 1, node: 'n"1', type: 'user-batch', event: 'E', dataHead: head });
     const users = (envelope as Extract<PubSubEnvelope, { type: 'user-batch' }>).users;
-    expect(users.map(([uid]) => uid)).toEqual([5, 6, 7]);
+    expect(users.map(([uid]) => uid)).toEqual([5, 21, 37]);
   });
 
   it('round-trips a whole event envelope and refuses malformed ones', () => {

@@ -1,23 +1,64 @@
 import { describe, expect, it } from 'vitest';
-import { RedisKeys } from '../src/keys.js';
+import { RedisKeys, USER_SHARDS } from '../src/keys.js';
+
+/** The part of a key Redis Cluster hashes: the first non-empty `{...}`, else the whole key. */
+function hashSlotOf(key: string): string {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
 
 describe('RedisKeys', () => {
   const keys = new RedisKeys('ac');
 
-  it('builds every key under the prefix', () => {
-    expect(keys.pubsubChannel('private-user.5')).toBe('ac:ch:private-user.5');
-    expect(keys.pusherChannelOf('ac:ch:private-user.5')).toBe('private-user.5');
+  it('builds every key under the prefix, user keys with their shard tag (user id mod 16)', () => {
+    expect(USER_SHARDS).toBe(16);
+    expect(keys.shardOf(5)).toBe(5);
+    expect(keys.shardOf('37')).toBe(5);
+    expect(keys.pubsubChannel('private-user.37')).toBe('ac:ch:{ac:s5}:private-user.37');
+    expect(keys.pubsubChannel('private-tenant.3')).toBe('ac:ch:private-tenant.3');
+    expect(keys.pusherChannelOf('ac:ch:{ac:s5}:private-user.37')).toBe('private-user.37');
+    expect(keys.pusherChannelOf('ac:ch:private-tenant.3')).toBe('private-tenant.3');
     expect(keys.pusherChannelOf('other:ch:private-user.5')).toBeNull();
-    expect(keys.userLog(5)).toBe('ac:log:user:5');
-    expect(keys.userLogPrefix + '5').toBe(keys.userLog(5));
-    expect(keys.deliveredTo('77')).toBe('ac:delivered:77');
-    expect(keys.bullPrefix).toBe('ac:bull');
+    expect(keys.userLog(37)).toBe('ac:log:{ac:s5}:user:37');
+    expect(keys.userLogPrefix(5) + '37').toBe(keys.userLog(37));
+    expect(keys.userChannelPrefix(5) + '37').toBe(keys.pubsubChannel('private-user.37'));
+    expect(keys.deliveredTo('77', 5)).toBe('ac:delivered:{ac:s5}:77');
+    expect(keys.eventData('77', 15)).toBe('ac:ev:{ac:s15}:77');
+    expect(keys.userBatchChannel(0)).toBe('ac:fanout:{ac:s0}:user-batch');
+    expect(keys.userBatchChannels).toHaveLength(16);
+    expect(keys.userBatchChannels.every((c) => keys.isUserBatchChannel(c))).toBe(true);
+    expect(keys.isUserBatchChannel('ac:fanout:{ac:s16}:user-batch')).toBe(false);
+    expect(keys.isUserBatchChannel('other:fanout:{ac:s1}:user-batch')).toBe(false);
+    expect(keys.isUserBatchChannel(keys.pubsubChannel('private-user.1'))).toBe(false);
+    // BullMQ's scripts span a queue's keys: one hash tag for all of them.
+    expect(keys.bullPrefix).toBe('{ac:bull}');
+  });
+
+  it('puts everything one delivery script call touches in one cluster slot', () => {
+    for (const uid of [0, 5, 37, 1_000_003]) {
+      const shard = keys.shardOf(uid);
+      const slots = new Set(
+        [
+          keys.userLog(uid),
+          keys.pubsubChannel(`private-user.${uid}`),
+          keys.deliveredTo('e1', shard),
+          keys.eventData('e1', shard),
+          keys.userBatchChannel(shard),
+        ].map(hashSlotOf),
+      );
+      expect(slots.size).toBe(1);
+    }
+    // ...and the shards are different tags (a cluster spreads them over its masters).
+    expect(new Set(keys.userBatchChannels.map(hashSlotOf)).size).toBe(16);
   });
 
   it('refuses parts that could alias another key', () => {
     expect(() => new RedisKeys('a:b')).toThrow();
     expect(() => keys.userLog('5:x')).toThrow();
-    expect(() => keys.deliveredTo('1 2')).toThrow();
+    expect(() => keys.userLog(-1)).toThrow();
+    expect(() => keys.deliveredTo('1 2', 0)).toThrow();
+    expect(() => keys.deliveredTo('1', 16)).toThrow();
     expect(() => keys.pubsubChannel('private-user.5 *')).toThrow();
     expect(() => keys.pubsubChannel('')).toThrow();
   });

@@ -54,20 +54,25 @@ describe('user event logs (real Redis)', () => {
   });
 
   it('remembers a delivery as one mark per event, whatever the order users are given in', async () => {
-    expect(await writer().appendAndPublish('4', 'Mark', '{}', [205, 201, 203])).toBe(3);
-    expect(await redis.get(keys.deliveredTo('4'))).toBe('205');
+    // One mark per event and shard: these users are all on shard 9.
+    const mark = keys.deliveredTo('4', 9);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [249, 201, 233])).toBe(3);
+    expect(await redis.get(mark)).toBe('249');
     // A retry with the same users, in another order, reaches nobody again; a new higher id is reached, and
     // a user added below the mark meanwhile is not (the event predates them).
-    expect(await writer().appendAndPublish('4', 'Mark', '{}', [203, 207, 201, 202, 205])).toBe(1);
-    expect(await redis.get(keys.deliveredTo('4'))).toBe('207');
-    expect(await redis.ttl(keys.deliveredTo('4'))).toBeGreaterThan(0);
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [233, 265, 201, 217, 249])).toBe(1);
+    expect(await redis.get(mark)).toBe('265');
+    expect(await redis.ttl(mark)).toBeGreaterThan(0);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Mark')).toHaveLength(4));
     expect(
       received
         .filter((e) => e.event === 'Mark')
         .map((e) => e.channel)
         .sort(),
-    ).toEqual(['private-user.201', 'private-user.203', 'private-user.205', 'private-user.207']);
+    ).toEqual(['private-user.201', 'private-user.233', 'private-user.249', 'private-user.265']);
+    // Another shard has its own mark: user 202 (shard 10) is served.
+    expect(await writer().appendAndPublish('4', 'Mark', '{}', [202, 265])).toBe(1);
+    expect(await redis.get(keys.deliveredTo('4', 10))).toBe('202');
   });
 
   it('handles data that is an empty object and tenants larger than one script call, per user', async () => {
@@ -88,7 +93,7 @@ describe('user event logs (real Redis)', () => {
     const batches: PubSubEnvelope[] = [];
     const batchSub = createRedis(testEnv().redisUrl, { name: 'test-batch-sub' });
     batchSub.on('message', (_ch, message) => batches.push(PubSubEnvelope.parse(JSON.parse(message))));
-    await batchSub.subscribe(keys.userBatchChannel);
+    await batchSub.subscribe(...keys.userBatchChannels);
     try {
       const w = new UserLogWriter(redis, keys, {
         retention: DEFAULT_RETENTION,
@@ -102,14 +107,16 @@ describe('user event logs (real Redis)', () => {
       expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(
         users.length,
       );
-      // Three script calls (500 users each at most), one message each; nothing on the user channels.
-      await vi.waitFor(() => expect(batches).toHaveLength(3));
+      // One script call per shard (~69 users each here, 500 at most), one message each, on its shard's
+      // channel; nothing on the user channels.
+      await vi.waitFor(() => expect(batches).toHaveLength(16));
       expect(received.length).toBe(before);
       const copies = batches.flatMap((b) => {
         if (b.type !== 'user-batch') throw new Error(`unexpected ${b.type}`);
         expect(b.event).toBe('App\\Events\\AlarmCreated');
         return b.users.map(([uid, id]) => ({ uid, id, data: `${b.dataHead}"event_id":"${id}"}` }));
       });
+      copies.sort((a, b) => a.uid - b.uid);
       expect(copies.map((c) => c.uid)).toEqual(users);
       for (const c of [copies[0]!, copies[777]!, copies.at(-1)!]) {
         const [logged] = (await readUserLogAfter(redis, keys, c.uid, '0-0')).events;
@@ -121,7 +128,7 @@ describe('user event logs (real Redis)', () => {
       // Below the threshold the same writer publishes per user.
       expect(await w.appendAndPublish('batch-2', 'Small', '{}', [5, 6])).toBe(2);
       await vi.waitFor(() => expect(received.filter((e) => e.event === 'Small')).toHaveLength(2));
-      expect(batches).toHaveLength(3);
+      expect(batches).toHaveLength(16);
     } finally {
       batchSub.disconnect();
     }
@@ -260,8 +267,9 @@ describe('event data stored once (real Redis)', () => {
     const [first] = await redis.xrange(keys.userLog(1_000), '-', '+', 'COUNT', 1);
     const fields = first?.[1];
     expect(fields).toEqual(['r', 'once-0']);
-    expect(await redis.hgetall(keys.eventData('once-0'))).toEqual({ e: 'E', h: data.slice(0, -1) + ',' });
-    expect(await redis.ttl(keys.eventData('once-0'))).toBeGreaterThan(86_000);
+    const dataKey = keys.eventData('once-0', keys.shardOf(1_000));
+    expect(await redis.hgetall(dataKey)).toEqual({ e: 'E', h: data.slice(0, -1) + ',' });
+    expect(await redis.ttl(dataKey)).toBeGreaterThan(86_000);
     // What a delivery adds to a log: a reference, not a copy (measured ~550 bytes per entry with copies).
     // The first entry of a log also pays for the stream's node (its size is Redis' stream-node-max-bytes,
     // which scripts/lib.sh sets to 1024; see infra/redis/redis.conf), so the cost per delivery is measured
@@ -271,8 +279,9 @@ describe('event data stored once (real Redis)', () => {
     const before = await usage();
     for (let n = 50; n < 1050; n++) await w.appendAndPublish(`once-${n}`, 'E', data, [1_000]);
     expect((await usage()) - before).toBeLessThan(1000 * 50);
-    // One data hash per event, whatever the number of recipients.
-    expect(await redis.keys(`${keys.prefix}:ev:once-*`)).toHaveLength(1050);
+    // One data hash per event and shard with recipients, whatever the number of recipients: the 200 users
+    // are on all 16 shards, user 1000 on one.
+    expect(await redis.keys(`${keys.prefix}:ev:*:once-*`)).toHaveLength(50 * 16 + 1000);
     // A replay reads the data back, identical to what was published live.
     const { events, gap } = await readUserLogAfter(redis, keys, 1_000, first![0]);
     expect(gap).toBeNull();
@@ -286,7 +295,7 @@ describe('event data stored once (real Redis)', () => {
   it('reports a replay that reaches an event whose data is gone as a gap, with the events before it', async () => {
     const w = new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
     for (let n = 0; n < 4; n++) await w.appendAndPublish(`gone-${n}`, 'E', `{"n":${n}}`, [77]);
-    await redis.del(keys.eventData('gone-2'));
+    await redis.del(keys.eventData('gone-2', keys.shardOf(77)));
     const [[position]] = (await redis.xrange(keys.userLog(77), '-', '+', 'COUNT', 1)) as [[string, string[]]];
     const { events, gap } = await readUserLogAfter(redis, keys, 77, position);
     expect(gap).toBe('event_expired');

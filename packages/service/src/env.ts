@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KEY_PART } from '@alarmcast/redis';
+import { KEY_PART, parseClusterNodes, type ClusterNode } from '@alarmcast/redis';
 
 /**
  * The environment variables every service reads, each defined once with its default and its rule, and the
@@ -29,6 +29,22 @@ export const commonEnv = {
   ),
   /** queues, event logs, pub/sub; needs `maxmemory-policy noeviction`. @defaultValue 'redis://127.0.0.1:6379' */
   REDIS_URL: unsetIfEmpty(z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379')),
+  /**
+   * Redis Cluster seed nodes, `host:port,host:port,...`: when set, every service uses the cluster (keys by
+   * hash tag, sharded pub/sub) and REDIS_URL is not used; empty (the default): the single Redis at REDIS_URL.
+   * @defaultValue '' (no cluster)
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default('')
+    .transform((list, ctx): ClusterNode[] => {
+      try {
+        return parseClusterNodes(list);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `${(err as Error).message}: use host:port,host:port` });
+        return z.NEVER;
+      }
+    }),
   /**
    * prefix of every Redis key, so deployments (and tests) can share a Redis; must match across services.
    * RedisKeys' own rule, checked here so that a bad prefix fails at boot. @defaultValue 'ac'

@@ -12,6 +12,7 @@ describe('service environment', () => {
       LOG_LEVEL: 'info',
       DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/alarmcast',
       REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_CLUSTER_NODES: [],
       REDIS_PREFIX: 'ac',
       PORT: 1234,
     };
@@ -21,6 +22,20 @@ describe('service environment', () => {
       REDIS_PREFIX: 't-1',
       PORT: 0,
     });
+  });
+
+  it('reads REDIS_CLUSTER_NODES as a list of seed nodes, and refuses a malformed one', () => {
+    expect(
+      parseEnv('svc', Schema, { REDIS_CLUSTER_NODES: '127.0.0.1:7000, redis-b:7001,' }).REDIS_CLUSTER_NODES,
+    ).toEqual([
+      { host: '127.0.0.1', port: 7000 },
+      { host: 'redis-b', port: 7001 },
+    ]);
+    expect(parseEnv('svc', Schema, { REDIS_CLUSTER_NODES: ' ' }).REDIS_CLUSTER_NODES).toEqual([]);
+    for (const bad of ['127.0.0.1', 'a:0', 'a:70000', 'redis://a:1', 'a:1;b:2'])
+      expect(() => parseEnv('svc', Schema, { REDIS_CLUSTER_NODES: bad })).toThrow(
+        /REDIS_CLUSTER_NODES: invalid cluster node/,
+      );
   });
 
   it('lists every bad variable in one ConfigError naming the service', () => {

@@ -21,7 +21,7 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedis } from '@alarmcast/redis';
+import { RedisKeys, createRedisClient } from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -62,7 +62,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   const outboxPool = createPgPool(config.DATABASE_URL, { max: 2, asyncCommit: true });
   // No offline queue: while Redis is away an enqueue fails at once and the outbox relay takes over,
   // instead of requests' follow-up work piling up in memory.
-  const redis = createRedis(config.REDIS_URL, { name: 'alarm-ingest:queue', enableOfflineQueue: false });
+  const redis = createRedisClient(
+    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES },
+    { name: 'alarm-ingest:queue', enableOfflineQueue: false },
+  );
   redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', (err) => log.debug({ err }, 'queue error'));

@@ -4,7 +4,7 @@ import { Worker } from 'bullmq';
 import { BROADCAST_QUEUE } from '@alarmcast/contracts';
 import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { RedisKeys, UserLogWriter, createRedis } from '@alarmcast/redis';
+import { RedisKeys, UserLogWriter, createRedisClient } from '@alarmcast/redis';
 import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
@@ -47,7 +47,9 @@ export async function startResolver(
   const marker = new BroadcastMarker(pool);
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
   // own retries cover longer outages.
-  const redis = createRedis(config.REDIS_URL, { name: `${nodeId}:deliver` });
+  // A Redis Cluster when REDIS_CLUSTER_NODES is set: the writer then runs per shard and SPUBLISHes.
+  const target = { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES };
+  const redis = createRedisClient(target, { name: `${nodeId}:deliver` });
   redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const writer = new UserLogWriter(redis, keys, {
     retention: {
@@ -67,7 +69,7 @@ export async function startResolver(
   const runJob = broadcastJob({ plans: new BroadcastPlanLoader(pool), marker, writer, metrics });
 
   // BullMQ does not close a connection it is given: close() does.
-  const workerRedis = createRedis(config.REDIS_URL, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });
+  const workerRedis = createRedisClient(target, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });
   const worker = new Worker(BROADCAST_QUEUE, runJob, {
     connection: workerRedis,
     prefix: keys.bullPrefix,

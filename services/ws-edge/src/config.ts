@@ -1,3 +1,4 @@
+import type { ClusterNode } from '@alarmcast/redis';
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
 import { commonEnv, parseEnv, portVar, unsetIfEmpty } from '@alarmcast/service';
 import { parseTrustProxy, type TrustProxy } from '@alarmcast/http';
@@ -67,6 +68,8 @@ export interface EdgeConfig {
   redisUrl: string;
   /** must match the publishers' prefix. @defaultValue 'ac' */
   redisPrefix: string;
+  /** Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); empty: the single Redis at `redisUrl`. @defaultValue [] */
+  redisClusterNodes: ClusterNode[];
   /** sent to clients in `connection_established`; also drives the server's idle check. @defaultValue 30 */
   activityTimeoutS: number;
   /** largest client frame handled; bigger ones get `pusher:error`. @defaultValue 10000 (Reverb's default) */
@@ -135,6 +138,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     activityTimeoutS: e.ACTIVITY_TIMEOUT_S ?? 30,
     maxMessageBytes: e.MAX_MESSAGE_BYTES ?? 10_000,
     logLevel: e.LOG_LEVEL,

@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createRedis, readUserLogAfter, RedisKeys, RedisPubSub } from '@alarmcast/redis';
+import { createPubSubTransport, createRedisClient, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
@@ -82,15 +82,17 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   let draining = false;
   let onDrained: (() => void) | null = null;
 
-  const subscriber = createRedis(config.redisUrl, { name: 'ws-edge:sub' });
+  // On a Redis Cluster (REDIS_CLUSTER_NODES): sharded pub/sub, a subscriber connection per master.
+  const target = { url: config.redisUrl, clusterNodes: config.redisClusterNodes };
+  const subscriber = createRedisClient(target, { name: 'ws-edge:sub', shardedSubscribers: true });
   // Without a listener ioredis prints every failed reconnect as an unhandled error; /readyz reports the state.
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber error'));
   const pool = createPgPool(config.databaseUrl, { max: 5 });
   // A subscribed connection can run no other command, so publishing (HTTP API, client events) has its own.
-  const publisherRedis = createRedis(config.redisUrl, { name: 'ws-edge:pub' });
+  const publisherRedis = createRedisClient(target, { name: 'ws-edge:pub' });
   publisherRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis publisher error'));
   const keys = new RedisKeys(config.redisPrefix);
-  const transport = new RedisPubSub(publisherRedis, subscriber);
+  const transport = createPubSubTransport(publisherRedis, subscriber);
   const publisher = new ChannelPublisher(transport, keys);
 
   const subscriptions = new ChannelSubscriptions({

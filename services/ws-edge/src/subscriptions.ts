@@ -107,15 +107,17 @@ export class ChannelSubscriptions {
   }
 
   private subscribeBatches(): Promise<void> {
-    return (this.batchesSubscribed ??= this.options.transport
-      .subscribe(this.options.keys.userBatchChannel)
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          this.batchesSubscribed = undefined; // the next join tries again
-          throw err;
-        },
-      ));
+    // One channel per user shard (keys.ts): a big broadcast's batches are spread over all of them.
+    const { transport, keys } = this.options;
+    return (this.batchesSubscribed ??= Promise.all(
+      keys.userBatchChannels.map((c) => transport.subscribe(c)),
+    ).then(
+      () => undefined,
+      (err: unknown) => {
+        this.batchesSubscribed = undefined; // the next join tries again
+        throw err;
+      },
+    ));
   }
 
   /**
@@ -144,7 +146,7 @@ export class ChannelSubscriptions {
   }
 
   private onMessage(redisChannel: string, message: string): void {
-    if (redisChannel === this.options.keys.userBatchChannel) {
+    if (this.options.keys.isUserBatchChannel(redisChannel)) {
       this.onUserBatch(message);
       return;
     }

@@ -83,7 +83,8 @@ describe('ChannelSubscriptions', () => {
     const dataHead = '{"alarm":{"id":"5","text":"quote \\" é \\u2028"},';
     const batch = (event: string, users: [number, string][]): Promise<number> =>
       world.redis.publish(
-        world.keys.userBatchChannel,
+        // The edge takes a batch from any shard's channel (these users are on shards 3, 4 and 3).
+        world.keys.userBatchChannel(event === 'E' ? 7 : 3),
         JSON.stringify({ v: 1, node: 'test', type: 'user-batch', event, dataHead, users }),
       );
     await publish(world, userChannel(3), 'before', '{}');
@@ -97,7 +98,7 @@ describe('ChannelSubscriptions', () => {
     // Malformed batches are dropped and counted: a user id that is not a positive integer, no users.
     await batch('E', [[-1, '1-0']]);
     await batch('E', []);
-    await world.redis.publish(world.keys.userBatchChannel, 'not json');
+    await world.redis.publish(world.keys.userBatchChannel(15), 'not json');
 
     await vi.waitFor(() =>
       expect(dropped).toEqual(['malformed_envelope', 'malformed_envelope', 'malformed_envelope']),
