@@ -3,16 +3,15 @@ import {
   AlarmBatchBody,
   AlarmIngestBody,
   IDEMPOTENCY_WINDOW_S,
-  IdempotencyKey,
   errorStatus,
   type AlarmBatchItemResult,
 } from '@alarmcast/contracts';
 import { writeAlarmBatch, type AlarmBatchItem, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { requireJson, validationFailed } from './alarms-route.js';
-import { collectorAuth, collectorOf, type AuthLimits } from './collector-auth.js';
+import { collectorOf } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
-import { requestHash } from './idempotency.js';
+import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
 
 /*
@@ -40,12 +39,8 @@ export interface AlarmBatchRouterOptions {
   outbox: OutboxDispatcher;
   /** admission control for collector writes (admission.ts), after authentication, as for POST /v1/alarms */
   admission: RequestHandler;
-  /** how long a found collector token is trusted without asking Postgres again */
-  collectorTokenCacheMs: number;
-  /** how long an unknown collector token is remembered as unknown */
-  collectorTokenNegativeCacheMs: number;
-  /** requests per token (a batch counts as one), and failed authentications per client IP */
-  collectorLimits: AuthLimits;
+  /** collector authentication (collector-auth.ts), one for every collector route: one token cache */
+  asCollector: RequestHandler;
   /** called once per batch with the number of committed alarm changes */
   onAccepted: (changes: number) => void;
 }
@@ -53,13 +48,7 @@ export interface AlarmBatchRouterOptions {
 export function alarmBatchRouter(options: AlarmBatchRouterOptions): Router {
   const { pool, db, outbox, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(
-    pool,
-    db,
-    options.collectorTokenCacheMs,
-    options.collectorTokenNegativeCacheMs,
-    options.collectorLimits,
-  );
+  const { asCollector } = options;
 
   /**
    * Up to 1,000 reports in one request: 200 `{"results":[...]}`, one result per item in request order, each
@@ -70,18 +59,7 @@ export function alarmBatchRouter(options: AlarmBatchRouterOptions): Router {
    */
   router.post('/v1/alarms/batch', requireJson, asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
-    const keyHeader = req.get('idempotency-key');
-    let key: string | null = null;
-    if (keyHeader !== undefined) {
-      const parsedKey = IdempotencyKey.safeParse(keyHeader);
-      if (!parsedKey.success) {
-        throw new ApiError(
-          'invalid_idempotency_key',
-          'Idempotency-Key must be 1-255 printable ASCII characters',
-        );
-      }
-      key = parsedKey.data;
-    }
+    const key = idempotencyKeyOf(req);
     const envelope = AlarmBatchBody.safeParse(req.body);
     if (!envelope.success) throw validationFailed('request body', envelope.error.issues);
 

@@ -3,7 +3,6 @@ import {
   AlarmIngestBody,
   AlarmListQuery,
   IDEMPOTENCY_WINDOW_S,
-  IdempotencyKey,
   type AlarmAckResponse,
 } from '@alarmcast/contracts';
 import {
@@ -16,9 +15,9 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorAuth, collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
+import { collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
-import { requestHash } from './idempotency.js';
+import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
 import { userAuth, viewerOf } from './user-auth.js';
 
@@ -126,12 +125,8 @@ export interface AlarmsRouterOptions {
   db: DbCall;
   outbox: OutboxDispatcher;
   jwtSecret: string;
-  /** how long a found collector token is trusted without asking Postgres again */
-  collectorTokenCacheMs: number;
-  /** how long an unknown collector token is remembered as unknown */
-  collectorTokenNegativeCacheMs: number;
-  /** POST /v1/alarms per token, and failed authentications per client IP */
-  collectorLimits: AuthLimits;
+  /** collector authentication (collector-auth.ts), one for every collector route: one token cache */
+  asCollector: RequestHandler;
   /** the user API per user, and failed authentications per client IP */
   userLimits: AuthLimits;
   /** called once per committed alarm change (created, updated, cleared) */
@@ -143,13 +138,7 @@ export interface AlarmsRouterOptions {
 export function alarmsRouter(options: AlarmsRouterOptions): Router {
   const { pool, db, outbox, jwtSecret, onAccepted } = options;
   const router = Router();
-  const asCollector = collectorAuth(
-    pool,
-    db,
-    options.collectorTokenCacheMs,
-    options.collectorTokenNegativeCacheMs,
-    options.collectorLimits,
-  );
+  const { asCollector } = options;
   const asUser = userAuth(pool, db, jwtSecret, options.userLimits);
 
   /**
@@ -159,18 +148,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
    */
   router.post('/v1/alarms', requireJson, asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
-    const keyHeader = req.get('idempotency-key');
-    let key: string | null = null;
-    if (keyHeader !== undefined) {
-      const parsedKey = IdempotencyKey.safeParse(keyHeader);
-      if (!parsedKey.success) {
-        throw new ApiError(
-          'invalid_idempotency_key',
-          'Idempotency-Key must be 1-255 printable ASCII characters',
-        );
-      }
-      key = parsedKey.data;
-    }
+    const key = idempotencyKeyOf(req);
     const parsed = AlarmIngestBody.safeParse(req.body);
     if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
     const body = parsed.data;

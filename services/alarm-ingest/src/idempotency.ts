@@ -1,7 +1,20 @@
 import { createHash } from 'node:crypto';
-import { IDEMPOTENCY_WINDOW_S } from '@alarmcast/contracts';
+import type { Request } from 'express';
+import { IDEMPOTENCY_WINDOW_S, IdempotencyKey } from '@alarmcast/contracts';
+import { ApiError } from '@alarmcast/http';
 import { pruneIdempotencyKeys, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
+
+/** The request's `Idempotency-Key`, or null without one; 400 invalid_idempotency_key when malformed. */
+export function idempotencyKeyOf(req: Request): string | null {
+  const header = req.get('idempotency-key');
+  if (header === undefined) return null;
+  const parsed = IdempotencyKey.safeParse(header);
+  if (!parsed.success) {
+    throw new ApiError('invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters');
+  }
+  return parsed.data;
+}
 
 /** JSON with object keys sorted at every level, so that equal bodies hash equally whatever their key order. */
 export function canonicalJson(value: unknown): string {

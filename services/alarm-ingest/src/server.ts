@@ -27,6 +27,7 @@ import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
+import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
@@ -279,15 +280,21 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     retryAfterS: 1,
     metrics,
   });
+  // One authenticator for every collector route, so they share its token caches and limits.
+  const asCollector = collectorAuth(
+    pool,
+    db,
+    config.COLLECTOR_TOKEN_CACHE_S * 1000,
+    config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
+    limits.collector,
+  );
   app.use(
     alarmBatchRouter({
       pool,
       db,
       outbox,
       admission: admission.middleware,
-      collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
-      collectorTokenNegativeCacheMs: config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
-      collectorLimits: limits.collector,
+      asCollector,
       onAccepted: (changes) => accepted.inc(changes),
     }),
   );
@@ -298,9 +305,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       outbox,
       jwtSecret: config.JWT_SECRET,
       admission: admission.middleware,
-      collectorTokenCacheMs: config.COLLECTOR_TOKEN_CACHE_S * 1000,
-      collectorTokenNegativeCacheMs: config.COLLECTOR_TOKEN_NEGATIVE_CACHE_S * 1000,
-      collectorLimits: limits.collector,
+      asCollector,
       userLimits: limits.user,
       onAccepted: () => accepted.inc(),
     }),
