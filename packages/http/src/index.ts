@@ -1,3 +1,3 @@
 export { ApiError, sendError, jsonErrorHandler, notFoundHandler } from './errors.js';
-export { RateLimit, type RateLimitOptions } from './rate-limit.js';
+export { RateLimit, rateLimits, type RateLimitOptions, type RateLimitsOptions } from './rate-limit.js';
 export { parseTrustProxy, compileTrustProxy, clientIp, type TrustProxy } from './client-ip.js';

@@ -1,4 +1,5 @@
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { Counter, type Registry } from '@alarmcast/observability';
 import { ApiError } from './errors.js';
 
 export interface RateLimitOptions {
@@ -127,4 +128,49 @@ export class RateLimit {
       wait,
     );
   }
+}
+
+export interface RateLimitsOptions {
+  /** where every limit's counters live (see RateLimitOptions.redis) */
+  redis: unknown;
+  /** a limit's key prefix from its name (packages/redis `RedisKeys.rateLimit`) */
+  keyPrefix: (name: string) => string;
+  /** registers `rate_limited_total{limit}` and `rate_limit_fail_open_total{limit}` */
+  metrics: Registry;
+  log: { debug: (obj: object, msg: string) => void };
+}
+
+/**
+ * A service's rate limits: one factory per process, so every limit of it shares the two metrics (refusals
+ * and requests let through while Redis is unreachable) and one Redis connection.
+ */
+export function rateLimits(
+  options: RateLimitsOptions,
+): (name: string, points: number, durationS: number, what: string) => RateLimit {
+  const limited = new Counter({
+    name: 'rate_limited_total',
+    help: 'Requests answered 429 by rate limit',
+    labelNames: ['limit'] as const,
+    registers: [options.metrics],
+  });
+  const failOpen = new Counter({
+    name: 'rate_limit_fail_open_total',
+    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
+    labelNames: ['limit'] as const,
+    registers: [options.metrics],
+  });
+  return (name, points, durationS, what) =>
+    new RateLimit({
+      name,
+      redis: options.redis,
+      keyPrefix: options.keyPrefix(name),
+      points,
+      durationS,
+      what,
+      onLimited: (limit) => limited.inc({ limit }),
+      onFailOpen: (limit, err) => {
+        failOpen.inc({ limit });
+        options.log.debug({ err, limit }, 'rate limit store unavailable: request let through');
+      },
+    });
 }

@@ -6,13 +6,8 @@ import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
-import {
-  ApiError,
-  RateLimit,
-  jsonErrorHandler,
-  notFoundHandler,
-  type RateLimitOptions,
-} from '@alarmcast/http';
+import type { RateLimit } from '@alarmcast/http';
+import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -95,32 +90,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
 
   // Rate limits, shared by every ingest process through Redis; they fail open (counted) while it is away.
-  const limited = new Counter({
-    name: 'rate_limited_total',
-    help: 'Requests answered 429 by rate limit',
-    labelNames: ['limit'] as const,
-    registers: [metrics],
-  });
-  const failOpen = new Counter({
-    name: 'rate_limit_fail_open_total',
-    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
-    labelNames: ['limit'] as const,
-    registers: [metrics],
-  });
-  const rateLimit = (name: string, points: number, durationS: number, what: string): RateLimit =>
-    new RateLimit({
-      name,
-      redis,
-      keyPrefix: keys.rateLimit(name),
-      points,
-      durationS,
-      what,
-      onLimited: (limit) => limited.inc({ limit }),
-      onFailOpen: (limit, err) => {
-        failOpen.inc({ limit });
-        log.debug({ err, limit }, 'rate limit store unavailable: request let through');
-      },
-    } satisfies RateLimitOptions);
+  const rateLimit = rateLimits({ redis, keyPrefix: (name) => keys.rateLimit(name), metrics, log });
   const windowS = config.RATE_LIMIT_WINDOW_S;
   const authFailures = rateLimit(
     'auth-failures-ip',

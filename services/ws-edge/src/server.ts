@@ -11,7 +11,7 @@ import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
-import { RateLimit, clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import { clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler, rateLimits } from '@alarmcast/http';
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
@@ -109,55 +109,35 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
 
   // Abuse limits. Rate limits are shared by every edge through Redis and fail open (counted) while it is
   // away; connection caps are per node (each node counts its own sockets).
-  const limited = new Counter({
-    name: 'rate_limited_total',
-    help: 'Requests answered 429 by rate limit',
-    labelNames: ['limit'] as const,
-    registers: [metrics.registry],
-  });
-  const failOpen = new Counter({
-    name: 'rate_limit_fail_open_total',
-    help: 'Requests let through unchecked because the rate limit store (Redis) was unreachable or slow',
-    labelNames: ['limit'] as const,
-    registers: [metrics.registry],
-  });
   const connectionsRefused = new Counter({
     name: 'ws_edge_connections_closed_by_limit_total',
     help: 'Sockets closed by a connection cap (per IP, per user) or for subscribing to nothing in time',
     labelNames: ['reason'] as const,
     registers: [metrics.registry],
   });
-  const rateLimit = (name: string, points: number, durationS: number, what: string): RateLimit =>
-    new RateLimit({
-      name,
-      redis: publisherRedis,
-      keyPrefix: keys.rateLimit(name),
-      points,
-      durationS,
-      what,
-      onLimited: (limit) => limited.inc({ limit }),
-      onFailOpen: (limit, err) => {
-        failOpen.inc({ limit });
-        log.debug({ err, limit }, 'rate limit store unavailable: request let through');
-      },
-    });
-  const { rateLimits, connectionCaps } = config;
+  const rateLimit = rateLimits({
+    redis: publisherRedis,
+    keyPrefix: (name) => keys.rateLimit(name),
+    metrics: metrics.registry,
+    log,
+  });
+  const { rateLimits: limitsConfig, connectionCaps } = config;
   const authLimits = {
     perIp: rateLimit(
       'channel-auth-ip',
-      rateLimits.channelAuthPerIp,
-      rateLimits.windowS,
+      limitsConfig.channelAuthPerIp,
+      limitsConfig.windowS,
       'channel authorizations from this IP',
     ),
     perUser: rateLimit(
       'channel-auth-user',
-      rateLimits.channelAuthPerUser,
-      rateLimits.windowS,
+      limitsConfig.channelAuthPerUser,
+      limitsConfig.windowS,
       'channel authorizations for this user',
     ),
     failures: rateLimit(
       'auth-failures-ip',
-      rateLimits.authFailuresPerIp,
+      limitsConfig.authFailuresPerIp,
       60,
       'failed authentications from this IP',
     ),
