@@ -145,3 +145,30 @@ export async function connectUser(
   });
   return { userId, pusher, received, disconnect: () => pusher.disconnect() };
 }
+
+/**
+ * POSTs a Major raise of a new alarm `<tag>-<n>` on `deviceId` and returns its id; fails the test unless the
+ * ingest answers 202 (created).
+ */
+export async function raiseAlarm(
+  ingestUrl: string,
+  collectorToken: string,
+  deviceId: number,
+  tag: string,
+  n: number,
+): Promise<string> {
+  const res = await fetch(`${ingestUrl}/v1/alarms`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${collectorToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      deviceId,
+      alarmIdentifier: `${tag}-${n}`,
+      eventType: 'Communications Alarm',
+      probableCause: 'Loss of signal',
+      specificProblem: `number ${n}`,
+      perceivedSeverity: 'Major',
+    }),
+  });
+  if (res.status !== 202) throw new Error(`POST /v1/alarms answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}

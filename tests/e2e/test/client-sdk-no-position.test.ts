@@ -12,7 +12,7 @@ import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcas
 import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
-import { APP, JWT_SECRET, startStack, type Pusher, type Stack } from '../src/stack.js';
+import { APP, JWT_SECRET, startStack, type Pusher, type Stack, raiseAlarm } from '../src/stack.js';
 
 /**
  * A client that has no position (it has not received an event yet) cannot ask for a replay when it comes
@@ -63,25 +63,8 @@ describe('client SDK resubscribing without a position', () => {
     await dropDb?.();
   });
 
-  const raise = async (n: number): Promise<string> => {
-    const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${world.collectorTokens.c!.token}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({
-        deviceId: world.devices.cpe!.id,
-        alarmIdentifier: `quiet-${n}`,
-        eventType: 'Communications Alarm',
-        probableCause: 'Loss of signal',
-        specificProblem: `number ${n}`,
-        perceivedSeverity: 'Major',
-      }),
-    });
-    expect(res.status).toBe(202);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const raise = (n: number): Promise<string> =>
+    raiseAlarm(stack.ingest.url, world.collectorTokens.c!.token, world.devices.cpe!.id, 'quiet', n);
 
   it('reloads through GET /v1/alarms when it comes back with nothing to resume from', async () => {
     const edge = stack.edges[0]!;

@@ -6,7 +6,7 @@ import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcas
 import { RedisKeys, compareStreamIds, createRedis, readUserLogAfter, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
-import { APP, JWT_SECRET, startStack, type Pusher, type Stack } from '../src/stack.js';
+import { APP, JWT_SECRET, startStack, type Pusher, type Stack, raiseAlarm } from '../src/stack.js';
 import { startPrivateRedis, type PrivateRedis } from '../src/fault-helpers.js';
 
 /**
@@ -61,25 +61,8 @@ describe('client SDK across a Redis restart that empties the logs', () => {
     await dropDb?.();
   });
 
-  const raise = async (n: number): Promise<string> => {
-    const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${world.collectorTokens.c!.token}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({
-        deviceId: world.devices.cpe!.id,
-        alarmIdentifier: `restart-${n}`,
-        eventType: 'Communications Alarm',
-        probableCause: 'Loss of signal',
-        specificProblem: `number ${n}`,
-        perceivedSeverity: 'Major',
-      }),
-    });
-    expect(res.status).toBe(202);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const raise = (n: number): Promise<string> =>
+    raiseAlarm(stack.ingest.url, world.collectorTokens.c!.token, world.devices.cpe!.id, 'restart', n);
 
   /**
    * Alarm ids in the user's log on the private Redis, in log order ('0-0' is no entry of any log, so the

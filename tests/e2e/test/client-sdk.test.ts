@@ -5,7 +5,7 @@ import type { ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
-import { APP, JWT_SECRET, startStack, type Stack } from '../src/stack.js';
+import { APP, JWT_SECRET, startStack, type Stack, raiseAlarm } from '../src/stack.js';
 
 /**
  * The client SDK through real disconnects: the edge it is connected to goes away (drained with 4200) and a
@@ -51,25 +51,8 @@ describe('client SDK resume across an edge restart', () => {
     await dropDb();
   });
 
-  const raise = async (n: number): Promise<string> => {
-    const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${world.collectorTokens.c!.token}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({
-        deviceId: world.devices.cpe!.id,
-        alarmIdentifier: `sdk-${n}`,
-        eventType: 'Communications Alarm',
-        probableCause: 'Loss of signal',
-        specificProblem: `number ${n}`,
-        perceivedSeverity: 'Major',
-      }),
-    });
-    expect(res.status).toBe(202);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const raise = (n: number): Promise<string> =>
+    raiseAlarm(stack.ingest.url, world.collectorTokens.c!.token, world.devices.cpe!.id, 'sdk', n);
 
   it('ends with the full ordered sequence, no duplicates', async () => {
     const edge = stack.edges[0]!;
