@@ -67,6 +67,12 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
   /**
+   * Channels whose subscriber connection was lost (again) while they were resuming: what was published
+   * after that replay's read and before the new connection was live reached nobody, so they resume once
+   * more, from where the running replay leaves them, once the new connection is live.
+   */
+  private readonly resumeAgain = new Map<string, Promise<void>>();
+  /**
    * For resumed channels, the newest event id the replay sent. The replay reads the log on one Redis
    * connection while live messages come on another, so an event the replay already sent can still arrive
    * live afterwards; a user's events reach this node in log order, so until a live event newer than this
@@ -153,7 +159,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     const from = this.lastSent.get(channel);
     const parsed = parseChannel(channel);
     if (from === undefined || parsed?.kind !== 'user') return;
-    if (!this.channels.has(channel) || this.resuming.has(channel)) return;
+    if (!this.channels.has(channel)) return;
+    if (this.resuming.has(channel)) {
+      this.resumeAgain.set(channel, settled);
+      return;
+    }
     if (from === '') {
       const data: ResumeFailedData = { last_event_id: '', reason: 'unknown_position' };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
@@ -361,6 +371,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     }
     if (!this.channels.has(channel)) {
       this.resuming.delete(channel); // unsubscribed meanwhile
+      this.resumeAgain.delete(channel);
       return;
     }
     if (gap) {
@@ -378,6 +389,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.lastSent.set(channel, last.eventId);
     }
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
+    const again = this.resumeAgain.get(channel);
+    if (again) {
+      this.resumeAgain.delete(channel);
+      this.resubscribed(channel, again);
+    }
   }
 
   /**
