@@ -23,7 +23,7 @@ export function runCli(
   options: { databaseUrl: string; env?: Record<string, string>; stdin?: string },
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts', ...args], {
       cwd: PACKAGE_DIR,
       env: {
         PATH: process.env.PATH ?? '',

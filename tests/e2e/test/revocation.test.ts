@@ -41,7 +41,7 @@ const graph = {
 
 function runCli(args: string[], databaseUrl: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts', ...args], {
       cwd: CLI_DIR,
       env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, JWT_SECRET },
       stdio: ['ignore', 'ignore', 'pipe'],
