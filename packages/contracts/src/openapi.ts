@@ -391,7 +391,7 @@ const consoleRoutes = {
     summary: 'The operator console page (its assets are under /console/assets/)',
     tag: 'console',
     responses: { 200: { description: 'the page', contentType: 'text/html' } },
-    errors: ['invalid_path', ...ALWAYS],
+    errors: ALWAYS,
   },
   consoleConfig: {
     services: INGEST,
