@@ -41,6 +41,6 @@ cd "$OUT"
 # console page built; nothing needs to run at install.
 # shellcheck disable=SC2086
 pnpm install --prod --frozen-lockfile --ignore-scripts --config.confirmModulesPurge=false ${PROD_INSTALL_FLAGS:-} "${filters[@]}" >/dev/null
-# The test workspaces' manifests were only needed for the lockfile.
-rm -rf tests
+# The manifests of workspaces the deployables do not use were only needed for the lockfile.
+rm -rf tests packages/testing packages/client
 log "production tree in $OUT: $(du -sh . | cut -f1)"
