@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import express, { type Request, type Router } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { constantTimeEqual, hmacHex } from '@alarmcast/auth';
 import { HTTP_API_LIMITS, ROUTES, expressPath, parseChannel } from '@alarmcast/contracts';
 import { ApiError } from '@alarmcast/http';
