@@ -523,14 +523,14 @@ const edgeRoutes = {
   },
 } as const satisfies Record<string, RouteSpec>;
 
-/** Every route of both services. */
+/** Every route of both services, in the order the documents (and /docs) show them. */
 export const ROUTES = {
-  ...docsRoutes,
-  ...probeRoutes,
   ...collectorRoutes,
   ...userRoutes,
-  ...consoleRoutes,
   ...edgeRoutes,
+  ...consoleRoutes,
+  ...probeRoutes,
+  ...docsRoutes,
 } as const satisfies Record<string, RouteSpec>;
 export type RouteId = keyof typeof ROUTES;
 
