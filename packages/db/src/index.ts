@@ -38,3 +38,15 @@ export {
   type AlarmListRow,
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
+export {
+  writeInformBatch,
+  foldInforms,
+  detectOfflineDevices,
+  clearStrandedOfflineAlarms,
+  tenantDeviceCounts,
+  type InformWrite,
+  type InformBatchResult,
+  type DeviceStateRow,
+  type PresencePolicy,
+} from './device-status.js';
+export { deviceStatusWireSql } from './device-status-wire-sql.js';
