@@ -5,7 +5,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createPubSubTransport, createRedisClient, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
+import {
+  createPubSubTransport,
+  createRedisClient,
+  readStateSnapshot,
+  readUserLogAfter,
+  RedisKeys,
+} from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
@@ -206,6 +212,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     databaseUrl: config.databaseUrl,
     log,
     onChange: (userIds) => revocation.accessChanged(userIds),
+    onDeviceChange: (deviceId) => revocation.deviceChanged(deviceId),
     onListening: () => revocation.recheckAll(),
   });
   accessWatcher.start();
@@ -250,6 +257,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
     metrics,
     log,
     revocation,
