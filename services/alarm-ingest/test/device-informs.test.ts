@@ -471,6 +471,41 @@ describe('POST /v1/devices/informs', () => {
     );
   }, 60_000);
 
+  it('clears an offline alarm that the inform bringing its device back could not see (the sweep)', async () => {
+    // What the race leaves: the detector's alarm committed after the returning inform's snapshot, so the
+    // device is online and still points at an active offline alarm.
+    const a1 = dev('da1');
+    const alarm = await prisma.alarm.create({
+      data: {
+        tenantId: world.tenants.a!.id,
+        deviceId: a1,
+        alarmIdentifier: DEVICE_OFFLINE_ALARM.alarmIdentifier,
+        eventType: DEVICE_OFFLINE_ALARM.eventType,
+        probableCause: DEVICE_OFFLINE_ALARM.probableCause,
+        specificProblem: DEVICE_OFFLINE_ALARM.specificProblem,
+        perceivedSeverity: 'Major',
+        raisedAt: new Date(),
+        changedAt: new Date(),
+      },
+    });
+    await prisma.deviceStatus.update({
+      where: { deviceId: a1 },
+      data: { online: true, offlineAlarmId: alarm.id },
+    });
+    await vi.waitFor(
+      async () => {
+        expect((await prisma.alarm.findUniqueOrThrow({ where: { id: alarm.id } })).clearedAt).not.toBeNull();
+        expect(
+          (await prisma.deviceStatus.findUniqueOrThrow({ where: { deviceId: a1 } })).offlineAlarmId,
+        ).toBeNull();
+      },
+      { timeout: 3000 },
+    );
+    expect((await prisma.outboxEvent.findMany({ where: { alarmId: alarm.id } })).map((e) => e.kind)).toEqual([
+      'alarm.cleared',
+    ]);
+  });
+
   it('a tenant may turn the offline alarm off', async () => {
     const b1 = dev('db1');
     await prisma.tenant.update({ where: { id: world.tenants.b!.id }, data: { deviceOfflineAlarm: false } });
