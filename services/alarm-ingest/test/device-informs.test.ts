@@ -170,6 +170,11 @@ describe('POST /v1/devices/informs', () => {
     // ...which the legacy token still may.
     expect((await post(alarm, legacy, ingest, '/v1/alarms')).status).toBe(202);
     expect(await prisma.deviceStatus.count({ where: { online: true } })).toBe(0);
+    // Every tenant's summary is counted once at start, so its snapshot exists before any inform.
+    await vi.waitFor(async () => {
+      const stored = await redis.hget(keys.stateKey(`private-tenant.${world.tenants.a!.id}`), 'st');
+      expect(JSON.parse(stored ?? 'null')).toMatchObject({ online: 0, offline: 3, total: 3 });
+    });
   });
 
   it('answers every item: changed, unchanged, duplicate, unknown or invalid; one bad item fails nothing', async () => {
