@@ -12,3 +12,6 @@ export * from './alarm-batch.js';
 export * from './resume.js';
 export * from './pusher-http-api.js';
 export * from './openapi.js';
+export * from './collector-scopes.js';
+export * from './device-informs.js';
+export * from './device-status.js';

@@ -10,7 +10,7 @@ import {
 import { writeAlarmBatch, type AlarmBatchItem, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { requireJson, validationFailed } from './alarms-route.js';
-import { collectorOf } from './collector-auth.js';
+import { collectorOf, requireScope } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -62,6 +62,7 @@ export function alarmBatchRouter(options: AlarmBatchRouterOptions): Router {
     expressPath(ROUTES.postAlarmBatch),
     requireJson,
     asCollector,
+    requireScope('alarms'),
     options.admission,
     async (req, res) => {
       const collector = collectorOf(res);

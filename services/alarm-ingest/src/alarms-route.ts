@@ -16,7 +16,7 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
+import { collectorOf, requireScope, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -151,6 +151,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
     expressPath(ROUTES.postAlarm),
     requireJson,
     asCollector,
+    requireScope('alarms'),
     options.admission,
     async (req, res) => {
       const collector = collectorOf(res);

@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import {
   ALARM_BATCH_BODY_LIMIT_BYTES,
   BROADCAST_QUEUE,
+  DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
   INGEST_BODY_LIMIT_BYTES,
   ROUTES,
   expressPath,
@@ -31,7 +32,13 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedisClient, shardsFor } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  StateChannelFlusher,
+  StateChannelWriter,
+  createRedisClient,
+  shardsFor,
+} from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -39,6 +46,9 @@ import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { deviceInformsRouter } from './device-informs-route.js';
+import { DeviceStatePublisher, TenantSummary } from './device-state.js';
+import { PresenceDetector } from './presence-detector.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 
@@ -60,6 +70,10 @@ export interface IngestServer {
   metrics: Registry;
   /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
   routes: ServedRoute[];
+  /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
+  presence: PresenceDetector;
+  /** this process's tenant summaries (flushed by themselves every TENANT_SUMMARY_INTERVAL_MS) */
+  tenantSummary: TenantSummary;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -95,6 +109,43 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
+  });
+  // Live state (device status, tenant summaries): conflated in Redis by one script for every process.
+  const stateWriter = new StateChannelWriter(redis, keys, { node: `alarm-ingest:${process.pid}` });
+  const stateFlusher = new StateChannelFlusher(stateWriter, {
+    intervalMs: 100,
+    onError: (err) => log.debug({ err }, 'state flush failed'),
+  });
+  const stateWriteFailures = new Counter({
+    name: 'device_state_write_failures_total',
+    help: 'Batches of device states that could not be written to Redis (live status only; Postgres has them)',
+    registers: [metrics],
+  });
+  const tenantSummary = new TenantSummary(pool, stateWriter, {
+    intervalMs: config.TENANT_SUMMARY_INTERVAL_MS,
+    log,
+  });
+  const deviceStates = new DeviceStatePublisher(stateWriter, tenantSummary, {
+    minIntervalMs: config.DEVICE_STATUS_MIN_INTERVAL_MS,
+    log,
+    onError: () => stateWriteFailures.inc(),
+  });
+  const informsAccepted = new Counter({
+    name: 'device_informs_accepted_total',
+    help: 'Device informs written (changed or unchanged; duplicates and refusals not counted)',
+    registers: [metrics],
+  });
+  const devicesOffline = new Counter({
+    name: 'devices_went_offline_total',
+    help: 'Devices this process took offline (no inform within their deadline)',
+    registers: [metrics],
+  });
+  const presence = new PresenceDetector(pool, outbox, deviceStates, {
+    intervalMs: config.PRESENCE_SWEEP_INTERVAL_MS,
+    batch: config.PRESENCE_SWEEP_BATCH,
+    offlineAlarm: config.DEVICE_OFFLINE_ALARM,
+    log,
+    onOffline: (n) => devicesOffline.inc(n),
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',
@@ -247,6 +298,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -263,6 +315,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.use(
     expressPath(ROUTES.postAlarmBatch),
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
+  app.use(
+    expressPath(ROUTES.postDeviceInforms),
+    express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
@@ -290,6 +346,18 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       admission: admission.middleware,
       asCollector,
       onAccepted: (changes) => accepted.inc(changes),
+    }),
+  );
+  app.use(
+    deviceInformsRouter({
+      pool,
+      db,
+      outbox,
+      admission: admission.middleware,
+      asCollector,
+      presence: { intervals: config.DEVICE_OFFLINE_INTERVALS, graceS: config.DEVICE_OFFLINE_GRACE_S },
+      states: deviceStates,
+      onAccepted: (n) => informsAccepted.inc(n),
     }),
   );
   app.use(
@@ -330,6 +398,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     throw err;
   });
   outbox.start();
+  stateFlusher.start();
+  presence.start();
+  tenantSummary.start();
   const pruner = startIdempotencyPruner(pool, log);
   if (config.jwtSecretDefaulted) {
     log.warn('JWT_SECRET not set: using the public development default (refused in production)');
@@ -344,6 +415,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await internal.close();
+      await presence.stop();
+      await tenantSummary.stop();
+      await stateFlusher.stop();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -360,6 +434,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     outbox,
     metrics,
     routes: servedRoutes(app),
+    presence,
+    tenantSummary,
     close,
   };
 }

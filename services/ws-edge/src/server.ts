@@ -8,6 +8,7 @@ import { createLogger, type Logger, type Registry } from '@alarmcast/observabili
 import {
   createPubSubTransport,
   createRedisClient,
+  readStateSnapshot,
   readUserLogAfter,
   readUserLogTail,
   RedisKeys,
@@ -226,6 +227,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     databaseUrl: config.databaseUrl,
     log,
     onChange: (userIds) => revocation.accessChanged(userIds),
+    onDeviceChange: (deviceId) => revocation.deviceChanged(deviceId),
     onListening: () => revocation.recheckAll(),
   });
   accessWatcher.start();
@@ -270,6 +272,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
     readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
