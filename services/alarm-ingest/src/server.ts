@@ -298,7 +298,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
-  app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
+  app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -316,10 +316,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     expressPath(ROUTES.postAlarmBatch),
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
-  app.use(
-    expressPath(ROUTES.postDeviceInforms),
-    express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }),
-  );
+  app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
