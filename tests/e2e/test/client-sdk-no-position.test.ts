@@ -9,7 +9,7 @@ import {
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import type { ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
-import { RedisKeys, createRedisClient, type RedisConnection } from '@alarmcast/redis';
+import { RedisKeys, shardsFor, createRedisClient, type RedisConnection } from '@alarmcast/redis';
 import {
   createTestDatabase,
   redisTopologies,
@@ -38,10 +38,11 @@ describe.each(redisTopologies())(
     let redis: RedisConnection;
     let replacement: EdgeServer | undefined;
     let client: AlarmcastClient | undefined;
-    const keys = new RedisKeys(uniqueRedisPrefix());
+    let keys: RedisKeys;
 
     beforeAll(async () => {
       topology = await startRedisTopology(topologyName, testEnv().redisUrl);
+      keys = new RedisKeys(uniqueRedisPrefix(), { shards: shardsFor(topology.target) });
       const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
       dropDb = db.drop;
       dbUrl = db.url;

@@ -6,7 +6,13 @@ import { AlarmcastClient, type AlarmEvent } from '@alarmcast/client';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { BROADCAST_QUEUE, type ProvisionResult } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
-import { RedisKeys, createRedisClient, readUserLogAfter, type RedisConnection } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  createRedisClient,
+  readUserLogAfter,
+  shardsFor,
+  type RedisConnection,
+} from '@alarmcast/redis';
 import {
   createTestDatabase,
   redisTopologies,
@@ -104,7 +110,7 @@ describe.each(redisTopologies())('faults against real processes on Redis topolog
       },
       { hashToken: hashCollectorToken, newToken: generateCollectorToken },
     );
-    keys = new RedisKeys(uniqueRedisPrefix());
+    keys = new RedisKeys(uniqueRedisPrefix(), { shards: shardsFor(topology.target) });
     if (topology.cluster) {
       // The hardest master to lose is the one holding BullMQ's queue and users' logs: a prefix whose
       // BullMQ hash tag lands on the master of a0's shard makes it so, and that master is fault 1's victim.
@@ -118,7 +124,7 @@ describe.each(redisTopologies())('faults against real processes on Redis topolog
         for (let i = 0; i < 100; i++) {
           victimPort = await masterOf(keys.userLog(world.users.a0!.id));
           if ((await masterOf(keys.bullPrefix)) === victimPort) break;
-          keys = new RedisKeys(uniqueRedisPrefix());
+          keys = new RedisKeys(uniqueRedisPrefix(), { shards: shardsFor(topology.target) });
         }
         for (const ref of USERS)
           if ((await masterOf(keys.userLog(world.users[ref]!.id))) === victimPort) usersOnVictim.push(ref);

@@ -8,7 +8,13 @@ import {
   type ProvisionResult,
 } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
-import { RedisKeys, createPubSubTransport, createRedisClient, type RedisConnection } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  shardsFor,
+  createPubSubTransport,
+  createRedisClient,
+  type RedisConnection,
+} from '@alarmcast/redis';
 import {
   createTestDatabase,
   redisTopologies,
@@ -94,10 +100,11 @@ describe.each(redisTopologies())('on Redis topology %s', (topologyName) => {
       let stack: Stack;
       let world: ProvisionResult;
       let dropDb: () => Promise<void>;
-      const keys = new RedisKeys(uniqueRedisPrefix());
+      let keys: RedisKeys;
       const clients = new Map<string, UserClient>();
 
       beforeAll(async () => {
+        keys = new RedisKeys(uniqueRedisPrefix(), { shards: shardsFor(topology.target) });
         const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
         dropDb = db.drop;
         prisma = createPrismaClient(db.url);
