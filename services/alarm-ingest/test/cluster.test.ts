@@ -181,7 +181,7 @@ describe('alarm-ingest on a real local Redis Cluster', () => {
     expect(await queue.getJob(jobId)).toBeUndefined();
     // No resolver here: broadcast_at stays null and the relay puts the job back on the cluster.
     await vi.waitFor(async () => expect(await queue.getJob(jobId)).toBeDefined(), {
-      timeout: 5000,
+      timeout: 8000,
       interval: 100,
     });
   });
