@@ -163,7 +163,7 @@ describe('alarm-ingest on a real local Redis Cluster', () => {
   it('enqueues again a job lost after it was enqueued (a master that died before replicating it)', async () => {
     let lost = 0;
     const forgetful = await start(
-      { OUTBOX_REDELIVER_AFTER_MS: '500' },
+      { OUTBOX_REDELIVER_AFTER_MS: '2000' },
       {
         wrapEnqueue: (enqueue) => async (ids) => {
           if (lost++ === 0) return; // "succeeds", but the job never reached the cluster
