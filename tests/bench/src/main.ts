@@ -3,6 +3,7 @@
  *
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
+ *              [--cluster (steady only: alarmcast on a local Redis Cluster, no peer)]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -19,6 +20,8 @@ import { parseArgs } from 'node:util';
 import { latencyCdfSvg } from './chart.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
 import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
+import { setBenchCluster } from './stacks.js';
+import { startRedisCluster } from '@alarmcast/testing';
 
 const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm } as const;
 type ScenarioName = keyof typeof SCENARIOS;
@@ -42,6 +45,8 @@ const { values, positionals } = parseArgs({
     'report-only': { type: 'boolean', default: false },
     // capacity through POST /v1/alarms/batch, this many alarms per request
     batch: { type: 'string' },
+    // steady on a local Redis Cluster (3 masters + 3 replicas started for the run), alarmcast only
+    cluster: { type: 'boolean', default: false },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -49,10 +54,16 @@ if (chosen !== 'all' && !(chosen in SCENARIOS)) {
   console.error(`unknown scenario ${chosen}; choose all or one of ${Object.keys(SCENARIOS).join(', ')}`);
   process.exit(2);
 }
+if (values.cluster && chosen !== 'steady') {
+  console.error('--cluster runs the steady scenario only: pnpm bench steady --cluster');
+  process.exit(2);
+}
 const settings: BenchSettings = {
   quick: values.quick,
   rounds: Math.max(1, Number(values.rounds)),
-  peer: !values['no-peer'],
+  // The Socket.IO peer's Redis adapter runs on a single Redis: a cluster run is alarmcast alone.
+  peer: !values['no-peer'] && !values.cluster,
+  cluster: values.cluster,
   profileDir: values.profile,
   batch: values.batch === undefined ? undefined : Number(values.batch),
 };
@@ -78,18 +89,25 @@ if (values['report-only']) {
 
 const about = machine();
 let allMet = true;
-for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
-  console.log(`\n=== ${TITLES[name]} ===`);
-  const result = (await SCENARIOS[name](settings)) as ScenarioResult;
-  await writeFile(
-    join(outDir, `${name}.json`),
-    JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
-  );
-  await writeCharts(result);
-  console.log(scenarioMarkdown(result));
-  allMet &&= result.floors.every((f) => f.met);
+const cluster = settings.cluster ? await startRedisCluster({ timeoutMs: 60_000 }) : null;
+setBenchCluster(cluster);
+try {
+  for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
+    console.log(`\n=== ${TITLES[name]}${cluster ? ', on a local Redis Cluster' : ''} ===`);
+    const result = (await SCENARIOS[name](settings)) as ScenarioResult;
+    // A cluster run is kept beside the single-Redis results, never in their place.
+    await writeFile(
+      join(outDir, `${name}${cluster ? '-cluster' : ''}.json`),
+      JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
+    );
+    if (!cluster) await writeCharts(result);
+    console.log(scenarioMarkdown(result));
+    allMet &&= result.floors.every((f) => f.met);
+  }
+} finally {
+  await cluster?.stop();
 }
-if (!settings.quick) await updateBenchmarksMd();
+if (!settings.quick && !cluster) await updateBenchmarksMd();
 console.log(`results in ${outDir}`);
 process.exitCode = allMet ? 0 : 1;
 
