@@ -139,6 +139,8 @@ export class ShardedPubSub implements PubSubTransport {
     subscriber.on('ready', () => {
       if (everReady) for (const handler of this.resubscribed) handler(Promise.resolve());
       everReady = true;
+      // Nodes dropped while (re)connecting (ioredis prunes its pool then) are covered by this report.
+      this.shardLost = false;
     });
     // The other is one shard's subscriber connection ending (its master crashed: a failover) while the
     // client stays ready: ioredis ('-node') replaces it once the slot map names the promoted replica and
