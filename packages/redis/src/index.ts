@@ -31,6 +31,8 @@ export {
 } from './user-log-writer.js';
 export {
   readUserLogAfter,
+  readUserLogTail,
+  LOG_START,
   logEntryData,
   compareStreamIds,
   parseStreamId,
