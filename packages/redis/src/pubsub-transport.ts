@@ -123,19 +123,57 @@ export class RedisPubSub implements PubSubTransport {
  */
 export class ShardedPubSub implements PubSubTransport {
   private readonly resubscribed: ((settled: Promise<void>) => void)[] = [];
+  /** the channels this transport is subscribed to, to subscribe them again after a shard's loss */
+  private readonly channels = new Set<string>();
+  /** a shard's subscriber connection ended since the last report */
+  private shardLost = false;
+  /** a report's re-subscription is running: further resets during it are part of the same loss */
+  private reporting = false;
 
   constructor(
     private readonly publisher: Cluster,
     private readonly subscriber: Cluster,
   ) {
-    // Only the cluster client's own reconnect ('ready' again after having been ready) is reported. A single
-    // shard's subscriber connection dropping and coming back (a master failover) is re-subscribed by ioredis
-    // but not reported yet: what was published to that shard meanwhile is not replayed to open sockets.
+    // The cluster client's own reconnect ('ready' again after having been ready) is one kind of loss.
     let everReady = subscriber.status === 'ready';
     subscriber.on('ready', () => {
       if (everReady) for (const handler of this.resubscribed) handler(Promise.resolve());
       everReady = true;
+      // Nodes dropped while (re)connecting (ioredis prunes its pool then) are covered by this report.
+      this.shardLost = false;
     });
+    // The other is one shard's subscriber connection ending (its master crashed: a failover) while the
+    // client stays ready: ioredis ('-node') replaces it once the slot map names the promoted replica and
+    // re-sends that shard's SSUBSCRIBEs without waiting for them ('subscribersReady', emitted after every
+    // attempt, successful or not). Whatever was published to the shard in between reached nobody here.
+    subscriber.on('-node', () => (this.shardLost = true));
+    subscriber.on('subscribersReady', () => {
+      if (!this.shardLost || this.reporting || this.resubscribed.length === 0) return;
+      this.shardLost = false;
+      this.reporting = true;
+      const settled = this.subscribeAgain().finally(() => (this.reporting = false));
+      settled.catch(() => undefined);
+      for (const handler of this.resubscribed) handler(settled);
+    });
+  }
+
+  /**
+   * Resolves once every channel is subscribed on the master that owns it now: our own SSUBSCRIBEs, answered
+   * by those masters, are the proof ioredis' fire-and-forget re-subscription does not give. A master that
+   * is not reachable yet (the failover is still going on) is retried for up to 30 s, then it rejects.
+   * Repeating an SSUBSCRIBE is harmless (Redis keeps one subscription per channel and connection).
+   */
+  private async subscribeAgain(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await Promise.all([...this.channels].map((channel) => this.subscriber.ssubscribe(channel)));
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   onResubscribed(handler: (settled: Promise<void>) => void): void {
@@ -159,10 +197,17 @@ export class ShardedPubSub implements PubSubTransport {
   }
 
   async subscribe(channel: string): Promise<void> {
-    await this.subscriber.ssubscribe(channel);
+    this.channels.add(channel);
+    try {
+      await this.subscriber.ssubscribe(channel);
+    } catch (err) {
+      this.channels.delete(channel);
+      throw err;
+    }
   }
 
   async unsubscribe(channel: string): Promise<void> {
+    this.channels.delete(channel);
     await this.subscriber.sunsubscribe(channel);
   }
 

@@ -146,4 +146,41 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
       ]);
     }
   });
+
+  // Kills a master: keep it the last test of the file.
+  it('ShardedPubSub after a master failover: reports the loss once the shard is back, then delivers there', async () => {
+    const publisher = client('test-failover-pub') as Cluster;
+    const subscriber = client('test-failover-sub', true) as Cluster;
+    publisher.on('error', () => undefined);
+    subscriber.on('error', () => undefined);
+    const transport = new ShardedPubSub(publisher, subscriber);
+    const received: string[] = [];
+    transport.onMessage((_channel, message) => received.push(message));
+    const reports: Promise<void>[] = [];
+    transport.onResubscribed((settled) => reports.push(settled));
+    const channel = 'failover:{f}';
+    const other = 'failover:{g}';
+    const masterOf = async (c: string): Promise<number> => {
+      const slot = Number(await publisher.cluster('KEYSLOT', c));
+      const ranges = await publisher.cluster('SLOTS');
+      return ranges.find(([from, to]) => slot >= from && slot <= to)![2]![1];
+    };
+    expect(await masterOf(other)).not.toBe(await masterOf(channel));
+    await transport.subscribe(channel);
+    await transport.subscribe(other);
+    expect(await transport.publish(channel, 'before')).toBe(1);
+    const { promoted } = await cluster.killMaster(await masterOf(channel));
+    expect(await masterOf(channel)).toBe(promoted);
+    // What was published to the shard while its subscriber connection was being replaced reached nobody:
+    // the transport says so (the edge then resumes its sockets from the logs), and once that report has
+    // settled the channel is subscribed on the promoted replica.
+    await vi.waitFor(() => expect(reports.length).toBeGreaterThan(0), { timeout: 15_000, interval: 50 });
+    await Promise.race(reports.map((r) => r.catch(() => new Promise(() => undefined))));
+    expect(await transport.publish(channel, 'after')).toBe(1);
+    expect(await transport.publish(other, 'other')).toBe(1);
+    await vi.waitFor(() => expect(received).toEqual(expect.arrayContaining(['before', 'after', 'other'])));
+    // Unsubscribing still ends it, the repeated SSUBSCRIBE notwithstanding.
+    await transport.unsubscribe(channel);
+    expect(await transport.publish(channel, 'gone')).toBe(0);
+  }, 40_000);
 });

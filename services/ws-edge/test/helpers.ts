@@ -4,8 +4,15 @@ import PusherModule from 'pusher-js';
 import { signChannelAuth, signUserJwt } from '@alarmcast/auth';
 import type { PubSubEnvelope } from '@alarmcast/contracts';
 import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
-import { createRedis, RedisKeys, type Redis } from '@alarmcast/redis';
-import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
+import {
+  RedisKeys,
+  createPubSubTransport,
+  createRedisClient,
+  shardsFor,
+  type PubSubTransport,
+  type RedisConnection,
+} from '@alarmcast/redis';
+import { createTestDatabase, testEnv, uniqueRedisPrefix, type RedisTopology } from '@alarmcast/testing';
 import { parseEdgeConfig, type EdgeConfig } from '../src/config.js';
 import { startEdge, type EdgeOptions, type EdgeServer } from '../src/server.js';
 
@@ -17,8 +24,8 @@ export type Pusher = InstanceType<typeof Pusher>;
 /** Everything one test file needs: its own database and Redis prefix, edges, clients; `teardown` frees all. */
 export interface EdgeWorld {
   prisma: PrismaClient;
-  /** a plain connection for publishing and inspecting pub/sub */
-  redis: Redis;
+  /** a plain connection for publishing and inspecting pub/sub (a cluster client on a Redis Cluster) */
+  redis: RedisConnection;
   keys: RedisKeys;
   config: (env?: Record<string, string>) => EdgeConfig;
   /** an edge for one test, closed by `closeTracked` */
@@ -33,13 +40,20 @@ export interface EdgeWorld {
   teardown: () => Promise<void>;
 }
 
-/** `shards`: the RedisKeys shard count the edges will use (USER_SHARDS for an edge on a cluster). */
-export async function createEdgeWorld(options: { shards?: number } = {}): Promise<EdgeWorld> {
+/**
+ * `shards`: the RedisKeys shard count the edges will use (USER_SHARDS for an edge on a cluster).
+ * `topology`: the Redis the edges and `redis` use (packages/testing `startRedisTopology`); its shard count
+ * then comes from it. @defaultValue the run's single Redis
+ */
+export async function createEdgeWorld(
+  options: { shards?: number; topology?: RedisTopology } = {},
+): Promise<EdgeWorld> {
   const env = testEnv();
   const db = await createTestDatabase(env.postgresAdminUrl, env.postgresTemplate);
   const prisma = createPrismaClient(db.url);
   const redisUrl = env.redisUrl;
-  const redis = createRedis(redisUrl, { name: 'ws-edge-test' });
+  const topology = options.topology;
+  const redis = createRedisClient(topology?.target ?? { url: redisUrl }, { name: 'ws-edge-test' });
   const prefix = uniqueRedisPrefix();
   const closers: (() => unknown)[] = [];
   const shared: EdgeServer[] = [];
@@ -50,6 +64,7 @@ export async function createEdgeWorld(options: { shards?: number } = {}): Promis
       EDGE_INTERNAL_PORT: '0',
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
+      ...topology?.env,
       REDIS_PREFIX: prefix,
       LOG_LEVEL: 'silent',
       ...env,
@@ -57,7 +72,7 @@ export async function createEdgeWorld(options: { shards?: number } = {}): Promis
   const world: EdgeWorld = {
     prisma,
     redis,
-    keys: new RedisKeys(prefix, { shards: options.shards }),
+    keys: new RedisKeys(prefix, { shards: topology ? shardsFor(topology.target) : options.shards }),
     config,
     track: (value, close) => {
       closers.push(() => close(value));
@@ -111,6 +126,9 @@ export async function provisionTenant(
   return { tenantId: tenant.id, userIds };
 }
 
+/** one transport per connection (each would add its own listeners to it) */
+const transports = new WeakMap<RedisConnection, PubSubTransport>();
+
 /** What a resolver does: one envelope on the channel's Redis pub/sub channel. */
 export async function publish(
   world: EdgeWorld,
@@ -119,7 +137,9 @@ export async function publish(
   data: string,
 ): Promise<number> {
   const envelope: PubSubEnvelope = { v: 1, node: 'test', type: 'event', channel, event, data };
-  return world.redis.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
+  let transport = transports.get(world.redis);
+  if (!transport) transports.set(world.redis, (transport = createPubSubTransport(world.redis, world.redis)));
+  return transport.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
 }
 
 export async function numsub(world: EdgeWorld, channel: string): Promise<number> {

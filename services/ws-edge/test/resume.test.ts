@@ -1,26 +1,38 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { signChannelAuth } from '@alarmcast/auth';
 import { RESUME_FAILED_EVENT, RESUME_FIELD, userChannel, type PubSubEnvelope } from '@alarmcast/contracts';
-import { UserLogWriter, DEFAULT_RETENTION, type UserLogRetention } from '@alarmcast/redis';
+import {
+  UserLogWriter,
+  DEFAULT_RETENTION,
+  createPubSubTransport,
+  type UserLogRetention,
+} from '@alarmcast/redis';
+import { redisTopologies, startRedisTopology, testEnv, type RedisTopology } from '@alarmcast/testing';
 import type { EdgeServer } from '../src/server.js';
 import { RawClient, createEdgeWorld, provisionTenant, type EdgeWorld, type Frame } from './helpers.js';
 
 /**
  * Resume after reconnect: a subscribe that carries the last event id seen gets every later event of the
- * user's log, in order, then the live ones, with no duplicate and no gap, or an explicit resume_failed.
+ * user's log, in order, then the live ones, with no duplicate and no gap, or an explicit resume_failed. On
+ * each Redis topology: the run's Redis, and a local Redis Cluster started once for the file.
  */
-describe('resume from last_event_id', () => {
+describe.each(redisTopologies())('resume from last_event_id on Redis topology %s', (topologyName) => {
+  let topology: RedisTopology;
   let world: EdgeWorld;
   let edge: EdgeServer;
   let userId: number;
   let n = 0;
 
   beforeAll(async () => {
-    world = await createEdgeWorld();
+    topology = await startRedisTopology(topologyName, testEnv().redisUrl);
+    world = await createEdgeWorld({ topology });
     edge = await world.startEdge();
     userId = (await provisionTenant(world.prisma, 'resume', [{ name: 'op' }])).userIds[0]!;
   });
-  afterAll(() => world.teardown());
+  afterAll(async () => {
+    await world?.teardown();
+    await topology?.stop();
+  });
 
   /** What the resolver does: append to the user's log and publish. Returns the event ids. */
   const raise = async (count: number, retention: UserLogRetention = DEFAULT_RETENTION): Promise<string[]> => {
@@ -174,7 +186,10 @@ describe('resume from last_event_id', () => {
       eventId: lower,
       data: JSON.stringify({ alarm: { id: 'clock' }, event_id: lower }),
     };
-    await world.redis.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
+    await createPubSubTransport(world.redis, world.redis).publish(
+      world.keys.pubsubChannel(channel),
+      JSON.stringify(envelope),
+    );
     await client.next(() => alarmEvents(client).some((e) => e.eventId === lower));
     expect(alarmEvents(client).map((e) => e.eventId)).toEqual([ids[1], live[0], lower]);
   });

@@ -33,7 +33,7 @@ describe('ChannelSubscriptions', () => {
   const registry = () => {
     subscriber = createRedis(world.config().redisUrl, { name: 'ws-edge:sub-test' });
     return new ChannelSubscriptions({
-      transport: new RedisPubSub(world.redis, subscriber),
+      transport: new RedisPubSub(world.redis as Redis, subscriber),
       keys: world.keys,
       log,
     });
@@ -70,7 +70,7 @@ describe('ChannelSubscriptions', () => {
     const dropped: string[] = [];
     subscriber = createRedis(world.config().redisUrl, { name: 'ws-edge:sub-test' });
     const subs = new ChannelSubscriptions({
-      transport: new RedisPubSub(world.redis, subscriber),
+      transport: new RedisPubSub(world.redis as Redis, subscriber),
       keys: world.keys,
       log,
       onDropped: (reason) => dropped.push(reason),

@@ -3,7 +3,7 @@
  *
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
- *              [--cpus <list>]
+ *              [--cpus <list>] [--cluster (steady only: alarmcast on a local Redis Cluster, no peer)]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -22,7 +22,8 @@ import { latencyCdfSvg } from './chart.js';
 import { pinRunTo } from './cpu-pinning.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
 import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
-import { benchRedisUrl } from './stacks.js';
+import { benchRedisUrl, setBenchCluster } from './stacks.js';
+import { startRedisCluster } from '@alarmcast/testing';
 
 const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm } as const;
 type ScenarioName = keyof typeof SCENARIOS;
@@ -46,6 +47,8 @@ const { values, positionals } = parseArgs({
     'report-only': { type: 'boolean', default: false },
     // capacity through POST /v1/alarms/batch, this many alarms per request
     batch: { type: 'string' },
+    // steady on a local Redis Cluster (3 masters + 3 replicas started for the run), alarmcast only
+    cluster: { type: 'boolean', default: false },
     // Pins the run (harness, services, Redis, Postgres) to these CPUs, e.g. 0: the same run on less CPU.
     cpus: { type: 'string' },
   },
@@ -55,10 +58,16 @@ if (chosen !== 'all' && !(chosen in SCENARIOS)) {
   console.error(`unknown scenario ${chosen}; choose all or one of ${Object.keys(SCENARIOS).join(', ')}`);
   process.exit(2);
 }
+if (values.cluster && chosen !== 'steady') {
+  console.error('--cluster runs the steady scenario only: pnpm bench steady --cluster');
+  process.exit(2);
+}
 const settings: BenchSettings = {
   quick: values.quick,
   rounds: Math.max(1, Number(values.rounds)),
-  peer: !values['no-peer'],
+  // The Socket.IO peer's Redis adapter runs on a single Redis: a cluster run is alarmcast alone.
+  peer: !values['no-peer'] && !values.cluster,
+  cluster: values.cluster,
   profileDir: values.profile,
   batch: values.batch === undefined ? undefined : Number(values.batch),
 };
@@ -98,19 +107,27 @@ if (values.cpus !== undefined) {
 const variant = values.cpus === undefined ? '' : `.cpus-${values.cpus.replace(/,/g, '_')}`;
 const about = { ...machine(), cpusPinned: values.cpus ?? null };
 let allMet = true;
-for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
-  console.log(`\n=== ${TITLES[name]} ===`);
-  const result = (await SCENARIOS[name](settings)) as ScenarioResult;
-  await writeFile(
-    join(outDir, `${name}${variant}.json`),
-    JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
-  );
-  // The charts show the unpinned runs (a pinned run's tables say what they need).
-  if (!variant) await writeCharts(result);
-  console.log(scenarioMarkdown(result));
-  allMet &&= result.floors.every((f) => f.met);
+const cluster = settings.cluster ? await startRedisCluster({ timeoutMs: 60_000 }) : null;
+setBenchCluster(cluster);
+// A cluster run is kept beside the single-Redis results, never in their place: `steady.cluster.json`.
+const kept = `${variant}${cluster ? '.cluster' : ''}`;
+try {
+  for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
+    console.log(`\n=== ${TITLES[name]}${cluster ? ', on a local Redis Cluster' : ''} ===`);
+    const result = (await SCENARIOS[name](settings)) as ScenarioResult;
+    await writeFile(
+      join(outDir, `${name}${kept}.json`),
+      JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
+    );
+    // The charts show the unpinned single-Redis runs (a pinned or cluster run's tables say what they need).
+    if (!kept) await writeCharts(result);
+    console.log(scenarioMarkdown(result));
+    allMet &&= result.floors.every((f) => f.met);
+  }
+} finally {
+  await cluster?.stop();
 }
-if (!settings.quick) await updateBenchmarksMd();
+if (!settings.quick && !cluster) await updateBenchmarksMd();
 console.log(`results in ${outDir}`);
 process.exitCode = allMet ? 0 : 1;
 

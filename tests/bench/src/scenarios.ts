@@ -12,7 +12,13 @@ import { connectAll, runLoad, type DeliverySink, type LoadResult } from './load.
 import { ResourceMonitor, round, rssMb, type GroupUsage } from './proc-stats.js';
 import { pusherJsClient } from './pusherjs-client.js';
 import { leanPusherClient } from './lean-client.js';
-import { benchRedisUrl, infrastructureGroups, startSystem, type SystemName } from './stacks.js';
+import {
+  benchRedisUrl,
+  getBenchCluster,
+  infrastructureGroups,
+  startSystem,
+  type SystemName,
+} from './stacks.js';
 import { runWorldScenario } from './world.js';
 
 export interface BenchSettings {
@@ -26,6 +32,8 @@ export interface BenchSettings {
   profileDir?: string;
   /** capacity: POST through /v1/alarms/batch, this many alarms per request (default: one POST per alarm) */
   batch?: number;
+  /** steady: alarmcast on a local Redis Cluster (3 masters, 3 replicas on this machine), no peer */
+  cluster?: boolean;
 }
 
 export interface Floor {
@@ -61,14 +69,26 @@ const BIG_TENANT: WorldShape = {
 };
 
 async function redisInfo(): Promise<{ pid: number; usedMemoryMb: number }> {
-  const redis = new Redis(benchRedisUrl());
-  const info = await redis.info();
-  redis.disconnect();
+  const info = async (redis: Redis): Promise<string> => {
+    try {
+      return await redis.info();
+    } finally {
+      redis.disconnect();
+    }
+  };
+  const single = await info(new Redis(benchRedisUrl()));
+  const cluster = getBenchCluster();
+  // On the bench cluster, what the services store is the sum over its nodes (replicas hold copies).
+  const used = cluster
+    ? (await Promise.all(cluster.nodes.map((n) => info(new Redis(n.port, n.host))))).map(usedMemory)
+    : [usedMemory(single)];
   return {
-    pid: Number(/process_id:(\d+)/.exec(info)![1]),
-    usedMemoryMb: Number(/used_memory:(\d+)/.exec(info)![1]) / 2 ** 20,
+    pid: Number(/process_id:(\d+)/.exec(single)![1]),
+    usedMemoryMb: used.reduce((a, b) => a + b, 0) / 2 ** 20,
   };
 }
+
+const usedMemory = (info: string): number => Number(/used_memory:(\d+)/.exec(info)![1]);
 
 type Load = { ratePerS: number; durationS: number; warmupS: number; batch?: number; drainS?: number };
 

@@ -11,7 +11,8 @@ import {
   stopService,
   type SpawnedService,
 } from '@alarmcast/e2e/spawned-stack';
-import { uniqueRedisPrefix } from '@alarmcast/testing';
+import { uniqueRedisPrefix, type LocalRedisCluster } from '@alarmcast/testing';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,11 +38,34 @@ export interface SystemUnderTest {
 
 export const benchRedisUrl = (): string => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * `pnpm bench steady --cluster`: the local Redis Cluster (packages/testing `startRedisCluster`, 3 masters and
+ * 3 replicas on this machine) the alarmcast services run on instead of the single Redis; null otherwise.
+ */
+let benchCluster: LocalRedisCluster | null = null;
+export const setBenchCluster = (cluster: LocalRedisCluster | null): void => void (benchCluster = cluster);
+export const getBenchCluster = (): LocalRedisCluster | null => benchCluster;
+
+/** The processes of the Redis the services use: the single one, or every node of the bench cluster. */
+export function redisPids(singleRedisPid: number): number[] {
+  if (!benchCluster) return [singleRedisPid];
+  const ports = new Set(benchCluster.nodes.map((n) => n.port));
+  // redis-server titles itself `redis-server 127.0.0.1:<port> [cluster]`.
+  return pidsNamed('redis-server').filter((pid) => {
+    try {
+      const port = /:(\d+)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))?.[1];
+      return port !== undefined && ports.has(Number(port));
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 const group = (s: SpawnedService): ProcessGroup => ({ name: s.name, pids: () => [s.child.pid!] });
 
 /** Shared infrastructure, reported beside the services: the local Redis and every PostgreSQL process. */
 export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
-  { name: 'redis', pids: () => [redisPid] },
+  { name: benchCluster ? 'redis cluster (6 nodes)' : 'redis', pids: () => redisPids(redisPid) },
   { name: 'postgres (all)', pids: () => pidsNamed('postgres') },
 ];
 
@@ -98,6 +122,7 @@ export async function startSystem(
     const stack = await spawnStack({
       databaseUrl,
       redisUrl,
+      redisClusterNodes: benchCluster?.seedList,
       redisPrefix,
       logLevel,
       nodeArgs,
@@ -112,7 +137,8 @@ export async function startSystem(
       socketServer: edge,
       close: async () => {
         await stack.close();
-        await Promise.all([dropRedisKeys(redisPrefix), saveLogs(stack.all)]);
+        // The bench cluster goes away with its keys at the end of the run.
+        await Promise.all([benchCluster ? null : dropRedisKeys(redisPrefix), saveLogs(stack.all)]);
       },
     };
   }

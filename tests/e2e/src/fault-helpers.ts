@@ -75,6 +75,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
 export interface ServiceEnv {
   databaseUrl: string;
   redisUrl: string;
+  /** Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); when set the services ignore `redisUrl` */
+  redisClusterNodes?: string;
   redisPrefix: string;
   /** more environment for every service */
   extra?: Record<string, string>;
@@ -85,6 +87,7 @@ function commonEnv(o: ServiceEnv): Record<string, string> {
     NODE_ENV: 'development',
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: o.redisUrl,
+    ...(o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : {}),
     REDIS_PREFIX: o.redisPrefix,
     LOG_LEVEL: 'warn',
     PUSHER_APP_ID: APP.id,

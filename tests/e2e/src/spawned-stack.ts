@@ -83,6 +83,7 @@ export async function spawnStack(o: StackOptions): Promise<SpawnedStack> {
     NODE_ENV: 'development',
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: o.redisUrl,
+    ...(o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : {}),
     REDIS_PREFIX: o.redisPrefix,
     LOG_LEVEL: o.logLevel ?? 'warn',
     PUSHER_APP_ID: APP.id,

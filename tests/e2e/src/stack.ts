@@ -20,6 +20,11 @@ export const JWT_SECRET = 'e2e-jwt-secret';
 export interface StackOptions {
   databaseUrl: string;
   redisUrl: string;
+  /**
+   * Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`, e.g. `RedisTopology.env.REDIS_CLUSTER_NODES`): when set,
+   * every service runs on that cluster instead of `redisUrl`. @defaultValue none (single Redis)
+   */
+  redisClusterNodes?: string;
   redisPrefix: string;
   edges?: number;
   resolvers?: number;
@@ -43,6 +48,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const common = {
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: o.redisUrl,
+    ...(o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : {}),
     REDIS_PREFIX: o.redisPrefix,
     LOG_LEVEL: o.logLevel ?? 'silent',
     ...o.env,

@@ -16,6 +16,11 @@ import { startPrivateRedis, type PrivateRedis } from '../src/fault-helpers.js';
  * `alarmcast:resume_failed` (`log_recreated`), the SDK reloads through `GET /v1/alarms`, and the lost alarm
  * comes back through the reload while live delivery carries on. Ingest, resolver and edge run in this
  * process on a private redis-server that the test kills and starts again, empty, on the same port.
+ *
+ * Single Redis only: a Redis Cluster node never comes back empty in its master's place (a master's crash is
+ * a failover to its replica, which has what was replicated). The cluster's equivalent, a resume across a
+ * master's crash, is fault 1 of faults.test.ts on the cluster (an SDK client away across the failover
+ * resumes from its stored position) and cluster-failover.test.ts.
  */
 describe('client SDK across a Redis restart that empties the logs', () => {
   let redisSrv: PrivateRedis;

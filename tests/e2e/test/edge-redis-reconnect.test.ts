@@ -15,6 +15,11 @@ import { TcpProxy } from '../src/tcp-proxy.js';
  * back, each user channel resumes from the last event it sent: the missed events are replayed, or, when
  * Redis came back empty, `alarmcast:resume_failed` says so. The edge reaches a private redis-server through
  * a TCP proxy, so the test decides exactly when the edge is cut off; it writes to Redis directly meanwhile.
+ *
+ * Single Redis only: a proxy cannot stand in front of a Redis Cluster (its nodes tell clients their own
+ * addresses, CLUSTER SLOTS, and the client connects there, past the proxy). The cluster's equivalent, an
+ * edge losing one shard's subscriber connection while its sockets stay open, is a master's failover:
+ * cluster-failover.test.ts here, and ShardedPubSub's failover test in packages/redis.
  */
 describe('edge catching up after its Redis connection was lost', () => {
   let redisSrv: PrivateRedis;
