@@ -47,15 +47,27 @@ export interface EdgeOptions {
    * @defaultValue 10, Pusher's limit
    */
   clientEventsPerSecond?: number;
+  /**
+   * Start the internal server (`/healthz`, `/readyz`, `/metrics` on `config.internalPort`). A worker of
+   * `EDGE_WORKERS` starts none: its primary serves every worker's on that port. @defaultValue true
+   */
+  internalServer?: boolean;
+  /**
+   * This process's worker slot (1..count), so that socket ids are unique across the node's workers: worker
+   * i numbers its sockets i, i + count, i + 2·count, ... @defaultValue one process: 1, 2, 3, ...
+   */
+  worker?: { index: number; count: number };
 }
 
 export interface EdgeServer {
   port: number;
   /** `http://host:port`; WebSocket clients connect to `ws://host:port/app/{key}?protocol=7` */
   url: string;
-  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
-  internalUrl: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` (none in a worker) */
+  internalUrl: string | undefined;
   metrics: Registry;
+  /** what `/readyz` answers: Redis and Postgres reachable and not draining */
+  readiness: () => Promise<Readiness>;
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
   /** whether this node's access-change listener is connected (LISTEN in place) */
@@ -236,9 +248,11 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const server = createServer(httpServerOptions(config.httpTimeouts), app);
 
   // Socket ids must be unique across nodes (a channel signature is bound to one): the counter makes them
-  // unique on this node, the random high part makes two nodes agreeing on one vanishingly unlikely.
-  let socketCounter = 0;
-  const nextSocketId = (): string => `${randomInt(1, 2 ** 31 - 1)}.${++socketCounter}`;
+  // unique on this node (its workers count in disjoint steps), the random high part makes two nodes
+  // agreeing on one vanishingly unlikely.
+  const idStep = options.worker?.count ?? 1;
+  let socketCounter = (options.worker?.index ?? 1) - idStep;
+  const nextSocketId = (): string => `${randomInt(1, 2 ** 31 - 1)}.${(socketCounter += idStep)}`;
 
   const activityMs = config.activityTimeoutS * 1000;
   const context = {
@@ -363,14 +377,16 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     await pool.end();
     throw err;
   }
-  let internal: InternalServer;
+  let internal: InternalServer | undefined;
   try {
-    internal = await startInternalServer({
-      host: config.host,
-      port: config.internalPort,
-      metrics: metrics.registry,
-      readiness,
-    });
+    if (options.internalServer ?? true) {
+      internal = await startInternalServer({
+        host: config.host,
+        port: config.internalPort,
+        metrics: metrics.registry,
+        readiness,
+      });
+    }
   } catch (err) {
     clearInterval(sweep);
     server.close();
@@ -404,7 +420,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeAllConnections();
     wss.close();
     await stopped;
-    await internal.close();
+    await internal?.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
@@ -419,8 +435,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   return {
     port,
     url: `http://${host}:${port}`,
-    internalUrl: internal.url,
+    internalUrl: internal?.url,
     metrics: metrics.registry,
+    readiness,
     subscriptions,
     get listeningForAccessChanges() {
       return accessWatcher.listening;
