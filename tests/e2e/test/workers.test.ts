@@ -259,6 +259,8 @@ describe('workers per core (2 edge workers, 2 ingest workers)', () => {
     const ids = clients.map((c) => c.socketId);
     for (const id of ids) expect(id).toMatch(/^\d+\.\d+$/);
     expect(new Set(ids).size).toBe(USERS.length);
+    // Unique by the counter part alone, not only thanks to the random part: the workers count apart.
+    expect(new Set(ids.map((id) => id.split('.')[1])).size).toBe(USERS.length);
     expect(new Set(ids.map(workerOf))).toEqual(new Set([1, 2]));
 
     const connections = await perWorker(edgeInternal, 'ws_edge_connections');
