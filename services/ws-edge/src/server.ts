@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
@@ -79,6 +80,10 @@ export interface EdgeServer {
 }
 
 const APP_PATH = /^\/app\/([^/]+)$/;
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
 
 /**
  * Starts one edge node: a single HTTP server carrying the Pusher WebSocket endpoint (`/app/{key}`), channel
@@ -244,6 +249,11 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024),
+    // `connections` tracks the sockets; ws' own set would cost every socket a closure and a Set entry.
+    clientTracking: false,
+    // No compression (ws' default too, said here because it matters): per-message deflate keeps a zlib
+    // context per socket, tens of KB each, for frames of 1-2 KB.
+    perMessageDeflate: false,
   });
   const server = createServer(httpServerOptions(config.httpTimeouts), app);
 
@@ -301,7 +311,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   }
 
   server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
+    // Not a closure: one here would share this handler's context, and so keep the upgrade request (its
+    // headers, ~1 KB) alive for as long as the socket is open.
+    socket.on('error', destroySocket);
     if (draining) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
