@@ -63,8 +63,7 @@ export function processTree(pid: number): number[] {
 }
 
 /** Resident memory of `pid` and all its descendants. */
-export const treeRssMb = (pid: number): number =>
-  processTree(pid).reduce((sum, p) => sum + rssMb(p), 0);
+export const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + rssMb(p), 0);
 
 /** Every process whose command name is `comm` (e.g. all of PostgreSQL's). */
 export function pidsNamed(comm: string): number[] {

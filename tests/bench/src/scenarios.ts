@@ -12,7 +12,7 @@ import { connectAll, runLoad, type DeliverySink, type LoadResult } from './load.
 import { ResourceMonitor, round, treeRssMb, type GroupUsage } from './proc-stats.js';
 import { pusherJsClient } from './pusherjs-client.js';
 import { leanPusherClient } from './lean-client.js';
-import { benchRedisUrl, infrastructureGroups, startSystem, type SystemName } from './stacks.js';
+import { benchRedisUrl, benchWorkers, infrastructureGroups, startSystem, type SystemName } from './stacks.js';
 import { runWorldScenario } from './world.js';
 
 export interface BenchSettings {
@@ -263,13 +263,16 @@ export async function bigTenant(s: BenchSettings) {
     scenario: 'big-tenant' as const,
     world: { ...BIG_TENANT, users: world.userIds.length },
     load,
+    /** worker processes of alarmcast's edge and of the ingest (both systems' ingest) */
+    workers: benchWorkers(),
     runs,
     floors: [
       {
+        // Issue 17: with the edge's workers (issue 5 asked ≤ 500 ms of one process).
         what: 'last recipient of each alarm, p99',
-        target: '≤ 500 ms',
+        target: '≤ 250 ms',
         measured: `${ours.lastRecipientMs.p99} ms (${ours.deliveries.received}/${ours.deliveries.expected} delivered)`,
-        met: ours.lastRecipientMs.p99 <= 500 && ours.exact,
+        met: ours.lastRecipientMs.p99 <= 250 && ours.exact,
       },
     ] satisfies Floor[],
   };
