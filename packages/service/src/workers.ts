@@ -284,7 +284,11 @@ async function runPrimary(options: RunWorkersOptions): Promise<void> {
         return;
       }
       if (!booted) {
-        onBoot?.reject(new Error(`worker ${slot.index} (pid ${pid}) exited during start-up (code ${code}, signal ${signal})`));
+        onBoot?.reject(
+          new Error(
+            `worker ${slot.index} (pid ${pid}) exited during start-up (code ${code}, signal ${signal})`,
+          ),
+        );
         return;
       }
       // Its sockets and requests died with it; clients reconnect to the other workers (and resume).
@@ -322,7 +326,10 @@ async function runPrimary(options: RunWorkersOptions): Promise<void> {
         failed = true;
         for (const slot of slots) {
           if (!slot.worker) continue;
-          log.error({ worker: slot.index, pid: slot.worker.process.pid }, `${service} worker did not drain in time`);
+          log.error(
+            { worker: slot.index, pid: slot.worker.process.pid },
+            `${service} worker did not drain in time`,
+          );
           slot.worker.process.kill('SIGKILL');
         }
         await allExited;
