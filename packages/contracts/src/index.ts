@@ -10,3 +10,5 @@ export * from './alarm.js';
 export * from './alarm-api.js';
 export * from './alarm-batch.js';
 export * from './resume.js';
+export * from './pusher-http-api.js';
+export * from './openapi.js';

@@ -4,10 +4,25 @@ import express from 'express';
 import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
-import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import {
+  ALARM_BATCH_BODY_LIMIT_BYTES,
+  BROADCAST_QUEUE,
+  INGEST_BODY_LIMIT_BYTES,
+  ROUTES,
+  expressPath,
+  openApiDocument,
+} from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
-import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import {
+  ApiError,
+  apiDocsRouter,
+  jsonErrorHandler,
+  notFoundHandler,
+  rateLimits,
+  servedRoutes,
+  type ServedRoute,
+} from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -16,7 +31,7 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedisClient } from '@alarmcast/redis';
+import { RedisKeys, createRedisClient, shardsFor } from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -50,6 +65,8 @@ export interface IngestServer {
   metrics: Registry;
   /** what `/readyz` answers: Postgres reachable (the queue's state reported) */
   readiness: () => Promise<Readiness>;
+  /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
+  routes: ServedRoute[];
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -57,7 +74,9 @@ export interface IngestServer {
 export async function startIngest(config: IngestConfig, options: IngestOptions = {}): Promise<IngestServer> {
   const log = options.logger ?? createLogger({ service: 'alarm-ingest', level: config.LOG_LEVEL });
   const metrics = createMetricsRegistry('alarm-ingest');
-  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const keys = new RedisKeys(config.REDIS_PREFIX, {
+    shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
+  });
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
   // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these
@@ -192,11 +211,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     else next();
   });
   // The page's assets are relative, so it must be loaded from /console/ (express matches /console for both).
-  app.get(['/', '/console'], (req, res, next) => {
+  app.get([expressPath(ROUTES.consoleRoot), expressPath(ROUTES.consoleNoSlash)], (req, res, next) => {
     if (req.originalUrl.split('?')[0]!.endsWith('/') && req.originalUrl !== '/') next();
     else res.redirect(302, '/console/');
   });
-  app.get('/console/config.json', (_req, res) => {
+  app.get(expressPath(ROUTES.consoleConfig), (_req, res) => {
     res.json(consoleConfig);
   });
   app.use('/console', express.static(CONSOLE_DIST_DIR, { maxAge: '1h', index: 'index.html' }));
@@ -227,12 +246,14 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.use((req, res, next) => {
     if (!probes(req, res)) next();
   });
+  // The API's own description: /openapi.json and /docs, generated from the routes' declarations.
+  app.use(apiDocsRouter(openApiDocument('alarm-ingest')));
 
   // Per-IP limits before anything is parsed or looked up, so a flood costs one Redis call per request (none
   // once the IP is over its limit: the limiter remembers that until its window ends).
-  app.post('/v1/alarms', perIp(limits.alarmsPerIp));
-  app.get('/v1/alarms', perIp(limits.userApiPerIp));
-  app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
+  app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -246,7 +267,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   // A batch carries up to 1,000 reports, so it has its own, larger limit; its body is read here, and the
   // parser below then skips it (a body is read once).
-  app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.use(
+    expressPath(ROUTES.postAlarmBatch),
+    express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -346,6 +370,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     outbox,
     metrics,
     readiness,
+    routes: servedRoutes(app),
     close,
   };
 }

@@ -1,6 +1,11 @@
 import express, { type RequestHandler, type Router } from 'express';
-import { z } from 'zod';
-import { parseChannel, PUSHER_CHANNEL_NAME, type ParsedChannel } from '@alarmcast/contracts';
+import {
+  ROUTES,
+  expressPath,
+  parseChannel,
+  type ChannelAuthResponse,
+  type ParsedChannel,
+} from '@alarmcast/contracts';
 import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
 import { findUserAccess, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
@@ -9,13 +14,7 @@ import { encodeOwnerData } from './revocation.js';
 import { ApiError, type RateLimit } from '@alarmcast/http';
 
 /** Echo's default path, so legacy clients keep their `authEndpoint`. */
-export const CHANNEL_AUTH_PATH = '/broadcasting/auth';
-
-const AuthBody = z.object({
-  // Pusher's socket id shape; bounded so a huge number cannot reach the HMAC
-  socket_id: z.string().regex(/^\d{1,20}\.\d{1,20}$/, 'must look like 1234.5678'),
-  channel_name: z.string().regex(PUSHER_CHANNEL_NAME, 'is not a valid Pusher channel name'),
-});
+export const CHANNEL_AUTH_PATH = expressPath(ROUTES.channelAuth);
 
 export type AuthOutcome = 'granted' | 'unauthenticated' | 'forbidden' | 'invalid';
 
@@ -87,7 +86,7 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       }
       // Counted on the signed user id before any lookup, so a user over the limit costs no query.
       await deps.limits?.perUser.consume(String(claims.userId));
-      const body = AuthBody.safeParse(req.body ?? {});
+      const body = ROUTES.channelAuth.body.schema.safeParse(req.body ?? {});
       if (!body.success) {
         outcome('invalid');
         const issue = body.error.issues[0];
@@ -103,7 +102,7 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
           access = await findUserAccess(pool, claims.userId);
         } catch (err) {
           log.error({ err }, 'could not load user access');
-          throw new ApiError('service_unavailable', 'user directory unavailable, retry');
+          throw new ApiError('service_unavailable', 'user directory unavailable, retry', undefined, 1);
         }
       }
       if (!channel || !mayRead(claims.userId, access, channel)) {
@@ -113,10 +112,11 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       }
       outcome('granted');
       const channelData = encodeOwnerData(claims.userId, claims.exp, Date.now());
-      res.json({
+      const answer: ChannelAuthResponse = {
         auth: signChannelAuth(config.app.key, config.app.secret, socketId, channelName, channelData),
         channel_data: channelData,
-      });
+      };
+      res.json(answer);
     },
   );
   return router;

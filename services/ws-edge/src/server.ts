@@ -3,16 +3,32 @@ import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ErrorBody } from '@alarmcast/contracts';
+import { openApiDocument, type ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createPubSubTransport, createRedisClient, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
+import {
+  createPubSubTransport,
+  createRedisClient,
+  readUserLogAfter,
+  readUserLogTail,
+  RedisKeys,
+  shardsFor,
+} from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
-import { clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler, rateLimits } from '@alarmcast/http';
+import {
+  apiDocsRouter,
+  clientIp,
+  compileTrustProxy,
+  jsonErrorHandler,
+  notFoundHandler,
+  rateLimits,
+  servedRoutes,
+  type ServedRoute,
+} from '@alarmcast/http';
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
 import { PusherConnection } from './pusher-connection.js';
@@ -69,6 +85,8 @@ export interface EdgeServer {
   metrics: Registry;
   /** what `/readyz` answers: Redis and Postgres reachable and not draining */
   readiness: () => Promise<Readiness>;
+  /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
+  routes: ServedRoute[];
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
   /** whether this node's access-change listener is connected (LISTEN in place) */
@@ -108,7 +126,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   // A subscribed connection can run no other command, so publishing (HTTP API, client events) has its own.
   const publisherRedis = createRedisClient(target, { name: 'ws-edge:pub' });
   publisherRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis publisher error'));
-  const keys = new RedisKeys(config.redisPrefix);
+  const keys = new RedisKeys(config.redisPrefix, { shards: shardsFor(target) });
   const transport = createPubSubTransport(publisherRedis, subscriber);
   const publisher = new ChannelPublisher(transport, keys);
 
@@ -190,6 +208,8 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   app.use((req, res, next) => {
     if (!probes(req, res)) next();
   });
+  // The API's own description: /openapi.json and /docs, generated from the routes' declarations.
+  app.use(apiDocsRouter(openApiDocument('ws-edge')));
   app.use(
     channelAuthRouter({
       config,
@@ -274,6 +294,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
     revocation,
@@ -450,6 +471,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     internalUrl: internal?.url,
     metrics: metrics.registry,
     readiness,
+    routes: servedRoutes(app),
     subscriptions,
     get listeningForAccessChanges() {
       return accessWatcher.listening;
