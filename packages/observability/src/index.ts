@@ -1,2 +1,10 @@
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
-export { createMetricsRegistry, instrumentBreaker, Registry, Counter, Gauge, Histogram } from './metrics.js';
+export {
+  createMetricsRegistry,
+  instrumentBreaker,
+  AggregatorRegistry,
+  Registry,
+  Counter,
+  Gauge,
+  Histogram,
+} from './metrics.js';

@@ -1,7 +1,7 @@
-import { Registry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client';
+import { AggregatorRegistry, Registry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client';
 import type CircuitBreaker from 'opossum';
 
-export { Registry, Counter, Gauge, Histogram };
+export { AggregatorRegistry, Registry, Counter, Gauge, Histogram };
 
 /** A registry per process (not prom-client's global one, so in-process tests can run several services). */
 export function createMetricsRegistry(service: string): Registry {

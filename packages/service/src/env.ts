@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { KEY_PART, parseClusterNodes, type ClusterNode } from '@alarmcast/redis';
 
@@ -15,6 +16,15 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** A TCP port; 0 picks a free one (tests). */
 export const portVar = (defaultPort: number) =>
   unsetIfEmpty(z.coerce.number().int().min(0).max(65_535).default(defaultPort));
+
+/**
+ * How many worker processes a service runs (`EDGE_WORKERS`, `INGEST_WORKERS`; see `runWorkers`): 1 to 1024,
+ * 1 being a single process with no primary. Defaults to the cores this process may run on
+ * (`os.availableParallelism()`), which in a container is the host's unless its CPU set is limited: set it
+ * to the CPU limit there.
+ */
+export const workersVar = () =>
+  unsetIfEmpty(z.coerce.number().int().min(1).max(1024).default(availableParallelism()));
 
 export const commonEnv = {
   /** `production` requires real secrets. @defaultValue 'development' */

@@ -1,4 +1,4 @@
-export { commonEnv, portVar, unsetIfEmpty, parseEnv, ConfigError, LOG_LEVELS } from './env.js';
+export { commonEnv, portVar, workersVar, unsetIfEmpty, parseEnv, ConfigError, LOG_LEVELS } from './env.js';
 export { configOrExit, drainOnSignals } from './process.js';
 export {
   startInternalServer,
@@ -9,4 +9,6 @@ export {
   type ProbeOptions,
   type Readiness,
   type HttpTimeouts,
+  type MetricsSource,
 } from './internal-server.js';
+export { runWorkers, type RunWorkersOptions, type RunningService, type WorkerSlot } from './workers.js';

@@ -6,7 +6,12 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from '@alarmcast/observability';
+
+/** What `/metrics` serves: a prom-client Registry, or anything that renders the same text. */
+export interface MetricsSource {
+  contentType: string;
+  metrics(): Promise<string>;
+}
 
 /** What a readiness check reports: whether the process should get traffic, and the body to answer with. */
 export interface Readiness {
@@ -19,7 +24,7 @@ export interface ProbeOptions {
   /** `GET /readyz`; should answer within a few seconds even when a dependency hangs */
   readiness: () => Promise<Readiness>;
   /** `GET /metrics` is served only when given (never on a public port) */
-  metrics?: Registry;
+  metrics?: MetricsSource;
 }
 
 /**
@@ -89,7 +94,7 @@ export interface InternalServerOptions extends ProbeOptions, HttpTimeouts {
   host: string;
   /** 0 picks a free port */
   port: number;
-  metrics: Registry;
+  metrics: MetricsSource;
 }
 
 export interface InternalServer {

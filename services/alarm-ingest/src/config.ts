@@ -1,5 +1,5 @@
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
-import { commonEnv, parseEnv, portVar } from '@alarmcast/service';
+import { commonEnv, parseEnv, portVar, workersVar } from '@alarmcast/service';
 import { parseTrustProxy } from '@alarmcast/http';
 import { z } from 'zod';
 
@@ -13,6 +13,11 @@ export const IngestEnv = z.object({
   INGEST_PORT: portVar(3000),
   /** `/healthz`, `/readyz` and `/metrics`, kept off the public network. @defaultValue 9100 */
   INGEST_INTERNAL_PORT: portVar(9100),
+  /**
+   * worker processes (`node:cluster`), each a whole ingest; the primary listens and hands each connection to
+   * the next one; 1: one process, no primary. @defaultValue os.availableParallelism()
+   */
+  INGEST_WORKERS: workersVar(),
   /** where browsers reach ws-edge, for the operator console served at /console/ */
   CONSOLE_EDGE_URL: z.string().url().default('http://127.0.0.1:6001'),
   /** the Pusher app key the console connects with (ws-edge's PUSHER_APP_KEY) */

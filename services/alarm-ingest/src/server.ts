@@ -59,15 +59,22 @@ export interface IngestOptions {
    * wrapped function is the real BullMQ enqueue.
    */
   wrapEnqueue?: (enqueue: EnqueueBroadcasts) => EnqueueBroadcasts;
+  /**
+   * Start the internal server (`/healthz`, `/readyz`, `/metrics` on `INGEST_INTERNAL_PORT`). A worker of
+   * `INGEST_WORKERS` starts none: its primary serves every worker's on that port. @defaultValue true
+   */
+  internalServer?: boolean;
 }
 
 export interface IngestServer {
   port: number;
   url: string;
-  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
-  internalUrl: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` (none in a worker) */
+  internalUrl: string | undefined;
   outbox: OutboxDispatcher;
   metrics: Registry;
+  /** what `/readyz` answers: Postgres reachable (the queue's state reported) */
+  readiness: () => Promise<Readiness>;
   /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
   routes: ServedRoute[];
   /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
@@ -385,15 +392,18 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     server.once('error', reject);
     server.listen(config.INGEST_PORT, config.HOST, resolve);
   });
-  const internal = await startInternalServer({
-    host: config.HOST,
-    port: config.INGEST_INTERNAL_PORT,
-    metrics,
-    readiness,
-  }).catch(async (err: unknown) => {
-    server.close();
-    throw err;
-  });
+  const internal =
+    (options.internalServer ?? true)
+      ? await startInternalServer({
+          host: config.HOST,
+          port: config.INGEST_INTERNAL_PORT,
+          metrics,
+          readiness,
+        }).catch(async (err: unknown) => {
+          server.close();
+          throw err;
+        })
+      : undefined;
   outbox.start();
   stateFlusher.start();
   presence.start();
@@ -411,7 +421,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await drained;
-      await internal.close();
+      await internal?.close();
       await presence.stop();
       await tenantSummary.stop();
       await stateFlusher.stop();
@@ -427,9 +437,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   return {
     port,
     url: `http://${config.HOST}:${port}`,
-    internalUrl: internal.url,
+    internalUrl: internal?.url,
     outbox,
     metrics,
+    readiness,
     routes: servedRoutes(app),
     presence,
     tenantSummary,

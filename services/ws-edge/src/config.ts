@@ -1,6 +1,6 @@
 import type { ClusterNode } from '@alarmcast/redis';
 import { DEV_JWT_SECRET, productionSecretProblem } from '@alarmcast/auth';
-import { commonEnv, parseEnv, portVar, unsetIfEmpty } from '@alarmcast/service';
+import { commonEnv, parseEnv, portVar, unsetIfEmpty, workersVar } from '@alarmcast/service';
 import { parseTrustProxy, type TrustProxy } from '@alarmcast/http';
 import { z } from 'zod';
 
@@ -23,6 +23,7 @@ const EdgeEnv = z.object({
   ...commonEnv,
   EDGE_PORT: portVar(6001),
   EDGE_INTERNAL_PORT: portVar(9101),
+  EDGE_WORKERS: workersVar(),
   // The key is a URL path segment and the part of `auth` before the colon, so it may contain neither.
   PUSHER_APP_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
   PUSHER_APP_KEY: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of [A-Za-z0-9_.-]')),
@@ -59,6 +60,11 @@ export interface EdgeConfig {
   port: number;
   /** `/healthz`, `/readyz` and `/metrics`, kept off the public network; 0 picks a free port. @defaultValue 9101 */
   internalPort: number;
+  /**
+   * worker processes (`node:cluster`), each a whole edge; the primary listens and hands each connection to
+   * the next one; 1: one process, no primary. @defaultValue os.availableParallelism()
+   */
+  workers: number;
   app: { id: string; key: string; secret: string };
   /** HS256 key of the user JWTs that /broadcasting/auth accepts */
   jwtSecret: string;
@@ -133,6 +139,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
     host: e.HOST,
     port: e.EDGE_PORT,
     internalPort: e.EDGE_INTERNAL_PORT,
+    workers: e.EDGE_WORKERS,
     app: { id: secret('PUSHER_APP_ID'), key: secret('PUSHER_APP_KEY'), secret: secret('PUSHER_APP_SECRET') },
     jwtSecret: secret('JWT_SECRET'),
     databaseUrl: e.DATABASE_URL,

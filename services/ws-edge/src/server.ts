@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { openApiDocument, type ErrorBody } from '@alarmcast/contracts';
@@ -64,15 +65,27 @@ export interface EdgeOptions {
    * @defaultValue 10, Pusher's limit
    */
   clientEventsPerSecond?: number;
+  /**
+   * Start the internal server (`/healthz`, `/readyz`, `/metrics` on `config.internalPort`). A worker of
+   * `EDGE_WORKERS` starts none: its primary serves every worker's on that port. @defaultValue true
+   */
+  internalServer?: boolean;
+  /**
+   * This process's worker slot (1..count), so that socket ids are unique across the node's workers: worker
+   * i numbers its sockets i, i + count, i + 2·count, ... @defaultValue one process: 1, 2, 3, ...
+   */
+  worker?: { index: number; count: number };
 }
 
 export interface EdgeServer {
   port: number;
   /** `http://host:port`; WebSocket clients connect to `ws://host:port/app/{key}?protocol=7` */
   url: string;
-  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
-  internalUrl: string;
+  /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` (none in a worker) */
+  internalUrl: string | undefined;
   metrics: Registry;
+  /** what `/readyz` answers: Redis and Postgres reachable and not draining */
+  readiness: () => Promise<Readiness>;
   /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
   routes: ServedRoute[];
   /** this node's channel registry (which channels its sockets hold) */
@@ -86,6 +99,10 @@ export interface EdgeServer {
 }
 
 const APP_PATH = /^\/app\/([^/]+)$/;
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
 
 /**
  * Starts one edge node: a single HTTP server carrying the Pusher WebSocket endpoint (`/app/{key}`), channel
@@ -254,13 +271,20 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: Math.max(4 * config.maxMessageBytes, 64 * 1024),
+    // `connections` tracks the sockets; ws' own set would cost every socket a closure and a Set entry.
+    clientTracking: false,
+    // No compression (ws' default too, said here because it matters): per-message deflate keeps a zlib
+    // context per socket, tens of KB each, for frames of 1-2 KB.
+    perMessageDeflate: false,
   });
   const server = createServer(httpServerOptions(config.httpTimeouts), app);
 
   // Socket ids must be unique across nodes (a channel signature is bound to one): the counter makes them
-  // unique on this node, the random high part makes two nodes agreeing on one vanishingly unlikely.
-  let socketCounter = 0;
-  const nextSocketId = (): string => `${randomInt(1, 2 ** 31 - 1)}.${++socketCounter}`;
+  // unique on this node (its workers count in disjoint steps), the random high part makes two nodes
+  // agreeing on one vanishingly unlikely.
+  const idStep = options.worker?.count ?? 1;
+  let socketCounter = (options.worker?.index ?? 1) - idStep;
+  const nextSocketId = (): string => `${randomInt(1, 2 ** 31 - 1)}.${(socketCounter += idStep)}`;
 
   const activityMs = config.activityTimeoutS * 1000;
   const context = {
@@ -311,7 +335,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   }
 
   server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
+    // Not a closure: one here would share this handler's context, and so keep the upgrade request (its
+    // headers, ~1 KB) alive for as long as the socket is open.
+    socket.on('error', destroySocket);
     if (draining) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -387,14 +413,16 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     await pool.end();
     throw err;
   }
-  let internal: InternalServer;
+  let internal: InternalServer | undefined;
   try {
-    internal = await startInternalServer({
-      host: config.host,
-      port: config.internalPort,
-      metrics: metrics.registry,
-      readiness,
-    });
+    if (options.internalServer ?? true) {
+      internal = await startInternalServer({
+        host: config.host,
+        port: config.internalPort,
+        metrics: metrics.registry,
+        readiness,
+      });
+    }
   } catch (err) {
     clearInterval(sweep);
     server.close();
@@ -428,7 +456,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeAllConnections();
     wss.close();
     await stopped;
-    await internal.close();
+    await internal?.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
@@ -443,8 +471,9 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   return {
     port,
     url: `http://${host}:${port}`,
-    internalUrl: internal.url,
+    internalUrl: internal?.url,
     metrics: metrics.registry,
+    readiness,
     routes: servedRoutes(app),
     subscriptions,
     get listeningForAccessChanges() {

@@ -5,11 +5,11 @@ import { createEdgeWorld, type EdgeWorld } from './helpers.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
-/** Runs src/main.ts as the deployment does (tsx, source condition), with only the given environment. */
+/** Runs src/main.ts as the deployment does (tsx, source condition), with only the given environment (one process). */
 function runMain(env: Record<string, string>) {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', EDGE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out = { stdout: '', stderr: '', exit: null as number | null };

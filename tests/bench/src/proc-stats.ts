@@ -43,6 +43,28 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * `pid` and every process below it (a service running workers is a primary and its `node:cluster`
+ * workers), from /proc/<pid>/task/<tid>/children.
+ */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    try {
+      for (const task of readdirSync(`/proc/${tree[i]}/task`)) {
+        const children = readFileSync(`/proc/${tree[i]}/task/${task}/children`, 'utf8').trim();
+        if (children) tree.push(...children.split(' ').map(Number));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return tree;
+}
+
+/** Resident memory of `pid` and all its descendants. */
+export const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + rssMb(p), 0);
+
 /** Every process whose command name is `comm` (e.g. all of PostgreSQL's). */
 export function pidsNamed(comm: string): number[] {
   const pids: number[] = [];

@@ -130,7 +130,12 @@ export function scenarioMarkdown(r: ScenarioResult): string {
     }
     case 'big-tenant':
       return (
-        `World: one tenant of ${r.world.users} users, all connected; ${r.load.ratePerS} alarm/s for ${r.load.durationS} s after ${r.load.warmupS} s of warm-up.\n\n` +
+        `World: one tenant of ${r.world.users} users, all connected; ${r.load.ratePerS} alarm/s for ${r.load.durationS} s after ${r.load.warmupS} s of warm-up.` +
+        // Runs filed before workers existed have no `workers`: one process each.
+        (r.workers
+          ? ` ws-edge with ${r.workers.EDGE_WORKERS} workers, alarm-ingest with ${r.workers.INGEST_WORKERS} (EDGE_WORKERS, INGEST_WORKERS); the peer's Socket.IO server is one process.`
+          : '') +
+        '\n\n' +
         floorsTable(r.floors) +
         '\n' +
         runsTable(r.runs) +

@@ -9,11 +9,12 @@ import { APP } from '@alarmcast/e2e/stack';
 import { provisionWorld, type BenchWorld, type WorldShape } from './bench-world.js';
 import type { BenchSocket, Delivery } from './delivery.js';
 import { connectAll, runLoad, type DeliverySink, type LoadResult } from './load.js';
-import { ResourceMonitor, round, rssMb, type GroupUsage } from './proc-stats.js';
+import { ResourceMonitor, round, treeRssMb, type GroupUsage } from './proc-stats.js';
 import { pusherJsClient } from './pusherjs-client.js';
 import { leanPusherClient } from './lean-client.js';
 import {
   benchRedisUrl,
+  benchWorkers,
   getBenchCluster,
   infrastructureGroups,
   startSystem,
@@ -46,7 +47,7 @@ export interface Floor {
 export interface RunResult extends LoadResult {
   system: SystemName;
   sockets: number;
-  /** the socket server's resident memory growth per connected, idle socket */
+  /** the socket server's resident memory growth (its workers' included) per connected, idle socket */
   idleKbPerConnection: number;
   resources: GroupUsage[];
   /** Redis' dataset (INFO used_memory) after the run minus before it: what the run left in Redis' memory */
@@ -109,7 +110,7 @@ async function onSystem<T>(
   let sockets: BenchSocket[] = [];
   try {
     let sink: DeliverySink = () => {};
-    const rssBefore = rssMb(sys.socketServer.child.pid!);
+    const rssBefore = treeRssMb(sys.socketServer.child.pid!);
     const t0 = performance.now();
     sockets = await connectAll(sys.connect, world.userIds, (u, d) => sink(u, d));
     process.stderr.write(
@@ -118,7 +119,7 @@ async function onSystem<T>(
     // Let the handshakes' garbage be collected before reading what the idle connections hold.
     await new Promise((r) => setTimeout(r, 3000));
     const idleKbPerConnection = round(
-      ((rssMb(sys.socketServer.child.pid!) - rssBefore) * 1024) / sockets.length,
+      ((treeRssMb(sys.socketServer.child.pid!) - rssBefore) * 1024) / sockets.length,
       1,
     );
     const infrastructure = infrastructureGroups((await redisInfo()).pid);
@@ -284,16 +285,40 @@ export async function bigTenant(s: BenchSettings) {
     scenario: 'big-tenant' as const,
     world: { ...BIG_TENANT, users: world.userIds.length },
     load,
+    /** worker processes of alarmcast's edge and of the ingest (both systems' ingest) */
+    workers: benchWorkers(),
     runs,
     floors: [
       {
+        // Issue 17: with the edge's workers (issue 5 asked ≤ 500 ms of one process).
         what: 'last recipient of each alarm, p99',
-        target: '≤ 500 ms',
+        target: '≤ 250 ms',
         measured: `${ours.lastRecipientMs.p99} ms (${ours.deliveries.received}/${ours.deliveries.expected} delivered)`,
-        met: ours.lastRecipientMs.p99 <= 500 && ours.exact,
+        met: ours.lastRecipientMs.p99 <= 250 && ours.exact,
       },
     ] satisfies Floor[],
   };
+}
+
+/**
+ * Memory per idle connection: scenario 2's 10,000 users each connected and subscribed, nothing sent; the
+ * socket server's RSS growth (workers included) divided by the sockets, per system on fresh processes.
+ * The end of scenario 4, and `src/idle-memory.ts` alone.
+ */
+export async function idleConnections(s: BenchSettings) {
+  const bigWorld = await provisionWorld('alarmcast_bench_big', BIG_TENANT);
+  const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
+  const idle = [];
+  for (const system of systems) {
+    const r = await measuredRun(s, system, bigWorld, `idle ${system}`, null);
+    idle.push({
+      system,
+      sockets: r.sockets,
+      idleKbPerConnection: r.idleKbPerConnection,
+      resources: r.resources,
+    });
+  }
+  return idle;
 }
 
 /**
@@ -334,17 +359,7 @@ export async function capacity(s: BenchSettings) {
     const held = firstFailing < 0 ? steps : steps.slice(0, firstFailing);
     ramps.push({ system, highestRateHeld: held.at(-1)?.ratePerS ?? 0, steps });
   }
-  const bigWorld = await provisionWorld('alarmcast_bench_big', BIG_TENANT);
-  const idle = [];
-  for (const system of systems) {
-    const r = await measuredRun(s, system, bigWorld, `idle ${system}`, null);
-    idle.push({
-      system,
-      sockets: r.sockets,
-      idleKbPerConnection: r.idleKbPerConnection,
-      resources: r.resources,
-    });
-  }
+  const idle = await idleConnections(s);
   const ours = ramps[0]!;
   const floors: Floor[] = [
     {

@@ -14,13 +14,13 @@ import {
 import { uniqueRedisPrefix, type LocalRedisCluster } from '@alarmcast/testing';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { ConnectUser } from './delivery.js';
 import { leanPusherClient } from './lean-client.js';
 import { connectSocketIoUser } from './peer/socketio-client.js';
-import { pidsNamed, type ProcessGroup } from './proc-stats.js';
+import { pidsNamed, processTree, type ProcessGroup } from './proc-stats.js';
 
 export type SystemName = 'alarmcast' | 'socketio';
 
@@ -61,7 +61,18 @@ export function redisPids(singleRedisPid: number): number[] {
   });
 }
 
-const group = (s: SpawnedService): ProcessGroup => ({ name: s.name, pids: () => [s.child.pid!] });
+// A service's primary and its workers count as one.
+const group = (s: SpawnedService): ProcessGroup => ({ name: s.name, pids: () => processTree(s.child.pid!) });
+
+/**
+ * Workers per service as deployed: `EDGE_WORKERS` / `INGEST_WORKERS` from the harness' environment, else
+ * the services' own default, one per core (the tests' spawned services run one; the benchmark does not).
+ * The peer's ingest is the same ingest with the same workers; its Socket.IO server is one process.
+ */
+export const benchWorkers = () => ({
+  EDGE_WORKERS: process.env.EDGE_WORKERS ?? String(availableParallelism()),
+  INGEST_WORKERS: process.env.INGEST_WORKERS ?? String(availableParallelism()),
+});
 
 /** Shared infrastructure, reported beside the services: the local Redis and every PostgreSQL process. */
 export const infrastructureGroups = (redisPid: number): ProcessGroup[] => [
@@ -126,7 +137,7 @@ export async function startSystem(
       redisPrefix,
       logLevel,
       nodeArgs,
-      env: NO_ABUSE_LIMITS,
+      env: { ...NO_ABUSE_LIMITS, ...benchWorkers() },
     });
     const edge = stack.edges[0]!;
     return {
@@ -171,7 +182,13 @@ export async function startSystem(
   const ingest = await spawnService(
     'alarm-ingest',
     'services/alarm-ingest/src/main.ts',
-    { ...env, ...NO_ABUSE_LIMITS, INGEST_PORT: String(ingestPort), INGEST_INTERNAL_PORT: '0' },
+    {
+      ...env,
+      ...NO_ABUSE_LIMITS,
+      INGEST_WORKERS: benchWorkers().INGEST_WORKERS,
+      INGEST_PORT: String(ingestPort),
+      INGEST_INTERNAL_PORT: '0',
+    },
     ingestPort,
     nodeArgs,
   );

@@ -35,6 +35,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** `EDGE_WORKERS` / `INGEST_WORKERS` of every spawned service unless its `env` says otherwise. */
+export const SINGLE_PROCESS = { EDGE_WORKERS: '1', INGEST_WORKERS: '1' } as const;
+
 export async function spawnService(
   name: string,
   entry: string,
@@ -45,7 +48,9 @@ export async function spawnService(
 ): Promise<SpawnedService> {
   const child = spawn(process.execPath, [...nodeArgs, '--conditions=source', '--import', 'tsx', entry], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    // One process per service unless a test (or the benchmark) asks for workers: a worker per core in
+    // every spawned edge and ingest would multiply CI's processes for nothing it tests.
+    env: { ...process.env, ...SINGLE_PROCESS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
