@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { AlarmWire } from './alarm.js';
+import { CampaignWire } from './campaigns.js';
+import { TaskWire } from './tasks.js';
 import type { JobName } from './jobs.js';
 
 /**
@@ -21,8 +23,11 @@ export interface EventDefinition {
    * Who gets it. `tenant-and-shares`: every active user of the event's tenant and every active user with an
    * explicit share of its device (device-less: the tenant's users), each on `private-user.{id}` through
    * their event log (reliable, resumable).
+   *
+   * `requester`: the one user the event names (a task's `requested_by`), on `private-user.{id}` through their
+   * event log like an alarm, if they are still active and may still see the device.
    */
-  audience: 'tenant-and-shares';
+  audience: 'tenant-and-shares' | 'requester';
   /** the job (JOB_CATALOGUE) that fans it out */
   job: JobName;
   /** when it happens, for the README and the reader */
@@ -50,7 +55,43 @@ export const EVENT_CATALOGUE = {
   'alarm.updated': alarmEvent('App\\Events\\AlarmUpdated', 'a raise of an identifier already active there'),
   'alarm.cleared': alarmEvent('App\\Events\\AlarmCleared', 'a Cleared report for an active identifier'),
   'alarm.acknowledged': alarmEvent('App\\Events\\AlarmAcknowledged', 'a user acknowledged the alarm'),
+
+  'task.updated': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire }).strict(),
+    audience: 'requester',
+    job: 'BroadcastAlarmToTenant',
+    doc: "a task's state or progress changed: the copy for the user who requested it (reliable, resumable)",
+  },
 } as const satisfies Record<string, EventDefinition>;
+
+/**
+ * Events of the live-state model (ARCHITECTURE "Two delivery models"): published straight onto the
+ * channels named here after the commit, to whoever holds them, never through a user's log and never
+ * through the outbox. A subscriber that missed one converges on the next (each carries the whole state).
+ */
+export interface StateEventDefinition {
+  wireName: string;
+  data: z.ZodType;
+  /** the channels it goes on, as ARCHITECTURE names them */
+  channels: readonly string[];
+  doc: string;
+}
+
+export const STATE_EVENT_CATALOGUE = {
+  'task.progress': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire, snapshot: z.literal(true).optional() }).strict(),
+    channels: ['private-device.{deviceId}', 'private-campaign.{campaignId}'],
+    doc: 'a task changed (conflated per task on the campaign channel); the open tasks of a device are part of its snapshot',
+  },
+  'campaign.progress': {
+    wireName: 'App\\Events\\FirmwareCampaignProgress',
+    data: z.object({ campaign: CampaignWire, snapshot: z.literal(true).optional() }).strict(),
+    channels: ['private-campaign.{campaignId}', 'private-tenant.{tenantId}'],
+    doc: "a campaign's counts or state changed: at most once a second per campaign, the last one with the final counts",
+  },
+} as const satisfies Record<string, StateEventDefinition>;
 
 export type OutboxKind = keyof typeof EVENT_CATALOGUE;
 
@@ -70,5 +111,7 @@ export const WIRE_EVENTS = {
   alarmUpdated: EVENT_CATALOGUE['alarm.updated'].wireName,
   alarmCleared: EVENT_CATALOGUE['alarm.cleared'].wireName,
   alarmAcknowledged: EVENT_CATALOGUE['alarm.acknowledged'].wireName,
+  deviceTaskUpdated: EVENT_CATALOGUE['task.updated'].wireName,
+  firmwareCampaignProgress: STATE_EVENT_CATALOGUE['campaign.progress'].wireName,
 } as const;
 export type WireEventName = (typeof WIRE_EVENTS)[keyof typeof WIRE_EVENTS];

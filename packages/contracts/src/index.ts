@@ -10,3 +10,6 @@ export * from './alarm.js';
 export * from './alarm-api.js';
 export * from './alarm-batch.js';
 export * from './resume.js';
+export * from './task-state.js';
+export * from './tasks.js';
+export * from './campaigns.js';
