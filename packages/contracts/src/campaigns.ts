@@ -101,7 +101,7 @@ export const CampaignWire: z.ZodType<CampaignWire> = z
     device_count: count,
     counts: z
       .object(Object.fromEntries(CAMPAIGN_COUNT_KEYS.map((k) => [k, count])))
-      .strict() as z.ZodType<CampaignCounts>,
+      .strict() as unknown as z.ZodType<CampaignCounts>,
     version: count,
     failing: z.boolean(),
     created_at: z.iso.datetime(),

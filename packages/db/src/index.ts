@@ -1,12 +1,13 @@
 export { createPrismaClient, PrismaClient, Prisma, type PrismaClientOptions } from './client.js';
 export type { PerceivedSeverity, UserRole } from './client.js';
-export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
+export { createPgPool, withTransaction, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export {
   loadBroadcastPlan,
   BroadcastPlanLoader,
   claimRelayBatch,
   markEnqueued,
+  insertRequesterEvent,
   BroadcastMarker,
   lockInIdOrder,
   type BroadcastPlan,
@@ -38,3 +39,24 @@ export {
   type AlarmListRow,
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
+export {
+  writeTaskReport,
+  confirmDownloadsByInform,
+  listDeviceTasks,
+  viewerMaySeeDevice,
+  toTaskWire,
+  type TaskReportWrite,
+  type TaskWriteResult,
+} from './tasks.js';
+export {
+  createCampaign,
+  findCampaign,
+  listFailingDevices,
+  setCampaignState,
+  failureCrossed,
+  toCampaignWire,
+  type CampaignChange,
+  type CampaignStateResult,
+  type CreateCampaignResult,
+  type FailurePolicy,
+} from './campaigns.js';

@@ -48,8 +48,11 @@ describe('applyMigrations', () => {
       expect(tables.rows.map((r) => r.tablename)).toEqual([
         '_prisma_migrations',
         'alarms',
+        'campaign_devices',
         'collector_tokens',
         'cpe_devices',
+        'device_tasks',
+        'firmware_campaigns',
         'idempotency_keys',
         'outbox_events',
         'tenants',

@@ -1,0 +1,332 @@
+import type pg from 'pg';
+import {
+  CAMPAIGN_COUNT_KEYS,
+  campaignFailingAlarmIdentifier,
+  campaignTransitionAllowed,
+  isFinalCampaignState,
+  type CampaignState,
+  type CampaignWire,
+  type CreateCampaignBody,
+  type TaskState,
+} from '@alarmcast/contracts';
+import { writeAlarmReport } from './alarm-writes.js';
+import { withTransaction, type PgPool } from './pool.js';
+
+/**
+ * Firmware campaigns: creation with their devices, state changes, reads, and the one place their counts
+ * change (`moveCampaignDevice`, called by every task transition inside its transaction). The counts are
+ * columns of the campaign row, changed by ±1 under that row's lock: exact, and never a recount of the
+ * campaign's devices.
+ */
+
+type CampaignRow = {
+  id: string;
+  tenant_id: number;
+  name: string;
+  target_version: string;
+  state: CampaignState;
+  failure_threshold_percent: number | null;
+  device_count: number;
+  version: string;
+  failing: boolean;
+  created_at: Date;
+  updated_at: Date;
+} & Record<(typeof CAMPAIGN_COUNT_KEYS)[number], number>;
+
+export function toCampaignWire(r: CampaignRow): CampaignWire {
+  return {
+    id: r.id,
+    tenant_id: r.tenant_id,
+    name: r.name,
+    target_version: r.target_version,
+    state: r.state,
+    failure_threshold_percent: r.failure_threshold_percent,
+    device_count: r.device_count,
+    counts: Object.fromEntries(CAMPAIGN_COUNT_KEYS.map((k) => [k, r[k]])) as CampaignWire['counts'],
+    version: Number(r.version),
+    failing: r.failing,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+  };
+}
+
+/** How the threshold alarm reads a campaign's failure rate (see `failureCrossed`). */
+export interface FailurePolicy {
+  /**
+   * At least min(this, the campaign's device count) devices must have finished (succeeded or failed) before
+   * the rate counts, so that the first failure of a large campaign is not a 100 % failure rate.
+   * @defaultValue 20 (CAMPAIGN_FAILURE_MIN_SAMPLE in the ingest)
+   */
+  minSample: number;
+}
+
+/**
+ * Whether a campaign's failure rate is past its threshold: failed / (succeeded + failed) > threshold %,
+ * once the minimum sample finished. Never for a campaign without a threshold or in a final state.
+ */
+export function failureCrossed(c: CampaignWire, policy: FailurePolicy): boolean {
+  if (c.failure_threshold_percent === null || isFinalCampaignState(c.state)) return false;
+  const finished = c.counts.succeeded + c.counts.failed;
+  if (finished === 0 || finished < Math.min(policy.minSample, c.device_count)) return false;
+  return (c.counts.failed / finished) * 100 > c.failure_threshold_percent;
+}
+
+export type CreateCampaignResult =
+  | { kind: 'created'; campaign: CampaignWire }
+  /** the same campaign again (a retried POST): nothing changed */
+  | { kind: 'replay'; campaign: CampaignWire }
+  /** another campaign holds that id */
+  | { kind: 'exists' }
+  | { kind: 'unknown_tenant' }
+  /** these device ids are not devices of the tenant (the first 20) */
+  | { kind: 'unknown_devices'; deviceIds: number[] };
+
+/**
+ * Creates a campaign with its devices in one transaction: one INSERT of the campaign, one of its devices
+ * (`unnest` of the id array, whatever its size, joined to the tenant's devices so that another tenant's
+ * device is not taken). All or nothing.
+ */
+export async function createCampaign(
+  pool: PgPool,
+  body: CreateCampaignBody,
+  sourceTokenId: number,
+): Promise<CreateCampaignResult> {
+  return withTransaction<CreateCampaignResult>(pool, async (c) => {
+    const tenant = await c.query({ text: 'SELECT 1 FROM tenants WHERE id = $1', values: [body.tenantId] });
+    if (tenant.rowCount === 0) return { kind: 'unknown_tenant' };
+    const inserted = await c.query<CampaignRow>({
+      text: `INSERT INTO firmware_campaigns (id, tenant_id, name, target_version, state,
+               failure_threshold_percent, device_count, pending, source_token_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+             ON CONFLICT (id) DO NOTHING RETURNING *`,
+      values: [
+        body.campaignId,
+        body.tenantId,
+        body.name,
+        body.targetVersion,
+        body.state,
+        body.failureThresholdPercent ?? null,
+        body.deviceIds.length,
+        sourceTokenId,
+      ],
+    });
+    const row = inserted.rows[0];
+    if (!row) {
+      const existing = await c.query<CampaignRow>({
+        text: 'SELECT * FROM firmware_campaigns WHERE id = $1',
+        values: [body.campaignId],
+      });
+      const e = existing.rows[0];
+      const same =
+        e !== undefined &&
+        e.tenant_id === body.tenantId &&
+        e.name === body.name &&
+        e.target_version === body.targetVersion &&
+        e.device_count === body.deviceIds.length;
+      return same ? { kind: 'replay', campaign: toCampaignWire(e) } : { kind: 'exists' };
+    }
+    const added = await c.query({
+      text: `INSERT INTO campaign_devices (campaign_id, device_id)
+             SELECT $1, d.id FROM cpe_devices d
+              WHERE d.id = ANY($2::int[]) AND d.tenant_id = $3`,
+      values: [body.campaignId, body.deviceIds, body.tenantId],
+    });
+    if ((added.rowCount ?? 0) !== body.deviceIds.length) {
+      const missing = await c.query<{ id: number }>({
+        text: `SELECT x.id FROM unnest($1::int[]) AS x(id)
+                WHERE NOT EXISTS (SELECT 1 FROM cpe_devices d WHERE d.id = x.id AND d.tenant_id = $2)
+                LIMIT 20`,
+        values: [body.deviceIds, body.tenantId],
+      });
+      throw new UnknownDevices(missing.rows.map((r) => r.id));
+    }
+    return { kind: 'created', campaign: toCampaignWire(row) };
+  }).catch((err: unknown) => {
+    // thrown to roll the campaign back
+    if (err instanceof UnknownDevices) return { kind: 'unknown_devices', deviceIds: err.deviceIds };
+    throw err;
+  });
+}
+
+class UnknownDevices extends Error {
+  constructor(readonly deviceIds: number[]) {
+    super('unknown devices');
+  }
+}
+
+/** A campaign, for a viewer of `tenantId` (null: none, i.e. a platform user sees no campaign). */
+export async function findCampaign(pool: PgPool, campaignId: string): Promise<CampaignWire | null> {
+  const { rows } = await pool.query<CampaignRow>({
+    name: 'find_campaign',
+    text: 'SELECT * FROM firmware_campaigns WHERE id = $1',
+    values: [campaignId],
+  });
+  return rows[0] ? toCampaignWire(rows[0]) : null;
+}
+
+/** The latest failed tasks of a campaign (the devices its view lists as failing), newest first. */
+export async function listFailingDevices(
+  pool: PgPool,
+  campaignId: string,
+  limit: number,
+): Promise<
+  {
+    device_id: number;
+    task_id: string;
+    fault_code: number | null;
+    fault_string: string | null;
+    updated_at: string;
+  }[]
+> {
+  const { rows } = await pool.query<{
+    device_id: number;
+    task_id: string;
+    fault_code: number | null;
+    fault_string: string | null;
+    updated_at: Date;
+  }>({
+    name: 'list_failing_devices',
+    text: `SELECT cd.device_id, t.id AS task_id, t.fault_code, t.fault_string, t.updated_at
+             FROM campaign_devices cd
+             JOIN firmware_campaigns c ON c.id = cd.campaign_id
+             JOIN device_tasks t ON t.tenant_id = c.tenant_id AND t.id = cd.task_id
+            WHERE cd.campaign_id = $1 AND cd.state = 'failed'
+            ORDER BY t.updated_at DESC LIMIT $2`,
+    values: [campaignId, limit],
+  });
+  return rows.map((r) => ({ ...r, updated_at: r.updated_at.toISOString() }));
+}
+
+/** What a change to a campaign did, for the caller to broadcast after the commit. */
+export interface CampaignChange {
+  campaign: CampaignWire;
+  /** outbox events written with it (the threshold alarm raised or cleared), to dispatch */
+  eventIds: string[];
+}
+
+/**
+ * The threshold alarm of a campaign, raised or cleared in the caller's transaction through the normal
+ * alarm statement (a device-less alarm of the campaign's tenant): its outbox event goes to every member.
+ */
+async function writeFailingAlarm(
+  client: pg.PoolClient,
+  c: CampaignWire,
+  raise: boolean,
+  sourceTokenId: number,
+): Promise<string[]> {
+  const now = new Date();
+  const finished = c.counts.succeeded + c.counts.failed;
+  const result = await writeAlarmReport(
+    client,
+    {
+      tenantId: c.tenant_id,
+      deviceId: null,
+      alarmIdentifier: campaignFailingAlarmIdentifier(c.id),
+      eventType: 'Processing Error Alarm',
+      probableCause: 'Software Download Failure',
+      specificProblem: `firmware campaign failure rate over ${c.failure_threshold_percent} %`,
+      perceivedSeverity: raise ? 'Major' : 'Cleared',
+      additionalText: `campaign ${c.id} (${c.name}) to ${c.target_version}`.slice(0, 256),
+      additionalInformation: JSON.stringify({
+        campaign_id: c.id,
+        failed: c.counts.failed,
+        succeeded: c.counts.succeeded,
+        failure_percent: finished === 0 ? 0 : Math.round((c.counts.failed / finished) * 1000) / 10,
+        threshold_percent: c.failure_threshold_percent,
+      }).slice(0, 256),
+      raisedAt: now,
+      changedAt: now,
+      sourceTokenId,
+    },
+    null,
+  );
+  return result.kind === 'applied' ? [result.eventId] : [];
+}
+
+/** Sets `failing` (and writes the alarm) when the rule and the flag disagree; returns the alarm's events. */
+async function reconcileFailing(
+  client: pg.PoolClient,
+  campaign: CampaignWire,
+  policy: FailurePolicy,
+  sourceTokenId: number,
+): Promise<{ campaign: CampaignWire; eventIds: string[] }> {
+  const should = failureCrossed(campaign, policy);
+  // Once raised, the alarm stays until the campaign ends (the platform pauses the rollout; a few successes
+  // afterwards must not clear what operators are acting on), so only a final state clears it.
+  const next = campaign.failing ? !isFinalCampaignState(campaign.state) : should;
+  if (next === campaign.failing) return { campaign, eventIds: [] };
+  const { rows } = await client.query<CampaignRow>({
+    name: 'campaign_set_failing',
+    text: 'UPDATE firmware_campaigns SET failing = $2 WHERE id = $1 RETURNING *',
+    values: [campaign.id, next],
+  });
+  const updated = toCampaignWire(rows[0]!);
+  return { campaign: updated, eventIds: await writeFailingAlarm(client, updated, next, sourceTokenId) };
+}
+
+/**
+ * Moves one device of a campaign from `from` (null: pending) to `to`, in the caller's transaction: the
+ * campaign row is updated with -1/+1 on the two counts and `version` + 1, which takes its row lock, so
+ * concurrent transitions of one campaign from any number of ingest processes apply one after the other
+ * and the counts stay exact. Then the threshold alarm is reconciled in the same transaction.
+ */
+export async function moveCampaignDevice(
+  client: pg.PoolClient,
+  campaignId: string,
+  from: TaskState | null,
+  to: TaskState,
+  policy: FailurePolicy,
+  sourceTokenId: number,
+): Promise<CampaignChange> {
+  const fromCol = from ?? 'pending';
+  // Column names come from the contracts' closed list, never from input.
+  if (!CAMPAIGN_COUNT_KEYS.includes(fromCol) || !CAMPAIGN_COUNT_KEYS.includes(to)) {
+    throw new Error(`not a campaign count: ${fromCol} → ${to}`);
+  }
+  const { rows } = await client.query<CampaignRow>({
+    name: `campaign_move_${fromCol}_${to}`,
+    text: `UPDATE firmware_campaigns SET "${fromCol}" = "${fromCol}" - 1, "${to}" = "${to}" + 1,
+             version = version + 1, updated_at = now()
+            WHERE id = $1 RETURNING *`,
+    values: [campaignId],
+  });
+  return reconcileFailing(client, toCampaignWire(rows[0]!), policy, sourceTokenId);
+}
+
+export type CampaignStateResult =
+  | { kind: 'applied'; change: CampaignChange }
+  | { kind: 'replay'; campaign: CampaignWire }
+  | { kind: 'illegal_transition'; from: CampaignState; to: CampaignState }
+  | { kind: 'not_found' };
+
+/**
+ * `PATCH /v1/campaigns/{id}`: a state change under the campaign's row lock. Completing or aborting it
+ * clears the threshold alarm in the same transaction. `tenantId` (a scoped token's) must be the campaign's.
+ */
+export async function setCampaignState(
+  pool: PgPool,
+  campaignId: string,
+  tenantId: number | null,
+  to: CampaignState,
+  sourceTokenId: number,
+  policy: FailurePolicy,
+): Promise<CampaignStateResult> {
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<CampaignRow>({
+      text: `SELECT * FROM firmware_campaigns WHERE id = $1 AND ($2::int IS NULL OR tenant_id = $2) FOR UPDATE`,
+      values: [campaignId, tenantId],
+    });
+    const row = rows[0];
+    if (!row) return { kind: 'not_found' };
+    if (row.state === to) return { kind: 'replay', campaign: toCampaignWire(row) };
+    if (!campaignTransitionAllowed(row.state, to)) return { kind: 'illegal_transition', from: row.state, to };
+    const updated = await c.query<CampaignRow>({
+      text: `UPDATE firmware_campaigns SET state = $2, updated_at = now() WHERE id = $1 RETURNING *`,
+      values: [campaignId, to],
+    });
+    return {
+      kind: 'applied',
+      change: await reconcileFailing(c, toCampaignWire(updated.rows[0]!), policy, sourceTokenId),
+    };
+  });
+}
