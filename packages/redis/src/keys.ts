@@ -103,6 +103,14 @@ export class RedisKeys {
     return `${this.prefix}:log:${this.shardTag(shard)}:user:`;
   }
 
+  /**
+   * Held (SET NX PX) by the ingest process that last broadcast a campaign's progress, for the minimum
+   * interval between two: every process of a deployment shares the one limit per campaign.
+   */
+  campaignProgressLock(campaignId: string): string {
+    return `${this.prefix}:campaign-progress:${part('campaignId', campaignId)}`;
+  }
+
   /** Key prefix of one rate limit's counters (the limiter appends `:{client key}`), shared by every process. */
   rateLimit(name: string): string {
     return `${this.prefix}:rl:${part('rateLimit', name)}`;

@@ -4,7 +4,12 @@ import express from 'express';
 import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
-import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import {
+  ALARM_BATCH_BODY_LIMIT_BYTES,
+  BROADCAST_QUEUE,
+  CAMPAIGN_BODY_LIMIT_BYTES,
+  INGEST_BODY_LIMIT_BYTES,
+} from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
 import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
@@ -16,7 +21,7 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedisClient } from '@alarmcast/redis';
+import { RedisKeys, createPubSubTransport, createRedisClient } from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -26,6 +31,10 @@ import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
+import { campaignsRouter } from './campaigns-route.js';
+import { TaskLivePublisher } from './task-live.js';
+import { tasksRouter } from './tasks-route.js';
+import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
   logger?: Logger;
@@ -43,6 +52,8 @@ export interface IngestServer {
   internalUrl: string;
   outbox: OutboxDispatcher;
   metrics: Registry;
+  /** live task and campaign broadcasts (state channels) */
+  live: TaskLivePublisher;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -64,6 +75,20 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   );
   redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  // Live task and campaign state is published straight onto its channels (no outbox: the next message
+  // carries the whole state again). This process only publishes, so the queue's connection serves as both
+  // of the transport's connections (it never enters subscriber mode).
+  const live = new TaskLivePublisher({
+    pool,
+    redis,
+    transport: createPubSubTransport(redis, redis),
+    keys,
+    log,
+    node: `alarm-ingest:${process.pid}`,
+    progressIntervalMs: config.CAMPAIGN_PROGRESS_INTERVAL_MS,
+    campaignTaskConflateMs: config.CAMPAIGN_TASK_CONFLATE_MS,
+  });
+  const failurePolicy = { minSample: config.CAMPAIGN_FAILURE_MIN_SAMPLE };
   queue.on('error', (err) => log.debug({ err }, 'queue error'));
 
   const { call: db, breaker } = createDbBreaker({ retryAfterS: config.RETRY_AFTER_S });
@@ -226,6 +251,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post('/v1/alarms', perIp(limits.alarmsPerIp));
   app.get('/v1/alarms', perIp(limits.userApiPerIp));
   app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.put('/v1/tasks/:taskId', perIp(limits.alarmsPerIp));
+  app.post('/v1/campaigns', perIp(limits.alarmsPerIp));
+  app.patch('/v1/campaigns/:id', perIp(limits.alarmsPerIp));
+  app.get('/v1/devices/:id/tasks', perIp(limits.userApiPerIp));
+  app.get('/v1/campaigns/:id', perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -240,6 +270,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   // A batch carries up to 1,000 reports, so it has its own, larger limit; its body is read here, and the
   // parser below then skips it (a body is read once).
   app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  // A campaign lists up to 100,000 device ids.
+  app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -280,6 +312,19 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       onAccepted: () => accepted.inc(),
     }),
   );
+  const asUser = userAuth(pool, db, config.JWT_SECRET, limits.user);
+  const taskRoutes = {
+    pool,
+    db,
+    outbox,
+    live,
+    policy: failurePolicy,
+    asCollector,
+    asUser,
+    admission: admission.middleware,
+  };
+  app.use(tasksRouter(taskRoutes));
+  app.use(campaignsRouter(taskRoutes));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
@@ -320,6 +365,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await internal.close();
+      await live.stop();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -334,6 +380,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     url: `http://${config.HOST}:${port}`,
     internalUrl: internal.url,
     outbox,
+    live,
     metrics,
     close,
   };

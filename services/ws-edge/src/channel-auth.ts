@@ -39,7 +39,15 @@ export function mayRead(
   channel: ParsedChannel,
 ): boolean {
   if (!access?.active) return false;
-  return channel.kind === 'user' ? channel.userId === userId : access.tenantId === channel.tenantId;
+  switch (channel.kind) {
+    case 'user':
+      return channel.userId === userId;
+    case 'tenant':
+      return access.tenantId === channel.tenantId;
+    default:
+      // device and campaign channels: authorized by their own rules, not served by this edge yet
+      return false;
+  }
 }
 
 /**
