@@ -88,7 +88,9 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
     const parsed = PatchCampaignBody.safeParse(req.body);
     if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
     const to = parsed.data.state;
-    const result = await db(() => setCampaignState(pool, id, collector.tenantId, to, collector.tokenId, policy));
+    const result = await db(() =>
+      setCampaignState(pool, id, collector.tenantId, to, collector.tokenId, policy),
+    );
     switch (result.kind) {
       case 'not_found':
         throw new ApiError('not_found', 'no such campaign');
@@ -114,7 +116,8 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
     const id = campaignIdOf(req.params.id);
     const campaign: CampaignWire | null = await db(() => findCampaign(pool, id));
     // Another tenant's campaign answers as one that does not exist.
-    if (!campaign || viewer.tenantId !== campaign.tenant_id) throw new ApiError('not_found', 'no such campaign');
+    if (!campaign || viewer.tenantId !== campaign.tenant_id)
+      throw new ApiError('not_found', 'no such campaign');
     const failing = await db(() => listFailingDevices(pool, id, CAMPAIGN_FAILING_DEVICES_LISTED));
     res.json({ campaign, failing_devices: failing } satisfies CampaignResponse);
   });

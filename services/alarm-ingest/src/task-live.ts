@@ -8,7 +8,13 @@ import {
 } from '@alarmcast/contracts';
 import { findCampaign, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
-import { encodeChannelEvent, type PubSubTransport, type RedisKeys, type Redis, type Cluster } from '@alarmcast/redis';
+import {
+  encodeChannelEvent,
+  type PubSubTransport,
+  type RedisKeys,
+  type Redis,
+  type Cluster,
+} from '@alarmcast/redis';
 
 const TASK_EVENT = STATE_EVENT_CATALOGUE['task.progress'].wireName;
 const CAMPAIGN_EVENT = STATE_EVENT_CATALOGUE['campaign.progress'].wireName;
@@ -45,7 +51,8 @@ export interface TaskLiveOptions {
  */
 export class TaskLivePublisher {
   private readonly heldTasks = new Map<string, { task: TaskWire; timer: NodeJS.Timeout | null }>();
-  private readonly progressDue = new Map<string, NodeJS.Timeout>();
+  /** campaigns with an attempt running (null) or scheduled (its timer) */
+  private readonly progressDue = new Map<string, NodeJS.Timeout | null>();
   private readonly progressDirty = new Set<string>();
   private stopped = false;
 
@@ -60,6 +67,7 @@ export class TaskLivePublisher {
   /** A campaign's counts or state changed (committed). */
   campaignChanged(campaignId: string): void {
     if (this.progressDue.has(campaignId)) {
+      // an attempt is running or scheduled: it (or the one after it) publishes this change too
       this.progressDirty.add(campaignId);
       return;
     }
@@ -85,38 +93,53 @@ export class TaskLivePublisher {
     this.heldTasks.set(key, entry);
   }
 
+  /**
+   * One attempt: read the campaign, then take the lock and publish right away, with nothing in between to
+   * wait on, so that two broadcasts (from any processes) are never closer than the interval. Without the
+   * lock (another broadcast was less than an interval ago), the read is dropped and the attempt comes back
+   * when the lock expires. One attempt per campaign at a time in this process (`progressDue`).
+   */
   private async tryProgress(campaignId: string): Promise<void> {
     if (this.stopped) return;
+    this.progressDue.set(campaignId, null);
     const interval = this.o.progressIntervalMs;
-    let wait = interval;
+    const lock = this.o.keys.campaignProgressLock(campaignId);
+    let wait: number | null = null;
     try {
-      const got = await this.o.redis.set(this.o.keys.campaignProgressLock(campaignId), this.o.node, 'PX', interval, 'NX');
-      if (got === 'OK') {
-        await this.publishProgress(campaignId);
-      } else {
-        // Another process (or this one, earlier) broadcast less than an interval ago: come back when its lock
-        // expires, and publish then whatever the campaign is by that time.
-        const ttl = await this.o.redis.pttl(this.o.keys.campaignProgressLock(campaignId));
-        wait = ttl > 0 ? ttl : 1;
-        this.progressDirty.add(campaignId);
+      const campaign = await findCampaign(this.o.pool, campaignId);
+      if (campaign) {
+        const got = await this.o.redis.set(lock, this.o.node, 'PX', interval, 'NX');
+        if (got === 'OK') {
+          this.publishCampaign(campaign);
+          // What changed after the read is published after the interval.
+          wait = interval;
+        } else {
+          const ttl = await this.o.redis.pttl(lock);
+          wait = ttl > 0 ? ttl : 1;
+          this.progressDirty.add(campaignId);
+        }
       }
     } catch (err) {
-      // Redis away: no lock to share; try again after an interval rather than flood.
-      this.o.log.debug({ err, campaignId }, 'campaign progress lock failed');
+      // Postgres or Redis away: try again after an interval rather than flood.
+      this.o.log.debug({ err, campaignId }, 'campaign progress attempt failed');
       this.progressDirty.add(campaignId);
+      wait = interval;
+    }
+    if (wait === null) {
+      this.progressDue.delete(campaignId);
+      return;
     }
     const timer = setTimeout(() => {
       this.progressDue.delete(campaignId);
       if (this.progressDirty.delete(campaignId)) void this.tryProgress(campaignId);
-    }, wait + 2);
+    }, wait + 1);
     timer.unref();
     this.progressDue.set(campaignId, timer);
   }
 
   private async publishProgress(campaignId: string): Promise<void> {
     const campaign = await findCampaign(this.o.pool, campaignId);
-    if (!campaign) return;
-    this.publishCampaign(campaign);
+    if (campaign) this.publishCampaign(campaign);
   }
 
   /** Publishes one campaign's progress now (also used by the tests through `campaignChanged`). */
@@ -139,10 +162,11 @@ export class TaskLivePublisher {
     for (const [key, held] of this.heldTasks) {
       if (held.timer) clearTimeout(held.timer);
       this.heldTasks.delete(key);
-      if (held.task.campaign_id !== null) this.publish(campaignChannel(held.task.campaign_id), TASK_EVENT, { task: held.task });
+      if (held.task.campaign_id !== null)
+        this.publish(campaignChannel(held.task.campaign_id), TASK_EVENT, { task: held.task });
     }
     const due = [...this.progressDue.keys()].filter((id) => this.progressDirty.has(id));
-    for (const timer of this.progressDue.values()) clearTimeout(timer);
+    for (const timer of this.progressDue.values()) if (timer) clearTimeout(timer);
     this.progressDue.clear();
     this.progressDirty.clear();
     await Promise.all(due.map((id) => this.publishProgress(id).catch(() => undefined)));

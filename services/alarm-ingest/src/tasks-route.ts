@@ -42,7 +42,9 @@ const DEVICE_ID = /^[1-9]\d{0,9}$/;
 function refusal(taskId: string, r: Exclude<TaskWriteResult, { kind: 'applied' | 'replay' }>): ApiError {
   switch (r.kind) {
     case 'unknown_device':
-      return new ApiError('unknown_device', 'no such device', [{ field: 'deviceId', message: 'no such device' }]);
+      return new ApiError('unknown_device', 'no such device', [
+        { field: 'deviceId', message: 'no such device' },
+      ]);
     case 'unknown_campaign':
       return new ApiError('unknown_campaign', 'no such campaign in the device’s tenant', [
         { field: 'campaignId', message: 'no such campaign' },
@@ -83,7 +85,8 @@ export function tasksRouter(options: TasksRouterOptions): Router {
   router.put('/v1/tasks/:taskId', requireJson, options.asCollector, options.admission, async (req, res) => {
     const collector = collectorOf(res);
     const taskId = TaskId.safeParse(String(req.params.taskId));
-    if (!taskId.success) throw validationFailed('path', [{ path: ['taskId'], message: taskId.error.issues[0]!.message }]);
+    if (!taskId.success)
+      throw validationFailed('path', [{ path: ['taskId'], message: taskId.error.issues[0]!.message }]);
     const parsed = TaskReportBody.safeParse(req.body);
     if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
     const body = { ...parsed.data, state: reportedTaskState(parsed.data) };

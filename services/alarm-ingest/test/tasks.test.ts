@@ -118,7 +118,10 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
     fetch(`${ingest.url}${path}`, {
       headers: { authorization: `Bearer ${await signUserJwt(JWT_SECRET, world.users[ref]!.id)}` },
     });
-  const taskEvents = (taskId: string) => prisma.outboxEvent.findMany({ where: { kind: 'task.updated' }, orderBy: { id: 'asc' } }).then((rows) => rows.filter((r) => (r.payload as { task: TaskWire }).task.id === taskId));
+  const taskEvents = (taskId: string) =>
+    prisma.outboxEvent
+      .findMany({ where: { kind: 'task.updated' }, orderBy: { id: 'asc' } })
+      .then((rows) => rows.filter((r) => (r.payload as unknown as { task: TaskWire }).task.id === taskId));
 
   it('creates (201), updates (200), answers a replay with 200 and changes and sends nothing', async () => {
     const id = tid('reboot');
@@ -126,7 +129,10 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
     const r1 = await put(id, { ...body, state: 'queued' });
     expect(r1.status).toBe(201);
     const a1 = (await r1.json()) as TaskAnswer;
-    expect(a1).toMatchObject({ outcome: 'created', task: { id, state: 'queued', progress: 0, kind: 'reboot' } });
+    expect(a1).toMatchObject({
+      outcome: 'created',
+      task: { id, state: 'queued', progress: 0, kind: 'reboot' },
+    });
     const r2 = await put(id, { ...body, state: 'dispatched' });
     expect(r2.status).toBe(200);
     expect(((await r2.json()) as TaskAnswer).outcome).toBe('updated');
@@ -168,7 +174,9 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
       code: 'task_progress_regressed',
       details: { from: 50, to: 40 },
     });
-    expect((await put(id, { ...body, state: 'failed', faultCode: 9002, faultString: 'Internal error' })).status).toBe(200);
+    expect(
+      (await put(id, { ...body, state: 'failed', faultCode: 9002, faultString: 'Internal error' })).status,
+    ).toBe(200);
     // a running arriving after the terminal state: refused, the stored task stays failed
     const late = await put(id, { ...body, state: 'running', progress: 90 });
     expect(late.status).toBe(409);
@@ -202,7 +210,12 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
       ['running', 70, 'applying'],
       ['running', 80, 'rebooting'],
     ]);
-    const fault = await put(id, { ...body, state: 'running', faultCode: 9017, faultString: 'File corrupted' });
+    const fault = await put(id, {
+      ...body,
+      state: 'running',
+      faultCode: 9017,
+      faultString: 'File corrupted',
+    });
     expect(fault.status).toBe(200);
     expect(((await fault.json()) as TaskAnswer).task).toMatchObject({
       state: 'failed',
@@ -217,8 +230,16 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
       [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'done' }, 'state'],
       [tid('v'), { deviceId: dev('da'), kind: 'nuke', state: 'queued' }, 'kind'],
       [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'running', progress: 101 }, 'progress'],
-      [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'failed', faultString: 'x'.repeat(257) }, 'faultString'],
-      [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'queued', detail: 'x'.repeat(1025) }, 'detail'],
+      [
+        tid('v'),
+        { deviceId: dev('da'), kind: 'reboot', state: 'failed', faultString: 'x'.repeat(257) },
+        'faultString',
+      ],
+      [
+        tid('v'),
+        { deviceId: dev('da'), kind: 'reboot', state: 'queued', detail: 'x'.repeat(1025) },
+        'detail',
+      ],
       [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'running', phase: 'applying' }, 'phase'],
       [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'running', faultCode: 9001 }, 'faultCode'],
       [tid('v'), { deviceId: dev('da'), kind: 'reboot', state: 'queued', extra: 1 }, '(body)'],
@@ -246,8 +267,12 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
     expect(moved.status).toBe(409);
     expect(((await moved.json()) as ErrorAnswer).error).toMatchObject({ code: 'task_conflict' });
     // the same id in another tenant is another task
-    expect((await put(id, { deviceId: dev('db'), kind: 'upload', state: 'queued' }, token('tb'))).status).toBe(201);
-    expect((await put(id, { deviceId: dev('db'), kind: 'upload', state: 'queued' }, token('platform'))).status).toBe(200);
+    expect(
+      (await put(id, { deviceId: dev('db'), kind: 'upload', state: 'queued' }, token('tb'))).status,
+    ).toBe(201);
+    expect(
+      (await put(id, { deviceId: dev('db'), kind: 'upload', state: 'queued' }, token('platform'))).status,
+    ).toBe(200);
   });
 
   it('stores what the state machine says, whatever order the reports arrive in (property)', async () => {
