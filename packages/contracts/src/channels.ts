@@ -1,7 +1,9 @@
 /**
  * Pusher channel names. `private-user.{id}` carries one user's alarms and personal events;
- * `private-tenant.{id}` carries tenant-wide operational broadcasts; `private-device.{id}` a device's live
- * state (its open tasks); `private-campaign.{id}` a firmware campaign's progress and per-device changes.
+ * `private-tenant.{id}` carries tenant-wide operational broadcasts (the tenant device summary, campaign
+ * progress); `private-device.{id}` a device's live status and open tasks (state channels: see
+ * STATE_EVENT_CATALOGUE);
+ * `private-campaign.{id}` a firmware campaign's progress and per-device changes.
  * User, tenant and device ids are decimal database ids; a campaign id is the platform's (contracts
  * `CampaignId`: 1-36 of `A-Z a-z 0-9 _ -`).
  */

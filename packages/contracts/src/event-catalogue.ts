@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { AlarmWire } from './alarm.js';
 import { CampaignWire } from './campaigns.js';
+import { campaignChannel, deviceChannel } from './channels.js';
+import { DeviceStatusEventData, TenantDeviceSummaryEventData } from './device-status.js';
 import { TaskWire } from './tasks.js';
 import type { JobName } from './jobs.js';
 
@@ -65,34 +67,6 @@ export const EVENT_CATALOGUE = {
   },
 } as const satisfies Record<string, EventDefinition>;
 
-/**
- * Events of the live-state model (ARCHITECTURE "Two delivery models"): published straight onto the
- * channels named here after the commit, to whoever holds them, never through a user's log and never
- * through the outbox. A subscriber that missed one converges on the next (each carries the whole state).
- */
-export interface StateEventDefinition {
-  wireName: string;
-  data: z.ZodType;
-  /** the channels it goes on, as ARCHITECTURE names them */
-  channels: readonly string[];
-  doc: string;
-}
-
-export const STATE_EVENT_CATALOGUE = {
-  'task.progress': {
-    wireName: 'App\\Events\\DeviceTaskUpdated',
-    data: z.object({ task: TaskWire, snapshot: z.literal(true).optional() }).strict(),
-    channels: ['private-device.{deviceId}', 'private-campaign.{campaignId}'],
-    doc: 'a task changed (conflated per task on the campaign channel); the open tasks of a device are part of its snapshot',
-  },
-  'campaign.progress': {
-    wireName: 'App\\Events\\FirmwareCampaignProgress',
-    data: z.object({ campaign: CampaignWire, snapshot: z.literal(true).optional() }).strict(),
-    channels: ['private-campaign.{campaignId}', 'private-tenant.{tenantId}'],
-    doc: "a campaign's counts or state changed: at most once a second per campaign, the last one with the final counts",
-  },
-} as const satisfies Record<string, StateEventDefinition>;
-
 export type OutboxKind = keyof typeof EVENT_CATALOGUE;
 
 /** The catalogue entry of an outbox kind, or undefined for a kind this version does not know. */
@@ -105,12 +79,76 @@ export const OUTBOX_KINDS = Object.fromEntries(
   Object.entries(EVENT_CATALOGUE).map(([kind, def]) => [kind, def.wireName]),
 ) as { [K in OutboxKind]: (typeof EVENT_CATALOGUE)[K]['wireName'] };
 
+/**
+ * The second half of the catalogue: events of the live-state delivery model (ARCHITECTURE.md "Two delivery
+ * models"). They go through no outbox, job or user log: each is the latest state of one entity on one
+ * channel, kept in Redis (packages/redis `state-channel.ts`) so that every (re)subscribe first gets it with
+ * `"snapshot": true`, and conflated to at most one event per entity per `minIntervalMs` (latest state, the
+ * union of `changed`). `root` is the key of the entity in `data`.
+ */
+export interface StateEventDefinition<Id extends number | string = number> {
+  wireName: string;
+  data: z.ZodType;
+  /** the channel name of an entity id (a campaign's id is the platform's string) */
+  channel: (id: Id) => string;
+  root: string;
+  /** who may subscribe, for the README and the reader */
+  audience: string;
+  doc: string;
+}
+
+export const STATE_EVENT_CATALOGUE = {
+  'device.status': {
+    wireName: 'App\\Events\\DeviceStatusChanged',
+    data: DeviceStatusEventData,
+    channel: (id: number) => `private-device.${id}`,
+    root: 'device',
+    audience: "active users who may see the device: its tenant's members and its share holders",
+    doc: 'a device came online, went offline, booted, or changed versions, interval or parameters (DEVICE_STATUS_MIN_INTERVAL_MS)',
+  },
+  'tenant.device-summary': {
+    wireName: 'App\\Events\\TenantDeviceSummary',
+    data: TenantDeviceSummaryEventData,
+    channel: (id: number) => `private-tenant.${id}`,
+    root: 'summary',
+    audience: "the tenant's active members",
+    doc: "the tenant's online/offline device counts changed (at most once per TENANT_SUMMARY_INTERVAL_MS)",
+  },
+  'device.task': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire, snapshot: z.literal(true).optional() }).strict(),
+    channel: deviceChannel,
+    root: 'task',
+    audience: "active users who may see the device: its tenant's members and its share holders",
+    doc: 'a task of the device changed, at once; its open tasks are part of its snapshot',
+  },
+  'campaign.task': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire }).strict(),
+    channel: campaignChannel,
+    root: 'task',
+    audience: "the campaign tenant's active members",
+    doc: 'a task of one of the campaign’s devices changed: at most one per task per CAMPAIGN_TASK_CONFLATE_MS (the latest)',
+  },
+  'campaign.progress': {
+    wireName: 'App\\Events\\FirmwareCampaignProgress',
+    data: z.object({ campaign: CampaignWire, snapshot: z.literal(true).optional() }).strict(),
+    channel: campaignChannel,
+    root: 'campaign',
+    audience: "the campaign tenant's active members; the same event also goes on private-tenant.{tenant_id}",
+    doc: "a campaign's counts or state changed: at most once per CAMPAIGN_PROGRESS_INTERVAL_MS (1 s) per campaign across every ingest, the last one with the final counts",
+  },
+} as const satisfies Record<string, StateEventDefinition | StateEventDefinition<string>>;
+export type StateEventKind = keyof typeof STATE_EVENT_CATALOGUE;
+
 /** The wire names by short name, for code that listens to one (tests, the SDK, the bench). */
 export const WIRE_EVENTS = {
   alarmCreated: EVENT_CATALOGUE['alarm.created'].wireName,
   alarmUpdated: EVENT_CATALOGUE['alarm.updated'].wireName,
   alarmCleared: EVENT_CATALOGUE['alarm.cleared'].wireName,
   alarmAcknowledged: EVENT_CATALOGUE['alarm.acknowledged'].wireName,
+  deviceStatusChanged: STATE_EVENT_CATALOGUE['device.status'].wireName,
+  tenantDeviceSummary: STATE_EVENT_CATALOGUE['tenant.device-summary'].wireName,
   deviceTaskUpdated: EVENT_CATALOGUE['task.updated'].wireName,
   firmwareCampaignProgress: STATE_EVENT_CATALOGUE['campaign.progress'].wireName,
 } as const;

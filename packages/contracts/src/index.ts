@@ -13,3 +13,6 @@ export * from './resume.js';
 export * from './task-state.js';
 export * from './tasks.js';
 export * from './campaigns.js';
+export * from './collector-scopes.js';
+export * from './device-informs.js';
+export * from './device-status.js';

@@ -16,7 +16,7 @@ import {
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { requireJson, validationFailed } from './alarms-route.js';
-import { collectorOf } from './collector-auth.js';
+import { collectorOf, requireScope } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import type { OutboxDispatcher } from './outbox.js';
 import type { TaskLivePublisher } from './task-live.js';
@@ -51,65 +51,82 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
   const { pool, db, outbox, live, policy } = options;
   const router = Router();
 
-  router.post('/v1/campaigns', requireJson, options.asCollector, options.admission, async (req, res) => {
-    const collector = collectorOf(res);
-    const parsed = CreateCampaignBody.safeParse(req.body);
-    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
-    const body = parsed.data;
-    if (collector.tenantId !== null && collector.tenantId !== body.tenantId)
-      throw new ApiError('forbidden', 'this collector token is scoped to another tenant');
-    const result = await db(() => createCampaign(pool, body, collector.tokenId));
-    switch (result.kind) {
-      case 'unknown_tenant':
-        throw new ApiError('unknown_tenant', `no tenant with id ${body.tenantId}`, [
-          { field: 'tenantId', message: 'no such tenant' },
-        ]);
-      case 'unknown_devices':
-        throw new ApiError(
-          'unknown_device',
-          `${result.deviceIds.length === 20 ? 'at least 20' : result.deviceIds.length} of deviceIds are not devices of tenant ${body.tenantId}`,
-          result.deviceIds.map((id) => ({ field: 'deviceIds', message: `no device ${id} in this tenant` })),
-        );
-      case 'exists':
-        throw new ApiError('campaign_exists', `campaign ${body.campaignId} exists already with other fields`);
-      case 'replay':
-        res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
-        return;
-      case 'created':
-        live.campaignChanged(result.campaign.id);
-        res.status(201).json({ campaign: result.campaign, outcome: 'created' });
-        return;
-    }
-  });
+  router.post(
+    '/v1/campaigns',
+    requireJson,
+    options.asCollector,
+    requireScope('campaigns'),
+    options.admission,
+    async (req, res) => {
+      const collector = collectorOf(res);
+      const parsed = CreateCampaignBody.safeParse(req.body);
+      if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+      const body = parsed.data;
+      if (collector.tenantId !== null && collector.tenantId !== body.tenantId)
+        throw new ApiError('forbidden', 'this collector token is scoped to another tenant');
+      const result = await db(() => createCampaign(pool, body, collector.tokenId));
+      switch (result.kind) {
+        case 'unknown_tenant':
+          throw new ApiError('unknown_tenant', `no tenant with id ${body.tenantId}`, [
+            { field: 'tenantId', message: 'no such tenant' },
+          ]);
+        case 'unknown_devices':
+          throw new ApiError(
+            'unknown_device',
+            `${result.deviceIds.length === 20 ? 'at least 20' : result.deviceIds.length} of deviceIds are not devices of tenant ${body.tenantId}`,
+            result.deviceIds.map((id) => ({ field: 'deviceIds', message: `no device ${id} in this tenant` })),
+          );
+        case 'exists':
+          throw new ApiError(
+            'campaign_exists',
+            `campaign ${body.campaignId} exists already with other fields`,
+          );
+        case 'replay':
+          res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
+          return;
+        case 'created':
+          live.campaignChanged(result.campaign.id);
+          res.status(201).json({ campaign: result.campaign, outcome: 'created' });
+          return;
+      }
+    },
+  );
 
-  router.patch('/v1/campaigns/:id', requireJson, options.asCollector, options.admission, async (req, res) => {
-    const collector = collectorOf(res);
-    const id = campaignIdOf(req.params.id);
-    const parsed = PatchCampaignBody.safeParse(req.body);
-    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
-    const to = parsed.data.state;
-    const result = await db(() =>
-      setCampaignState(pool, id, collector.tenantId, to, collector.tokenId, policy),
-    );
-    switch (result.kind) {
-      case 'not_found':
-        throw new ApiError('not_found', 'no such campaign');
-      case 'illegal_transition':
-        throw new ApiError(
-          'illegal_campaign_transition',
-          `campaign ${id} is ${result.from}: ${result.from} → ${result.to} is not allowed`,
-          { from: result.from, to: result.to },
-        );
-      case 'replay':
-        res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
-        return;
-      case 'applied':
-        for (const e of result.change.eventIds) outbox.dispatch(e);
-        live.campaignChanged(id);
-        res.status(200).json({ campaign: result.change.campaign, outcome: 'updated' });
-        return;
-    }
-  });
+  router.patch(
+    '/v1/campaigns/:id',
+    requireJson,
+    options.asCollector,
+    requireScope('campaigns'),
+    options.admission,
+    async (req, res) => {
+      const collector = collectorOf(res);
+      const id = campaignIdOf(req.params.id);
+      const parsed = PatchCampaignBody.safeParse(req.body);
+      if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+      const to = parsed.data.state;
+      const result = await db(() =>
+        setCampaignState(pool, id, collector.tenantId, to, collector.tokenId, policy),
+      );
+      switch (result.kind) {
+        case 'not_found':
+          throw new ApiError('not_found', 'no such campaign');
+        case 'illegal_transition':
+          throw new ApiError(
+            'illegal_campaign_transition',
+            `campaign ${id} is ${result.from}: ${result.from} → ${result.to} is not allowed`,
+            { from: result.from, to: result.to },
+          );
+        case 'replay':
+          res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
+          return;
+        case 'applied':
+          for (const e of result.change.eventIds) outbox.dispatch(e);
+          live.campaignChanged(id);
+          res.status(200).json({ campaign: result.change.campaign, outcome: 'updated' });
+          return;
+      }
+    },
+  );
 
   router.get('/v1/campaigns/:id', options.asUser, async (req, res) => {
     const viewer = viewerOf(res);

@@ -16,7 +16,7 @@ import {
   type Cluster,
 } from '@alarmcast/redis';
 
-const TASK_EVENT = STATE_EVENT_CATALOGUE['task.progress'].wireName;
+const TASK_EVENT = STATE_EVENT_CATALOGUE['device.task'].wireName;
 const CAMPAIGN_EVENT = STATE_EVENT_CATALOGUE['campaign.progress'].wireName;
 
 export interface TaskLiveOptions {

@@ -17,7 +17,7 @@ import {
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { requireJson, validationFailed } from './alarms-route.js';
-import { collectorOf } from './collector-auth.js';
+import { collectorOf, requireScope } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import type { OutboxDispatcher } from './outbox.js';
 import type { TaskLivePublisher } from './task-live.js';
@@ -82,36 +82,43 @@ export function tasksRouter(options: TasksRouterOptions): Router {
   const { pool, db, outbox, live, policy } = options;
   const router = Router();
 
-  router.put('/v1/tasks/:taskId', requireJson, options.asCollector, options.admission, async (req, res) => {
-    const collector = collectorOf(res);
-    const taskId = TaskId.safeParse(String(req.params.taskId));
-    if (!taskId.success)
-      throw validationFailed('path', [{ path: ['taskId'], message: taskId.error.issues[0]!.message }]);
-    const parsed = TaskReportBody.safeParse(req.body);
-    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
-    const body = { ...parsed.data, state: reportedTaskState(parsed.data) };
-    const result = await db(() =>
-      writeTaskReport(pool, {
-        taskId: taskId.data,
-        body,
-        tokenTenantId: collector.tenantId,
-        sourceTokenId: collector.tokenId,
-        policy,
-      }),
-    );
-    if (result.kind === 'replay') {
-      res.status(200).json({ task: result.task, outcome: 'replay' } satisfies TaskWriteResponse);
-      return;
-    }
-    if (result.kind !== 'applied') throw refusal(taskId.data, result);
-    // Committed: the requester's copy and any threshold alarm go through the outbox; the live state after.
-    for (const id of result.eventIds) outbox.dispatch(id);
-    live.taskChanged(result.task);
-    if (result.campaign) live.campaignChanged(result.campaign.campaign.id);
-    res
-      .status(result.outcome === 'created' ? 201 : 200)
-      .json({ task: result.task, outcome: result.outcome } satisfies TaskWriteResponse);
-  });
+  router.put(
+    '/v1/tasks/:taskId',
+    requireJson,
+    options.asCollector,
+    requireScope('tasks'),
+    options.admission,
+    async (req, res) => {
+      const collector = collectorOf(res);
+      const taskId = TaskId.safeParse(String(req.params.taskId));
+      if (!taskId.success)
+        throw validationFailed('path', [{ path: ['taskId'], message: taskId.error.issues[0]!.message }]);
+      const parsed = TaskReportBody.safeParse(req.body);
+      if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+      const body = { ...parsed.data, state: reportedTaskState(parsed.data) };
+      const result = await db(() =>
+        writeTaskReport(pool, {
+          taskId: taskId.data,
+          body,
+          tokenTenantId: collector.tenantId,
+          sourceTokenId: collector.tokenId,
+          policy,
+        }),
+      );
+      if (result.kind === 'replay') {
+        res.status(200).json({ task: result.task, outcome: 'replay' } satisfies TaskWriteResponse);
+        return;
+      }
+      if (result.kind !== 'applied') throw refusal(taskId.data, result);
+      // Committed: the requester's copy and any threshold alarm go through the outbox; the live state after.
+      for (const id of result.eventIds) outbox.dispatch(id);
+      live.taskChanged(result.task);
+      if (result.campaign) live.campaignChanged(result.campaign.campaign.id);
+      res
+        .status(result.outcome === 'created' ? 201 : 200)
+        .json({ task: result.task, outcome: result.outcome } satisfies TaskWriteResponse);
+    },
+  );
 
   router.get('/v1/devices/:id/tasks', options.asUser, async (req, res) => {
     const viewer = viewerOf(res);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
+  type CollectorScope,
   campaignFailingAlarmIdentifier,
   type CampaignResponse,
   type CampaignWire,
@@ -12,6 +13,8 @@ import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testi
 import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
 
+/** what the platform's token needs for these routes */
+const SCOPES: CollectorScope[] = ['tasks', 'campaigns'];
 const JWT_SECRET = 'campaigns-test-jwt-secret-0123456789abcdef';
 const DEVICES = 30;
 const device = (ref: string) => ({ ref, oui: '00D09E', productClass: 'HG8245', serialNumber: ref });
@@ -23,7 +26,7 @@ const graph = {
       slug: 'tenant-a',
       users: [{ ref: 'a1', email: 'a1@example.test', name: 'a1' }],
       devices: Array.from({ length: DEVICES }, (_, i) => device(`da${i}`)),
-      collectorTokens: [{ ref: 'ta', name: 'collector of A' }],
+      collectorTokens: [{ ref: 'ta', name: 'collector of A', scopes: SCOPES }],
     },
     {
       ref: 'B',
@@ -31,7 +34,10 @@ const graph = {
       slug: 'tenant-b',
       users: [{ ref: 'b1', email: 'b1@example.test', name: 'b1' }],
       devices: [device('db')],
-      collectorTokens: [{ ref: 'tb', name: 'collector of B' }],
+      collectorTokens: [
+        { ref: 'tb', name: 'collector of B', scopes: SCOPES },
+        { ref: 'tasks-only', name: 'a task collector of B', scopes: ['tasks'] as CollectorScope[] },
+      ],
     },
   ],
 };
@@ -154,6 +160,9 @@ describe('firmware campaigns: API, exact counts, progress broadcasts, threshold 
     const tooMany = await create('c-big', { deviceIds: Array.from({ length: 100_001 }, (_, i) => i + 1) });
     expect(tooMany.status).toBe(422);
     expect(((await tooMany.json()) as ErrorAnswer).error.details![0]!.field).toBe('deviceIds');
+    const noScope = await send('POST', '/v1/campaigns', {}, world.collectorTokens['tasks-only']!.token);
+    expect(noScope.status).toBe(403);
+    expect(((await noScope.json()) as ErrorAnswer).error.code).toBe('insufficient_scope');
     const badId = await create('bad id', {});
     expect(((await badId.json()) as ErrorAnswer).error.details![0]!.field).toBe('campaignId');
     const scoped = await create('c-b', {});

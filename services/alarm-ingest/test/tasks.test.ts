@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
+  type CollectorScope,
   TASK_STATES,
   DOWNLOAD_PHASES,
   initialTaskState,
@@ -16,6 +17,8 @@ import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testi
 import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
 
+/** what the platform's token needs for these routes */
+const SCOPES: CollectorScope[] = ['tasks', 'campaigns'];
 const JWT_SECRET = 'tasks-test-jwt-secret-0123456789abcdef';
 const user = (ref: string) => ({ ref, email: `${ref}@example.test`, name: ref });
 const device = (ref: string) => ({ ref, oui: '00D09E', productClass: 'HG8245', serialNumber: ref });
@@ -27,7 +30,10 @@ const graph = {
       slug: 'tenant-a',
       users: [user('a1')],
       devices: [device('da'), device('da2')],
-      collectorTokens: [{ ref: 'ta', name: 'collector of A' }],
+      collectorTokens: [
+        { ref: 'ta', name: 'collector of A', scopes: SCOPES },
+        { ref: 'alarms-only', name: 'an alarm collector of A' },
+      ],
     },
     {
       ref: 'B',
@@ -35,11 +41,11 @@ const graph = {
       slug: 'tenant-b',
       users: [user('b1'), user('b2')],
       devices: [device('db')],
-      collectorTokens: [{ ref: 'tb', name: 'collector of B' }],
+      collectorTokens: [{ ref: 'tb', name: 'collector of B', scopes: SCOPES }],
     },
   ],
   platformUsers: [],
-  collectorTokens: [{ ref: 'platform', name: 'platform collector' }],
+  collectorTokens: [{ ref: 'platform', name: 'platform collector', scopes: SCOPES }],
   // b1 (tenant B) sees da through a share
   shares: [{ user: 'b1', device: 'da' }],
 };
@@ -223,6 +229,17 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
       fault_string: 'File corrupted',
       progress: 80,
     });
+  });
+
+  it('needs the tasks scope (403 insufficient_scope) and a token (401)', async () => {
+    const body = { deviceId: dev('da'), kind: 'reboot', state: 'queued' };
+    const r = await put(tid('scope'), body, world.collectorTokens['alarms-only']!.token);
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as ErrorAnswer).error).toMatchObject({
+      code: 'insufficient_scope',
+      details: { scope: 'tasks' },
+    });
+    expect((await put(tid('scope'), body, 'not-a-real-token-at-all')).status).toBe(401);
   });
 
   it('validates bodies and paths, naming the field', async () => {
