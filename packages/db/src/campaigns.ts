@@ -164,6 +164,25 @@ export async function findCampaign(pool: PgPool, campaignId: string): Promise<Ca
   return rows[0] ? toCampaignWire(rows[0]) : null;
 }
 
+/**
+ * The tenants of campaigns (ids not found are missing from the map), for the edge's channel authorization
+ * of `private-campaign.{id}` and its re-checks: one primary-key lookup per campaign.
+ */
+export async function findCampaignTenants(
+  pool: PgPool,
+  campaignIds: readonly string[],
+): Promise<Map<string, number>> {
+  const tenants = new Map<string, number>();
+  if (campaignIds.length === 0) return tenants;
+  const { rows } = await pool.query<{ id: string; tenant_id: number }>({
+    name: 'find_campaign_tenants',
+    text: 'SELECT id, tenant_id FROM firmware_campaigns WHERE id = ANY($1::text[])',
+    values: [campaignIds],
+  });
+  for (const r of rows) tenants.set(r.id, r.tenant_id);
+  return tenants;
+}
+
 /** The latest failed tasks of a campaign (the devices its view lists as failing), newest first. */
 export async function listFailingDevices(
   pool: PgPool,

@@ -13,7 +13,13 @@ export {
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';
-export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
+export {
+  findUserAccess,
+  findUsersAccess,
+  findVisibleDevices,
+  type AlarmViewer,
+  type UserAccess,
+} from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {
@@ -40,10 +46,21 @@ export {
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
 export {
+  writeInformBatch,
+  foldInforms,
+  detectOfflineDevices,
+  clearStrandedOfflineAlarms,
+  tenantDeviceCounts,
+  type InformWrite,
+  type InformBatchResult,
+  type DeviceStateRow,
+  type PresencePolicy,
+} from './device-status.js';
+export { deviceStatusWireSql } from './device-status-wire-sql.js';
+export {
   writeTaskReport,
   confirmDownloadsByInform,
   listDeviceTasks,
-  viewerMaySeeDevice,
   toTaskWire,
   type TaskReportWrite,
   type TaskWriteResult,
@@ -51,6 +68,7 @@ export {
 export {
   createCampaign,
   findCampaign,
+  findCampaignTenants,
   listFailingDevices,
   setCampaignState,
   failureCrossed,

@@ -318,20 +318,3 @@ export async function listDeviceTasks(
   });
   return rows.map(toTaskWire);
 }
-
-/** Whether the viewer may see the device: of their tenant, or shared with them (access.ts' rule). */
-export async function viewerMaySeeDevice(
-  pool: PgPool,
-  viewer: { userId: number; tenantId: number | null },
-  deviceId: number,
-): Promise<boolean> {
-  const { rows } = await pool.query<{ ok: boolean }>({
-    name: 'viewer_may_see_device',
-    text: `SELECT EXISTS (
-             SELECT 1 FROM cpe_devices d WHERE d.id = $1
-                AND (d.tenant_id = $3::int
-                     OR EXISTS (SELECT 1 FROM user_devices s WHERE s.user_id = $2 AND s.device_id = d.id))) AS ok`,
-    values: [deviceId, viewer.userId, viewer.tenantId],
-  });
-  return rows[0]?.ok === true;
-}

@@ -8,6 +8,7 @@ import {
   ALARM_BATCH_BODY_LIMIT_BYTES,
   BROADCAST_QUEUE,
   CAMPAIGN_BODY_LIMIT_BYTES,
+  DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
   INGEST_BODY_LIMIT_BYTES,
 } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
@@ -21,7 +22,14 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createPubSubTransport, createRedisClient } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  StateChannelFlusher,
+  StateChannelWriter,
+  createPubSubTransport,
+  createRedisClient,
+  shardsFor,
+} from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -29,11 +37,14 @@ import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { deviceInformsRouter } from './device-informs-route.js';
+import { DeviceStatePublisher, TenantSummary } from './device-state.js';
+import { PresenceDetector } from './presence-detector.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 import { campaignsRouter } from './campaigns-route.js';
 import { TaskLivePublisher } from './task-live.js';
-import { tasksRouter } from './tasks-route.js';
+import { confirmDownloads, tasksRouter } from './tasks-route.js';
 import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
@@ -54,6 +65,10 @@ export interface IngestServer {
   metrics: Registry;
   /** live task and campaign broadcasts (state channels) */
   live: TaskLivePublisher;
+  /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
+  presence: PresenceDetector;
+  /** this process's tenant summaries (flushed by themselves every TENANT_SUMMARY_INTERVAL_MS) */
+  tenantSummary: TenantSummary;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -61,7 +76,9 @@ export interface IngestServer {
 export async function startIngest(config: IngestConfig, options: IngestOptions = {}): Promise<IngestServer> {
   const log = options.logger ?? createLogger({ service: 'alarm-ingest', level: config.LOG_LEVEL });
   const metrics = createMetricsRegistry('alarm-ingest');
-  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const keys = new RedisKeys(config.REDIS_PREFIX, {
+    shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
+  });
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
   // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these
@@ -101,6 +118,43 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
+  });
+  // Live state (device status, tenant summaries): conflated in Redis by one script for every process.
+  const stateWriter = new StateChannelWriter(redis, keys, { node: `alarm-ingest:${process.pid}` });
+  const stateFlusher = new StateChannelFlusher(stateWriter, {
+    intervalMs: 100,
+    onError: (err) => log.debug({ err }, 'state flush failed'),
+  });
+  const stateWriteFailures = new Counter({
+    name: 'device_state_write_failures_total',
+    help: 'Batches of device states that could not be written to Redis (live status only; Postgres has them)',
+    registers: [metrics],
+  });
+  const tenantSummary = new TenantSummary(pool, stateWriter, {
+    intervalMs: config.TENANT_SUMMARY_INTERVAL_MS,
+    log,
+  });
+  const deviceStates = new DeviceStatePublisher(stateWriter, tenantSummary, {
+    minIntervalMs: config.DEVICE_STATUS_MIN_INTERVAL_MS,
+    log,
+    onError: () => stateWriteFailures.inc(),
+  });
+  const informsAccepted = new Counter({
+    name: 'device_informs_accepted_total',
+    help: 'Device informs written (changed or unchanged; duplicates and refusals not counted)',
+    registers: [metrics],
+  });
+  const devicesOffline = new Counter({
+    name: 'devices_went_offline_total',
+    help: 'Devices this process took offline (no inform within their deadline)',
+    registers: [metrics],
+  });
+  const presence = new PresenceDetector(pool, outbox, deviceStates, {
+    intervalMs: config.PRESENCE_SWEEP_INTERVAL_MS,
+    batch: config.PRESENCE_SWEEP_BATCH,
+    offlineAlarm: config.DEVICE_OFFLINE_ALARM,
+    log,
+    onOffline: (n) => devicesOffline.inc(n),
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',
@@ -256,6 +310,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.patch('/v1/campaigns/:id', perIp(limits.alarmsPerIp));
   app.get('/v1/devices/:id/tasks', perIp(limits.userApiPerIp));
   app.get('/v1/campaigns/:id', perIp(limits.userApiPerIp));
+  app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -272,6 +327,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   // A campaign lists up to 100,000 device ids.
   app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
+  app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -298,6 +354,20 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       admission: admission.middleware,
       asCollector,
       onAccepted: (changes) => accepted.inc(changes),
+    }),
+  );
+  app.use(
+    deviceInformsRouter({
+      pool,
+      db,
+      outbox,
+      admission: admission.middleware,
+      asCollector,
+      presence: { intervals: config.DEVICE_OFFLINE_INTERVALS, graceS: config.DEVICE_OFFLINE_GRACE_S },
+      states: deviceStates,
+      onAccepted: (n) => informsAccepted.inc(n),
+      onSoftwareVersions: (changes) =>
+        void confirmDownloads({ pool, outbox, live, policy: failurePolicy, log }, changes),
     }),
   );
   app.use(
@@ -351,6 +421,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     throw err;
   });
   outbox.start();
+  stateFlusher.start();
+  presence.start();
+  tenantSummary.start();
   const pruner = startIdempotencyPruner(pool, log);
   if (config.jwtSecretDefaulted) {
     log.warn('JWT_SECRET not set: using the public development default (refused in production)');
@@ -366,6 +439,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await drained;
       await internal.close();
       await live.stop();
+      await presence.stop();
+      await tenantSummary.stop();
+      await stateFlusher.stop();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -382,6 +458,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     outbox,
     live,
     metrics,
+    presence,
+    tenantSummary,
     close,
   };
 }

@@ -8,8 +8,9 @@ import {
   type TaskWriteResponse,
 } from '@alarmcast/contracts';
 import {
+  confirmDownloadsByInform,
   listDeviceTasks,
-  viewerMaySeeDevice,
+  findVisibleDevices,
   writeTaskReport,
   type FailurePolicy,
   type PgPool,
@@ -75,6 +76,38 @@ function refusal(taskId: string, r: Exclude<TaskWriteResult, { kind: 'applied' |
 }
 
 /**
+ * The device's inform reported a new softwareVersion: its open downloads targeting that version succeed
+ * (`confirmed_by_inform`), with their events, campaign counts and live updates as for a report. Runs after
+ * the inform's commit, one transaction per device; a failure is logged and the platform's own `succeeded`
+ * report still ends the task.
+ */
+export function confirmDownloads(
+  options: Pick<TasksRouterOptions, 'pool' | 'outbox' | 'live' | 'policy'> & {
+    log: { warn: (obj: object, msg: string) => void };
+  },
+  changes: readonly { deviceId: number; softwareVersion: string }[],
+): Promise<void> {
+  return Promise.all(
+    changes.map(async ({ deviceId, softwareVersion }) => {
+      try {
+        for (const r of await confirmDownloadsByInform(
+          options.pool,
+          deviceId,
+          softwareVersion,
+          options.policy,
+        )) {
+          for (const id of r.eventIds) options.outbox.dispatch(id);
+          options.live.taskChanged(r.task);
+          if (r.campaign) options.live.campaignChanged(r.campaign.campaign.id);
+        }
+      } catch (err) {
+        options.log.warn({ err, deviceId }, 'could not confirm downloads by inform');
+      }
+    }),
+  ).then(() => undefined);
+}
+
+/**
  * `PUT /v1/tasks/{taskId}` for collectors (the platform's ACS reports its tasks) and
  * `GET /v1/devices/{id}/tasks` for users who may see the device.
  */
@@ -128,8 +161,8 @@ export function tasksRouter(options: TasksRouterOptions): Router {
     // A device the user may not see answers as one that does not exist.
     if (!DEVICE_ID.test(id) || Number(id) > 2_147_483_647) throw new ApiError('not_found', 'no such device');
     const deviceId = Number(id);
-    if (!(await db(() => viewerMaySeeDevice(pool, viewer, deviceId))))
-      throw new ApiError('not_found', 'no such device');
+    const visible = await db(() => findVisibleDevices(pool, [{ userId: viewer.userId, deviceId }]));
+    if (visible.size === 0) throw new ApiError('not_found', 'no such device');
     const tasks = await db(() =>
       listDeviceTasks(pool, deviceId, { openOnly: query.data.state === 'open', limit: query.data.limit }),
     );

@@ -2,7 +2,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { parseChannel, PUSHER_CHANNEL_NAME, type ParsedChannel } from '@alarmcast/contracts';
 import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
-import { findUserAccess, type PgPool } from '@alarmcast/db';
+import { findCampaignTenants, findUserAccess, findVisibleDevices, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
 import { encodeOwnerData } from './revocation.js';
@@ -30,13 +30,18 @@ export interface ChannelAuthDeps {
 
 /**
  * The rules of who may read a channel. A user's channel is that user's alone; a tenant's channel is for its
- * members. An inactive user reads nothing, including their own channel. Applied here at authorization and
- * again by every edge to its open subscriptions whenever the user's access changes (revocation.ts).
+ * members; a device's channel is for whoever may see the device (its tenant's members and its share
+ * holders, packages/db access.ts' rule: `deviceVisible`, looked up by the caller); a campaign's channel is for
+ * the members of the campaign's tenant (`campaignTenantId`, looked up by the caller). An inactive user reads
+ * nothing, including their own channel. Applied here at authorization and again by every edge to its open
+ * subscriptions whenever the user's access changes (revocation.ts).
  */
 export function mayRead(
   userId: number,
   access: { active: boolean; tenantId: number | null } | null,
   channel: ParsedChannel,
+  deviceVisible = false,
+  campaignTenantId: number | null = null,
 ): boolean {
   if (!access?.active) return false;
   switch (channel.kind) {
@@ -44,9 +49,11 @@ export function mayRead(
       return channel.userId === userId;
     case 'tenant':
       return access.tenantId === channel.tenantId;
-    default:
-      // device and campaign channels: authorized by their own rules, not served by this edge yet
-      return false;
+    case 'device':
+      return deviceVisible;
+    case 'campaign':
+      // a campaign is its tenant's: `campaignTenantId` is looked up by the caller (null: no such campaign)
+      return campaignTenantId !== null && access.tenantId === campaignTenantId;
   }
 }
 
@@ -106,15 +113,27 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       // refused here as they are at the socket.
       const channel = parseChannel(channelName);
       let access: Awaited<ReturnType<typeof findUserAccess>> = null;
+      let deviceVisible = false;
+      let campaignTenantId: number | null = null;
       if (channel) {
         try {
-          access = await findUserAccess(pool, claims.userId);
+          [access, deviceVisible, campaignTenantId] = await Promise.all([
+            findUserAccess(pool, claims.userId),
+            channel.kind === 'device'
+              ? findVisibleDevices(pool, [{ userId: claims.userId, deviceId: channel.deviceId }]).then(
+                  (v) => v.size > 0,
+                )
+              : false,
+            channel.kind === 'campaign'
+              ? findCampaignTenants(pool, [channel.campaignId]).then((t) => t.get(channel.campaignId) ?? null)
+              : null,
+          ]);
         } catch (err) {
           log.error({ err }, 'could not load user access');
           throw new ApiError('service_unavailable', 'user directory unavailable, retry');
         }
       }
-      if (!channel || !mayRead(claims.userId, access, channel)) {
+      if (!channel || !mayRead(claims.userId, access, channel, deviceVisible, campaignTenantId)) {
         outcome('forbidden');
         log.info({ userId: claims.userId, channel: channelName }, 'channel authorization refused');
         throw new ApiError('forbidden', `not allowed to subscribe to ${channelName}`);
