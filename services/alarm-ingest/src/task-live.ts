@@ -10,6 +10,8 @@ import { findCampaign, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import {
   encodeChannelEvent,
+  writeCampaignSnapshot,
+  writeTaskSnapshot,
   type PubSubTransport,
   type RedisKeys,
   type Redis,
@@ -60,7 +62,11 @@ export class TaskLivePublisher {
 
   /** A task change was committed. */
   taskChanged(task: TaskWire): void {
-    this.publish(deviceChannel(task.device_id), TASK_EVENT, { task });
+    // The device's open tasks first (its channel's snapshot), then the event: a subscriber that missed the
+    // event still finds the change in the next snapshot.
+    writeTaskSnapshot(this.o.redis, this.o.keys, task)
+      .catch((err: unknown) => this.o.log.debug({ err, taskId: task.id }, 'task snapshot write failed'))
+      .finally(() => this.publish(deviceChannel(task.device_id), TASK_EVENT, { task }));
     if (task.campaign_id !== null) this.conflateCampaignTask(task.campaign_id, task);
   }
 
@@ -144,6 +150,9 @@ export class TaskLivePublisher {
 
   /** Publishes one campaign's progress now (also used by the tests through `campaignChanged`). */
   private publishCampaign(campaign: CampaignWire): void {
+    writeCampaignSnapshot(this.o.redis, this.o.keys, campaign).catch((err: unknown) =>
+      this.o.log.debug({ err, campaignId: campaign.id }, 'campaign snapshot write failed'),
+    );
     const data = { campaign };
     this.publish(campaignChannel(campaign.id), CAMPAIGN_EVENT, data);
     this.publish(tenantChannel(campaign.tenant_id), CAMPAIGN_EVENT, data);

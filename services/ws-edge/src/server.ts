@@ -2,13 +2,14 @@ import { randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ErrorBody } from '@alarmcast/contracts';
+import { parseChannel, type ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import {
   createPubSubTransport,
   createRedisClient,
   readStateSnapshot,
+  readTaskSnapshots,
   readUserLogAfter,
   RedisKeys,
   shardsFor,
@@ -258,7 +259,12 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
-    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
+    // A campaign channel has no state of its own in state-channel.ts: only its task snapshot (the progress).
+    readSnapshot: (channel: string) =>
+      parseChannel(channel)?.kind === 'campaign'
+        ? Promise.resolve(null)
+        : readStateSnapshot(publisherRedis, keys, channel),
+    readTaskSnapshots: (channel: string) => readTaskSnapshots(publisherRedis, keys, channel),
     metrics,
     log,
     revocation,

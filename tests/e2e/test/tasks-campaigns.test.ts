@@ -168,7 +168,65 @@ describe('task outcomes reach their requester through the reliable path, across 
     back.pusher.disconnect();
     colleague.pusher.disconnect();
   });
+
+  it('sends a device’s open tasks as its snapshot on every subscribe, then live changes', async () => {
+    const edge = stack.edges[0]!;
+    const colleague = world.users.colleague!.id;
+    const device = world.devices.cpe!.id;
+    await put('upgrade-1', { kind: 'download', state: 'running', phase: 'downloading', progress: 30 });
+    await put('params-1', { kind: 'setParameterValues', state: 'queued' });
+    await put('done-1', { kind: 'reboot', state: 'succeeded' });
+    const watcher = await stateSocket(edge, colleague, `private-device.${device}`);
+    await vi.waitFor(() =>
+      expect(watcher.received.filter((e) => e.data.snapshot).map((e) => e.data.task!.id)).toEqual([
+        'upgrade-1',
+        'params-1',
+      ]),
+    );
+    expect(watcher.received.every((e) => e.event === 'App\\Events\\DeviceTaskUpdated')).toBe(true);
+    await put('upgrade-1', { kind: 'download', state: 'running', phase: 'applying' });
+    await vi.waitFor(() =>
+      expect(watcher.received.at(-1)!.data.task).toMatchObject({ id: 'upgrade-1', progress: 70 }),
+    );
+    expect(watcher.received.at(-1)!.data.snapshot).toBeUndefined();
+    await put('upgrade-1', { kind: 'download', state: 'succeeded' });
+    await vi.waitFor(() => expect(watcher.received.at(-1)!.data.task!.state).toBe('succeeded'));
+    watcher.pusher.disconnect();
+    // a new subscriber: only what is still open
+    const later = await stateSocket(edge, colleague, `private-device.${device}`);
+    await vi.waitFor(() => expect(later.received.map((e) => e.data.task!.id)).toEqual(['params-1']));
+    later.pusher.disconnect();
+  });
 });
+
+/** A real pusher-js client for `channel` (a state channel), recording what it receives. */
+async function stateSocket(edge: { port: number; url: string }, userId: number, channelName: string) {
+  const pusher = new Pusher(APP.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: edge.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      endpoint: `${edge.url}/broadcasting/auth`,
+      transport: 'ajax',
+      headers: { Authorization: `Bearer ${await signUserJwt(JWT_SECRET, userId)}` },
+    },
+  });
+  const received: { event: string; data: { task?: TaskWire; campaign?: CampaignWire; snapshot?: true } }[] =
+    [];
+  const channel = pusher.subscribe(channelName);
+  channel.bind_global((event: string, data: unknown) => {
+    if (!event.startsWith('pusher'))
+      received.push({ event, data: data as (typeof received)[number]['data'] });
+  });
+  await new Promise<void>((resolve, reject) => {
+    channel.bind('pusher:subscription_succeeded', () => resolve());
+    channel.bind('pusher:subscription_error', (e: unknown) => reject(new Error(JSON.stringify(e))));
+  });
+  return { pusher, received };
+}
 
 /**
  * A campaign reported by three ingest processes at once (real processes, one database), with a resolver and
@@ -388,5 +446,13 @@ describe('campaign counts under concurrent reports from several ingest processes
     );
     await vi.waitFor(() => expect(progress.at(-1)!.campaign.state).toBe('aborted'), { timeout: 5000 });
     noc.pusher.disconnect();
+    // A new subscriber of the campaign channel starts with its last progress.
+    const view = await stateSocket(edge, world.users.noc!.id, 'private-campaign.fleet');
+    await vi.waitFor(() => expect(view.received[0]?.data.snapshot).toBe(true));
+    expect(view.received[0]).toMatchObject({
+      event: 'App\\Events\\FirmwareCampaignProgress',
+      data: { campaign: { id: 'fleet', state: 'aborted', counts: truth } },
+    });
+    view.pusher.disconnect();
   });
 });
