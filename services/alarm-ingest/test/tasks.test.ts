@@ -18,7 +18,7 @@ import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
 
 /** what the platform's token needs for these routes */
-const SCOPES: CollectorScope[] = ['tasks', 'campaigns'];
+const SCOPES: CollectorScope[] = ['tasks', 'campaigns', 'informs'];
 const JWT_SECRET = 'tasks-test-jwt-secret-0123456789abcdef';
 const user = (ref: string) => ({ ref, email: `${ref}@example.test`, name: ref });
 const device = (ref: string) => ({ ref, oui: '00D09E', productClass: 'HG8245', serialNumber: ref });
@@ -240,6 +240,46 @@ describe('PUT /v1/tasks/{taskId} and GET /v1/devices/{id}/tasks', () => {
       details: { scope: 'tasks' },
     });
     expect((await put(tid('scope'), body, 'not-a-real-token-at-all')).status).toBe(401);
+  });
+
+  it('confirms a download by the next inform reporting its target softwareVersion', async () => {
+    const id = tid('fw-inform');
+    const body = {
+      deviceId: dev('da2'),
+      kind: 'download',
+      targetSoftwareVersion: '9.9.9',
+      requestedByUserId: world.users.a1!.id,
+    };
+    await put(id, { ...body, state: 'running', phase: 'verifying' });
+    const inform = (softwareVersion: string, at: string) =>
+      fetch(`${ingest.url}/v1/devices/informs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token('ta')}` },
+        body: JSON.stringify({
+          informs: [
+            {
+              deviceId: dev('da2'),
+              informedAt: at,
+              eventCodes: ['1 BOOT', 'M Download'],
+              periodicInformInterval: 300,
+              softwareVersion,
+            },
+          ],
+        }),
+      });
+    // another version: not this download's target
+    expect((await inform('9.9.8', '2026-12-02T05:00:00Z')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await prisma.deviceTask.findFirstOrThrow({ where: { id } })).state).toBe('running');
+    expect((await inform('9.9.9', '2026-12-02T05:01:00Z')).status).toBe(200);
+    await vi.waitFor(async () => {
+      const t = await prisma.deviceTask.findFirstOrThrow({ where: { id } });
+      expect([t.state, t.progress, t.confirmedByInform]).toEqual(['succeeded', 100, true]);
+    });
+    // the requester's copy of the success is in the outbox like any change
+    expect(
+      (await taskEvents(id)).map((e) => (e.payload as unknown as { task: TaskWire }).task.state),
+    ).toEqual(['running', 'succeeded']);
   });
 
   it('validates bodies and paths, naming the field', async () => {
