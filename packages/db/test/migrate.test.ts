@@ -51,6 +51,7 @@ describe('applyMigrations', () => {
         'campaign_devices',
         'collector_tokens',
         'cpe_devices',
+        'device_status',
         'device_tasks',
         'firmware_campaigns',
         'idempotency_keys',

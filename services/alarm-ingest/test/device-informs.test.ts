@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import {
   DEVICE_INFORM_BATCH_MAX_ITEMS,
+  ERROR_CATALOGUE,
   DEVICE_INFORM_MAX_PARAMETERS,
   DEVICE_OFFLINE_ALARM,
   DeviceStatusEventData,
@@ -192,12 +194,15 @@ describe('POST /v1/devices/informs', () => {
             inform(dev('da3'), { parameters: tooMany }),
             { ...inform(dev('da3')), eventCodes: [] },
             inform(dev('da3'), { parameters: { 'Not.A.Path': 'x' } }),
+            { ...inform(dev('da3')), informedAt: new Date(Date.now() + 3_600_000).toISOString() },
           ],
         },
         world.collectorTokens.ta!.token,
       ),
     );
-    expect(r1.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(r1.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(r1[6]).toMatchObject({ status: 422, error: { code: 'validation_failed' } });
+    expect(r1[6]!.error!.message).toContain('informedAt');
     expect(r1[0]).toMatchObject({ status: 200, device_id: a2, outcome: 'changed', online: true });
     expect(r1[0]!.changed!.sort()).toEqual(
       [
@@ -418,6 +423,53 @@ describe('POST /v1/devices/informs', () => {
       l.close();
     }
   });
+
+  it('answers any body with a documented status and code, never a 500 (property)', async () => {
+    const item = fc.oneof(
+      fc.anything(),
+      fc.record(
+        {
+          deviceId: fc.oneof(fc.constant(dev('da1')), fc.integer(), fc.string()),
+          informedAt: fc.oneof(
+            fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+            fc.string(),
+          ),
+          eventCodes: fc.oneof(fc.array(fc.string({ maxLength: 70 }), { maxLength: 3 }), fc.anything()),
+          periodicInformInterval: fc.oneof(fc.integer(), fc.double()),
+          softwareVersion: fc.string({ maxLength: 70 }),
+          uptimeS: fc.oneof(fc.integer(), fc.bigInt().map(String)),
+          parameters: fc.dictionary(
+            fc.string({ maxLength: 20 }).map((k) => `Device.${k}`),
+            fc.anything(),
+            {
+              maxKeys: 5,
+            },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.anything(), fc.record({ informs: fc.array(item, { maxLength: 4 }) })),
+        async (body) => {
+          const res = await post(JSON.stringify(body) ?? 'null');
+          expect([200, 400, 422]).toContain(res.status);
+          const answer = (await res.json()) as { results?: Result[]; error?: { code: string } };
+          if (res.status !== 200) {
+            expect(Object.keys(ERROR_CATALOGUE)).toContain(answer.error!.code);
+            return;
+          }
+          for (const r of answer.results!) {
+            expect([200, 422]).toContain(r.status);
+            if (r.status === 422) expect(['validation_failed', 'unknown_device']).toContain(r.error!.code);
+            else expect(['changed', 'unchanged', 'duplicate']).toContain(r.outcome);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 60_000);
 
   it('a tenant may turn the offline alarm off', async () => {
     const b1 = dev('db1');
