@@ -15,9 +15,23 @@ import { withTransaction, type PgPool } from './pool.js';
 /**
  * Firmware campaigns: creation with their devices, state changes, reads, and the one place their counts
  * change (`moveCampaignDevice`, called by every task transition inside its transaction). The counts are
- * columns of the campaign row, changed by ±1 under that row's lock: exact, and never a recount of the
- * campaign's devices.
+ * columns of the campaign's CAMPAIGN_COUNT_SHARDS count rows, changed by ±1 under a row's lock and summed
+ * when read (16 rows): exact, and never a recount of the campaign's devices.
  */
+
+/** How many count rows a campaign has (device id mod this): concurrent transitions of different devices
+ * mostly touch different rows instead of queueing on one (each holds its row until its commit). */
+export const CAMPAIGN_COUNT_SHARDS = 16;
+
+/** A campaign with its counts summed over its shard rows, as one consistent snapshot (one statement). */
+const CAMPAIGN_SELECT = (where: string, lock = ''): string => `
+  SELECT c.*, GREATEST(c.updated_at, s.counts_at) AS updated_at, ${CAMPAIGN_COUNT_KEYS.map((k) => `s.${k}`).join(', ')}, s.version
+    FROM firmware_campaigns c
+    CROSS JOIN LATERAL (
+      SELECT ${CAMPAIGN_COUNT_KEYS.map((k) => `COALESCE(sum(${k}), 0)::int AS ${k}`).join(', ')},
+             COALESCE(sum(version), 0)::bigint AS version, max(updated_at) AS counts_at
+        FROM campaign_count_shards WHERE campaign_id = c.id) s
+   WHERE ${where} ${lock}`;
 
 type CampaignRow = {
   id: string;
@@ -96,9 +110,9 @@ export async function createCampaign(
     if (tenant.rowCount === 0) return { kind: 'unknown_tenant' };
     const inserted = await c.query<CampaignRow>({
       text: `INSERT INTO firmware_campaigns (id, tenant_id, name, target_version, state,
-               failure_threshold_percent, device_count, pending, source_token_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-             ON CONFLICT (id) DO NOTHING RETURNING *`,
+               failure_threshold_percent, device_count, source_token_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO NOTHING RETURNING id`,
       values: [
         body.campaignId,
         body.tenantId,
@@ -110,10 +124,9 @@ export async function createCampaign(
         sourceTokenId,
       ],
     });
-    const row = inserted.rows[0];
-    if (!row) {
+    if (!inserted.rows[0]) {
       const existing = await c.query<CampaignRow>({
-        text: 'SELECT * FROM firmware_campaigns WHERE id = $1',
+        text: CAMPAIGN_SELECT('c.id = $1'),
         values: [body.campaignId],
       });
       const e = existing.rows[0];
@@ -140,7 +153,15 @@ export async function createCampaign(
       });
       throw new UnknownDevices(missing.rows.map((r) => r.id));
     }
-    return { kind: 'created', campaign: toCampaignWire(row) };
+    // Every shard row, each with its devices pending.
+    await c.query({
+      text: `INSERT INTO campaign_count_shards (campaign_id, shard, pending)
+             SELECT $1, g.s, (SELECT count(*) FROM unnest($2::int[]) AS x(id) WHERE x.id % $3 = g.s)
+               FROM generate_series(0, $3 - 1) AS g(s)`,
+      values: [body.campaignId, body.deviceIds, CAMPAIGN_COUNT_SHARDS],
+    });
+    const row = await c.query<CampaignRow>({ text: CAMPAIGN_SELECT('c.id = $1'), values: [body.campaignId] });
+    return { kind: 'created', campaign: toCampaignWire(row.rows[0]!) };
   }).catch((err: unknown) => {
     // thrown to roll the campaign back
     if (err instanceof UnknownDevices) return { kind: 'unknown_devices', deviceIds: err.deviceIds };
@@ -158,7 +179,7 @@ class UnknownDevices extends Error {
 export async function findCampaign(pool: PgPool, campaignId: string): Promise<CampaignWire | null> {
   const { rows } = await pool.query<CampaignRow>({
     name: 'find_campaign',
-    text: 'SELECT * FROM firmware_campaigns WHERE id = $1',
+    text: CAMPAIGN_SELECT('c.id = $1'),
     values: [campaignId],
   });
   return rows[0] ? toCampaignWire(rows[0]) : null;
@@ -274,24 +295,30 @@ async function reconcileFailing(
   // afterwards must not clear what operators are acting on), so only a final state clears it.
   const next = campaign.failing ? !isFinalCampaignState(campaign.state) : should;
   if (next === campaign.failing) return { campaign, eventIds: [] };
-  const { rows } = await client.query<CampaignRow>({
+  // Of concurrent transitions that all see the rule and the flag disagree, the first to set the flag writes the
+  // alarm; the others find it set (the UPDATE waits for the first's commit, then re-reads the row).
+  const flipped = await client.query({
     name: 'campaign_set_failing',
-    text: 'UPDATE firmware_campaigns SET failing = $2 WHERE id = $1 RETURNING *',
+    text: 'UPDATE firmware_campaigns SET failing = $2, updated_at = now() WHERE id = $1 AND failing <> $2',
     values: [campaign.id, next],
   });
-  const updated = toCampaignWire(rows[0]!);
+  if (flipped.rowCount === 0) return { campaign, eventIds: [] };
+  const updated = { ...campaign, failing: next };
   return { campaign: updated, eventIds: await writeFailingAlarm(client, updated, next, sourceTokenId) };
 }
 
 /**
  * Moves one device of a campaign from `from` (null: pending) to `to`, in the caller's transaction: the
- * campaign row is updated with -1/+1 on the two counts and `version` + 1, which takes its row lock, so
- * concurrent transitions of one campaign from any number of ingest processes apply one after the other
- * and the counts stay exact. Then the threshold alarm is reconciled in the same transaction.
+ * device's count row (device id mod CAMPAIGN_COUNT_SHARDS) gets -1/+1 on the two counts and `version` + 1
+ * under its row lock, so concurrent transitions from any number of ingest processes never lose an update and
+ * the sums stay exact, while transitions of devices of different rows do not wait for each other. Then the
+ * threshold alarm is reconciled in the same transaction, on the counts it sees (its own move and every
+ * committed one; a crossing made by two concurrent transitions is seen by the next one).
  */
 export async function moveCampaignDevice(
   client: pg.PoolClient,
   campaignId: string,
+  deviceId: number,
   from: TaskState | null,
   to: TaskState,
   policy: FailurePolicy,
@@ -302,11 +329,17 @@ export async function moveCampaignDevice(
   if (!CAMPAIGN_COUNT_KEYS.includes(fromCol) || !CAMPAIGN_COUNT_KEYS.includes(to)) {
     throw new Error(`not a campaign count: ${fromCol} → ${to}`);
   }
-  const { rows } = await client.query<CampaignRow>({
+  await client.query({
     name: `campaign_move_${fromCol}_${to}`,
-    text: `UPDATE firmware_campaigns SET "${fromCol}" = "${fromCol}" - 1, "${to}" = "${to}" + 1,
+    text: `UPDATE campaign_count_shards SET "${fromCol}" = "${fromCol}" - 1, "${to}" = "${to}" + 1,
              version = version + 1, updated_at = now()
-            WHERE id = $1 RETURNING *`,
+            WHERE campaign_id = $1 AND shard = $2`,
+    values: [campaignId, deviceId % CAMPAIGN_COUNT_SHARDS],
+  });
+  // The counts as this transaction sees them: its own move and every committed one.
+  const { rows } = await client.query<CampaignRow>({
+    name: 'campaign_read_in_tx',
+    text: CAMPAIGN_SELECT('c.id = $1'),
     values: [campaignId],
   });
   return reconcileFailing(client, toCampaignWire(rows[0]!), policy, sourceTokenId);
@@ -331,18 +364,21 @@ export async function setCampaignState(
   policy: FailurePolicy,
 ): Promise<CampaignStateResult> {
   return withTransaction(pool, async (c) => {
-    const { rows } = await c.query<CampaignRow>({
-      text: `SELECT * FROM firmware_campaigns WHERE id = $1 AND ($2::int IS NULL OR tenant_id = $2) FOR UPDATE`,
+    const locked = await c.query({
+      text: `SELECT 1 FROM firmware_campaigns WHERE id = $1 AND ($2::int IS NULL OR tenant_id = $2) FOR UPDATE`,
       values: [campaignId, tenantId],
     });
+    if (locked.rowCount === 0) return { kind: 'not_found' };
+    const { rows } = await c.query<CampaignRow>({ text: CAMPAIGN_SELECT('c.id = $1'), values: [campaignId] });
     const row = rows[0];
     if (!row) return { kind: 'not_found' };
     if (row.state === to) return { kind: 'replay', campaign: toCampaignWire(row) };
     if (!campaignTransitionAllowed(row.state, to)) return { kind: 'illegal_transition', from: row.state, to };
-    const updated = await c.query<CampaignRow>({
-      text: `UPDATE firmware_campaigns SET state = $2, updated_at = now() WHERE id = $1 RETURNING *`,
+    await c.query({
+      text: `UPDATE firmware_campaigns SET state = $2, updated_at = now() WHERE id = $1`,
       values: [campaignId, to],
     });
+    const updated = await c.query<CampaignRow>({ text: CAMPAIGN_SELECT('c.id = $1'), values: [campaignId] });
     return {
       kind: 'applied',
       change: await reconcileFailing(c, toCampaignWire(updated.rows[0]!), policy, sourceTokenId),

@@ -262,6 +262,7 @@ async function finish(
         campaign = await moveCampaignDevice(
           c,
           after.campaign_id,
+          after.device_id,
           member.state,
           after.state,
           w.policy,

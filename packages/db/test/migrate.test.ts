@@ -48,6 +48,7 @@ describe('applyMigrations', () => {
       expect(tables.rows.map((r) => r.tablename)).toEqual([
         '_prisma_migrations',
         'alarms',
+        'campaign_count_shards',
         'campaign_devices',
         'collector_tokens',
         'cpe_devices',

@@ -7,6 +7,18 @@ CREATE TABLE "firmware_campaigns" (
     "state" TEXT NOT NULL DEFAULT 'running',
     "failure_threshold_percent" DOUBLE PRECISION,
     "device_count" INTEGER NOT NULL,
+    "failing" BOOLEAN NOT NULL DEFAULT false,
+    "source_token_id" INTEGER,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "firmware_campaigns_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "campaign_count_shards" (
+    "campaign_id" TEXT NOT NULL,
+    "shard" SMALLINT NOT NULL,
     "pending" INTEGER NOT NULL,
     "queued" INTEGER NOT NULL DEFAULT 0,
     "dispatched" INTEGER NOT NULL DEFAULT 0,
@@ -16,12 +28,9 @@ CREATE TABLE "firmware_campaigns" (
     "cancelled" INTEGER NOT NULL DEFAULT 0,
     "expired" INTEGER NOT NULL DEFAULT 0,
     "version" BIGINT NOT NULL DEFAULT 0,
-    "failing" BOOLEAN NOT NULL DEFAULT false,
-    "source_token_id" INTEGER,
-    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
-    CONSTRAINT "firmware_campaigns_pkey" PRIMARY KEY ("id")
+    CONSTRAINT "campaign_count_shards_pkey" PRIMARY KEY ("campaign_id","shard")
 );
 
 -- CreateTable
@@ -74,6 +83,9 @@ CREATE INDEX "device_tasks_campaign_id_idx" ON "device_tasks"("campaign_id");
 
 -- AddForeignKey
 ALTER TABLE "firmware_campaigns" ADD CONSTRAINT "firmware_campaigns_tenant_id_fkey" FOREIGN KEY ("tenant_id") REFERENCES "tenants"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "campaign_count_shards" ADD CONSTRAINT "campaign_count_shards_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "firmware_campaigns"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "campaign_devices" ADD CONSTRAINT "campaign_devices_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "firmware_campaigns"("id") ON DELETE CASCADE ON UPDATE CASCADE;

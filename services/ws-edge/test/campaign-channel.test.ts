@@ -39,7 +39,7 @@ describe('private-campaign channels', () => {
     world.prisma.user.create({ data: { tenantId, name: 'u', email: `u-${rand()}@example.test`, active } });
   const makeCampaign = (id: string, tenantId: number) =>
     world.prisma.firmwareCampaign.create({
-      data: { id, tenantId, name: id, targetVersion: '2.0', deviceCount: 0, pending: 0 },
+      data: { id, tenantId, name: id, targetVersion: '2.0', deviceCount: 0 },
     });
 
   function watch(edge: EdgeServer, jwt: string, channelName: string) {
