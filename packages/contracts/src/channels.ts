@@ -1,22 +1,30 @@
 /**
  * Pusher channel names. `private-user.{id}` carries one user's alarms and personal events;
- * `private-tenant.{id}` carries tenant-wide operational broadcasts (and the tenant's device summary);
- * `private-device.{id}` carries one device's live status (a state channel: see STATE_EVENT_CATALOGUE). Ids
- * are decimal database ids.
+ * `private-tenant.{id}` carries tenant-wide operational broadcasts (the tenant device summary, campaign
+ * progress); `private-device.{id}` a device's live status and open tasks (state channels: see
+ * STATE_EVENT_CATALOGUE);
+ * `private-campaign.{id}` a firmware campaign's progress and per-device changes.
+ * User, tenant and device ids are decimal database ids; a campaign id is the platform's (contracts
+ * `CampaignId`: 1-36 of `A-Z a-z 0-9 _ -`).
  */
 export const userChannel = (userId: number | string): string => `private-user.${userId}`;
 export const tenantChannel = (tenantId: number | string): string => `private-tenant.${tenantId}`;
 export const deviceChannel = (deviceId: number | string): string => `private-device.${deviceId}`;
+export const campaignChannel = (campaignId: string): string => `private-campaign.${campaignId}`;
 
 export type ParsedChannel =
   | { kind: 'user'; userId: number }
   | { kind: 'tenant'; tenantId: number }
-  | { kind: 'device'; deviceId: number };
+  | { kind: 'device'; deviceId: number }
+  | { kind: 'campaign'; campaignId: string };
 
 const CHANNEL = /^private-(user|tenant|device)\.([1-9]\d{0,9})$/;
+const CAMPAIGN_CHANNEL = /^private-campaign\.([A-Za-z0-9_-]{1,36})$/;
 
 /** Channels alarmcast knows how to authorize; anything else is null (and refused). */
 export function parseChannel(name: string): ParsedChannel | null {
+  const campaign = CAMPAIGN_CHANNEL.exec(name);
+  if (campaign) return { kind: 'campaign', campaignId: campaign[1]! };
   const m = CHANNEL.exec(name);
   if (!m) return null;
   const id = Number(m[2]);

@@ -23,6 +23,23 @@ export const ERROR_CATALOGUE = {
     status: 409,
     doc: 'a Cleared report for an alarm identifier that is not active (unknown or already cleared)',
   },
+  illegal_task_transition: {
+    status: 409,
+    doc: 'a task report that leaves a terminal state or goes back to an earlier one (out of order); the message and details name both states; nothing changed',
+  },
+  task_progress_regressed: {
+    status: 409,
+    doc: 'a task report whose progress (or download phase) is below the stored one (out of order); nothing changed',
+  },
+  task_conflict: {
+    status: 409,
+    doc: 'a task report whose deviceId, kind, requestedByUserId, campaignId or targetSoftwareVersion differs from the task first reported under that id',
+  },
+  campaign_exists: { status: 409, doc: 'a campaign with that id exists already (with other fields)' },
+  illegal_campaign_transition: {
+    status: 409,
+    doc: 'a campaign state change out of a final state (completed, aborted); the message names both states',
+  },
   payload_too_large: { status: 413, doc: 'the body (or a part of it) is over its limit' },
   unsupported_media_type: { status: 415, doc: 'not application/json, or a charset other than UTF-8' },
   validation_failed: {
@@ -34,6 +51,11 @@ export const ERROR_CATALOGUE = {
   },
   unknown_device: { status: 422, doc: 'the referenced device does not exist' },
   unknown_tenant: { status: 422, doc: 'the referenced tenant does not exist' },
+  unknown_campaign: { status: 422, doc: 'the referenced campaign does not exist (or is of another tenant)' },
+  device_not_in_campaign: {
+    status: 422,
+    doc: "a task's campaignId names a campaign its device is not part of",
+  },
   idempotency_key_reused: {
     status: 422,
     doc: 'an Idempotency-Key reused, within its window, for a request with a different body',

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { AlarmWire } from './alarm.js';
+import { CampaignWire } from './campaigns.js';
+import { campaignChannel, deviceChannel } from './channels.js';
 import { DeviceStatusEventData, TenantDeviceSummaryEventData } from './device-status.js';
+import { TaskWire } from './tasks.js';
 import type { JobName } from './jobs.js';
 
 /**
@@ -22,8 +25,11 @@ export interface EventDefinition {
    * Who gets it. `tenant-and-shares`: every active user of the event's tenant and every active user with an
    * explicit share of its device (device-less: the tenant's users), each on `private-user.{id}` through
    * their event log (reliable, resumable).
+   *
+   * `requester`: the one user the event names (a task's `requested_by`), on `private-user.{id}` through their
+   * event log like an alarm, if they are still active and may still see the device.
    */
-  audience: 'tenant-and-shares';
+  audience: 'tenant-and-shares' | 'requester';
   /** the job (JOB_CATALOGUE) that fans it out */
   job: JobName;
   /** when it happens, for the README and the reader */
@@ -51,6 +57,14 @@ export const EVENT_CATALOGUE = {
   'alarm.updated': alarmEvent('App\\Events\\AlarmUpdated', 'a raise of an identifier already active there'),
   'alarm.cleared': alarmEvent('App\\Events\\AlarmCleared', 'a Cleared report for an active identifier'),
   'alarm.acknowledged': alarmEvent('App\\Events\\AlarmAcknowledged', 'a user acknowledged the alarm'),
+
+  'task.updated': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire }).strict(),
+    audience: 'requester',
+    job: 'BroadcastAlarmToTenant',
+    doc: "a task's state or progress changed: the copy for the user who requested it (reliable, resumable)",
+  },
 } as const satisfies Record<string, EventDefinition>;
 
 export type OutboxKind = keyof typeof EVENT_CATALOGUE;
@@ -72,11 +86,11 @@ export const OUTBOX_KINDS = Object.fromEntries(
  * `"snapshot": true`, and conflated to at most one event per entity per `minIntervalMs` (latest state, the
  * union of `changed`). `root` is the key of the entity in `data`.
  */
-export interface StateEventDefinition {
+export interface StateEventDefinition<Id extends number | string = number> {
   wireName: string;
   data: z.ZodType;
-  /** the channel name of an entity id */
-  channel: (id: number) => string;
+  /** the channel name of an entity id (a campaign's id is the platform's string) */
+  channel: (id: Id) => string;
   root: string;
   /** who may subscribe, for the README and the reader */
   audience: string;
@@ -100,7 +114,31 @@ export const STATE_EVENT_CATALOGUE = {
     audience: "the tenant's active members",
     doc: "the tenant's online/offline device counts changed (at most once per TENANT_SUMMARY_INTERVAL_MS)",
   },
-} as const satisfies Record<string, StateEventDefinition>;
+  'device.task': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire, snapshot: z.literal(true).optional() }).strict(),
+    channel: deviceChannel,
+    root: 'task',
+    audience: "active users who may see the device: its tenant's members and its share holders",
+    doc: 'a task of the device changed, at once; its open tasks are part of its snapshot',
+  },
+  'campaign.task': {
+    wireName: 'App\\Events\\DeviceTaskUpdated',
+    data: z.object({ task: TaskWire }).strict(),
+    channel: campaignChannel,
+    root: 'task',
+    audience: "the campaign tenant's active members",
+    doc: 'a task of one of the campaign’s devices changed: at most one per task per CAMPAIGN_TASK_CONFLATE_MS (the latest)',
+  },
+  'campaign.progress': {
+    wireName: 'App\\Events\\FirmwareCampaignProgress',
+    data: z.object({ campaign: CampaignWire, snapshot: z.literal(true).optional() }).strict(),
+    channel: campaignChannel,
+    root: 'campaign',
+    audience: "the campaign tenant's active members; the same event also goes on private-tenant.{tenant_id}",
+    doc: "a campaign's counts or state changed: at most once per CAMPAIGN_PROGRESS_INTERVAL_MS (1 s) per campaign across every ingest, the last one with the final counts",
+  },
+} as const satisfies Record<string, StateEventDefinition | StateEventDefinition<string>>;
 export type StateEventKind = keyof typeof STATE_EVENT_CATALOGUE;
 
 /** The wire names by short name, for code that listens to one (tests, the SDK, the bench). */
@@ -111,5 +149,7 @@ export const WIRE_EVENTS = {
   alarmAcknowledged: EVENT_CATALOGUE['alarm.acknowledged'].wireName,
   deviceStatusChanged: STATE_EVENT_CATALOGUE['device.status'].wireName,
   tenantDeviceSummary: STATE_EVENT_CATALOGUE['tenant.device-summary'].wireName,
+  deviceTaskUpdated: EVENT_CATALOGUE['task.updated'].wireName,
+  firmwareCampaignProgress: STATE_EVENT_CATALOGUE['campaign.progress'].wireName,
 } as const;
 export type WireEventName = (typeof WIRE_EVENTS)[keyof typeof WIRE_EVENTS];

@@ -61,3 +61,6 @@ export type AlarmIngestBody = z.infer<typeof AlarmIngestBody>;
 
 /** Upper bound of a POST body; TR-181's field limits add up to well under this. */
 export const INGEST_BODY_LIMIT_BYTES = 16 * 1024;
+
+/** The id and bounded-text rules above, for the other collector bodies (tasks, campaigns). */
+export { id as collectorIdSchema, text as boundedTextSchema };

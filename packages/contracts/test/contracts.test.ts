@@ -126,6 +126,7 @@ describe('alarm lifecycle contracts', () => {
       'alarm.updated': 'App\\Events\\AlarmUpdated',
       'alarm.cleared': 'App\\Events\\AlarmCleared',
       'alarm.acknowledged': 'App\\Events\\AlarmAcknowledged',
+      'task.updated': 'App\\Events\\DeviceTaskUpdated',
     });
   });
 

@@ -20,6 +20,17 @@ export function recipientsSql(alias: string): string {
 }
 
 /**
+ * SQL selecting the one user an outbox row `alias` is for (`recipient_user_id`, a task's requester), if they
+ * are active and may still see the row's device by the rule above: its tenant's member or a share holder.
+ */
+export function requesterSql(alias: string): string {
+  return `SELECT u.id FROM users u
+           WHERE u.id = ${alias}.recipient_user_id AND u.active
+             AND (u.tenant_id = ${alias}.tenant_id
+                  OR EXISTS (SELECT 1 FROM user_devices s WHERE s.user_id = u.id AND s.device_id = ${alias}.device_id))`;
+}
+
+/**
  * SQL true when the viewer (`$user` user id, `$tenant` their tenant id, both SQL parameters) may see the
  * alarm row `alias`: of their tenant, or of a device shared with them.
  */

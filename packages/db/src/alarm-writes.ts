@@ -3,6 +3,7 @@ import { alarmWireSql } from './alarm-wire-sql.js';
 import { viewerMaySeeSql, type AlarmViewer } from './access.js';
 import { dropExpiredIdempotencyKey } from './idempotency-keys.js';
 import { insertAlarmEventsSql } from './outbox.js';
+import type pg from 'pg';
 import type { PgPool } from './pool.js';
 
 /**
@@ -129,7 +130,8 @@ const CLEAR_STATEMENT = writeStatement(CLEAR);
  * and key within the window; the caller compares `requestHash` to refuse a key reused for another body.
  */
 export async function writeAlarmReport(
-  pool: PgPool,
+  /** a pool, or a transaction's client (then without `idempotency`: its retry needs a fresh statement) */
+  pool: PgPool | pg.PoolClient,
   report: AlarmReport,
   idempotency: IdempotencyClaim | null,
 ): Promise<AlarmWriteResult> {
@@ -176,7 +178,7 @@ export async function writeAlarmReport(
     // The key was taken meanwhile (a concurrent request with it committed first), or an expired answer still
     // holds it. Drop the expired one, if that is it, and run again: now `prior` sees a live answer, or the
     // key is free.
-    await dropExpiredIdempotencyKey(pool, report.sourceTokenId, idempotency);
+    await dropExpiredIdempotencyKey(pool as PgPool, report.sourceTokenId, idempotency);
     ({ rows } = await pool.query<Row>(query));
   }
   const row = rows[0];

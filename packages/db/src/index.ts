@@ -1,12 +1,13 @@
 export { createPrismaClient, PrismaClient, Prisma, type PrismaClientOptions } from './client.js';
 export type { PerceivedSeverity, UserRole } from './client.js';
-export { createPgPool, type PgPool, type PgPoolOptions } from './pool.js';
+export { createPgPool, withTransaction, type PgPool, type PgPoolOptions } from './pool.js';
 export { applyMigrations, ensureDatabase, MIGRATIONS_DIR } from './migrate.js';
 export {
   loadBroadcastPlan,
   BroadcastPlanLoader,
   claimRelayBatch,
   markEnqueued,
+  insertRequesterEvent,
   BroadcastMarker,
   lockInIdOrder,
   type BroadcastPlan,
@@ -56,3 +57,24 @@ export {
   type PresencePolicy,
 } from './device-status.js';
 export { deviceStatusWireSql } from './device-status-wire-sql.js';
+export {
+  writeTaskReport,
+  confirmDownloadsByInform,
+  listDeviceTasks,
+  toTaskWire,
+  type TaskReportWrite,
+  type TaskWriteResult,
+} from './tasks.js';
+export {
+  createCampaign,
+  findCampaign,
+  findCampaignTenants,
+  listFailingDevices,
+  setCampaignState,
+  failureCrossed,
+  toCampaignWire,
+  type CampaignChange,
+  type CampaignStateResult,
+  type CreateCampaignResult,
+  type FailurePolicy,
+} from './campaigns.js';

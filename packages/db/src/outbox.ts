@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { alarmWireSql } from './alarm-wire-sql.js';
-import { recipientsSql } from './access.js';
+import { recipientsSql, requesterSql } from './access.js';
 import type { PgPool } from './pool.js';
 
 /**
@@ -28,6 +28,30 @@ export function insertAlarmEventsSql(source: string, kind: string, orderBy?: str
            jsonb_build_object('alarm', ${alarmWireSql(source)}) FROM ${source}
     ${orderBy === undefined ? '' : `ORDER BY ${orderBy}`}
     RETURNING id, alarm_id, kind, payload`;
+}
+
+/**
+ * Writes the outbox event of a task change meant for one user (`recipient_user_id`: the task's requester),
+ * inside the caller's transaction, and returns its id. The resolver delivers it to that user only (see
+ * PLAN_SQL), in id order with that user's other pending task events of the device.
+ */
+export async function insertRequesterEvent(
+  client: pg.PoolClient,
+  event: { tenantId: number; deviceId: number; recipientUserId: number; kind: string; payload: unknown },
+): Promise<string> {
+  const { rows } = await client.query<{ id: string }>({
+    name: 'outbox_insert_requester_event',
+    text: `INSERT INTO outbox_events (tenant_id, device_id, kind, payload, recipient_user_id)
+           VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id::text`,
+    values: [
+      event.tenantId,
+      event.deviceId,
+      event.kind,
+      JSON.stringify(event.payload),
+      event.recipientUserId,
+    ],
+  });
+  return rows[0]!.id;
 }
 
 /**
@@ -105,12 +129,15 @@ type PlanRow = {
 
 const PLAN_SQL = (where: string): string => `
   SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
-    ARRAY(${recipientsSql('e')}) AS recipients,
+    CASE WHEN e.recipient_user_id IS NULL THEN ARRAY(${recipientsSql('e')})
+         ELSE ARRAY(${requesterSql('e')}) END AS recipients,
     ARRAY(
       SELECT ARRAY[p.id::text, p.kind, p.payload::text] FROM (
         SELECT p.id, p.kind, p.payload FROM outbox_events p
          WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
            AND p.broadcast_at IS NULL AND p.id < e.id
+           -- a device's alarm events and each requester's task events are ordered apart: their audiences differ
+           AND p.recipient_user_id IS NOT DISTINCT FROM e.recipient_user_id
         UNION ALL
         SELECT p.id, p.kind, p.payload FROM outbox_events p
          WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id

@@ -35,3 +35,26 @@ export function createPgPool(databaseUrl: string, options: PgPoolOptions = {}): 
   pool.on('error', () => undefined);
   return pool;
 }
+
+/**
+ * Runs `fn` in one transaction on one connection of `pool`: COMMIT when it resolves, ROLLBACK when it throws
+ * (the error is rethrown). For writes that must read before they decide (a state machine) and so cannot be
+ * one statement.
+ */
+export async function withTransaction<T>(
+  pool: PgPool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

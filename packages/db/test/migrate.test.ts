@@ -48,9 +48,13 @@ describe('applyMigrations', () => {
       expect(tables.rows.map((r) => r.tablename)).toEqual([
         '_prisma_migrations',
         'alarms',
+        'campaign_count_shards',
+        'campaign_devices',
         'collector_tokens',
         'cpe_devices',
         'device_status',
+        'device_tasks',
+        'firmware_campaigns',
         'idempotency_keys',
         'outbox_events',
         'tenants',

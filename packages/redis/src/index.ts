@@ -52,3 +52,9 @@ export {
   type LogGap,
 } from './user-log.js';
 export type { Cluster, Redis } from 'ioredis';
+export {
+  readTaskSnapshots,
+  writeTaskSnapshot,
+  writeCampaignSnapshot,
+  TASK_SNAPSHOT_TTL_S,
+} from './task-snapshots.js';

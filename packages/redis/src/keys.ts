@@ -155,6 +155,28 @@ export class RedisKeys {
     return `${this.prefix}:log:${this.shardTag(shard)}:user:`;
   }
 
+  /**
+   * The open tasks of a device (a hash: task key → task wire JSON), sent after its status snapshot to every
+   * (re)subscriber of `private-device.{id}`; in the device channel's shard.
+   */
+  deviceOpenTasks(deviceId: number): string {
+    const channel = `private-device.${deviceId}`;
+    return `${this.prefix}:tasks:${this.shardTag(this.stateShardOf(channel)!)}:${channel}`;
+  }
+
+  /** A campaign's last broadcast progress (wire JSON), the snapshot of `private-campaign.{id}`. */
+  campaignState(campaignId: string): string {
+    return `${this.prefix}:campaign:${part('campaignId', campaignId)}`;
+  }
+
+  /**
+   * Held (SET NX PX) by the ingest process that last broadcast a campaign's progress, for the minimum
+   * interval between two: every process of a deployment shares the one limit per campaign.
+   */
+  campaignProgressLock(campaignId: string): string {
+    return `${this.prefix}:campaign-progress:${part('campaignId', campaignId)}`;
+  }
+
   /** Key prefix of one rate limit's counters (the limiter appends `:{client key}`), shared by every process. */
   rateLimit(name: string): string {
     return `${this.prefix}:rl:${part('rateLimit', name)}`;

@@ -76,6 +76,21 @@ export const IngestEnv = z.object({
       }
     }),
   /**
+   * a campaign's threshold alarm is judged only once at least min(this, its device count) of its devices
+   * finished (succeeded or failed), so that its first failure is not a 100 % failure rate
+   */
+  CAMPAIGN_FAILURE_MIN_SAMPLE: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  /**
+   * FirmwareCampaignProgress goes out at most once per this many ms per campaign (across every ingest
+   * process, through a Redis lock); the last change is always followed by one with the final counts
+   */
+  CAMPAIGN_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /**
+   * DeviceTaskUpdated on private-campaign.{id}: at most one per task per this many ms per ingest process
+   * (the first at once, then the latest at the end of the interval); 0 sends every change
+   */
+  CAMPAIGN_TASK_CONFLATE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /**
    * presence (POST /v1/devices/informs): a device is offline once no inform arrived within this many times
    * its periodicInformInterval plus DEVICE_OFFLINE_GRACE_S, from the last inform's arrival; a tenant's
    * `tenants.device_offline_intervals` overrides it

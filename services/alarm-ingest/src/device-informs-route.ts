@@ -24,6 +24,11 @@ export interface DeviceInformsRouterOptions {
   states: DeviceStatePublisher;
   /** called once per batch with the number of informs written (changed or unchanged) */
   onAccepted: (informs: number) => void;
+  /**
+   * Devices whose softwareVersion changed with this batch (committed), with the new version: the task side
+   * confirms the downloads that targeted it (tasks-route.ts `confirmDownloads`).
+   */
+  onSoftwareVersions?: (changes: { deviceId: number; softwareVersion: string }[]) => void;
 }
 
 export function deviceInformsRouter(options: DeviceInformsRouterOptions): Router {
@@ -110,6 +115,14 @@ export function deviceInformsRouter(options: DeviceInformsRouterOptions): Router
       // best effort (a failure is logged there; the next change of the device carries its full state).
       outbox.dispatchMany(result.eventIds);
       states.publish(result.states);
+      const upgraded = result.states.filter((st) => st.changed.includes('software_version'));
+      if (upgraded.length > 0 && options.onSoftwareVersions) {
+        const changes = upgraded.flatMap((st) => {
+          const v = (JSON.parse(st.state) as { software_version?: unknown }).software_version;
+          return typeof v === 'string' ? [{ deviceId: st.deviceId, softwareVersion: v }] : [];
+        });
+        if (changes.length > 0) options.onSoftwareVersions(changes);
+      }
       options.onAccepted(result.states.length);
       res.status(200).type('application/json').send(result.bodyJson);
     },

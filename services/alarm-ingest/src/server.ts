@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import {
   ALARM_BATCH_BODY_LIMIT_BYTES,
   BROADCAST_QUEUE,
+  CAMPAIGN_BODY_LIMIT_BYTES,
   DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
   INGEST_BODY_LIMIT_BYTES,
   ROUTES,
@@ -36,6 +37,7 @@ import {
   RedisKeys,
   StateChannelFlusher,
   StateChannelWriter,
+  createPubSubTransport,
   createRedisClient,
   shardsFor,
 } from '@alarmcast/redis';
@@ -51,6 +53,10 @@ import { DeviceStatePublisher, TenantSummary } from './device-state.js';
 import { PresenceDetector } from './presence-detector.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
+import { campaignsRouter } from './campaigns-route.js';
+import { TaskLivePublisher } from './task-live.js';
+import { confirmDownloads, tasksRouter } from './tasks-route.js';
+import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
   logger?: Logger;
@@ -77,6 +83,8 @@ export interface IngestServer {
   readiness: () => Promise<Readiness>;
   /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
   routes: ServedRoute[];
+  /** live task and campaign broadcasts (state channels) */
+  live: TaskLivePublisher;
   /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
   presence: PresenceDetector;
   /** this process's tenant summaries (flushed by themselves every TENANT_SUMMARY_INTERVAL_MS) */
@@ -104,6 +112,20 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   );
   redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  // Live task and campaign state is published straight onto its channels (no outbox: the next message
+  // carries the whole state again). This process only publishes, so the queue's connection serves as both
+  // of the transport's connections (it never enters subscriber mode).
+  const live = new TaskLivePublisher({
+    pool,
+    redis,
+    transport: createPubSubTransport(redis, redis),
+    keys,
+    log,
+    node: `alarm-ingest:${process.pid}`,
+    progressIntervalMs: config.CAMPAIGN_PROGRESS_INTERVAL_MS,
+    campaignTaskConflateMs: config.CAMPAIGN_TASK_CONFLATE_MS,
+  });
+  const failurePolicy = { minSample: config.CAMPAIGN_FAILURE_MIN_SAMPLE };
   queue.on('error', (err) => log.debug({ err }, 'queue error'));
 
   const { call: db, breaker } = createDbBreaker({ retryAfterS: config.RETRY_AFTER_S });
@@ -305,6 +327,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
+  app.put('/v1/tasks/:taskId', perIp(limits.alarmsPerIp));
+  app.post('/v1/campaigns', perIp(limits.alarmsPerIp));
+  app.patch('/v1/campaigns/:id', perIp(limits.alarmsPerIp));
+  app.get('/v1/devices/:id/tasks', perIp(limits.userApiPerIp));
+  app.get('/v1/campaigns/:id', perIp(limits.userApiPerIp));
   app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
@@ -323,6 +350,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     expressPath(ROUTES.postAlarmBatch),
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
+  // A campaign lists up to 100,000 device ids.
+  app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
@@ -362,6 +391,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       presence: { intervals: config.DEVICE_OFFLINE_INTERVALS, graceS: config.DEVICE_OFFLINE_GRACE_S },
       states: deviceStates,
       onAccepted: (n) => informsAccepted.inc(n),
+      onSoftwareVersions: (changes) =>
+        void confirmDownloads({ pool, outbox, live, policy: failurePolicy, log }, changes),
     }),
   );
   app.use(
@@ -376,6 +407,19 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       onAccepted: () => accepted.inc(),
     }),
   );
+  const asUser = userAuth(pool, db, config.JWT_SECRET, limits.user);
+  const taskRoutes = {
+    pool,
+    db,
+    outbox,
+    live,
+    policy: failurePolicy,
+    asCollector,
+    asUser,
+    admission: admission.middleware,
+  };
+  app.use(tasksRouter(taskRoutes));
+  app.use(campaignsRouter(taskRoutes));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
@@ -422,6 +466,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await internal?.close();
+      await live.stop();
       await presence.stop();
       await tenantSummary.stop();
       await stateFlusher.stop();
@@ -439,6 +484,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     url: `http://${config.HOST}:${port}`,
     internalUrl: internal?.url,
     outbox,
+    live,
     metrics,
     readiness,
     routes: servedRoutes(app),

@@ -141,7 +141,7 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     );
   });
 
-  it.each(Object.entries(OUTBOX_KINDS))(
+  it.each(Object.entries(OUTBOX_KINDS).filter(([kind]) => kind.startsWith('alarm.')))(
     'publishes an %s outbox event under its Laravel event name %s',
     async (kind, eventName) => {
       received.length = 0;
@@ -151,6 +151,69 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
       expect(received.map((e) => e.event)).toEqual([eventName, eventName]);
     },
   );
+
+  /** A task event for one user (its requester), as packages/db `insertRequesterEvent` writes it. */
+  async function requesterEvent(
+    deviceTenant: number,
+    deviceId: number,
+    recipientUserId: number,
+  ): Promise<string> {
+    const e = await prisma.outboxEvent.create({
+      data: {
+        tenantId: deviceTenant,
+        deviceId,
+        kind: 'task.updated',
+        recipientUserId,
+        payload: { task: { id: 't', device_id: deviceId, state: 'running' } },
+      },
+    });
+    return e.id.toString();
+  }
+
+  it('sends a task event to its requester only, while they may still see the device', async () => {
+    const [a, da] = [world.tenants.a!.id, world.devices.da!.id];
+    received.length = 0;
+    expect(await broadcast(await requesterEvent(a, da, world.users.a2!.id))).toEqual({
+      recipients: 1,
+      delivered: 1,
+    });
+    await vi.waitFor(() => expect(received).toHaveLength(1));
+    expect(received[0]).toMatchObject({
+      channel: `private-user.${world.users.a2!.id}`,
+      event: 'App\\Events\\DeviceTaskUpdated',
+    });
+    // b1 (tenant b) sees da through a share; b2 does not see it; a-inactive is inactive: nothing for them
+    expect(await broadcast(await requesterEvent(a, da, world.users.b1!.id))).toEqual({
+      recipients: 1,
+      delivered: 1,
+    });
+    expect(await broadcast(await requesterEvent(a, da, world.users.b2!.id))).toEqual({
+      recipients: 0,
+      delivered: 0,
+    });
+    expect(await broadcast(await requesterEvent(a, da, world.users['a-inactive']!.id))).toEqual({
+      recipients: 0,
+      delivered: 0,
+    });
+  });
+
+  it("delivers a requester's earlier task events of the device first, apart from the device's alarm events", async () => {
+    const [a, da, a2] = [world.tenants.a!.id, world.devices.da!.id, world.users.a2!.id];
+    received.length = 0;
+    const first = await requesterEvent(a, da, a2);
+    const second = await requesterEvent(a, da, a2);
+    // the second job runs first: it delivers the first event before itself; an alarm event of the same
+    // device still pending is not delivered to the requester alone
+    const pendingAlarm = await outboxEvent(a, da, 'alarm.created', 77n);
+    const third = await requesterEvent(a, da, a2);
+    expect(await broadcast(third)).toEqual({ recipients: 1, delivered: 1 });
+    await vi.waitFor(() => expect(received.length).toBeGreaterThanOrEqual(3));
+    expect(received.map((e) => e.channel)).toEqual(Array(3).fill(`private-user.${a2}`));
+    expect(received.map((e) => e.event)).toEqual(Array(3).fill('App\\Events\\DeviceTaskUpdated'));
+    expect(await broadcast(first)).toEqual({ recipients: 1, delivered: 0 });
+    expect(await broadcast(second)).toEqual({ recipients: 1, delivered: 0 });
+    expect(await broadcast(pendingAlarm)).toEqual({ recipients: 3, delivered: 3 });
+  });
 
   it('publishes alarm.cleared as App\\Events\\AlarmCleared', async () => {
     received.length = 0;

@@ -7,7 +7,7 @@ import {
   type ParsedChannel,
 } from '@alarmcast/contracts';
 import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
-import { findUserAccess, findVisibleDevices, type PgPool } from '@alarmcast/db';
+import { findCampaignTenants, findUserAccess, findVisibleDevices, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
 import { encodeOwnerData } from './revocation.js';
@@ -30,7 +30,8 @@ export interface ChannelAuthDeps {
 /**
  * The rules of who may read a channel. A user's channel is that user's alone; a tenant's channel is for its
  * members; a device's channel is for whoever may see the device (its tenant's members and its share
- * holders, packages/db access.ts' rule: `deviceVisible`, looked up by the caller). An inactive user reads
+ * holders, packages/db access.ts' rule: `deviceVisible`, looked up by the caller); a campaign's channel is for
+ * the members of the campaign's tenant (`campaignTenantId`, looked up by the caller). An inactive user reads
  * nothing, including their own channel. Applied here at authorization and again by every edge to its open
  * subscriptions whenever the user's access changes (revocation.ts).
  */
@@ -39,6 +40,7 @@ export function mayRead(
   access: { active: boolean; tenantId: number | null } | null,
   channel: ParsedChannel,
   deviceVisible = false,
+  campaignTenantId: number | null = null,
 ): boolean {
   if (!access?.active) return false;
   switch (channel.kind) {
@@ -48,6 +50,9 @@ export function mayRead(
       return access.tenantId === channel.tenantId;
     case 'device':
       return deviceVisible;
+    case 'campaign':
+      // a campaign is its tenant's: `campaignTenantId` is looked up by the caller (null: no such campaign)
+      return campaignTenantId !== null && access.tenantId === campaignTenantId;
   }
 }
 
@@ -108,22 +113,26 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       const channel = parseChannel(channelName);
       let access: Awaited<ReturnType<typeof findUserAccess>> = null;
       let deviceVisible = false;
+      let campaignTenantId: number | null = null;
       if (channel) {
         try {
-          [access, deviceVisible] = await Promise.all([
+          [access, deviceVisible, campaignTenantId] = await Promise.all([
             findUserAccess(pool, claims.userId),
             channel.kind === 'device'
               ? findVisibleDevices(pool, [{ userId: claims.userId, deviceId: channel.deviceId }]).then(
                   (v) => v.size > 0,
                 )
               : false,
+            channel.kind === 'campaign'
+              ? findCampaignTenants(pool, [channel.campaignId]).then((t) => t.get(channel.campaignId) ?? null)
+              : null,
           ]);
         } catch (err) {
           log.error({ err }, 'could not load user access');
           throw new ApiError('service_unavailable', 'user directory unavailable, retry', undefined, 1);
         }
       }
-      if (!channel || !mayRead(claims.userId, access, channel, deviceVisible)) {
+      if (!channel || !mayRead(claims.userId, access, channel, deviceVisible, campaignTenantId)) {
         outcome('forbidden');
         log.info({ userId: claims.userId, channel: channelName }, 'channel authorization refused');
         throw new ApiError('forbidden', `not allowed to subscribe to ${channelName}`);

@@ -42,6 +42,11 @@ export interface ConnectionContext {
    * first on every (re)subscribe of `private-device.{id}` and `private-tenant.{id}`
    */
   readSnapshot?: (channel: string) => Promise<StateSnapshot | null>;
+  /**
+   * What follows the state snapshot (packages/redis readTaskSnapshots): a device's open tasks, a campaign's
+   * progress, each with `"snapshot": true`
+   */
+  readTaskSnapshots?: (channel: string) => Promise<{ event: string; data: string }[]>;
   metrics: EdgeMetrics;
   log: Logger;
   /** owners of subscriptions and live revocation (revocation.ts) */
@@ -390,7 +395,9 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   /** A channel whose current state is sent at subscribe (state channels with a snapshot reader). */
   private isStateChannel(channel: string): boolean {
     const kind = parseChannel(channel)?.kind;
-    return this.ctx.readSnapshot !== undefined && (kind === 'device' || kind === 'tenant');
+    return (
+      this.ctx.readSnapshot !== undefined && (kind === 'device' || kind === 'tenant' || kind === 'campaign')
+    );
   }
 
   /**
@@ -400,8 +407,12 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    */
   private async sendSnapshot(channel: string): Promise<void> {
     let snapshot: StateSnapshot | null = null;
+    let tasks: { event: string; data: string }[] = [];
     try {
-      snapshot = await this.ctx.readSnapshot!(channel);
+      [snapshot, tasks] = await Promise.all([
+        this.ctx.readSnapshot!(channel),
+        this.ctx.readTaskSnapshots?.(channel) ?? [],
+      ]);
     } catch (err) {
       this.log.warn({ err, channel }, 'could not read the state snapshot');
     }
@@ -412,6 +423,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.send(serverFrames.channelEvent(channel, snapshot.event, snapshot.data));
       (this.snapshotSeq ??= new Map()).set(channel, snapshot.seq);
     }
+    for (const t of tasks) this.send(serverFrames.channelEvent(channel, t.event, t.data));
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 

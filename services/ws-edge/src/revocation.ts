@@ -1,7 +1,13 @@
 import { z } from 'zod';
 import type { ParsedChannel } from '@alarmcast/contracts';
 import { parseChannel } from '@alarmcast/contracts';
-import { findUsersAccess, findVisibleDevices, type PgPool, type UserAccess } from '@alarmcast/db';
+import {
+  findCampaignTenants,
+  findUsersAccess,
+  findVisibleDevices,
+  type PgPool,
+  type UserAccess,
+} from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import { mayRead } from './channel-auth.js';
 
@@ -229,9 +235,11 @@ export class Revocation {
         for (const id of batch) this.pending.delete(id);
         let access: Map<number, UserAccess>;
         let visible: Set<string>;
+        let campaignTenants: Map<string, number>;
         let timer: NodeJS.Timeout | undefined;
         // The device channels these users hold here, whose visibility is looked up with their access.
         const devicePairs: { userId: number; deviceId: number }[] = [];
+        const campaignIds = new Set<string>();
         for (const userId of batch) {
           const channels = new Set<string>();
           for (const m of this.byUser.get(userId) ?? [])
@@ -239,13 +247,16 @@ export class Revocation {
           for (const c of channels) {
             const parsed = parseChannel(c);
             if (parsed?.kind === 'device') devicePairs.push({ userId, deviceId: parsed.deviceId });
+            // A campaign's tenant never changes, but the user's may: looked up to compare with it.
+            if (parsed?.kind === 'campaign') campaignIds.add(parsed.campaignId);
           }
         }
         try {
-          [access, visible] = await Promise.race([
+          [access, visible, campaignTenants] = await Promise.race([
             Promise.all([
               findUsersAccess(this.options.pool, batch),
               findVisibleDevices(this.options.pool, devicePairs),
+              findCampaignTenants(this.options.pool, [...campaignIds]),
             ]),
             new Promise<never>((_, reject) => {
               timer = setTimeout(
@@ -266,14 +277,19 @@ export class Revocation {
         } finally {
           clearTimeout(timer);
         }
-        for (const id of batch) this.apply(id, access.get(id) ?? null, visible);
+        for (const id of batch) this.apply(id, access.get(id) ?? null, visible, campaignTenants);
       }
     } finally {
       this.flushing = false;
     }
   }
 
-  private apply(userId: number, access: UserAccess | null, visible: ReadonlySet<string>): void {
+  private apply(
+    userId: number,
+    access: UserAccess | null,
+    visible: ReadonlySet<string>,
+    campaignTenants: ReadonlyMap<string, number>,
+  ): void {
     for (const member of [...(this.byUser.get(userId) ?? [])]) {
       if (!access?.active) {
         // Deactivated or deleted: nothing on this socket is theirs to read any more.
@@ -284,7 +300,9 @@ export class Revocation {
       for (const channel of member.channelsOf(userId)) {
         const parsed = parseChannel(channel);
         const deviceVisible = parsed?.kind === 'device' && visible.has(`${userId}:${parsed.deviceId}`);
-        if (parsed && mayRead(userId, access, parsed, deviceVisible)) continue;
+        const campaignTenant =
+          parsed?.kind === 'campaign' ? (campaignTenants.get(parsed.campaignId) ?? null) : null;
+        if (parsed && mayRead(userId, access, parsed, deviceVisible, campaignTenant)) continue;
         member.revokeChannel(channel);
         this.options.onRevoked?.('channel');
       }

@@ -3,13 +3,14 @@ import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { openApiDocument, type ErrorBody } from '@alarmcast/contracts';
+import { openApiDocument, parseChannel, type ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import {
   createPubSubTransport,
   createRedisClient,
   readStateSnapshot,
+  readTaskSnapshots,
   readUserLogAfter,
   readUserLogTail,
   RedisKeys,
@@ -296,7 +297,12 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
-    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
+    // A campaign channel has no state of its own in state-channel.ts: only its task snapshot (the progress).
+    readSnapshot: (channel: string) =>
+      parseChannel(channel)?.kind === 'campaign'
+        ? Promise.resolve(null)
+        : readStateSnapshot(publisherRedis, keys, channel),
+    readTaskSnapshots: (channel: string) => readTaskSnapshots(publisherRedis, keys, channel),
     readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
