@@ -19,6 +19,14 @@ export const ERROR_CATALOGUE = {
     status: 409,
     doc: 'a Cleared report for an alarm identifier that is not active (unknown or already cleared)',
   },
+  precondition_failed: {
+    status: 412,
+    doc: 'If-Match names a version that is no longer current (someone changed it since): read it again, reapply',
+  },
+  precondition_required: {
+    status: 428,
+    doc: 'a versioned document (preferences) must be written with If-Match: its ETag, or * to overwrite',
+  },
   payload_too_large: { status: 413, doc: 'the body (or a part of it) is over its limit' },
   unsupported_media_type: { status: 415, doc: 'not application/json, or a charset other than UTF-8' },
   validation_failed: {
@@ -27,6 +35,10 @@ export const ERROR_CATALOGUE = {
     // expect Pusher's.
     pusherStatus: 400,
     doc: 'the request does not match its schema; details name the fields',
+  },
+  preference_locked: {
+    status: 422,
+    doc: 'a preference the tenant locks: details name the settings; only a tenant admin can change them',
   },
   unknown_device: { status: 422, doc: 'the referenced device does not exist' },
   unknown_tenant: { status: 422, doc: 'the referenced tenant does not exist' },

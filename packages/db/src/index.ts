@@ -11,7 +11,20 @@ export {
   lockInIdOrder,
   type BroadcastPlan,
   type RelayClaim,
+  type AudienceUpdate,
 } from './outbox.js';
+export {
+  readUserPreferences,
+  readTenantPreferences,
+  writeUserPreferences,
+  writeTenantPreferences,
+  loadPreferenceDocuments,
+  readAlarmAudience,
+  type StoredDocument,
+  type VersionedWrite,
+  type RecordedDecision,
+  type AlarmAudienceRecord,
+} from './preferences.js';
 export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';

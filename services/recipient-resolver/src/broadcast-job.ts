@@ -1,8 +1,22 @@
 import { UnrecoverableError } from 'bullmq';
-import { eventDefinition, parseJob } from '@alarmcast/contracts';
-import type { BroadcastMarker, BroadcastPlan, BroadcastPlanLoader } from '@alarmcast/db';
+import {
+  LocalClock,
+  eventDefinition,
+  evaluatePreferences,
+  parseJob,
+  preferenceEventOf,
+  type CompiledPreferences,
+} from '@alarmcast/contracts';
+import type {
+  AudienceUpdate,
+  BroadcastMarker,
+  BroadcastPlan,
+  BroadcastPlanLoader,
+  RecordedDecision,
+} from '@alarmcast/db';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
+import type { PreferenceCache } from './preference-cache.js';
 
 export interface BroadcastResult {
   recipients: number;
@@ -14,27 +28,79 @@ export interface BroadcastJobDeps {
   marker: BroadcastMarker;
   writer: UserLogWriter;
   metrics: ResolverMetrics;
+  preferences: PreferenceCache;
+  /** the moment quiet hours are read at @defaultValue the current time */
+  now?: () => Date;
+}
+
+/** One event of a plan: the plan's own, or one of its pending earlier ones. */
+interface PlannedEvent {
+  eventId: string;
+  kind: string;
+  payloadJson: string;
+  alarmId: string | null;
 }
 
 /**
  * The resolver's one job, `BroadcastAlarmToTenant {eventId}`: load the outbox event with its recipients
- * (the audience rule of its catalogue entry), append it to each recipient's log and publish it, then mark
- * it broadcast. Everything here is idempotent per (event, user), so a retried, stalled or re-enqueued job
- * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
+ * (the audience rule of its catalogue entry), decide per recipient what their preferences say (deliver,
+ * deliver silently, suppress), append it to the logs of those it reaches and publish it, then mark it
+ * broadcast with who it reached. Everything here is idempotent per (event, user), so a retried, stalled or
+ * re-enqueued job serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails
+ * the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { plans, marker, writer, metrics } = deps;
+  const { plans, marker, writer, metrics, preferences } = deps;
+  const now = deps.now ?? (() => new Date());
 
-  /** Appends and publishes to everyone not served yet, then marks the event; returns how many it served. */
-  async function broadcast(plan: BroadcastPlan, wireName: string): Promise<number> {
+  /**
+   * Decides, appends and publishes to everyone not served yet, then marks the event; returns how many it
+   * served. `received` (the users who got an earlier event of this alarm) grows with whom this one reaches,
+   * so the next event of the alarm in this job sees them.
+   */
+  async function broadcast(
+    plan: BroadcastPlan,
+    event: PlannedEvent,
+    wireName: string,
+    prefsOf: (userId: number) => CompiledPreferences,
+    received: Set<number>,
+  ): Promise<number> {
+    const subject = preferenceEventOf(event.kind, JSON.parse(event.payloadJson));
+    const clock = new LocalClock(now());
+    const reached: number[] = [];
+    const silent = new Set<number>();
+    const newlyReceived: number[] = [];
+    const decisions: Record<string, RecordedDecision> = {};
+    let suppressed = 0;
+    for (const user of plan.recipients) {
+      const decision = evaluatePreferences(prefsOf(user), subject, clock, received.has(user));
+      if (decision.rule !== 'default')
+        decisions[user] = [decision.outcome, decision.rule, decision.source];
+      if (decision.outcome === 'suppress') {
+        suppressed++;
+        continue;
+      }
+      reached.push(user);
+      if (decision.outcome === 'deliver_silent') silent.add(user);
+      if (!received.has(user)) newlyReceived.push(user);
+    }
     const delivered = await writer.appendAndPublish(
-      plan.eventId,
+      event.eventId,
       wireName,
-      plan.payloadJson,
-      plan.recipients,
+      event.payloadJson,
+      reached,
+      silent,
     );
-    await marker.mark(plan.eventId);
+    for (const user of newlyReceived) received.add(user);
+    const audience: AudienceUpdate | undefined =
+      event.alarmId === null
+        ? undefined
+        : { alarmId: event.alarmId, tenantId: plan.tenantId, newlyReceived, decisions };
+    await marker.mark(event.eventId, audience);
     metrics.deliveries.inc(delivered);
+    metrics.outcomes.inc({ outcome: 'deliver' }, reached.length - silent.size);
+    metrics.outcomes.inc({ outcome: 'deliver_silent' }, silent.size);
+    metrics.outcomes.inc({ outcome: 'suppress' }, suppressed);
     return delivered;
   }
 
@@ -55,6 +121,15 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const definition = eventDefinition(plan.kind);
     if (!definition) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
+    const prefsOf = await preferences.forPlan(plan);
+    // Who received each alarm so far, carried from event to event within this job (lifecycle coherence).
+    const received = new Map<string, Set<number>>();
+    const receivedOf = (alarmId: string | null): Set<number> => {
+      if (alarmId === null) return new Set();
+      let set = received.get(alarmId);
+      if (!set) received.set(alarmId, (set = new Set(plan.received.get(alarmId))));
+      return set;
+    };
     // Jobs run concurrently, so the job of a device's earlier event may still be running (or waiting) when
     // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
     // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
@@ -63,11 +138,14 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     for (const earlier of plan.pendingBefore) {
       const earlierDefinition = eventDefinition(earlier.kind);
       // An event its own job cannot deliver either must not hold up the ones after it.
-      if (earlierDefinition && (await broadcast({ ...plan, ...earlier }, earlierDefinition.wireName)) > 0) {
+      if (
+        earlierDefinition &&
+        (await broadcast(plan, earlier, earlierDefinition.wireName, prefsOf, receivedOf(earlier.alarmId))) > 0
+      ) {
         metrics.earlierDelivered.inc();
       }
     }
-    const delivered = await broadcast(plan, definition.wireName);
+    const delivered = await broadcast(plan, plan, definition.wireName, prefsOf, receivedOf(plan.alarmId));
     metrics.recipients.observe(plan.recipients.length);
     return { recipients: plan.recipients.length, delivered };
   }
