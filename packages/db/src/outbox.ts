@@ -260,6 +260,8 @@ const MARK_SQL = `WITH marked AS (
     SELECT x.alarm_id, x.tenant_id, x.received, x.event_id, x.decisions
       FROM jsonb_to_recordset($2::jsonb)
         AS x(alarm_id bigint, tenant_id int, received int[], event_id bigint, decisions jsonb)
+     -- an alarm deleted meanwhile has no audience to keep (and must not fail the marks of the batch)
+     WHERE EXISTS (SELECT 1 FROM alarms al WHERE al.id = x.alarm_id)
      ORDER BY x.alarm_id
     ON CONFLICT (alarm_id) DO UPDATE SET
       received = a.received || ARRAY(SELECT unnest(EXCLUDED.received) EXCEPT SELECT unnest(a.received)),

@@ -1,4 +1,6 @@
 import type { PreferenceRules, TenantPreferences } from '@alarmcast/contracts';
+import { recipientsSql } from './access.js';
+import { alarmWireSql } from './alarm-wire-sql.js';
 import type { PgPool } from './pool.js';
 
 /**
@@ -150,4 +152,72 @@ export async function readAlarmAudience(pool: PgPool, alarmId: string): Promise<
   return r
     ? { tenantId: r.tenant_id, received: r.received, lastEventId: r.last_event_id, decisions: r.decisions }
     : null;
+}
+
+/** A user as the preferences API needs them: who they are and what they may administer. */
+export interface UserProfile {
+  id: number;
+  tenantId: number | null;
+  role: 'platform_admin' | 'tenant_admin' | 'operator' | 'viewer';
+  email: string;
+  name: string;
+}
+
+export async function findUserProfile(pool: PgPool, userId: number): Promise<UserProfile | null> {
+  const { rows } = await pool.query<{ id: number; tenant_id: number | null; role: UserProfile['role']; email: string; name: string }>({
+    name: 'find_user_profile',
+    text: 'SELECT id, tenant_id, role::text AS role, email, name FROM users WHERE id = $1 AND active',
+    values: [userId],
+  });
+  const r = rows[0];
+  return r ? { id: r.id, tenantId: r.tenant_id, role: r.role, email: r.email, name: r.name } : null;
+}
+
+/**
+ * An alarm's audience for GET /v1/alarms/{id}/audience: the alarm's tenant and device, and every user who
+ * may see it now (access.ts rule) or received one of its events, by id.
+ */
+export async function loadAlarmAudienceUsers(
+  pool: PgPool,
+  alarmId: string,
+): Promise<{
+  alarm: { tenantId: number; json: string };
+  record: AlarmAudienceRecord | null;
+  users: { id: number; email: string; name: string; active: boolean }[];
+} | null> {
+  const { rows } = await pool.query<{
+    tenant_id: number;
+    alarm: string;
+    received: number[] | null;
+    last_event_id: string | null;
+    decisions: Record<string, RecordedDecision> | null;
+    users: { id: number; email: string; name: string; active: boolean }[];
+  }>({
+    name: 'load_alarm_audience_users',
+    text: `SELECT a.tenant_id, ${alarmWireSql('a')}::text AS alarm, au.received, au.last_event_id::text,
+                  au.decisions,
+                  COALESCE((SELECT json_agg(json_build_object('id', u.id, 'email', u.email, 'name', u.name,
+                                                             'active', u.active) ORDER BY u.id)
+                              FROM users u
+                             WHERE u.id IN (${recipientsSql('a')})
+                                OR u.id = ANY(COALESCE(au.received, '{}'))), '[]') AS users
+             FROM alarms a LEFT JOIN alarm_audiences au ON au.alarm_id = a.id
+            WHERE a.id = $1`,
+    values: [alarmId],
+  });
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    alarm: { tenantId: r.tenant_id, json: r.alarm },
+    record:
+      r.last_event_id === null
+        ? null
+        : {
+            tenantId: r.tenant_id,
+            received: r.received ?? [],
+            lastEventId: r.last_event_id,
+            decisions: r.decisions ?? {},
+          },
+    users: r.users,
+  };
 }

@@ -24,6 +24,8 @@ import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { preferencesRouter } from './preferences-route.js';
+import { userAuth } from './user-auth.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 
@@ -226,6 +228,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post('/v1/alarms', perIp(limits.alarmsPerIp));
   app.get('/v1/alarms', perIp(limits.userApiPerIp));
   app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.get('/v1/alarms/:id/audience', perIp(limits.userApiPerIp));
+  app.all(['/v1/me/preferences', '/v1/tenants/:id/preferences'], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -279,6 +283,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       userLimits: limits.user,
       onAccepted: () => accepted.inc(),
     }),
+  );
+  app.use(
+    preferencesRouter({ pool, db, asUser: userAuth(pool, db, config.JWT_SECRET, limits.user) }),
   );
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
