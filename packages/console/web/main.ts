@@ -429,7 +429,9 @@ $('settings-toggle').addEventListener('click', () => {
   if (open) void settings?.load();
 });
 $('notify-enable').addEventListener('click', () => {
-  void enableNotifications().then((state) => ($('notify-permission').textContent = `Desktop notifications: ${state}`));
+  void enableNotifications().then(
+    (state) => ($('notify-permission').textContent = `Desktop notifications: ${state}`),
+  );
 });
 
 buildCounters();

@@ -83,8 +83,7 @@ export class SettingsPage {
       input.title = locks.has(setting) ? 'locked by your tenant' : '';
       if (setting === 'quietHours') $<HTMLInputElement>('pref-tz').disabled = locks.has(setting);
     }
-    $('prefs-locks').textContent =
-      locks.size === 0 ? '' : `Locked by your tenant: ${[...locks].join(', ')}.`;
+    $('prefs-locks').textContent = locks.size === 0 ? '' : `Locked by your tenant: ${[...locks].join(', ')}.`;
     // The quiet hours in force, wherever they come from (yours, the tenant's default or its lock).
     const quiet = body.effective.quietHours as {
       value: { timeZone: string; windows: { days: string[]; start: string; end: string }[] } | null;
@@ -115,7 +114,8 @@ export class SettingsPage {
     const windows = windowsOf($<HTMLTextAreaElement>('pref-quiet').value);
     if (enabled('pref-quiet') && windows.length > 0)
       doc.quietHours = {
-        timeZone: $<HTMLInputElement>('pref-tz').value.trim() || Intl.DateTimeFormat().resolvedOptions().timeZone,
+        timeZone:
+          $<HTMLInputElement>('pref-tz').value.trim() || Intl.DateTimeFormat().resolvedOptions().timeZone,
         windows: windows as NonNullable<PreferenceRules['quietHours']>['windows'],
       };
     return doc;
@@ -140,7 +140,10 @@ export class SettingsPage {
     }
     if (res.status === 412) {
       await this.load();
-      return this.status('prefs-status', 'Your settings were changed elsewhere meanwhile: reloaded, try again.');
+      return this.status(
+        'prefs-status',
+        'Your settings were changed elsewhere meanwhile: reloaded, try again.',
+      );
     }
     this.status('prefs-status', await problem(res));
   }

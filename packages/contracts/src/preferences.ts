@@ -108,9 +108,11 @@ export const PreferenceRules = z
       .strict()
       .optional(),
     categories: z
-      .object(Object.fromEntries(PREFERENCE_CATEGORIES.map((c) => [c, z.boolean().optional()])) as {
-        [C in PreferenceCategory]: z.ZodOptional<z.ZodBoolean>;
-      })
+      .object(
+        Object.fromEntries(PREFERENCE_CATEGORIES.map((c) => [c, z.boolean().optional()])) as {
+          [C in PreferenceCategory]: z.ZodOptional<z.ZodBoolean>;
+        },
+      )
       .strict()
       .optional(),
     /** delivered in the feed with `"notify":false` during these windows; null: none */
@@ -387,7 +389,8 @@ export function evaluatePreferences(
       return { outcome: 'deliver_silent', rule: 'quietHours', source: prefs.quietHours.source };
     return null;
   })();
-  const decision: Decision = ruled ??
+  const decision: Decision =
+    ruled ??
     (overridden
       ? { outcome: 'deliver', rule: 'critical_bypass', source: 'tenant' }
       : { outcome: 'deliver', rule: 'default', source: 'system' });
@@ -444,7 +447,10 @@ export function effectiveAsJson(c: CompiledPreferences): EffectivePreferences {
  * The settings a user document sets that the tenant locks (a PUT naming one is refused: the lock would
  * silently ignore it).
  */
-export function lockedSettingsIn(user: PreferenceRules, tenant: TenantPreferences | null): PreferenceSetting[] {
+export function lockedSettingsIn(
+  user: PreferenceRules,
+  tenant: TenantPreferences | null,
+): PreferenceSetting[] {
   if (!tenant) return [];
   const set = (s: PreferenceSetting): boolean => {
     const [head, tail] = s.split('.') as [keyof PreferenceRules, string | undefined];

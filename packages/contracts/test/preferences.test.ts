@@ -13,12 +13,21 @@ import {
 
 const alarm = (over: Record<string, unknown> = {}) =>
   preferenceEventOf('alarm.created', {
-    alarm: { device_id: 7, event_type: 'Communications Alarm', probable_cause: 'LOS', perceived_severity: 'Major', ...over },
+    alarm: {
+      device_id: 7,
+      event_type: 'Communications Alarm',
+      probable_cause: 'LOS',
+      perceived_severity: 'Major',
+      ...over,
+    },
   });
 const at = (iso: string) => new LocalClock(new Date(iso));
 
 describe('quiet hours', () => {
-  const night: QuietHours = { timeZone: 'Europe/Paris', windows: [{ days: ['fri'], start: '22:00', end: '07:00' }] };
+  const night: QuietHours = {
+    timeZone: 'Europe/Paris',
+    windows: [{ days: ['fri'], start: '22:00', end: '07:00' }],
+  };
 
   it("cross midnight into the next day, in the zone's own time (summer and winter offsets)", () => {
     // Friday 2026-07-03: Paris is UTC+2.
@@ -33,7 +42,10 @@ describe('quiet hours', () => {
   });
 
   it('take a whole day with 00:00-24:00 and half-hour zones', () => {
-    const allDay: QuietHours = { timeZone: 'Asia/Kolkata', windows: [{ days: ['mon'], start: '00:00', end: '24:00' }] };
+    const allDay: QuietHours = {
+      timeZone: 'Asia/Kolkata',
+      windows: [{ days: ['mon'], start: '00:00', end: '24:00' }],
+    };
     expect(inQuietHours(allDay, at('2026-11-29T18:30:00Z'))).toBe(true); // Mon 00:00 IST
     expect(inQuietHours(allDay, at('2026-11-29T18:29:00Z'))).toBe(false); // Sun 23:59 IST
   });
@@ -56,9 +68,18 @@ describe('evaluatePreferences', () => {
       source: 'tenant',
     });
     // The user's own null minimum overrides the (unlocked) default.
-    expect(evaluatePreferences(compilePreferences(tenant, { minSeverity: null }), warn, at('2026-01-01T00:00:00Z')).outcome).toBe('deliver');
+    expect(
+      evaluatePreferences(compilePreferences(tenant, { minSeverity: null }), warn, at('2026-01-01T00:00:00Z'))
+        .outcome,
+    ).toBe('deliver');
     const locked = TenantPreferences.parse({ defaults: { mute: { devices: [7] } }, locks: ['mute.devices'] });
-    expect(evaluatePreferences(compilePreferences(locked, { mute: { devices: [] } }), alarm(), at('2026-01-01T00:00:00Z'))).toEqual({
+    expect(
+      evaluatePreferences(
+        compilePreferences(locked, { mute: { devices: [] } }),
+        alarm(),
+        at('2026-01-01T00:00:00Z'),
+      ),
+    ).toEqual({
       outcome: 'suppress',
       rule: 'mute.devices',
       source: 'tenant_lock',
@@ -74,20 +95,33 @@ describe('evaluatePreferences', () => {
       rule: 'critical_bypass',
       source: 'tenant',
     });
-    const lock = TenantPreferences.parse({ defaults: { mute: { probableCauses: ['LOS'] } }, locks: ['mute.probableCauses'] });
-    expect(evaluatePreferences(compilePreferences(lock, user), critical, clock).rule).toBe('mute.probableCauses');
+    const lock = TenantPreferences.parse({
+      defaults: { mute: { probableCauses: ['LOS'] } },
+      locks: ['mute.probableCauses'],
+    });
+    expect(evaluatePreferences(compilePreferences(lock, user), critical, clock).rule).toBe(
+      'mute.probableCauses',
+    );
     const off = TenantPreferences.parse({ criticalBypass: false });
     expect(evaluatePreferences(compilePreferences(off, user), critical, clock).rule).toBe('mute.eventTypes');
   });
 
   it('keeps a received alarm’s lifecycle (silently) and leaves other kinds alone', () => {
     const prefs = compilePreferences(null, { minSeverity: 'Major' });
-    const clear = preferenceEventOf('alarm.cleared', { alarm: { perceived_severity: 'Cleared', device_id: null } });
+    const clear = preferenceEventOf('alarm.cleared', {
+      alarm: { perceived_severity: 'Cleared', device_id: null },
+    });
     const clock = at('2026-01-01T00:00:00Z');
     expect(evaluatePreferences(prefs, clear, clock, false).outcome).toBe('suppress');
-    expect(evaluatePreferences(prefs, clear, clock, true)).toEqual({ outcome: 'deliver_silent', rule: 'lifecycle', source: 'system' });
+    expect(evaluatePreferences(prefs, clear, clock, true)).toEqual({
+      outcome: 'deliver_silent',
+      rule: 'lifecycle',
+      source: 'system',
+    });
     const other = preferenceEventOf('something.else', { x: { device_id: 7 } });
-    expect(evaluatePreferences(compilePreferences(null, { mute: { devices: [7] } }), other, clock).outcome).toBe('deliver');
+    expect(
+      evaluatePreferences(compilePreferences(null, { mute: { devices: [7] } }), other, clock).outcome,
+    ).toBe('deliver');
   });
 });
 
@@ -95,7 +129,10 @@ describe('documents', () => {
   it('refuse unknown settings and name locked ones', () => {
     expect(PreferenceRules.safeParse({ minSeverity: 'Major', extra: 1 }).success).toBe(false);
     const t = TenantPreferences.parse({ locks: ['quietHours', 'categories.alarms'] });
-    expect(lockedSettingsIn({ quietHours: null, categories: { alarms: false } }, t)).toEqual(['quietHours', 'categories.alarms']);
+    expect(lockedSettingsIn({ quietHours: null, categories: { alarms: false } }, t)).toEqual([
+      'quietHours',
+      'categories.alarms',
+    ]);
     expect(lockedSettingsIn({ categories: {} }, t)).toEqual([]);
   });
 });

@@ -164,7 +164,13 @@ export interface UserProfile {
 }
 
 export async function findUserProfile(pool: PgPool, userId: number): Promise<UserProfile | null> {
-  const { rows } = await pool.query<{ id: number; tenant_id: number | null; role: UserProfile['role']; email: string; name: string }>({
+  const { rows } = await pool.query<{
+    id: number;
+    tenant_id: number | null;
+    role: UserProfile['role'];
+    email: string;
+    name: string;
+  }>({
     name: 'find_user_profile',
     text: 'SELECT id, tenant_id, role::text AS role, email, name FROM users WHERE id = $1 AND active',
     values: [userId],

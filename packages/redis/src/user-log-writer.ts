@@ -227,9 +227,7 @@ export class UserLogWriter {
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
-    const batchStart = batched
-      ? userBatchStart(this.options.node, event, notifyHead(head + sep, true))
-      : '';
+    const batchStart = batched ? userBatchStart(this.options.node, event, notifyHead(head + sep, true)) : '';
     const silentBatchStart = batched
       ? userBatchStart(this.options.node, event, notifyHead(head + sep, false))
       : '';

@@ -152,7 +152,11 @@ async function resolveEntries(
     if (!stored) return { events, complete: false };
     // The recipient's notify flag lives in their entry (`n=0`: silent), not in the shared data.
     const notify = get(fields, 'n') !== '0';
-    events.push({ eventId, event: stored.event, data: userCopyData(notifyHead(stored.head, notify), eventId) });
+    events.push({
+      eventId,
+      event: stored.event,
+      data: userCopyData(notifyHead(stored.head, notify), eventId),
+    });
   }
   return { events, complete: true };
 }

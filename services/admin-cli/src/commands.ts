@@ -346,7 +346,10 @@ async function withPool<T>(config: CliConfig, work: (pool: PgPool) => Promise<T>
   }
 }
 
-async function preferenceOwner(prisma: PrismaClient, args: { userId: number | null; tenantId: number | null }) {
+async function preferenceOwner(
+  prisma: PrismaClient,
+  args: { userId: number | null; tenantId: number | null },
+) {
   if (args.userId !== null) {
     const user = await prisma.user.findUnique({ where: { id: args.userId }, select: { tenantId: true } });
     if (!user) throw new CliError('not_found', `no user with id ${args.userId}`);
@@ -414,9 +417,13 @@ export async function setPreferences(
       result = await writeTenantPreferences(pool, owner.id, parsed.data as TenantPreferences, args.expected);
     }
     if (result.kind === 'conflict')
-      throw new CliError('conflict', `the preferences are at version ${result.version}, not ${args.expected}`, {
-        version: result.version,
-      });
+      throw new CliError(
+        'conflict',
+        `the preferences are at version ${result.version}, not ${args.expected}`,
+        {
+          version: result.version,
+        },
+      );
     const key = owner.kind === 'user' ? 'userId' : 'tenantId';
     return { [key]: owner.id, version: result.version, preferences: parsed.data };
   });

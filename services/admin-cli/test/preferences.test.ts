@@ -25,7 +25,10 @@ describe('preferences get/set (spawned CLI, real Postgres)', () => {
       cli(`preferences set --tenant ${tenant.id} --file - --if-version 0`, JSON.stringify(tenantDoc)),
       cli(`preferences get --user ${user.id}`),
     ]);
-    expect(setTenant).toMatchObject({ code: 0, json: { tenantId: tenant.id, version: 1, preferences: tenantDoc } });
+    expect(setTenant).toMatchObject({
+      code: 0,
+      json: { tenantId: tenant.id, version: 1, preferences: tenantDoc },
+    });
     expect(empty).toMatchObject({ code: 0, json: { userId: user.id, version: 0, preferences: {} } });
 
     const mine = { mute: { eventTypes: ['Environmental Alarm'] } };
@@ -33,10 +36,16 @@ describe('preferences get/set (spawned CLI, real Postgres)', () => {
       cli(`preferences set --user ${user.id} --file -`, JSON.stringify(mine)),
       cli(`preferences set --user ${user.id} --file -`, JSON.stringify({ minSeverity: 'Critical' })),
       cli(`preferences set --tenant ${tenant.id} --file - --if-version 0`, '{}'),
-      cli(`preferences set --user ${user.id} --file -`, '{"quietHours":{"timeZone":"Nowhere/Land","windows":[]}}'),
+      cli(
+        `preferences set --user ${user.id} --file -`,
+        '{"quietHours":{"timeZone":"Nowhere/Land","windows":[]}}',
+      ),
     ]);
     expect(setUser).toMatchObject({ code: 0, json: { userId: user.id, version: 1, preferences: mine } });
-    expect(locked).toMatchObject({ code: 2, error: { code: 'invalid_arguments', details: { locked: ['minSeverity'] } } });
+    expect(locked).toMatchObject({
+      code: 2,
+      error: { code: 'invalid_arguments', details: { locked: ['minSeverity'] } },
+    });
     expect(stale).toMatchObject({ code: 1, error: { code: 'conflict', details: { version: 1 } } });
     expect(invalid).toMatchObject({ code: 2, error: { code: 'invalid_arguments' } });
     expect(JSON.stringify(invalid.error!.details)).toContain('quietHours.timeZone');
@@ -53,7 +62,9 @@ describe('preferences get/set (spawned CLI, real Postgres)', () => {
 
   it('wants exactly one of --user and --tenant', () => {
     expect(() => parseCommandLine(['preferences', 'get'])).toThrow(/exactly one of --user and --tenant/);
-    expect(() => parseCommandLine(['preferences', 'get', '--user', '1', '--tenant', '2'])).toThrow(/exactly one/);
+    expect(() => parseCommandLine(['preferences', 'get', '--user', '1', '--tenant', '2'])).toThrow(
+      /exactly one/,
+    );
     expect(parseCommandLine(['preferences', 'set', '--tenant', '2', '--file', 'x.json'])).toEqual({
       kind: 'run',
       name: 'preferences set',

@@ -78,7 +78,9 @@ function written(result: VersionedWrite): number {
 
 /** The caller may administer `tenantId`'s preferences and audiences: its tenant admin, or a platform admin. */
 function mayAdminister(profile: UserProfile, tenantId: number): boolean {
-  return profile.role === 'platform_admin' || (profile.role === 'tenant_admin' && profile.tenantId === tenantId);
+  return (
+    profile.role === 'platform_admin' || (profile.role === 'tenant_admin' && profile.tenantId === tenantId)
+  );
 }
 
 export function preferencesRouter(options: PreferencesRouterOptions): Router {
@@ -135,7 +137,8 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
     const viewer = viewerOf(res);
     const parsed = PreferenceRules.safeParse(req.body);
     if (!parsed.success) throw validationFailed('preferences', parsed.error.issues);
-    const tenant = viewer.tenantId === null ? null : await db(() => readTenantPreferences(pool, viewer.tenantId!));
+    const tenant =
+      viewer.tenantId === null ? null : await db(() => readTenantPreferences(pool, viewer.tenantId!));
     const locked = lockedSettingsIn(parsed.data, tenant ? TenantPreferences.parse(tenant.doc) : null);
     if (locked.length > 0)
       throw new ApiError(
@@ -143,8 +146,9 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
         `your tenant locks ${locked.join(', ')}: leave ${locked.length > 1 ? 'them' : 'it'} out`,
         locked.map((field) => ({ field, message: 'locked by your tenant' })),
       );
-    const expected = await expectedVersion(req, async () =>
-      (await db(() => readUserPreferences(pool, viewer.userId)))?.version ?? 0,
+    const expected = await expectedVersion(
+      req,
+      async () => (await db(() => readUserPreferences(pool, viewer.userId)))?.version ?? 0,
     );
     written(await db(() => writeUserPreferences(pool, viewer.userId, parsed.data, expected)));
     const answer = await userAnswer(viewer.userId, viewer.tenantId);
@@ -174,8 +178,9 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
     const tenantId = await administeredTenant(req, res);
     const parsed = TenantPreferences.safeParse(req.body);
     if (!parsed.success) throw validationFailed('tenant preferences', parsed.error.issues);
-    const expected = await expectedVersion(req, async () =>
-      (await db(() => readTenantPreferences(pool, tenantId)))?.version ?? 0,
+    const expected = await expectedVersion(
+      req,
+      async () => (await db(() => readTenantPreferences(pool, tenantId)))?.version ?? 0,
     );
     written(await db(() => writeTenantPreferences(pool, tenantId, parsed.data, expected)));
     const answer = await tenantAnswer(tenantId);
@@ -234,7 +239,12 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
         now,
       };
     });
-    res.json({ alarm_id: id, tenant_id: alarm.tenantId, last_event_id: record?.lastEventId ?? null, audience });
+    res.json({
+      alarm_id: id,
+      tenant_id: alarm.tenantId,
+      last_event_id: record?.lastEventId ?? null,
+      audience,
+    });
   });
 
   return router;

@@ -284,9 +284,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       onAccepted: () => accepted.inc(),
     }),
   );
-  app.use(
-    preferencesRouter({ pool, db, asUser: userAuth(pool, db, config.JWT_SECRET, limits.user) }),
-  );
+  app.use(preferencesRouter({ pool, db, asUser: userAuth(pool, db, config.JWT_SECRET, limits.user) }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 

@@ -8,7 +8,12 @@ import { startIngest, type IngestServer } from '../src/server.js';
 
 const JWT_SECRET = 'preferences-test-jwt-secret-0123456789abcdef';
 type Role = 'tenant_admin' | 'operator' | 'platform_admin';
-const user = (ref: string, role: Role = 'operator') => ({ ref, email: `${ref}@example.test`, name: ref, role });
+const user = (ref: string, role: Role = 'operator') => ({
+  ref,
+  email: `${ref}@example.test`,
+  name: ref,
+  role,
+});
 const graph = {
   tenants: [
     {
@@ -38,7 +43,10 @@ describe('preferences API (real Postgres)', () => {
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     ingest = await startIngest(
       parseIngestConfig({
         INGEST_PORT: '0',
@@ -59,7 +67,13 @@ describe('preferences API (real Postgres)', () => {
     await dropDb();
   });
 
-  const call = async (ref: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const call = async (
+    ref: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(`${ingest.url}${path}`, {
       method,
       headers: {
@@ -69,7 +83,11 @@ describe('preferences API (real Postgres)', () => {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, etag: res.headers.get('etag'), body: (await res.json()) as Record<string, unknown> };
+    return {
+      status: res.status,
+      etag: res.headers.get('etag'),
+      body: (await res.json()) as Record<string, unknown>,
+    };
   };
   const tenantA = () => world.tenants.A!.id;
   const tenantB = () => world.tenants.B!.id;
@@ -78,8 +96,16 @@ describe('preferences API (real Postgres)', () => {
     const empty = await call('alice', 'GET', '/v1/me/preferences');
     expect(empty.status).toBe(200);
     expect(empty.etag).toBe('"0"');
-    expect(empty.body).toMatchObject({ user_id: world.users.alice!.id, version: 0, preferences: {}, tenant: null });
-    expect(empty.body.effective).toMatchObject({ minSeverity: { value: null, source: 'system' }, criticalBypass: true });
+    expect(empty.body).toMatchObject({
+      user_id: world.users.alice!.id,
+      version: 0,
+      preferences: {},
+      tenant: null,
+    });
+    expect(empty.body.effective).toMatchObject({
+      minSeverity: { value: null, source: 'system' },
+      criticalBypass: true,
+    });
 
     const rules = {
       minSeverity: 'Major',
@@ -100,9 +126,18 @@ describe('preferences API (real Postgres)', () => {
     const lost = await call('alice', 'PUT', '/v1/me/preferences', {}, { 'if-match': '"0"' });
     expect(lost.status).toBe(412);
     expect((lost.body as unknown as ErrorAnswer).error).toMatchObject({ code: 'precondition_failed' });
-    expect((await call('alice', 'GET', '/v1/me/preferences')).body).toMatchObject({ version: 1, preferences: rules });
+    expect((await call('alice', 'GET', '/v1/me/preferences')).body).toMatchObject({
+      version: 1,
+      preferences: rules,
+    });
 
-    const forced = await call('alice', 'PUT', '/v1/me/preferences', { minSeverity: null }, { 'if-match': '*' });
+    const forced = await call(
+      'alice',
+      'PUT',
+      '/v1/me/preferences',
+      { minSeverity: null },
+      { 'if-match': '*' },
+    );
     expect(forced).toMatchObject({ status: 200, etag: '"2"', body: { preferences: { minSeverity: null } } });
     const garbage = await call('alice', 'PUT', '/v1/me/preferences', {}, { 'if-match': 'W/"2"' });
     expect(garbage.status).toBe(412);
@@ -111,10 +146,27 @@ describe('preferences API (real Postgres)', () => {
   it('names the field and the reason of every invalid setting', async () => {
     const cases: [unknown, string][] = [
       [{ minSeverity: 'Cleared' }, 'minSeverity'],
-      [{ quietHours: { timeZone: 'Mars/Olympus', windows: [{ days: ['mon'], start: '22:00', end: '06:00' }] } }, 'quietHours.timeZone'],
-      [{ quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '25:00', end: '06:00' }] } }, 'quietHours.windows.0.start'],
-      [{ quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '06:00', end: '06:00' }] } }, 'quietHours.windows.0.end'],
-      [{ quietHours: { timeZone: 'UTC', windows: [{ days: ['funday'], start: '01:00', end: '06:00' }] } }, 'quietHours.windows.0.days.0'],
+      [
+        {
+          quietHours: {
+            timeZone: 'Mars/Olympus',
+            windows: [{ days: ['mon'], start: '22:00', end: '06:00' }],
+          },
+        },
+        'quietHours.timeZone',
+      ],
+      [
+        { quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '25:00', end: '06:00' }] } },
+        'quietHours.windows.0.start',
+      ],
+      [
+        { quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '06:00', end: '06:00' }] } },
+        'quietHours.windows.0.end',
+      ],
+      [
+        { quietHours: { timeZone: 'UTC', windows: [{ days: ['funday'], start: '01:00', end: '06:00' }] } },
+        'quietHours.windows.0.days.0',
+      ],
       [{ mute: { devices: [0] } }, 'mute.devices.0'],
       [{ mute: { eventTypes: Array.from({ length: 201 }, (_, i) => `t${i}`) } }, 'mute.eventTypes'],
       [{ categories: { alarms: 'yes' } }, 'categories.alarms'],
@@ -125,11 +177,17 @@ describe('preferences API (real Postgres)', () => {
       expect(res.status, JSON.stringify(body)).toBe(422);
       const error = (res.body as unknown as ErrorAnswer).error;
       expect(error.code).toBe('validation_failed');
-      expect(error.details!.map((d) => d.field), JSON.stringify(body)).toContain(field);
+      expect(
+        error.details!.map((d) => d.field),
+        JSON.stringify(body),
+      ).toContain(field);
     }
     const notJson = await fetch(`${ingest.url}/v1/me/preferences`, {
       method: 'PUT',
-      headers: { authorization: `Bearer ${await signUserJwt(JWT_SECRET, world.users.bob!.id)}`, 'if-match': '*' },
+      headers: {
+        authorization: `Bearer ${await signUserJwt(JWT_SECRET, world.users.bob!.id)}`,
+        'if-match': '*',
+      },
       body: 'x',
     });
     expect(notJson.status).toBe(415);
@@ -144,7 +202,11 @@ describe('preferences API (real Postgres)', () => {
     expect(read).toMatchObject({
       status: 200,
       etag: '"0"',
-      body: { tenant_id: tenantA(), version: 0, preferences: { defaults: {}, locks: [], criticalBypass: true } },
+      body: {
+        tenant_id: tenantA(),
+        version: 0,
+        preferences: { defaults: {}, locks: [], criticalBypass: true },
+      },
     });
     const doc = { defaults: { minSeverity: 'Minor' }, locks: ['minSeverity'], criticalBypass: true };
     expect((await call('alice', 'PUT', path, doc, { 'if-match': '"0"' })).status).toBe(403);
@@ -157,21 +219,35 @@ describe('preferences API (real Postgres)', () => {
 
     // A user then sees the lock, cannot set the locked setting, and has the tenant's value in force.
     const mine = await call('bob', 'GET', '/v1/me/preferences');
-    expect(mine.body).toMatchObject({ tenant: doc, effective: { minSeverity: { value: 'Minor', source: 'tenant_lock' } } });
-    const locked = await call('bob', 'PUT', '/v1/me/preferences', { minSeverity: 'Critical' }, { 'if-match': '*' });
+    expect(mine.body).toMatchObject({
+      tenant: doc,
+      effective: { minSeverity: { value: 'Minor', source: 'tenant_lock' } },
+    });
+    const locked = await call(
+      'bob',
+      'PUT',
+      '/v1/me/preferences',
+      { minSeverity: 'Critical' },
+      { 'if-match': '*' },
+    );
     expect(locked.status).toBe(422);
     expect((locked.body as unknown as ErrorAnswer).error).toMatchObject({
       code: 'preference_locked',
       details: [{ field: 'minSeverity', message: 'locked by your tenant' }],
     });
     // Tenant B is untouched.
-    expect((await call('admin-b', 'GET', `/v1/tenants/${tenantB()}/preferences`)).body).toMatchObject({ version: 0 });
+    expect((await call('admin-b', 'GET', `/v1/tenants/${tenantB()}/preferences`)).body).toMatchObject({
+      version: 0,
+    });
   });
 
   it("explains an alarm's audience to its tenant's admins only, and filters the list by what my rules deliver", async () => {
     const post = await fetch(`${ingest.url}/v1/alarms`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${world.collectorTokens.ta!.token}` },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${world.collectorTokens.ta!.token}`,
+      },
       body: JSON.stringify({
         deviceId: world.devices.da!.id,
         alarmIdentifier: 'warn-1',
@@ -190,7 +266,12 @@ describe('preferences API (real Postgres)', () => {
     expect(audience.status).toBe(200);
     // Nothing broadcast yet (no resolver here): nobody received it; the tenant's locked minimum (Minor)
     // would suppress a Warning for everyone.
-    const rows = audience.body.audience as { user_id: number; received: boolean; last_event: unknown; now: unknown }[];
+    const rows = audience.body.audience as {
+      user_id: number;
+      received: boolean;
+      last_event: unknown;
+      now: unknown;
+    }[];
     expect(rows.map((r) => r.user_id).sort()).toEqual(
       [world.users['admin-a']!.id, world.users.alice!.id, world.users.bob!.id].sort(),
     );

@@ -74,8 +74,7 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     let suppressed = 0;
     for (const user of plan.recipients) {
       const decision = evaluatePreferences(prefsOf(user), subject, clock, received.has(user));
-      if (decision.rule !== 'default')
-        decisions[user] = [decision.outcome, decision.rule, decision.source];
+      if (decision.rule !== 'default') decisions[user] = [decision.outcome, decision.rule, decision.source];
       if (decision.outcome === 'suppress') {
         suppressed++;
         continue;

@@ -14,7 +14,10 @@ import type { Logger } from '@alarmcast/observability';
  * query, before this event is evaluated: a change applies from the next event on, on every resolver.
  */
 export class PreferenceCache {
-  private readonly tenants = new Map<number, { version: number; doc: TenantPreferences | null; base: CompiledPreferences }>();
+  private readonly tenants = new Map<
+    number,
+    { version: number; doc: TenantPreferences | null; base: CompiledPreferences }
+  >();
   private readonly users = new Map<number, { version: number; doc: PreferenceRules | null }>();
   private readonly compiled = new Map<number, { key: string; prefs: CompiledPreferences }>();
 
@@ -75,7 +78,11 @@ export class PreferenceCache {
    * Documents are validated when written through the API; one written into the table by other means and
    * not valid is ignored (the built-in defaults apply), and logged.
    */
-  private valid<T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false } }, doc: unknown, whose: string): T | null {
+  private valid<T>(
+    schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false } },
+    doc: unknown,
+    whose: string,
+  ): T | null {
     const parsed = schema.safeParse(doc);
     if (parsed.success) return parsed.data;
     this.log.warn({ whose }, 'stored preferences are not valid: ignored');

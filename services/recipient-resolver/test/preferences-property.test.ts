@@ -21,7 +21,14 @@ import { PreferenceCache } from '../src/preference-cache.js';
 const EVENT_TYPES = ['communicationsAlarm', 'qualityOfServiceAlarm', 'equipmentAlarm'];
 const CAUSES = ['lossOfSignal', 'powerProblem', 'thresholdCrossed'];
 // Whole, half and quarter-hour offsets, both hemispheres' summer time.
-const ZONES = ['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Sydney'];
+const ZONES = [
+  'UTC',
+  'Europe/Paris',
+  'America/New_York',
+  'Asia/Kolkata',
+  'Asia/Kathmandu',
+  'Australia/Sydney',
+];
 const SEVERITY_ORDER = ['Cleared', 'Indeterminate', 'Warning', 'Minor', 'Major', 'Critical'];
 
 type Doc = Record<string, unknown>;
@@ -31,7 +38,15 @@ interface World {
   steps: Step[];
 }
 type Step =
-  | { op: 'raise'; tenant: number; device: number | null; eventType: string; cause: string; severity: string; at: number }
+  | {
+      op: 'raise';
+      tenant: number;
+      device: number | null;
+      eventType: string;
+      cause: string;
+      severity: string;
+      at: number;
+    }
   | { op: 'update'; alarm: number; severity: string; at: number }
   | { op: 'clear'; alarm: number; at: number }
   | { op: 'ack'; alarm: number; at: number }
@@ -120,7 +135,10 @@ function localTime(ms: number, zone: string): { day: number; minute: number } {
   return { day: days.indexOf(m[1]!), minute: (Number(m[2]) % 24) * 60 + Number(m[3]) };
 }
 
-function quietNow(quiet: { timeZone: string; windows: { days: string[]; start: string; end: string }[] }, ms: number) {
+function quietNow(
+  quiet: { timeZone: string; windows: { days: string[]; start: string; end: string }[] },
+  ms: number,
+) {
   const { day, minute } = localTime(ms, quiet.timeZone);
   const mins = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
   return quiet.windows.some((w) => {
@@ -175,7 +193,12 @@ function reference(
   const cat = value('categories.alarms', true);
   consider(cat.locked, cat.v === false, 'suppress', 'categories.alarms');
   const dev = value('mute.devices', []);
-  consider(dev.locked, alarm.deviceId !== null && (dev.v as number[]).includes(alarm.deviceId), 'suppress', 'mute.devices');
+  consider(
+    dev.locked,
+    alarm.deviceId !== null && (dev.v as number[]).includes(alarm.deviceId),
+    'suppress',
+    'mute.devices',
+  );
   const et = value('mute.eventTypes', []);
   consider(et.locked, (et.v as string[]).includes(alarm.eventType), 'suppress', 'mute.eventTypes');
   const pc = value('mute.probableCauses', []);
@@ -189,9 +212,12 @@ function reference(
   );
   const quiet = value('quietHours', null);
   consider(quiet.locked, quiet.v !== null && quietNow(quiet.v as never, ms), 'deliver_silent', 'quietHours');
-  const decided: { outcome: string; rule: string } =
-    result ?? { outcome: 'deliver', rule: bypassed ? 'critical_bypass' : 'default' };
-  if (decided.outcome === 'suppress' && receivedBefore) return { outcome: 'deliver_silent', rule: 'lifecycle' };
+  const decided: { outcome: string; rule: string } = result ?? {
+    outcome: 'deliver',
+    rule: bypassed ? 'critical_bypass' : 'default',
+  };
+  if (decided.outcome === 'suppress' && receivedBefore)
+    return { outcome: 'deliver_silent', rule: 'lifecycle' };
   return decided;
 }
 
@@ -272,10 +298,10 @@ describe('preferences in the resolver (property, real Postgres and Redis)', () =
           const devices = dr.map((r) => r.id);
           const doc = storedTenantDoc(t.doc, devices);
           if (doc)
-            await pool.query(`INSERT INTO tenant_preferences (tenant_id, rules, version) VALUES ($1, $2, 1)`, [
-              tenantId,
-              JSON.stringify(doc),
-            ]);
+            await pool.query(
+              `INSERT INTO tenant_preferences (tenant_id, rules, version) VALUES ($1, $2, 1)`,
+              [tenantId, JSON.stringify(doc)],
+            );
           tenants.push({ id: tenantId, users: ur.map((r) => r.id), devices, doc });
           for (const r of ur) allUsers.push({ id: r.id, tenant: ti });
         }
@@ -295,7 +321,8 @@ describe('preferences in the resolver (property, real Postgres and Redis)', () =
 
         // The stream: each step an alarm event (or a rule change), delivered by the resolver, in order.
         const alarms: (RefAlarm & { severity: string; cleared: boolean })[] = [];
-        const expected: { eventId: string; alarm: string; user: number; outcome: string; rule: string }[] = [];
+        const expected: { eventId: string; alarm: string; user: number; outcome: string; rule: string }[] =
+          [];
         const received = new Map<string, Set<number>>();
         const lastRules = new Map<string, Map<number, string>>();
         for (const s of w.steps) {
@@ -377,13 +404,16 @@ describe('preferences in the resolver (property, real Postgres and Redis)', () =
             user.id,
             entries.map(([, f]) => f[1]!),
           );
-          for (const [, f] of entries) logged.set(`${f[1]}:${user.id}`, f[3] === '0' ? 'deliver_silent' : 'deliver');
+          for (const [, f] of entries)
+            logged.set(`${f[1]}:${user.id}`, f[3] === '0' ? 'deliver_silent' : 'deliver');
         }
         for (const e of expected) {
           checked++;
           const actual = logged.get(`${e.eventId}:${e.user}`) ?? 'suppress';
           if (actual !== e.outcome)
-            throw new Error(`event ${e.eventId} user ${e.user}: resolver ${actual}, reference ${e.outcome} (${e.rule})`);
+            throw new Error(
+              `event ${e.eventId} user ${e.user}: resolver ${actual}, reference ${e.outcome} (${e.rule})`,
+            );
         }
         // The rule recorded for each alarm's latest event (the audience's explanation) is the reference's.
         for (const [alarmId, rulesNow] of lastRules) {

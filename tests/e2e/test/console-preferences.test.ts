@@ -40,8 +40,15 @@ describe('console notification settings in Chromium', () => {
     const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
-    stack = await startStack({ databaseUrl: db.url, redisUrl: testEnv().redisUrl, redisPrefix: uniqueRedisPrefix() });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
+    stack = await startStack({
+      databaseUrl: db.url,
+      redisUrl: testEnv().redisUrl,
+      redisPrefix: uniqueRedisPrefix(),
+    });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -54,7 +61,10 @@ describe('console notification settings in Chromium', () => {
   const raise = async (ident: string, severity: string) => {
     const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${world.collectorTokens.acme!.token}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${world.collectorTokens.acme!.token}`,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({
         deviceId: world.devices.cpe1!.id,
         alarmIdentifier: ident,
@@ -89,7 +99,9 @@ describe('console notification settings in Chromium', () => {
     return page;
   };
   const shown = (page: Page) =>
-    page.evaluate(() => (window as unknown as { shownNotifications: { tag?: string }[] }).shownNotifications.map((n) => n.tag));
+    page.evaluate(() =>
+      (window as unknown as { shownNotifications: { tag?: string }[] }).shownNotifications.map((n) => n.tag),
+    );
 
   it('applies a rule changed on the page to the next alarm; a Critical one is still pushed, with a notification', async () => {
     const alice = await signIn('alice');
@@ -124,7 +136,9 @@ describe('console notification settings in Chromium', () => {
     await boss.fill(
       '#tenant-doc',
       JSON.stringify({
-        defaults: { quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '01:00', end: '02:00' }] } },
+        defaults: {
+          quietHours: { timeZone: 'UTC', windows: [{ days: ['mon'], start: '01:00', end: '02:00' }] },
+        },
         locks: ['quietHours'],
         criticalBypass: true,
       }),

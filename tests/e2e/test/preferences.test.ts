@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { WIRE_EVENTS, type ProvisionResult } from '@alarmcast/contracts';
-import { createPgPool, createPrismaClient, provisionGraph, type PgPool, type PrismaClient } from '@alarmcast/db';
+import {
+  createPgPool,
+  createPrismaClient,
+  provisionGraph,
+  type PgPool,
+  type PrismaClient,
+} from '@alarmcast/db';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { JWT_SECRET, connectUser, startStack, type Stack, type UserClient } from '../src/stack.js';
 
@@ -54,7 +60,10 @@ describe.each([
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
     pool = createPgPool(db.url, { max: 2 });
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     stack = await startStack({
       databaseUrl: db.url,
       redisUrl: testEnv().redisUrl,
@@ -89,10 +98,17 @@ describe.each([
     expect(res.status, `${method} ${path}`).toBe(200);
     return (await res.json()) as Record<string, unknown>;
   };
-  const raise = async (target: { deviceId: number } | { tenantId: number }, ident: string, severity: string) => {
+  const raise = async (
+    target: { deviceId: number } | { tenantId: number },
+    ident: string,
+    severity: string,
+  ) => {
     const res = await fetch(`${stack.ingest.url}/v1/alarms`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${world.collectorTokens.collector!.token}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${world.collectorTokens.collector!.token}`,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({
         ...target,
         alarmIdentifier: ident,
@@ -119,15 +135,24 @@ describe.each([
   const settle = async () => {
     await vi.waitFor(
       async () => {
-        const { rows } = await pool.query<{ n: string }>('SELECT count(*) n FROM outbox_events WHERE broadcast_at IS NULL');
+        const { rows } = await pool.query<{ n: string }>(
+          'SELECT count(*) n FROM outbox_events WHERE broadcast_at IS NULL',
+        );
         expect(Number(rows[0]!.n)).toBe(0);
       },
       { timeout: 10_000, interval: 20 },
     );
     const id = await raise({ tenantId: world.tenants.A!.id }, `sentinel-${++sentinel}`, 'Critical');
-    await vi.waitFor(() => {
-      for (const ref of everyone) expect(got(ref).map((e) => e.alarmId), ref).toContain(id);
-    }, { timeout: 10_000, interval: 20 });
+    await vi.waitFor(
+      () => {
+        for (const ref of everyone)
+          expect(
+            got(ref).map((e) => e.alarmId),
+            ref,
+          ).toContain(id);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
   };
   const of = (ref: string, alarmId: string) => got(ref).filter((e) => e.alarmId === alarmId);
 
@@ -145,7 +170,9 @@ describe.each([
     // A Major on d1: muted and strict get nothing, silent gets it with notify:false, the others with notify.
     const major = await raise({ deviceId: d1 }, 'major-1', 'Major');
     await settle();
-    expect(of('plain', major)).toEqual([{ event: WIRE_EVENTS.alarmCreated, alarmId: major, severity: 'Major', notify: true }]);
+    expect(of('plain', major)).toEqual([
+      { event: WIRE_EVENTS.alarmCreated, alarmId: major, severity: 'Major', notify: true },
+    ]);
     expect(of('admin', major).map((e) => e.notify)).toEqual([true]);
     expect(of('silent', major).map((e) => e.notify)).toEqual([false]);
     expect(of('muted', major)).toEqual([]);
@@ -154,20 +181,30 @@ describe.each([
     // A Critical on d1 bypasses their own rules: everyone, with notify (quiet hours too).
     const critical = await raise({ deviceId: d1 }, 'crit-1', 'Critical');
     await settle();
-    for (const ref of everyone) expect(of(ref, critical).map((e) => e.notify), ref).toEqual([true]);
+    for (const ref of everyone)
+      expect(
+        of(ref, critical).map((e) => e.notify),
+        ref,
+      ).toEqual([true]);
 
     // Its clear reaches everyone who got it, although Cleared is below strict's minimum and d1 is muted.
     await raise({ deviceId: d1 }, 'crit-1', 'Cleared');
     await settle();
     for (const ref of everyone)
-      expect(of(ref, critical).map((e) => e.event), ref).toEqual([WIRE_EVENTS.alarmCreated, WIRE_EVENTS.alarmCleared]);
+      expect(
+        of(ref, critical).map((e) => e.event),
+        ref,
+      ).toEqual([WIRE_EVENTS.alarmCreated, WIRE_EVENTS.alarmCleared]);
     expect(of('muted', critical).map((e) => e.notify)).toEqual([true, false]);
     expect(of('strict', critical).map((e) => e.notify)).toEqual([true, false]);
     // The Major's lifecycle stays away from those who never got it.
     await raise({ deviceId: d1 }, 'major-1', 'Cleared');
     await settle();
     expect(of('muted', major)).toEqual([]);
-    expect(of('plain', major).map((e) => e.event)).toEqual([WIRE_EVENTS.alarmCreated, WIRE_EVENTS.alarmCleared]);
+    expect(of('plain', major).map((e) => e.event)).toEqual([
+      WIRE_EVENTS.alarmCreated,
+      WIRE_EVENTS.alarmCleared,
+    ]);
 
     // The audience explains who got the Major and why not.
     const audience = (await api('admin', 'GET', `/v1/alarms/${major}/audience`)).audience as {
@@ -176,10 +213,22 @@ describe.each([
       last_event: { outcome: string; rule: string; source: string } | null;
     }[];
     const byName = new Map(audience.map((a) => [a.name, a]));
-    expect(byName.get('muted')).toMatchObject({ received: false, last_event: { outcome: 'suppress', rule: 'mute.devices', source: 'user' } });
-    expect(byName.get('strict')).toMatchObject({ received: false, last_event: { outcome: 'suppress', rule: 'minSeverity' } });
-    expect(byName.get('silent')).toMatchObject({ received: true, last_event: { outcome: 'deliver_silent', rule: 'quietHours' } });
-    expect(byName.get('plain')).toMatchObject({ received: true, last_event: { outcome: 'deliver', rule: 'default' } });
+    expect(byName.get('muted')).toMatchObject({
+      received: false,
+      last_event: { outcome: 'suppress', rule: 'mute.devices', source: 'user' },
+    });
+    expect(byName.get('strict')).toMatchObject({
+      received: false,
+      last_event: { outcome: 'suppress', rule: 'minSeverity' },
+    });
+    expect(byName.get('silent')).toMatchObject({
+      received: true,
+      last_event: { outcome: 'deliver_silent', rule: 'quietHours' },
+    });
+    expect(byName.get('plain')).toMatchObject({
+      received: true,
+      last_event: { outcome: 'deliver', rule: 'default' },
+    });
 
     // A rule change applies to the next event: muted unmutes, the next Major on d1 reaches them.
     await api('muted', 'PUT', '/v1/me/preferences', {});
