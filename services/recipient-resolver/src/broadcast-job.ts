@@ -6,6 +6,7 @@ import {
   parseJob,
   preferenceEventOf,
   type CompiledPreferences,
+  type PreferenceEvent,
 } from '@alarmcast/contracts';
 import type {
   AudienceUpdate,
@@ -31,6 +32,50 @@ export interface BroadcastJobDeps {
   preferences: PreferenceCache;
   /** the moment quiet hours are read at @defaultValue the current time */
   now?: () => Date;
+}
+
+/** What the preferences of an event's recipients decided, ready for the writer and the marker. */
+export interface RecipientDecisions {
+  /** delivered (with notify or silently), in the plan's order */
+  reached: number[];
+  /** the reached users who get `"notify":false` */
+  silent: Set<number>;
+  /** reached users who had not received this alarm before */
+  newlyReceived: number[];
+  /** every decision other than a plain delivery (rule `default`), for the audience */
+  decisions: Record<string, RecordedDecision>;
+  suppressed: number;
+}
+
+/**
+ * Decides every recipient of one event (contracts' evaluatePreferences), at one moment: the per-recipient
+ * work of a broadcast, with no I/O (the benchmark times it beside the plan query).
+ */
+export function decideRecipients(
+  recipients: readonly number[],
+  prefsOf: (userId: number) => CompiledPreferences,
+  subject: PreferenceEvent,
+  clock: LocalClock,
+  received: ReadonlySet<number>,
+): RecipientDecisions {
+  const reached: number[] = [];
+  const silent = new Set<number>();
+  const newlyReceived: number[] = [];
+  const decisions: Record<string, RecordedDecision> = {};
+  let suppressed = 0;
+  for (const user of recipients) {
+    const before = received.has(user);
+    const decision = evaluatePreferences(prefsOf(user), subject, clock, before);
+    if (decision.rule !== 'default') decisions[user] = [decision.outcome, decision.rule, decision.source];
+    if (decision.outcome === 'suppress') {
+      suppressed++;
+      continue;
+    }
+    reached.push(user);
+    if (decision.outcome === 'deliver_silent') silent.add(user);
+    if (!before) newlyReceived.push(user);
+  }
+  return { reached, silent, newlyReceived, decisions, suppressed };
 }
 
 /** One event of a plan: the plan's own, or one of its pending earlier ones. */
@@ -67,23 +112,13 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     received: Set<number>,
   ): Promise<number> {
     const subject = preferenceEventOf(event.kind, JSON.parse(event.payloadJson));
-    const clock = new LocalClock(now());
-    const reached: number[] = [];
-    const silent = new Set<number>();
-    const newlyReceived: number[] = [];
-    const decisions: Record<string, RecordedDecision> = {};
-    let suppressed = 0;
-    for (const user of plan.recipients) {
-      const decision = evaluatePreferences(prefsOf(user), subject, clock, received.has(user));
-      if (decision.rule !== 'default') decisions[user] = [decision.outcome, decision.rule, decision.source];
-      if (decision.outcome === 'suppress') {
-        suppressed++;
-        continue;
-      }
-      reached.push(user);
-      if (decision.outcome === 'deliver_silent') silent.add(user);
-      if (!received.has(user)) newlyReceived.push(user);
-    }
+    const { reached, silent, newlyReceived, decisions, suppressed } = decideRecipients(
+      plan.recipients,
+      prefsOf,
+      subject,
+      new LocalClock(now()),
+      received,
+    );
     const delivered = await writer.appendAndPublish(
       event.eventId,
       wireName,
