@@ -128,8 +128,9 @@ const PLAN_SQL = (where: string): string => `
     ARRAY(SELECT ARRAY[p.user_id, p.version] FROM user_preferences p WHERE p.user_id = ANY(r.ids))
       AS pref_versions,
     (SELECT t.version FROM tenant_preferences t WHERE t.tenant_id = e.tenant_id) AS tenant_pref_version,
+    -- one = ANY over the primary key (an OR of two conditions would not use the index)
     (SELECT json_object_agg(a.alarm_id::text, a.received) FROM alarm_audiences a
-      WHERE a.alarm_id = e.alarm_id OR a.alarm_id = ANY(pb.alarm_ids)) AS received
+      WHERE a.alarm_id = ANY(array_append(pb.alarm_ids, e.alarm_id))) AS received
   FROM outbox_events e
   CROSS JOIN LATERAL (SELECT ARRAY(${recipientsSql('e')}) AS ids) r
   CROSS JOIN LATERAL (
