@@ -12,10 +12,13 @@ import type { PgPool } from './pool.js';
  * tenant). A device-less row has no shares, so it reaches the tenant's users only. Both halves are index
  * lookups (users.tenant_id, user_devices.device_id).
  */
-export function recipientsSql(alias: string): string {
-  return `SELECT u.id FROM users u WHERE u.tenant_id = ${alias}.tenant_id AND u.active
+export function recipientsSql(alias: string, withPreferencesVersion = false): string {
+  // With the version of each one's preferences (users.preferences_version, 0: none), read from the users
+  // rows the lookup visits anyway: the resolver learns whose compiled rules are stale at no extra probe.
+  const v = withPreferencesVersion ? ', u.preferences_version' : '';
+  return `SELECT u.id${v} FROM users u WHERE u.tenant_id = ${alias}.tenant_id AND u.active
           UNION
-          SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
+          SELECT s.user_id${v} FROM user_devices s JOIN users u ON u.id = s.user_id
            WHERE s.device_id = ${alias}.device_id AND u.active`;
 }
 

@@ -117,22 +117,25 @@ type PlanRow = {
   recipients: number[];
   pending_before: [string, string, string, string][];
   alarm_id: string | null;
-  pref_versions: [number, number][];
+  pref_versions: number[];
   tenant_pref_version: number | null;
   received: Record<string, number[]> | null;
 };
 
 const PLAN_SQL = (where: string): string => `
   SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload, e.alarm_id::text AS alarm_id,
-    r.ids AS recipients, pb.rows AS pending_before,
-    ARRAY(SELECT ARRAY[p.user_id, p.version] FROM user_preferences p WHERE p.user_id = ANY(r.ids))
-      AS pref_versions,
+    COALESCE(r.ids, '{}') AS recipients, pb.rows AS pending_before,
+    COALESCE(r.versions, '{}') AS pref_versions,
     (SELECT t.version FROM tenant_preferences t WHERE t.tenant_id = e.tenant_id) AS tenant_pref_version,
     -- one = ANY over the primary key (an OR of two conditions would not use the index)
     (SELECT json_object_agg(a.alarm_id::text, a.received) FROM alarm_audiences a
       WHERE a.alarm_id = ANY(array_append(pb.alarm_ids, e.alarm_id))) AS received
   FROM outbox_events e
-  CROSS JOIN LATERAL (SELECT ARRAY(${recipientsSql('e')}) AS ids) r
+  CROSS JOIN LATERAL (
+    -- two aggregates over the same rows: versions[i] is the version of ids[i]
+    SELECT array_agg(x.id) AS ids, array_agg(x.preferences_version) AS versions
+      FROM (${recipientsSql('e', true)}) x
+  ) r
   CROSS JOIN LATERAL (
     SELECT COALESCE(array_agg(ARRAY[p.id::text, p.kind, p.payload::text, COALESCE(p.alarm_id::text, '')]
                     ORDER BY p.id), '{}') AS rows,
@@ -149,6 +152,13 @@ const PLAN_SQL = (where: string): string => `
   ) pb
   WHERE ${where}`;
 
+/** The recipients that hold preferences (version > 0), by id. */
+function versionsOf(ids: number[], versions: number[]): Map<number, number> {
+  const map = new Map<number, number>();
+  for (let i = 0; i < ids.length; i++) if (versions[i]! > 0) map.set(ids[i]!, versions[i]!);
+  return map;
+}
+
 const toPlan = (row: PlanRow): BroadcastPlan => ({
   eventId: String(row.id),
   tenantId: row.tenant_id,
@@ -163,7 +173,7 @@ const toPlan = (row: PlanRow): BroadcastPlan => ({
     alarmId: alarmId === '' ? null : alarmId,
   })),
   alarmId: row.alarm_id,
-  preferenceVersions: new Map(row.pref_versions.map(([user, version]) => [user, version])),
+  preferenceVersions: versionsOf(row.recipients, row.pref_versions),
   tenantPreferenceVersion: row.tenant_pref_version ?? 0,
   received: new Map(Object.entries(row.received ?? {}).map(([alarm, users]) => [alarm, new Set(users)])),
 });

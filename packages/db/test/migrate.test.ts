@@ -47,13 +47,16 @@ describe('applyMigrations', () => {
       );
       expect(tables.rows.map((r) => r.tablename)).toEqual([
         '_prisma_migrations',
+        'alarm_audiences',
         'alarms',
         'collector_tokens',
         'cpe_devices',
         'idempotency_keys',
         'outbox_events',
+        'tenant_preferences',
         'tenants',
         'user_devices',
+        'user_preferences',
         'users',
       ]);
     } finally {
