@@ -171,8 +171,8 @@ export interface UserLogWriterOptions {
   /** publisher id carried in envelopes */
   node: string;
   /**
-   * An event for at least this many users is published as `user-batch` envelopes on the fan-out channel
-   * instead of one envelope per user. @defaultValue 100
+   * An event for at least this many users of one shard is published to them as `user-batch` envelopes on
+   * that shard's fan-out channel instead of one envelope per user. @defaultValue 10
    */
   batchMinRecipients?: number;
   /**
@@ -227,9 +227,10 @@ export class UserLogWriter {
     ];
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
-    const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
-    const batchStart = batched ? userBatchStart(this.options.node, event, notifyHead(head + sep, true)) : '';
-    const silentBatchStart = batched
+    const batchMin = this.options.batchMinRecipients ?? 10;
+    const mayBatch = ascending.length >= batchMin;
+    const batchStart = mayBatch ? userBatchStart(this.options.node, event, notifyHead(head + sep, true)) : '';
+    const silentBatchStart = mayBatch
       ? userBatchStart(this.options.node, event, notifyHead(head + sep, false))
       : '';
     const publish = this.publish;
@@ -243,6 +244,8 @@ export class UserLogWriter {
     }
     const perShard = await Promise.all(
       [...groups].map(async ([shard, users]) => {
+        // Decided per shard: a batch goes to every edge, so it pays off only for enough users of one shard.
+        const batched = users.length >= batchMin;
         const args = [
           this.keys.userLogPrefix(shard),
           this.keys.userChannelPrefix(shard),

@@ -9,6 +9,7 @@ import {
   createPubSubTransport,
   createRedisClient,
   readUserLogAfter,
+  readUserLogTail,
   RedisKeys,
   shardsFor,
 } from '@alarmcast/redis';
@@ -256,6 +257,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
     revocation,
