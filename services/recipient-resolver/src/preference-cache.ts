@@ -19,7 +19,10 @@ export class PreferenceCache {
     { version: number; doc: TenantPreferences | null; base: CompiledPreferences }
   >();
   private readonly users = new Map<number, { version: number; doc: PreferenceRules | null }>();
-  private readonly compiled = new Map<number, { key: string; prefs: CompiledPreferences }>();
+  private readonly compiled = new Map<
+    number,
+    { tenantId: number; tenantVersion: number; userVersion: number; prefs: CompiledPreferences }
+  >();
 
   constructor(
     private readonly pool: PgPool,
@@ -60,11 +63,22 @@ export class PreferenceCache {
     return (userId) => {
       const user = plan.preferenceVersions.has(userId) ? this.users.get(userId) : undefined;
       if (!user?.doc) return tenant.base;
-      const key = `${plan.tenantId}:${tenant.version}:${user.version}`;
+      // Per recipient and event: compared as numbers (no key string built per call).
       const hit = this.compiled.get(userId);
-      if (hit?.key === key) return hit.prefs;
+      if (
+        hit !== undefined &&
+        hit.userVersion === user.version &&
+        hit.tenantVersion === tenant.version &&
+        hit.tenantId === plan.tenantId
+      )
+        return hit.prefs;
       const prefs = compilePreferences(tenant.doc, user.doc);
-      this.compiled.set(userId, { key, prefs });
+      this.compiled.set(userId, {
+        tenantId: plan.tenantId,
+        tenantVersion: tenant.version,
+        userVersion: user.version,
+        prefs,
+      });
       return prefs;
     };
   }
