@@ -280,15 +280,25 @@ export class LocalClock {
   local(zone: string): { day: number; minute: number } {
     let local = this.zones.get(zone);
     if (!local) {
-      const parts = formatterOf(zone).formatToParts(this.now);
-      const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
-      const day = WEEKDAYS.indexOf(get('weekday').toLowerCase().slice(0, 3) as Weekday);
-      local = { day, minute: (Number(get('hour')) % 24) * 60 + Number(get('minute')) };
+      // Every zone's offset is a whole number of minutes, so a zone's local minute changes only when the
+      // UTC minute does: one Intl call per zone and minute for the whole process, not one per event.
+      const utcMinute = Math.floor(this.now.getTime() / 60_000);
+      const shared = minuteCache.get(zone);
+      if (shared?.utcMinute === utcMinute) local = shared.local;
+      else {
+        const parts = formatterOf(zone).formatToParts(this.now);
+        const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+        const day = WEEKDAYS.indexOf(get('weekday').toLowerCase().slice(0, 3) as Weekday);
+        local = { day, minute: (Number(get('hour')) % 24) * 60 + Number(get('minute')) };
+        minuteCache.set(zone, { utcMinute, local });
+      }
       this.zones.set(zone, local);
     }
     return local;
   }
 }
+
+const minuteCache = new Map<string, { utcMinute: number; local: { day: number; minute: number } }>();
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterOf(zone: string): Intl.DateTimeFormat {
