@@ -9,6 +9,9 @@ export {
   markEnqueued,
   BroadcastMarker,
   lockInIdOrder,
+  outboxBacklog,
+  OUTBOX_BACKLOG_COUNT_CAP,
+  type OutboxBacklog,
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';

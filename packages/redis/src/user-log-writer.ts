@@ -192,7 +192,7 @@ export class UserLogWriter {
     const head = body.slice(0, -1);
     const sep = /^\{\s*$/.test(head) ? '' : ',';
     const { retention } = this.options;
-    const pieces = userEventPieces(this.options.node, event, head + sep);
+    const pieces = userEventPieces(this.options.node, event, head + sep, eventId);
     const ttls = [
       retention.minEvents,
       retention.minAgeS,
@@ -204,7 +204,7 @@ export class UserLogWriter {
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
-    const batchStart = batched ? userBatchStart(this.options.node, event, head + sep) : '';
+    const batchStart = batched ? userBatchStart(this.options.node, event, head + sep, eventId) : '';
     const publish = this.publish;
     const groups = new Map<number, number[]>();
     for (const uid of ascending) {

@@ -55,6 +55,7 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
       expect(e).toEqual({
         v: 1,
         node: 'n"1',
+        source: 'e1',
         type: 'event',
         event: 'App\\Events\\AlarmCreated',
         channel: e.channel,
@@ -72,7 +73,14 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
     await vi.waitFor(() => expect(messages).toHaveLength(1));
     expect(messages[0]!.channel).toBe(keys.userBatchChannel(5));
     const envelope = decodeEnvelope(messages[0]!.message);
-    expect(envelope).toMatchObject({ v: 1, node: 'n"1', type: 'user-batch', event: 'E', dataHead: head });
+    expect(envelope).toMatchObject({
+      v: 1,
+      node: 'n"1',
+      source: 'e2',
+      type: 'user-batch',
+      event: 'E',
+      dataHead: head,
+    });
     const users = (envelope as Extract<PubSubEnvelope, { type: 'user-batch' }>).users;
     expect(users.map(([uid]) => uid)).toEqual([5, 21, 37]);
   });

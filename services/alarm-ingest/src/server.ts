@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
 import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
-import { createPgPool } from '@alarmcast/db';
+import { createPgPool, outboxBacklog, type OutboxBacklog } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
 import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
 import {
@@ -13,6 +13,8 @@ import {
   createMetricsRegistry,
   instrumentBreaker,
   Counter,
+  Gauge,
+  Histogram,
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
@@ -70,6 +72,38 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   instrumentBreaker(metrics, breaker, 'postgres');
   breaker.on('open', () => log.warn('postgres breaker open: answering 503 until it recovers'));
   breaker.on('close', () => log.info('postgres breaker closed'));
+
+  // What the outbox still has to broadcast, read at scrape time (every ingest process reports the same
+  // numbers: aggregate with max, not sum). A scrape while Postgres is away keeps the last values.
+  let backlog: OutboxBacklog = { pending: 0, oldestPendingAgeS: 0 };
+  let reading: Promise<OutboxBacklog> | undefined;
+  // One query per scrape for both gauges: prom-client collects them concurrently, so both share it.
+  const readBacklog = (): Promise<OutboxBacklog> =>
+    (reading ??= outboxBacklog(outboxPool)
+      .then(
+        (b) => (backlog = b),
+        (err: unknown) => {
+          log.debug({ err }, 'could not read the outbox backlog');
+          return backlog;
+        },
+      )
+      .finally(() => (reading = undefined)));
+  new Gauge({
+    name: 'ingest_outbox_pending',
+    help: 'Outbox events not yet broadcast by a resolver (counted up to 100,000)',
+    registers: [metrics],
+    async collect() {
+      this.set((await readBacklog()).pending);
+    },
+  });
+  new Gauge({
+    name: 'ingest_outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest outbox event not yet broadcast (0 when none is pending)',
+    registers: [metrics],
+    async collect() {
+      this.set((await readBacklog()).oldestPendingAgeS);
+    },
+  });
 
   const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
   const outbox = new OutboxDispatcher(outboxPool, enqueue, log, {
@@ -137,10 +171,21 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.set('query parser', 'simple');
   // Who the client is, for the per-IP limits: the TCP peer unless TRUST_PROXY names the proxies in front.
   app.set('trust proxy', config.TRUST_PROXY);
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from a request arriving to its answer being written, by route (POST /v1/alarms: the 202)',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [metrics],
+  });
+  // The route label is express' route pattern (`/v1/alarms/:id/ack`), never the raw path, so it stays bounded.
   app.use((req, res, next) => {
-    res.on('finish', () =>
-      responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }),
-    );
+    const end = duration.startTimer();
+    res.on('finish', () => {
+      const route = req.route?.path ?? 'unmatched';
+      responses.inc({ route, status: String(res.statusCode) });
+      end({ route });
+    });
     next();
   });
 

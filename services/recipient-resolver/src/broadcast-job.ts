@@ -1,6 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { eventDefinition, parseJob } from '@alarmcast/contracts';
 import type { BroadcastMarker, BroadcastPlan, BroadcastPlanLoader } from '@alarmcast/db';
+import type { Logger } from '@alarmcast/observability';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
 
@@ -14,6 +15,20 @@ export interface BroadcastJobDeps {
   marker: BroadcastMarker;
   writer: UserLogWriter;
   metrics: ResolverMetrics;
+  /** one `info` line per broadcast, under the `eventId` field every service uses (README "Logs") */
+  log?: Logger;
+}
+
+/** The part of a BullMQ job the resolver reads. */
+export interface BroadcastJobInput {
+  name: string;
+  data: unknown;
+  /** when the job was added (ms), BullMQ's `job.timestamp` */
+  timestamp?: number;
+  /** when this attempt started (ms), BullMQ's `job.processedOn` */
+  processedOn?: number;
+  /** attempts made before this one */
+  attemptsMade?: number;
 }
 
 /**
@@ -23,7 +38,7 @@ export interface BroadcastJobDeps {
  * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { plans, marker, writer, metrics } = deps;
+  const { plans, marker, writer, metrics, log } = deps;
 
   /** Appends and publishes to everyone not served yet, then marks the event; returns how many it served. */
   async function broadcast(plan: BroadcastPlan, wireName: string): Promise<number> {
@@ -38,12 +53,30 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     return delivered;
   }
 
-  return async function run(job: { name: string; data: unknown }): Promise<BroadcastResult> {
+  return async function run(job: BroadcastJobInput): Promise<BroadcastResult> {
     const parsed = parseJob(job.name, job.data);
     if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
+    // Queue wait of the first attempt only: a retry's wait includes its backoff, which is not queueing.
+    const queueWaitMs =
+      job.timestamp !== undefined && job.processedOn !== undefined && !job.attemptsMade
+        ? Math.max(0, job.processedOn - job.timestamp)
+        : undefined;
+    if (queueWaitMs !== undefined) metrics.queueWaitSeconds.observe(queueWaitMs / 1000);
+    const started = performance.now();
     const end = metrics.jobSeconds.startTimer();
     try {
-      return await runParsed(parsed.data.eventId);
+      const result = await runParsed(parsed.data.eventId);
+      log?.info(
+        {
+          eventId: parsed.data.eventId,
+          recipients: result.recipients,
+          delivered: result.delivered,
+          queueWaitMs,
+          durationMs: Math.round((performance.now() - started) * 10) / 10,
+        },
+        'event broadcast',
+      );
+      return result;
     } finally {
       end();
     }

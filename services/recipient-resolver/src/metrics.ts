@@ -1,20 +1,56 @@
-import { createMetricsRegistry, Counter, Histogram, type Registry } from '@alarmcast/observability';
+import { createMetricsRegistry, Counter, Gauge, Histogram, type Registry } from '@alarmcast/observability';
+
+/** Where the queue gauges come from: the broadcast queue itself, read at scrape time. */
+export interface QueueGaugeSources {
+  /** jobs per BullMQ state (waiting, active, delayed, prioritized, failed, ...) */
+  counts: () => Promise<Record<string, number>>;
+  /** seconds the oldest waiting job has waited, 0 when none is waiting */
+  oldestWaitingAgeS: () => Promise<number>;
+}
+
+/** The BullMQ states reported, so that the `state` label is bounded whatever BullMQ adds. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 
 /** The resolver's metrics, one registry per process. */
-export function createResolverMetrics(): {
+export function createResolverMetrics(queue?: QueueGaugeSources): {
   registry: Registry;
   jobsDone: Counter<'outcome'>;
   deliveries: Counter;
   earlierDelivered: Counter;
   recipients: Histogram;
   jobSeconds: Histogram;
+  queueWaitSeconds: Histogram;
 } {
   const registry = createMetricsRegistry('recipient-resolver');
+  if (queue) {
+    // Every resolver reports the same queue: aggregate with max, not sum. A scrape while Redis is away
+    // keeps the last values rather than failing the whole scrape.
+    new Gauge({
+      name: 'resolver_queue_jobs',
+      help: 'Broadcast queue jobs by BullMQ state (the same queue seen from every resolver)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      async collect() {
+        const counts = await queue.counts().catch(() => null);
+        if (!counts) return;
+        for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'resolver_queue_oldest_waiting_age_seconds',
+      help: 'How long the oldest waiting broadcast job has waited (0 when none waits)',
+      registers: [registry],
+      async collect() {
+        const age = await queue.oldestWaitingAgeS().catch(() => null);
+        if (age !== null) this.set(age);
+      },
+    });
+  }
   return {
     registry,
     jobsDone: new Counter({
       name: 'resolver_jobs_total',
-      help: 'Broadcast jobs by outcome',
+      help: 'Broadcast job attempts by outcome: completed, retry (failed, will run again), failed (no attempts left)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
@@ -38,6 +74,12 @@ export function createResolverMetrics(): {
       name: 'resolver_job_seconds',
       help: 'Time to resolve and deliver one broadcast',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    queueWaitSeconds: new Histogram({
+      name: 'resolver_queue_wait_seconds',
+      help: 'Time a broadcast job waited in the queue, from being added to a worker starting it',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
   };

@@ -5,7 +5,7 @@ import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
 import type { ChannelPublisher } from './channel-publisher.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
-import type { EdgeMetrics } from './metrics.js';
+import { closeCodeLabel, type EdgeMetrics } from './metrics.js';
 import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
 import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
 import {
@@ -92,7 +92,10 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     ws.on('ping', () => this.touch());
     ws.on('pong', () => this.touch());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
-    ws.on('close', () => this.onClose());
+    ws.on('close', (code) => {
+      this.ctx.metrics.closes.inc({ code: closeCodeLabel(code) });
+      this.onClose();
+    });
     this.grants = new SocketGrants(this, ctx.revocation);
     this.send(serverFrames.connectionEstablished(socketId, ctx.activityTimeoutS));
   }
@@ -136,6 +139,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     }
     this.ws.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
+    this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
     if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
   }
 
@@ -199,7 +203,9 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   }
 
   private send(frame: string): void {
-    if (this.isOpen) this.ws.send(frame);
+    if (!this.isOpen) return;
+    this.ws.send(frame);
+    this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -209,6 +215,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       : Buffer.isBuffer(data)
         ? data
         : Buffer.from(data);
+    this.ctx.metrics.messagesReceived.inc();
+    this.ctx.metrics.bytesReceived.inc(payload.length);
     const frame = decodeClientFrame(payload, isBinary, this.ctx.maxMessageBytes);
     switch (frame.kind) {
       case 'ping':

@@ -14,6 +14,7 @@ import type { EdgeConfig } from './config.js';
 import { clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler, rateLimits } from '@alarmcast/http';
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
+import { DeliveryLog } from './delivery-log.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
@@ -95,15 +96,24 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const transport = createPubSubTransport(publisherRedis, subscriber);
   const publisher = new ChannelPublisher(transport, keys);
 
+  const deliveryLog = new DeliveryLog({ log });
   const subscriptions = new ChannelSubscriptions({
     transport,
     keys,
     log,
     onDropped: (reason) => metrics.framesDropped.inc({ reason }),
+    onDelivered: ({ source, eventId, sockets }) => {
+      // A user log id is `<ms>-<seq>` of Redis' clock at the append, just before the resolver published:
+      // now minus that is the pub/sub hop (plus any skew between this host's clock and Redis').
+      // An eventId that is not `<ms>-<seq>` reads NaN and is not observed.
+      const appendedAt = eventId === undefined ? NaN : Number(eventId.slice(0, eventId.indexOf('-')));
+      if (appendedAt > 0) metrics.pubsubLag.observe(Math.max(0, Date.now() - appendedAt) / 1000);
+      if (source !== undefined) deliveryLog.record(source, sockets);
+    },
   });
   const metrics = createEdgeMetrics({
     connections: () => connections.size,
-    subscriptions: () => subscriptions.membershipCount,
+    subscriptionsByKind: () => subscriptions.membershipsByKind(),
     redisChannels: () => subscriptions.channelCount,
   });
 
@@ -413,6 +423,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     revocation.close();
     await accessWatcher.close();
     await pool.end();
+    deliveryLog.close();
     log.info('ws-edge stopped');
   }
 
