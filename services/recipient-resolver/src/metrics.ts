@@ -46,14 +46,17 @@ export function createResolverMetrics(queue?: QueueGaugeSources): {
       },
     });
   }
+  const jobsDone = new Counter({
+    name: 'resolver_jobs_total',
+    help: 'Broadcast job attempts by outcome: completed, retry (failed, will run again), failed (no attempts left)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  // Known outcomes start at 0, so that failure rates and alerts have series before the first failure.
+  for (const outcome of ['completed', 'retry', 'failed']) jobsDone.inc({ outcome }, 0);
   return {
     registry,
-    jobsDone: new Counter({
-      name: 'resolver_jobs_total',
-      help: 'Broadcast job attempts by outcome: completed, retry (failed, will run again), failed (no attempts left)',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
+    jobsDone,
     deliveries: new Counter({
       name: 'resolver_deliveries_total',
       help: 'Events appended and published to a user',

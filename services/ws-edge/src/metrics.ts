@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, createMetricsRegistry, type Registry } from '@alarmcast/observability';
+import type { AuthOutcome } from './channel-auth.js';
 import { PUSHER_CODES } from './close-codes.js';
 
 export interface EdgeMetrics {
@@ -46,12 +47,13 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
     registers: [registry],
     collect() {
       // A kind whose last subscription ended reads 0 rather than keeping its last count.
-      this.reset();
-      for (const [kind, n] of sources.subscriptionsByKind()) this.set({ kind }, n);
+      const byKind = sources.subscriptionsByKind();
+      for (const kind of CHANNEL_KINDS) this.set({ kind }, byKind.get(kind) ?? 0);
+      for (const [kind, n] of byKind) this.set({ kind }, n);
     },
   });
   gauge('ws_edge_redis_channels', 'Redis pub/sub channels this node is subscribed to', sources.redisChannels);
-  return {
+  const metrics: EdgeMetrics = {
     registry,
     messagesDelivered: new Counter({
       name: 'ws_edge_messages_delivered_total',
@@ -128,7 +130,36 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
       registers: [registry],
     }),
   };
+  // Known label values start at 0, so that rates and alerts over them have series before the first event.
+  for (const code of ALERTED_CLOSE_CODES) metrics.closes.inc({ code: String(code) }, 0);
+  for (const outcome of AUTH_OUTCOMES) metrics.channelAuth.inc({ outcome }, 0);
+  for (const outcome of RESUME_OUTCOMES) metrics.resumes.inc({ outcome }, 0);
+  return metrics;
 }
+
+/** Channel kinds always reported by `ws_edge_subscriptions` (0 when none is held). */
+const CHANNEL_KINDS = ['user', 'tenant'] as const;
+
+/** Close codes the alert rules watch (infra/prometheus/alerts.yml): slow consumer, drain, revocation, expiry. */
+const ALERTED_CLOSE_CODES = [
+  PUSHER_CODES.overCapacity,
+  PUSHER_CODES.reconnect,
+  PUSHER_CODES.unauthorized,
+  PUSHER_CODES.tokenExpired,
+] as const;
+
+const AUTH_OUTCOMES = ['granted', 'unauthenticated', 'forbidden', 'invalid'] as const satisfies AuthOutcome[];
+
+const RESUME_OUTCOMES = [
+  'complete',
+  'log_expired',
+  'log_trimmed',
+  'log_recreated',
+  'unknown_position',
+  'event_expired',
+  'too_many_events',
+  'log_unavailable',
+] as const;
 
 /**
  * Close codes counted by their number; any other code (a client may close with any code from 1000 to 4999)

@@ -211,6 +211,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     labelNames: ['kind'] as const,
     registers: [metrics.registry],
   });
+  for (const kind of ['channel', 'connection', 'expired']) revocations.inc({ kind }, 0);
   const revocation = new Revocation({ pool, log, onRevoked: (kind) => revocations.inc({ kind }) });
   const accessWatcher = new AccessWatcher({
     databaseUrl: config.databaseUrl,
@@ -393,6 +394,21 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
+  /**
+   * Closes sockets with 4200 in equal slices over `spreadMs` (at once for 0): pusher-js reconnects at once on
+   * 4200, so a node closing 10,000 sockets in one instant sends 10,000 handshakes and channel authorizations
+   * to the others in that instant; spread over 20 s it is 500 a second.
+   */
+  async function closeSpread(toClose: PusherConnection[], spreadMs: number): Promise<void> {
+    const slices = spreadMs > 0 ? Math.min(toClose.length, Math.ceil(spreadMs / 100)) : 1;
+    const perSlice = Math.ceil(toClose.length / Math.max(1, slices));
+    for (let i = 0; i < toClose.length; i += perSlice) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, spreadMs / slices));
+      for (const connection of toClose.slice(i, i + perSlice))
+        connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+    }
+  }
+
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     draining = true;
@@ -401,8 +417,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeIdleConnections();
     if (connections.size > 0) {
       const drained = new Promise<void>((resolve) => (onDrained = resolve));
-      for (const connection of connections)
-        connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+      await closeSpread([...connections], config.drainSpreadS * 1000);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         drained,
