@@ -29,7 +29,8 @@ export function instrumentBreaker(registry: Registry, breaker: CircuitBreaker, n
     registers: [registry],
   });
   // Known outcomes start at 0, so that rates and alerts over them have series before the first of each.
-  for (const outcome of ['success', 'failure', 'timeout', 'reject']) outcomes.inc({ breaker: name, outcome }, 0);
+  for (const outcome of ['success', 'failure', 'timeout', 'reject'])
+    outcomes.inc({ breaker: name, outcome }, 0);
   breaker.on('success', () => outcomes.inc({ breaker: name, outcome: 'success' }));
   breaker.on('failure', () => outcomes.inc({ breaker: name, outcome: 'failure' }));
   breaker.on('timeout', () => outcomes.inc({ breaker: name, outcome: 'timeout' }));

@@ -93,11 +93,13 @@ export async function startResolver(
   worker.on('failed', (job, err) => {
     // BullMQ emits `failed` for every failed attempt (attemptsMade already counts it); the job runs again
     // unless that was its last attempt or the error was unrecoverable.
-    const final =
-      !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics.jobsDone.inc({ outcome: final ? 'failed' : 'retry' });
     const eventId = (job?.data as { eventId?: unknown } | undefined)?.eventId;
-    log.warn({ err, eventId, jobId: job?.id, attemptsMade: job?.attemptsMade, final }, 'broadcast job failed');
+    log.warn(
+      { err, eventId, jobId: job?.id, attemptsMade: job?.attemptsMade, final },
+      'broadcast job failed',
+    );
   });
   worker.on('error', (err) => log.debug({ err }, 'worker error'));
   await worker.waitUntilReady();

@@ -44,7 +44,10 @@ export class DeliveryLog {
       log.info({ eventId, sockets, messages }, 'event delivered to sockets');
     }
     if (this.overflow > 0) {
-      log.warn({ messages: this.overflow }, 'delivery log over its per-flush limit: these messages were not logged');
+      log.warn(
+        { messages: this.overflow },
+        'delivery log over its per-flush limit: these messages were not logged',
+      );
     }
     this.pending = new Map();
     this.overflow = 0;

@@ -134,6 +134,7 @@ export function createEdgeMetrics(sources: EdgeGaugeSources): EdgeMetrics {
   for (const code of ALERTED_CLOSE_CODES) metrics.closes.inc({ code: String(code) }, 0);
   for (const outcome of AUTH_OUTCOMES) metrics.channelAuth.inc({ outcome }, 0);
   for (const outcome of RESUME_OUTCOMES) metrics.resumes.inc({ outcome }, 0);
+  for (const reason of DROP_REASONS) metrics.framesDropped.inc({ reason }, 0);
   return metrics;
 }
 
@@ -161,12 +162,29 @@ const RESUME_OUTCOMES = [
   'log_unavailable',
 ] as const;
 
+const DROP_REASONS = [
+  'binary',
+  'too_large',
+  'json',
+  'shape',
+  'unknown_event',
+  'malformed_envelope',
+  'channel_mismatch',
+  'no_local_member',
+  'slow_consumer',
+] as const;
+
 /**
  * Close codes counted by their number; any other code (a client may close with any code from 1000 to 4999)
  * counts as `other`, so the label stays bounded.
  */
 const KNOWN_CLOSE_CODES = new Set<number>([
-  1000, 1001, 1005, 1006, 1009, 1011,
+  1000,
+  1001,
+  1005,
+  1006,
+  1009,
+  1011,
   ...Object.values(PUSHER_CODES),
 ]);
 

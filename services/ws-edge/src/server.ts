@@ -125,6 +125,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     labelNames: ['reason'] as const,
     registers: [metrics.registry],
   });
+  for (const reason of ['per_ip', 'per_user', 'no_subscription']) connectionsRefused.inc({ reason }, 0);
   const rateLimit = rateLimits({
     redis: publisherRedis,
     keyPrefix: (name) => keys.rateLimit(name),

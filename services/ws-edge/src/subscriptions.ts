@@ -33,7 +33,11 @@ export interface ChannelSubscriptionsOptions {
    * deliveries), `eventId` a user log position it carried (the first one, for a batch), `sockets` how many
    * sockets it was handed to. For metrics (pub/sub lag) and the per-event delivery log.
    */
-  onDelivered?: (delivery: { source: string | undefined; eventId: string | undefined; sockets: number }) => void;
+  onDelivered?: (delivery: {
+    source: string | undefined;
+    eventId: string | undefined;
+    sockets: number;
+  }) => void;
 }
 
 interface Entry {
