@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Registry } from 'prom-client';
+/** The part of a prom-client Registry read here (the services' registries). */
+interface MetricRegistry {
+  getMetricsAsArray(): object[];
+}
 
 /** docs/METRICS.md, the documented metric catalogue. */
 export const METRICS_DOC = fileURLToPath(new URL('../../../docs/METRICS.md', import.meta.url));
@@ -57,13 +60,17 @@ export function readCatalogue(path = METRICS_DOC): CatalogueEntry[] {
 /** What a registry actually registers (default metrics left out), in the catalogue's shape. */
 export async function registeredMetrics(
   service: string,
-  registry: Registry,
+  registry: MetricRegistry,
 ): Promise<Omit<CatalogueEntry, 'meaning'>[]> {
   const out: Omit<CatalogueEntry, 'meaning'>[] = [];
   for (const metric of registry.getMetricsAsArray()) {
-    const { name, labelNames } = metric as unknown as { name: string; labelNames: string[] };
+    const { name, labelNames, get } = metric as {
+      name: string;
+      labelNames: string[];
+      get: () => Promise<{ type: unknown }>;
+    };
     if (isDefaultMetric(name)) continue;
-    const { type } = await metric.get();
+    const { type } = await get.call(metric);
     out.push({ service, name, type: String(type), labels: [...labelNames].sort() });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
