@@ -67,12 +67,15 @@ export class OutboxDispatcher {
     this.relayTimer.unref();
   }
 
-  /** Called after the commit. Never throws: failure leaves the event to the relay. */
-  dispatch(eventId: string): void {
+  /**
+   * Called after the commit; `context` goes on the log line (the alarm's id, so that an alarm leads to its
+   * event ids). Never throws: failure leaves the event to the relay.
+   */
+  dispatch(eventId: string, context: Record<string, unknown> = {}): void {
     const done = this.enqueue([eventId]).then(
       () => {
         // `eventId` is the field every service logs an event's progress under (README "Logs").
-        this.log.info({ eventId }, 'event enqueued');
+        this.log.info({ eventId, ...context }, 'event enqueued');
         this.markEnqueued(eventId);
       },
       (err: unknown) => this.log.warn({ err, eventId }, 'enqueue after commit failed; the relay will retry'),

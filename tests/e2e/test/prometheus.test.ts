@@ -51,6 +51,7 @@ describe('Prometheus: dashboard queries and alert rules against the running serv
   let user: UserClient | undefined;
   let revokedUser: UserClient | undefined;
   const alarms = 6;
+  const alarmIds: string[] = [];
 
   beforeAll(async () => {
     ensurePrometheus();
@@ -82,7 +83,8 @@ describe('Prometheus: dashboard queries and alert rules against the running serv
       DATABASE_URL: db.url,
       REDIS_URL: env.redisUrl,
       REDIS_PREFIX: uniqueRedisPrefix(),
-      LOG_LEVEL: 'warn',
+      // info: the per-event lines that follow one alarm through the services (the last test reads them)
+      LOG_LEVEL: 'info',
       PUSHER_APP_ID: APP.id,
       PUSHER_APP_KEY: APP.key,
       PUSHER_APP_SECRET: APP.secret,
@@ -125,7 +127,8 @@ describe('Prometheus: dashboard queries and alert rules against the running serv
     user = await connectUser(edge, world.users.alice!.id);
     revokedUser = await connectUser(edge, world.users.bob!.id);
     const token = world.collectorTokens.collector!.token;
-    for (let n = 0; n < alarms; n++) await raiseAlarm(ingest.url, token, world.devices.cpe!.id, 'prom', n);
+    for (let n = 0; n < alarms; n++)
+      alarmIds.push(await raiseAlarm(ingest.url, token, world.devices.cpe!.id, 'prom', n));
     await vi.waitFor(() => expect(user!.received).toHaveLength(alarms), { timeout: 15_000 });
     const badToken = await fetch(`${ingest.url}/v1/alarms`, {
       method: 'POST',
@@ -223,5 +226,27 @@ describe('Prometheus: dashboard queries and alert rules against the running serv
       expect(readme, rule.alert).toContain(`#### ${rule.alert}`);
       expect(rule.annotations.runbook).toBe(`infra/README.md#${rule.alert.toLowerCase()}`);
     }
+  });
+
+  it('logs one alarm under its eventId in every service: ingest, resolver, edge', () => {
+    const lines = (name: string) =>
+      services
+        .find((s) => s.name === name)!
+        .output.join('')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The README's way: the alarm id (the 202's `id`) leads to the event id in the ingest's log.
+    const enqueued = lines('alarm-ingest').find((l) => l.alarmId === alarmIds[0]);
+    expect(enqueued).toMatchObject({ msg: 'event enqueued', service: 'alarm-ingest' });
+    const eventId = enqueued!.eventId as string;
+    expect(eventId).toMatch(/^\d+$/);
+    expect(lines('recipient-resolver').filter((l) => l.eventId === eventId)).toEqual([
+      expect.objectContaining({ msg: 'event broadcast', recipients: 2, delivered: 2 }),
+    ]);
+    // Both users are on this edge: one line for the event, two sockets reached.
+    expect(lines('ws-edge').filter((l) => l.eventId === eventId)).toEqual([
+      expect.objectContaining({ msg: 'event delivered to sockets', sockets: 2 }),
+    ]);
   });
 });
