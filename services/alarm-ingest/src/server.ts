@@ -23,9 +23,11 @@ import { httpServerOptions, probeHandler, startInternalServer, type Readiness } 
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { admissionControl } from './admission.js';
+import { adminRouter } from './admin-route.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { userAuth } from './user-auth.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 
@@ -323,6 +325,17 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       asCollector,
       userLimits: limits.user,
       onAccepted: () => accepted.inc(),
+    }),
+  );
+  app.use(
+    adminRouter({
+      asUser: userAuth(pool, db, config.JWT_SECRET, limits.user),
+      perIp: perIp(limits.userApiPerIp),
+      redis,
+      keys,
+      queue,
+      outboxBacklog: () => db(() => outboxBacklog(outboxPool)),
+      log,
     }),
   );
   app.use(notFoundHandler);

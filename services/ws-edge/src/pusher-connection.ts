@@ -34,6 +34,8 @@ export interface ConnectionContext {
   revocation: Revocation;
   /** a socket closed because its JWT expired */
   onExpired?: () => void;
+  /** a resume that could not prove it has everything: the client was told to reload (operator view) */
+  onResumeFailed?: (reason: string, userId: number) => void;
   onClosed: (connection: PusherConnection) => void;
   /**
    * Called when the socket subscribes to `private-user.{userId}` (signature checked): false refuses it, and
@@ -343,6 +345,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       return;
     }
     if (gap) {
+      this.ctx.onResumeFailed?.(gap, userId);
       const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }

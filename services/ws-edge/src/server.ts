@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -15,6 +15,7 @@ import { clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler, rateLim
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
 import { DeliveryLog } from './delivery-log.js';
+import { OpsReporter } from './ops-reporter.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
@@ -117,6 +118,20 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     redisChannels: () => subscriptions.channelCount,
   });
 
+  // The operator view's record of this node (GET /v1/admin/status on the ingest reads it from Redis).
+  const ops = new OpsReporter({
+    redis: publisherRedis,
+    keys,
+    node: `${publisher.nodeId}:${randomBytes(3).toString('hex')}`,
+    log,
+    status: () => ({
+      connections: connections.size,
+      subscriptions: Object.fromEntries(subscriptions.membershipsByKind()),
+      redisChannels: subscriptions.channelCount,
+      draining,
+    }),
+  });
+
   // Abuse limits. Rate limits are shared by every edge through Redis and fail open (counted) while it is
   // away; connection caps are per node (each node counts its own sockets).
   const connectionsRefused = new Counter({
@@ -213,7 +228,14 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     registers: [metrics.registry],
   });
   for (const kind of ['channel', 'connection', 'expired']) revocations.inc({ kind }, 0);
-  const revocation = new Revocation({ pool, log, onRevoked: (kind) => revocations.inc({ kind }) });
+  const revocation = new Revocation({
+    pool,
+    log,
+    onRevoked: (kind, userId) => {
+      revocations.inc({ kind });
+      ops.record('revocation', kind, userId);
+    },
+  });
   const accessWatcher = new AccessWatcher({
     databaseUrl: config.databaseUrl,
     log,
@@ -266,6 +288,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     log,
     revocation,
     onExpired: () => revocations.inc({ kind: 'expired' }),
+    onResumeFailed: (reason: string, userId: number) => ops.record('resume_failed', reason, userId),
     claimUser: (connection: PusherConnection, userId: number): boolean => {
       const current = userOf.get(connection);
       if (current === userId) return true;
@@ -431,6 +454,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     wss.close();
     await stopped;
     await internal.close();
+    await ops.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
