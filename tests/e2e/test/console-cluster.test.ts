@@ -102,11 +102,13 @@ describe('cluster page in Chromium (platform admins)', () => {
     const page = await openAs('admin');
     await page.waitForSelector('#edges tbody tr:nth-child(2)');
     const rows = async () =>
-      page
-        .locator('#edges tbody tr')
-        .evaluateAll((trs) =>
-          trs.map((tr) => [...tr.querySelectorAll('td')].slice(1, 3).map((td) => td.textContent)),
-        );
+      page.locator('#edges tbody tr').evaluateAll((trs) =>
+        trs.map((tr) =>
+          Array.from(tr.querySelectorAll('td'))
+            .slice(1, 3)
+            .map((td) => td.textContent),
+        ),
+      );
     await vi.waitFor(
       async () =>
         expect((await rows()).sort()).toEqual([
@@ -137,11 +139,13 @@ describe('cluster page in Chromium (platform admins)', () => {
     });
     await page.waitForSelector('#recent tr[data-kind="revocation"]', { timeout: 10_000 });
     await page.waitForSelector('#recent tr[data-kind="resume_failed"]', { timeout: 10_000 });
-    const recent = await page
-      .locator('#recent tbody tr')
-      .evaluateAll((trs) =>
-        trs.map((tr) => [...tr.querySelectorAll('td')].slice(1, 4).map((td) => td.textContent)),
-      );
+    const recent = await page.locator('#recent tbody tr').evaluateAll((trs) =>
+      trs.map((tr) =>
+        Array.from(tr.querySelectorAll('td'))
+          .slice(1, 4)
+          .map((td) => td.textContent),
+      ),
+    );
     expect(recent).toContainEqual(['revocation', 'connection', String(world.users.leaver!.id)]);
     expect(recent).toContainEqual(['resume failed', 'log_expired', String(userId)]);
     // The leaver's socket is gone from edge 0's count; the SDK's joins edge 1's.
