@@ -1,4 +1,4 @@
-export { RedisKeys, KEY_PART, USER_SHARDS } from './keys.js';
+export { RedisKeys, KEY_PART, USER_SHARDS, shardsFor } from './keys.js';
 export {
   createRedis,
   createRedisClient,
@@ -31,6 +31,8 @@ export {
 } from './user-log-writer.js';
 export {
   readUserLogAfter,
+  readUserLogTail,
+  LOG_START,
   logEntryData,
   compareStreamIds,
   parseStreamId,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RedisKeys, USER_SHARDS } from '../src/keys.js';
+import { RedisKeys, USER_SHARDS, shardsFor } from '../src/keys.js';
 
 /** The part of a key Redis Cluster hashes: the first non-empty `{...}`, else the whole key. */
 function hashSlotOf(key: string): string {
@@ -9,7 +9,7 @@ function hashSlotOf(key: string): string {
 }
 
 describe('RedisKeys', () => {
-  const keys = new RedisKeys('ac');
+  const keys = new RedisKeys('ac', { shards: USER_SHARDS });
 
   it('builds every key under the prefix, user keys with their shard tag (user id mod 16)', () => {
     expect(USER_SHARDS).toBe(16);
@@ -51,6 +51,20 @@ describe('RedisKeys', () => {
     }
     // ...and the shards are different tags (a cluster spreads them over its masters).
     expect(new Set(keys.userBatchChannels.map(hashSlotOf)).size).toBe(16);
+  });
+
+  it('has one shard on a single Redis: one copy of each event, one fan-out channel', () => {
+    expect(shardsFor({})).toBe(1);
+    expect(shardsFor({ clusterNodes: [] })).toBe(1);
+    expect(shardsFor({ clusterNodes: [{ host: '127.0.0.1', port: 7000 }] })).toBe(USER_SHARDS);
+    const single = new RedisKeys('ac');
+    expect(single.shards).toBe(1);
+    expect(single.shardOf(37)).toBe(0);
+    expect(single.userLog(37)).toBe('ac:log:{ac:s0}:user:37');
+    expect(single.userBatchChannels).toEqual(['ac:fanout:{ac:s0}:user-batch']);
+    expect(single.isUserBatchChannel('ac:fanout:{ac:s1}:user-batch')).toBe(false);
+    expect(() => single.shardTag(1)).toThrow();
+    expect(() => new RedisKeys('ac', { shards: 0 })).toThrow();
   });
 
   it('refuses parts that could alias another key', () => {

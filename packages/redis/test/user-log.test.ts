@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
-import { RedisKeys, createRedis, type Redis } from '../src/index.js';
-import { compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { RedisKeys, USER_SHARDS, createRedis, type Redis } from '../src/index.js';
+import { LOG_START, compareStreamIds, readUserLogAfter, readUserLogTail } from '../src/user-log.js';
 import { DEFAULT_RETENTION, UserLogWriter } from '../src/user-log-writer.js';
 
 describe('user event logs (real Redis)', () => {
   let redis: Redis;
   let sub: Redis;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  // A cluster's shard count on a single Redis: the per-shard paths (marks, batches) run here too.
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
   const received: ChannelEventEnvelope[] = [];
   const writer = () =>
     new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
@@ -222,6 +223,22 @@ describe('user event logs (real Redis)', () => {
       expect(await read('1000-0')).toEqual({ events: [], gap: 'log_expired' });
     });
 
+    it('a subscriber without a position stands at the log tail, or at LOG_START before the first entry', async () => {
+      await redis.del(key());
+      expect(await readUserLogTail(redis, keys, userId)).toBe(LOG_START);
+      // From LOG_START, no log is nothing missed, and a log that never dropped an entry is all new.
+      expect(await read(LOG_START)).toEqual({ events: [], gap: null });
+      await add('1000-0', '2000-0');
+      expect(await read(LOG_START)).toMatchObject({ gap: null });
+      expect(idsOf(await read(LOG_START))).toEqual(['1000-0', '2000-0']);
+      expect(await readUserLogTail(redis, keys, userId)).toBe('2000-0');
+      await add('3000-0');
+      expect(idsOf(await read(await readUserLogTail(redis, keys, userId)))).toEqual([]);
+      // A log that dropped entries cannot prove it holds all that came after LOG_START.
+      await redis.xtrim(key(), 'MAXLEN', 1);
+      expect((await read(LOG_START)).gap).toBe('log_trimmed');
+    });
+
     it('too_many_events: the position is fine but more follow than one replay sends', async () => {
       await redis.del(key());
       await add('1000-0', '2000-0', '3000-0', '4000-0');
@@ -250,9 +267,10 @@ function userEvent(message: string): ChannelEventEnvelope {
   return envelope;
 }
 
-describe('event data stored once (real Redis)', () => {
+// One shard on a single Redis (the default), USER_SHARDS on a cluster.
+describe.each([1, USER_SHARDS])('event data stored once (real Redis, %i shards)', (shards) => {
   let redis: Redis;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards });
   beforeAll(() => {
     redis = createRedis(testEnv().redisUrl, { name: 'test-once' });
   });
@@ -280,8 +298,8 @@ describe('event data stored once (real Redis)', () => {
     for (let n = 50; n < 1050; n++) await w.appendAndPublish(`once-${n}`, 'E', data, [1_000]);
     expect((await usage()) - before).toBeLessThan(1000 * 50);
     // One data hash per event and shard with recipients, whatever the number of recipients: the 200 users
-    // are on all 16 shards, user 1000 on one.
-    expect(await redis.keys(`${keys.prefix}:ev:*:once-*`)).toHaveLength(50 * 16 + 1000);
+    // are on every shard, user 1000 on one.
+    expect(await redis.keys(`${keys.prefix}:ev:*:once-*`)).toHaveLength(50 * shards + 1000);
     // A replay reads the data back, identical to what was published live.
     const { events, gap } = await readUserLogAfter(redis, keys, 1_000, first![0]);
     expect(gap).toBeNull();

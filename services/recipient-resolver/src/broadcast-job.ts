@@ -32,7 +32,8 @@ export interface BroadcastJobInput {
 }
 
 /**
- * The resolver's one job, `BroadcastAlarmToTenant {eventId}`: load the outbox event with its recipients
+ * The resolver's job, `BroadcastAlarmToTenant {eventId}` (or `BroadcastEvents {eventIds}`, the same for up
+ * to 100 events at once): load the outbox event with its recipients
  * (the audience rule of its catalogue entry), append it to each recipient's log and publish it, then mark
  * it broadcast. Everything here is idempotent per (event, user), so a retried, stalled or re-enqueued job
  * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
@@ -62,27 +63,43 @@ export function broadcastJob(deps: BroadcastJobDeps) {
         ? Math.max(0, job.processedOn - job.timestamp)
         : undefined;
     if (queueWaitMs !== undefined) metrics.queueWaitSeconds.observe(queueWaitMs / 1000);
-    const started = performance.now();
     const end = metrics.jobSeconds.startTimer();
     try {
-      const result = await runParsed(parsed.data.eventId);
-      log?.info(
-        {
-          eventId: parsed.data.eventId,
-          recipients: result.recipients,
-          delivered: result.delivered,
-          queueWaitMs,
-          durationMs: Math.round((performance.now() - started) * 10) / 10,
-        },
-        'event broadcast',
-      );
-      return result;
+      if ('eventId' in parsed.data) return await runParsed(parsed.data.eventId, queueWaitMs);
+      return await runMany(parsed.data.eventIds, queueWaitMs);
     } finally {
       end();
     }
   };
 
-  async function runParsed(eventId: string): Promise<BroadcastResult> {
+  /**
+   * A BroadcastEvents job: each event as by its own job, all at once (their plan queries and marks share
+   * round trips through the loader and the marker). An event that cannot be broadcast (gone, unknown kind)
+   * is skipped and counted, not allowed to fail the others; any other failure fails the job after every
+   * event has had its go, and the retry finds the delivered ones done.
+   */
+  async function runMany(eventIds: readonly string[], queueWaitMs?: number): Promise<BroadcastResult> {
+    const outcomes = await Promise.allSettled(eventIds.map((id) => runParsed(id, queueWaitMs)));
+    let recipients = 0;
+    let delivered = 0;
+    let retryable: unknown;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') {
+        recipients += outcome.value.recipients;
+        delivered += outcome.value.delivered;
+      } else if (outcome.reason instanceof UnrecoverableError) {
+        metrics.eventsSkipped.inc();
+      } else {
+        retryable ??= outcome.reason;
+      }
+    }
+    if (retryable !== undefined) throw retryable;
+    return { recipients, delivered };
+  }
+
+  /** One event; `queueWaitMs` (its job's) goes on the event's log line. */
+  async function runParsed(eventId: string, queueWaitMs?: number): Promise<BroadcastResult> {
+    const started = performance.now();
     const plan = await plans.load(eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
@@ -102,6 +119,16 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     }
     const delivered = await broadcast(plan, definition.wireName);
     metrics.recipients.observe(plan.recipients.length);
+    log?.info(
+      {
+        eventId,
+        recipients: plan.recipients.length,
+        delivered,
+        queueWaitMs,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'event broadcast',
+    );
     return { recipients: plan.recipients.length, delivered };
   }
 }

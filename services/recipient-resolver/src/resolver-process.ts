@@ -4,7 +4,7 @@ import { Queue, Worker } from 'bullmq';
 import { BROADCAST_QUEUE } from '@alarmcast/contracts';
 import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { RedisKeys, UserLogWriter, createRedisClient } from '@alarmcast/redis';
+import { RedisKeys, UserLogWriter, createRedisClient, shardsFor } from '@alarmcast/redis';
 import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
@@ -39,7 +39,9 @@ export async function startResolver(
   const log = (
     options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })
   ).child({ nodeId });
-  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const keys = new RedisKeys(config.REDIS_PREFIX, {
+    shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
+  });
   // The resolver writes only broadcast marks: one lost in a crash makes the outbox relay re-enqueue its
   // event, and the delivery marks in Redis make the re-run serve nobody twice. So it need not wait for the
   // WAL flush of each.
@@ -95,9 +97,17 @@ export async function startResolver(
     // unless that was its last attempt or the error was unrecoverable.
     const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics.jobsDone.inc({ outcome: final ? 'failed' : 'retry' });
-    const eventId = (job?.data as { eventId?: unknown } | undefined)?.eventId;
+    // BroadcastAlarmToTenant carries one eventId, BroadcastEvents several: both under the common fields.
+    const data = job?.data as { eventId?: unknown; eventIds?: unknown } | undefined;
     log.warn(
-      { err, eventId, jobId: job?.id, attemptsMade: job?.attemptsMade, final },
+      {
+        err,
+        eventId: data?.eventId,
+        eventIds: data?.eventIds,
+        jobId: job?.id,
+        attemptsMade: job?.attemptsMade,
+        final,
+      },
       'broadcast job failed',
     );
   });
