@@ -51,6 +51,13 @@ ensure_install() {
   fi
 }
 
+# Compiles the workspace to JavaScript (dist/) for the built services and CLI; turbo's cache makes it a
+# no-op when no source changed since the last build.
+ensure_build() {
+  cd "$ROOT"
+  pnpm exec turbo run build --output-logs=errors-only >/dev/null
+}
+
 # Debian's Chromium for the console's browser test (playwright's own browser download cannot work here).
 ensure_chromium() {
   command -v chromium >/dev/null 2>&1 && return 0

@@ -6,17 +6,20 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_services
 ensure_install
+ensure_build
 
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/alarmcast}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export INGEST_PORT="${INGEST_PORT:-3000}" EDGE_PORT="${EDGE_PORT:-6001}" RESOLVER_METRICS_PORT="${RESOLVER_METRICS_PORT:-9102}"
 export INGEST_INTERNAL_PORT="${INGEST_INTERNAL_PORT:-9100}" EDGE_INTERNAL_PORT="${EDGE_INTERNAL_PORT:-9101}"
 
+# The built CLI, straight from node (no pnpm start-up in front of it).
+cli() { node --enable-source-maps services/admin-cli/dist/main.js "$@"; }
 log "migrating $DATABASE_URL"
-pnpm --silent cli migrate >/dev/null
+cli migrate >/dev/null
 log "provisioning the demo tenant"
 mkdir -p .alarmcast/logs
-pnpm --silent cli demo >.alarmcast/demo.json
+cli demo >.alarmcast/demo.json
 
 pids=()
 stop_all() {
@@ -27,13 +30,13 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-run() { # name entrypoint
-  node --conditions=source --import tsx "$2" >".alarmcast/logs/$1.log" 2>&1 &
+run() { # name: the service's compiled JavaScript, as in the image (scripts/compile.mjs, `pnpm build`)
+  node --enable-source-maps "services/$1/dist/main.js" >".alarmcast/logs/$1.log" 2>&1 &
   pids+=($!)
 }
-run ws-edge services/ws-edge/src/main.ts
-run recipient-resolver services/recipient-resolver/src/main.ts
-run alarm-ingest services/alarm-ingest/src/main.ts
+run ws-edge
+run recipient-resolver
+run alarm-ingest
 
 wait_http() { # url name
   for _ in $(seq 1 100); do
@@ -54,9 +57,9 @@ const token = Object.values(demo.collectorTokens).find((t) => t.tenantId !== nul
 const [deviceRef, device] = Object.entries(demo.devices).find(([, d]) => d.tenantId === token.tenantId) ?? Object.entries(demo.devices)[0];
 console.log(`
 alarmcast is running.
-  alarm-ingest        http://127.0.0.1:${ingest}   (POST /v1/alarms, /healthz, /readyz); metrics http://127.0.0.1:${ingestInternal}/metrics
+  alarm-ingest        http://127.0.0.1:${ingest}   (POST /v1/alarms, /healthz, /readyz; API docs /docs, /openapi.json); metrics http://127.0.0.1:${ingestInternal}/metrics
   console             http://127.0.0.1:${ingest}/console/   (sign in with a JWT below)
-  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /apps/{id}/events); metrics http://127.0.0.1:${edgeInternal}/metrics
+  ws-edge             ws://127.0.0.1:${edge}/app/alarmcast-key?protocol=7   (POST /broadcasting/auth, /apps/{id}/events; API docs http://127.0.0.1:${edge}/docs); metrics http://127.0.0.1:${edgeInternal}/metrics
   recipient-resolver  http://127.0.0.1:${resolver}   (/healthz, /readyz, /metrics)
   logs                .alarmcast/logs/   demo ids and tokens: .alarmcast/demo.json
 
@@ -69,6 +72,11 @@ Raise an alarm on device ${deviceRef} (id ${device.id}):
   curl -sS -X POST http://127.0.0.1:${ingest}/v1/alarms \\
     -H 'Authorization: Bearer ${token.token}' -H 'Content-Type: application/json' \\
     -d '{"deviceId":${device.id},"alarmIdentifier":"wan-down","eventType":"Communications Alarm","probableCause":"Loss of signal","specificProblem":"WAN link down","perceivedSeverity":"Major"}'
+
+Report an inform batch for ${deviceRef} (its live status on private-device.${device.id}; offline after 2 x 300 s + 30 s without one):
+  curl -sS -X POST http://127.0.0.1:${ingest}/v1/devices/informs \\
+    -H 'Authorization: Bearer ${token.token}' -H 'Content-Type: application/json' \\
+    -d '{"informs":[{"deviceId":${device.id},"informedAt":"'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'","eventCodes":["1 BOOT","M Reboot"],"periodicInformInterval":300,"softwareVersion":"1.2.3","hardwareVersion":"HW-A","uptimeS":42,"parameters":{"Device.WiFi.Radio.1.Channel":"6"}}]}'
 
 Press Ctrl-C to stop.`);
 JS

@@ -10,8 +10,8 @@ ensure_install
 ensure_chromium
 ensure_prometheus
 
-log "typecheck and lint"
-pnpm exec turbo run typecheck lint --output-logs=errors-only
+log "build, typecheck and lint"
+pnpm exec turbo run build typecheck lint --output-logs=errors-only
 pnpm exec prettier --check . >/dev/null || { log "prettier: files need formatting (pnpm format)"; pnpm exec prettier --check . || true; exit 1; }
 
 log "tests"

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PERCEIVED_SEVERITIES } from './ingest.js';
-import type { AlarmWire } from './alarm.js';
+import { AlarmWire } from './alarm.js';
 
 /**
  * How long the first answer to a request with an `Idempotency-Key` is replayed: a collector retrying within a
@@ -21,6 +21,10 @@ export interface AlarmWriteResponse {
   alarm: AlarmWire;
   outcome: AlarmWriteOutcome;
 }
+export const ALARM_WRITE_OUTCOMES = ['created', 'updated', 'cleared'] as const;
+export const AlarmWriteResponse: z.ZodType<AlarmWriteResponse> = z
+  .object({ id: z.string(), alarm: AlarmWire, outcome: z.enum(ALARM_WRITE_OUTCOMES) })
+  .strict();
 
 /** POST /v1/alarms/{id}/ack always answers 200; `already_acknowledged` when someone acked it before. */
 export interface AlarmAckResponse {
@@ -28,6 +32,12 @@ export interface AlarmAckResponse {
   alarm: AlarmWire;
   outcome: 'acknowledged' | 'already_acknowledged';
 }
+export const AlarmAckResponse: z.ZodType<AlarmAckResponse> = z
+  .object({ id: z.string(), alarm: AlarmWire, outcome: z.enum(['acknowledged', 'already_acknowledged']) })
+  .strict();
+
+/** POST /v1/alarms/{id}/ack: the alarm id, a bigint in decimal. */
+export const AlarmIdParams = z.object({ id: z.string().regex(/^[1-9]\d{0,18}$/, 'must be an alarm id') });
 
 export const ALARM_STATES = ['active', 'cleared', 'all'] as const;
 export type AlarmState = (typeof ALARM_STATES)[number];
@@ -69,3 +79,6 @@ export interface AlarmListResponse {
   alarms: AlarmWire[];
   next_cursor: string | null;
 }
+export const AlarmListResponse: z.ZodType<AlarmListResponse> = z
+  .object({ alarms: z.array(AlarmWire), next_cursor: z.string().nullable() })
+  .strict();

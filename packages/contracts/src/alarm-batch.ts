@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { AlarmWire } from './alarm.js';
-import type { AlarmWriteOutcome } from './alarm-api.js';
-import type { ErrorCode } from './errors.js';
+import { AlarmWire } from './alarm.js';
+import { ALARM_WRITE_OUTCOMES, type AlarmWriteOutcome } from './alarm-api.js';
+import { ERROR_CODES, type ErrorCode } from './errors.js';
 
 /**
  * POST /v1/alarms/batch: many alarm reports in one request and one statement, for storms (a regional outage
@@ -49,3 +49,33 @@ export type AlarmBatchItemResult =
 export interface AlarmBatchResponse {
   results: AlarmBatchItemResult[];
 }
+export const AlarmBatchResponse: z.ZodType<AlarmBatchResponse> = z
+  .object({
+    results: z.array(
+      z.union([
+        z
+          .object({
+            index: z.number().int().min(0),
+            status: z.union([z.literal(200), z.literal(202)]),
+            id: z.string(),
+            alarm: AlarmWire,
+            outcome: z.enum(ALARM_WRITE_OUTCOMES),
+          })
+          .strict(),
+        z
+          .object({
+            index: z.number().int().min(0),
+            status: z.number().int(),
+            error: z
+              .object({
+                code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]),
+                message: z.string(),
+                details: z.unknown().optional(),
+              })
+              .strict(),
+          })
+          .strict(),
+      ]),
+    ),
+  })
+  .strict() as z.ZodType<AlarmBatchResponse>;

@@ -15,7 +15,13 @@ export {
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';
-export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
+export {
+  findUserAccess,
+  findUsersAccess,
+  findVisibleDevices,
+  type AlarmViewer,
+  type UserAccess,
+} from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {
@@ -41,3 +47,15 @@ export {
   type AlarmListRow,
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
+export {
+  writeInformBatch,
+  foldInforms,
+  detectOfflineDevices,
+  clearStrandedOfflineAlarms,
+  tenantDeviceCounts,
+  type InformWrite,
+  type InformBatchResult,
+  type DeviceStateRow,
+  type PresencePolicy,
+} from './device-status.js';
+export { deviceStatusWireSql } from './device-status-wire-sql.js';

@@ -151,8 +151,8 @@ export interface UserLogWriterOptions {
   /** publisher id carried in envelopes */
   node: string;
   /**
-   * An event for at least this many users is published as `user-batch` envelopes on the fan-out channel
-   * instead of one envelope per user. @defaultValue 100
+   * An event for at least this many users of one shard is published to them as `user-batch` envelopes on
+   * that shard's fan-out channel instead of one envelope per user. @defaultValue 10
    */
   batchMinRecipients?: number;
   /**
@@ -204,8 +204,9 @@ export class UserLogWriter {
     ];
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
-    const batched = ascending.length >= (this.options.batchMinRecipients ?? 100);
-    const batchStart = batched ? userBatchStart(this.options.node, event, head + sep, eventId) : '';
+    const batchMin = this.options.batchMinRecipients ?? 10;
+    const batchStart =
+      ascending.length >= batchMin ? userBatchStart(this.options.node, event, head + sep, eventId) : '';
     const publish = this.publish;
     const groups = new Map<number, number[]>();
     for (const uid of ascending) {
@@ -216,6 +217,8 @@ export class UserLogWriter {
     }
     const perShard = await Promise.all(
       [...groups].map(async ([shard, users]) => {
+        // Decided per shard: a batch goes to every edge, so it pays off only for enough users of one shard.
+        const batched = users.length >= batchMin;
         const args = [
           this.keys.userLogPrefix(shard),
           this.keys.userChannelPrefix(shard),

@@ -16,8 +16,17 @@ describe('RedisKeys', () => {
     expect(keys.shardOf(5)).toBe(5);
     expect(keys.shardOf('37')).toBe(5);
     expect(keys.pubsubChannel('private-user.37')).toBe('ac:ch:{ac:s5}:private-user.37');
-    expect(keys.pubsubChannel('private-tenant.3')).toBe('ac:ch:private-tenant.3');
+    // State channels (tenant summaries, devices) carry their entity's shard tag, as their state and due set.
+    expect(keys.pubsubChannel('private-tenant.3')).toBe('ac:ch:{ac:s3}:private-tenant.3');
+    expect(keys.pubsubChannel('private-device.21')).toBe('ac:ch:{ac:s5}:private-device.21');
+    expect(keys.stateKey('private-device.21')).toBe('ac:state:{ac:s5}:private-device.21');
+    expect(keys.stateDue(5)).toBe('ac:state-due:{ac:s5}');
+    expect(keys.stateKeyPrefix(5) + 'private-device.21').toBe(keys.stateKey('private-device.21'));
+    expect(keys.stateChannelPrefix(5) + 'private-device.21').toBe(keys.pubsubChannel('private-device.21'));
+    expect(() => keys.stateKey('private-user.1')).toThrow();
+    expect(keys.pubsubChannel('private-other.3')).toBe('ac:ch:private-other.3');
     expect(keys.pusherChannelOf('ac:ch:{ac:s5}:private-user.37')).toBe('private-user.37');
+    expect(keys.pusherChannelOf('ac:ch:{ac:s3}:private-tenant.3')).toBe('private-tenant.3');
     expect(keys.pusherChannelOf('ac:ch:private-tenant.3')).toBe('private-tenant.3');
     expect(keys.pusherChannelOf('other:ch:private-user.5')).toBeNull();
     expect(keys.userLog(37)).toBe('ac:log:{ac:s5}:user:37');

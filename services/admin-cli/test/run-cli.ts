@@ -23,16 +23,20 @@ export function runCli(
   options: { databaseUrl: string; env?: Record<string, string>; stdin?: string },
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
-      cwd: PACKAGE_DIR,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATABASE_URL: options.databaseUrl,
-        JWT_SECRET: TEST_JWT_SECRET,
-        ...options.env,
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'src/main.ts', ...args],
+      {
+        cwd: PACKAGE_DIR,
+        env: {
+          PATH: process.env.PATH ?? '',
+          DATABASE_URL: options.databaseUrl,
+          JWT_SECRET: TEST_JWT_SECRET,
+          ...options.env,
+        },
+        stdio: ['pipe', 'pipe', 'pipe'],
       },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

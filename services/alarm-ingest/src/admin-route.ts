@@ -1,6 +1,8 @@
 import { Router, type RequestHandler } from 'express';
 import type { Queue } from 'bullmq';
 import {
+  ROUTES,
+  expressPath,
   EDGE_STATUS_INTERVAL_MS,
   EdgeStatus,
   OpsEvent,
@@ -38,7 +40,7 @@ export function adminRouter(options: AdminRouteOptions): Router {
   const router = Router();
   const { redis, keys, queue } = options;
 
-  router.get('/v1/admin/status', options.perIp, options.asUser, async (_req, res) => {
+  router.get(expressPath(ROUTES.adminStatus), options.perIp, options.asUser, async (_req, res) => {
     if (roleOf(res) !== 'platform_admin') {
       throw new ApiError('forbidden', 'the cluster status is for platform admins only');
     }

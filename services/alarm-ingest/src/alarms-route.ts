@@ -1,9 +1,10 @@
 import { Router, type RequestHandler } from 'express';
 import {
-  AlarmIngestBody,
-  AlarmListQuery,
   IDEMPOTENCY_WINDOW_S,
+  ROUTES,
+  expressPath,
   type AlarmAckResponse,
+  type AlarmIngestBody,
 } from '@alarmcast/contracts';
 import {
   acknowledgeAlarm,
@@ -15,7 +16,7 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
+import { collectorOf, requireScope, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -146,54 +147,61 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
    * 409 alarm_not_active for a Cleared report with nothing to clear. With an Idempotency-Key, the first
    * successful answer is replayed for 24 h (errors are not stored: nothing was changed, a retry runs anew).
    */
-  router.post('/v1/alarms', requireJson, asCollector, options.admission, async (req, res) => {
-    const collector = collectorOf(res);
-    const key = idempotencyKeyOf(req);
-    const parsed = AlarmIngestBody.safeParse(req.body);
-    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
-    const body = parsed.data;
-    const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
-    const now = new Date();
-    const hash = key === null ? null : requestHash(body);
+  router.post(
+    expressPath(ROUTES.postAlarm),
+    requireJson,
+    asCollector,
+    requireScope('alarms'),
+    options.admission,
+    async (req, res) => {
+      const collector = collectorOf(res);
+      const key = idempotencyKeyOf(req);
+      const parsed = ROUTES.postAlarm.body.schema.safeParse(req.body);
+      if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+      const body = parsed.data;
+      const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
+      const now = new Date();
+      const hash = key === null ? null : requestHash(body);
 
-    const result = await db(() =>
-      writeAlarmReport(
-        pool,
-        {
-          ...body,
-          tenantId,
-          deviceId,
-          raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
-          changedAt: now,
-          sourceTokenId: collector.tokenId,
-        },
-        key === null || hash === null ? null : { key, requestHash: hash, windowS: IDEMPOTENCY_WINDOW_S },
-      ),
-    );
-    switch (result.kind) {
-      case 'not_applied':
-        throw await explainNotApplied(pool, db, collector, body, deviceId);
-      case 'replay':
-        if (result.requestHash !== hash) {
-          throw new ApiError(
-            'idempotency_key_reused',
-            'this Idempotency-Key was used for a different request body within the last 24 h',
-          );
-        }
-        res.setHeader('Idempotency-Replayed', 'true');
-        res.status(result.status).type('application/json').send(result.bodyJson);
-        return;
-      case 'applied':
-        // The change and its outbox event are committed; delivery happens after, or through the relay.
-        outbox.dispatch(result.eventId, { alarmId: (JSON.parse(result.bodyJson) as { id: string }).id });
-        onAccepted();
-        res.status(result.status).type('application/json').send(result.bodyJson);
-        return;
-    }
-  });
+      const result = await db(() =>
+        writeAlarmReport(
+          pool,
+          {
+            ...body,
+            tenantId,
+            deviceId,
+            raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
+            changedAt: now,
+            sourceTokenId: collector.tokenId,
+          },
+          key === null || hash === null ? null : { key, requestHash: hash, windowS: IDEMPOTENCY_WINDOW_S },
+        ),
+      );
+      switch (result.kind) {
+        case 'not_applied':
+          throw await explainNotApplied(pool, db, collector, body, deviceId);
+        case 'replay':
+          if (result.requestHash !== hash) {
+            throw new ApiError(
+              'idempotency_key_reused',
+              'this Idempotency-Key was used for a different request body within the last 24 h',
+            );
+          }
+          res.setHeader('Idempotency-Replayed', 'true');
+          res.status(result.status).type('application/json').send(result.bodyJson);
+          return;
+        case 'applied':
+          // The change and its outbox event are committed; delivery happens after, or through the relay.
+          outbox.dispatch(result.eventId, { alarmId: (JSON.parse(result.bodyJson) as { id: string }).id });
+          onAccepted();
+          res.status(result.status).type('application/json').send(result.bodyJson);
+          return;
+      }
+    },
+  );
 
   /** Acknowledge an alarm the user may see; 404 for any other id, so existence is not revealed. */
-  router.post('/v1/alarms/:id/ack', asUser, async (req, res) => {
+  router.post(expressPath(ROUTES.acknowledgeAlarm), asUser, async (req, res) => {
     const viewer = viewerOf(res);
     const id = String(req.params.id);
     if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError('not_found', 'no such alarm');
@@ -209,9 +217,9 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
   });
 
   /** The alarms the user may see, active first then newest, keyset-paginated. */
-  router.get('/v1/alarms', asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.listAlarms), asUser, async (req, res) => {
     const viewer = viewerOf(res);
-    const parsed = AlarmListQuery.safeParse(req.query);
+    const parsed = ROUTES.listAlarms.query.safeParse(req.query);
     if (!parsed.success) throw validationFailed('query string', parsed.error.issues);
     const q = parsed.data;
     const rows = await db(() =>

@@ -4,10 +4,26 @@ import express from 'express';
 import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
-import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import {
+  ALARM_BATCH_BODY_LIMIT_BYTES,
+  BROADCAST_QUEUE,
+  DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
+  INGEST_BODY_LIMIT_BYTES,
+  ROUTES,
+  expressPath,
+  openApiDocument,
+} from '@alarmcast/contracts';
 import { createPgPool, outboxBacklog, type OutboxBacklog } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
-import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
+import {
+  ApiError,
+  apiDocsRouter,
+  jsonErrorHandler,
+  notFoundHandler,
+  rateLimits,
+  servedRoutes,
+  type ServedRoute,
+} from '@alarmcast/http';
 import {
   createLogger,
   createMetricsRegistry,
@@ -18,7 +34,13 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedisClient, shardsFor } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  StateChannelFlusher,
+  StateChannelWriter,
+  createRedisClient,
+  shardsFor,
+} from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -27,6 +49,9 @@ import { adminRouter } from './admin-route.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { deviceInformsRouter } from './device-informs-route.js';
+import { DeviceStatePublisher, TenantSummary } from './device-state.js';
+import { PresenceDetector } from './presence-detector.js';
 import { userAuth } from './user-auth.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
@@ -47,6 +72,12 @@ export interface IngestServer {
   internalUrl: string;
   outbox: OutboxDispatcher;
   metrics: Registry;
+  /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
+  routes: ServedRoute[];
+  /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
+  presence: PresenceDetector;
+  /** this process's tenant summaries (flushed by themselves every TENANT_SUMMARY_INTERVAL_MS) */
+  tenantSummary: TenantSummary;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -114,6 +145,43 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
+  });
+  // Live state (device status, tenant summaries): conflated in Redis by one script for every process.
+  const stateWriter = new StateChannelWriter(redis, keys, { node: `alarm-ingest:${process.pid}` });
+  const stateFlusher = new StateChannelFlusher(stateWriter, {
+    intervalMs: 100,
+    onError: (err) => log.debug({ err }, 'state flush failed'),
+  });
+  const stateWriteFailures = new Counter({
+    name: 'device_state_write_failures_total',
+    help: 'Batches of device states that could not be written to Redis (live status only; Postgres has them)',
+    registers: [metrics],
+  });
+  const tenantSummary = new TenantSummary(pool, stateWriter, {
+    intervalMs: config.TENANT_SUMMARY_INTERVAL_MS,
+    log,
+  });
+  const deviceStates = new DeviceStatePublisher(stateWriter, tenantSummary, {
+    minIntervalMs: config.DEVICE_STATUS_MIN_INTERVAL_MS,
+    log,
+    onError: () => stateWriteFailures.inc(),
+  });
+  const informsAccepted = new Counter({
+    name: 'device_informs_accepted_total',
+    help: 'Device informs written (changed or unchanged; duplicates and refusals not counted)',
+    registers: [metrics],
+  });
+  const devicesOffline = new Counter({
+    name: 'devices_went_offline_total',
+    help: 'Devices this process took offline (no inform within their deadline)',
+    registers: [metrics],
+  });
+  const presence = new PresenceDetector(pool, outbox, deviceStates, {
+    intervalMs: config.PRESENCE_SWEEP_INTERVAL_MS,
+    batch: config.PRESENCE_SWEEP_BATCH,
+    offlineAlarm: config.DEVICE_OFFLINE_ALARM,
+    log,
+    onOffline: (n) => devicesOffline.inc(n),
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',
@@ -234,11 +302,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     else next();
   });
   // The page's assets are relative, so it must be loaded from /console/ (express matches /console for both).
-  app.get(['/', '/console'], (req, res, next) => {
+  app.get([expressPath(ROUTES.consoleRoot), expressPath(ROUTES.consoleNoSlash)], (req, res, next) => {
     if (req.originalUrl.split('?')[0]!.endsWith('/') && req.originalUrl !== '/') next();
     else res.redirect(302, '/console/');
   });
-  app.get('/console/config.json', (_req, res) => {
+  app.get(expressPath(ROUTES.consoleConfig), (_req, res) => {
     res.json(consoleConfig);
   });
   app.use('/console', express.static(CONSOLE_DIST_DIR, { maxAge: '1h', index: 'index.html' }));
@@ -269,12 +337,15 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.use((req, res, next) => {
     if (!probes(req, res)) next();
   });
+  // The API's own description: /openapi.json and /docs, generated from the routes' declarations.
+  app.use(apiDocsRouter(openApiDocument('alarm-ingest')));
 
   // Per-IP limits before anything is parsed or looked up, so a flood costs one Redis call per request (none
   // once the IP is over its limit: the limiter remembers that until its window ends).
-  app.post('/v1/alarms', perIp(limits.alarmsPerIp));
-  app.get('/v1/alarms', perIp(limits.userApiPerIp));
-  app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
+  app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -288,7 +359,14 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
   // A batch carries up to 1,000 reports, so it has its own, larger limit; its body is read here, and the
   // parser below then skips it (a body is read once).
-  app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.use(
+    expressPath(ROUTES.postAlarmBatch),
+    express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
+  app.use(
+    expressPath(ROUTES.postDeviceInforms),
+    express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -315,6 +393,18 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       admission: admission.middleware,
       asCollector,
       onAccepted: (changes) => accepted.inc(changes),
+    }),
+  );
+  app.use(
+    deviceInformsRouter({
+      pool,
+      db,
+      outbox,
+      admission: admission.middleware,
+      asCollector,
+      presence: { intervals: config.DEVICE_OFFLINE_INTERVALS, graceS: config.DEVICE_OFFLINE_GRACE_S },
+      states: deviceStates,
+      onAccepted: (n) => informsAccepted.inc(n),
     }),
   );
   app.use(
@@ -366,6 +456,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     throw err;
   });
   outbox.start();
+  stateFlusher.start();
+  presence.start();
+  tenantSummary.start();
   const pruner = startIdempotencyPruner(pool, log);
   if (config.jwtSecretDefaulted) {
     log.warn('JWT_SECRET not set: using the public development default (refused in production)');
@@ -380,6 +473,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await internal.close();
+      await presence.stop();
+      await tenantSummary.stop();
+      await stateFlusher.stop();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -395,6 +491,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     internalUrl: internal.url,
     outbox,
     metrics,
+    routes: servedRoutes(app),
+    presence,
+    tenantSummary,
     close,
   };
 }

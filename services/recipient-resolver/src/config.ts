@@ -30,7 +30,7 @@ export const ResolverEnv = z.object({
    * channel every edge reads, instead of one message per user on the user's channel (which reaches only
    * the edges holding that user): fewer messages for big tenants, less traffic per edge for small ones
    */
-  RESOLVER_BATCH_MIN_RECIPIENTS: z.coerce.number().int().min(1).default(100),
+  RESOLVER_BATCH_MIN_RECIPIENTS: z.coerce.number().int().min(1).default(10),
   /** port of /healthz, /readyz and /metrics (0: any free port) */
   RESOLVER_METRICS_PORT: portVar(9102),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),

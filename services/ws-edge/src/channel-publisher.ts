@@ -1,9 +1,6 @@
 import { hostname } from 'node:os';
 import { encodeChannelEvent, type PubSubTransport, type RedisKeys } from '@alarmcast/redis';
 
-/** Pusher's socket id shape, as the edge issues it. */
-export const SOCKET_ID = /^\d{1,20}\.\d{1,20}$/;
-
 export interface ChannelEvent {
   channel: string;
   event: string;

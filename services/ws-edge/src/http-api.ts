@@ -1,25 +1,13 @@
 import { createHash } from 'node:crypto';
 import express, { type Request, type Router } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { constantTimeEqual, hmacHex } from '@alarmcast/auth';
-import { parseChannel, PUSHER_CHANNEL_NAME } from '@alarmcast/contracts';
+import { HTTP_API_LIMITS, ROUTES, expressPath, parseChannel } from '@alarmcast/contracts';
 import { ApiError } from '@alarmcast/http';
 import type { Logger } from '@alarmcast/observability';
-import { SOCKET_ID, type ChannelEvent, type ChannelPublisher } from './channel-publisher.js';
+import type { ChannelEvent, ChannelPublisher } from './channel-publisher.js';
 
-/**
- * Pusher's HTTP API limits (pusher.com/docs/channels/library_auth_reference/rest-api): an event's `data` is
- * at most 10 KB, one event names at most 100 channels, a batch holds at most 10 events.
- */
-export const HTTP_API_LIMITS = {
-  maxDataBytes: 10 * 1024,
-  maxChannelsPerEvent: 100,
-  maxBatchSize: 10,
-  /** Pusher rejects a request whose auth_timestamp is further than this from its clock */
-  maxClockSkewS: 600,
-  /** ten 10 KB events with their names and channels fit with room to spare */
-  maxBodyBytes: 256 * 1024,
-} as const;
+export { HTTP_API_LIMITS };
 
 export type HttpApiOutcome = 'published' | 'unauthenticated' | 'invalid' | 'too_large' | 'unavailable';
 
@@ -33,39 +21,6 @@ export interface HttpApiDeps {
   /** @defaultValue Date.now */
   now?: () => number;
 }
-
-const channelName = z.string().regex(PUSHER_CHANNEL_NAME, 'is not a valid Pusher channel name');
-const eventName = z.string().min(1).max(200);
-const socketId = z.string().regex(SOCKET_ID, 'must look like 1234.5678');
-
-const TriggerBody = z
-  .object({
-    name: eventName,
-    // Laravel and every Pusher server SDK send data already encoded as a string, which sockets get verbatim.
-    data: z.string(),
-    channels: z.array(channelName).min(1).max(HTTP_API_LIMITS.maxChannelsPerEvent).optional(),
-    channel: channelName.optional(),
-    socket_id: socketId.optional(),
-    info: z.string().optional(),
-  })
-  .refine((b) => (b.channels === undefined) !== (b.channel === undefined), {
-    message: 'give exactly one of channels or channel',
-  });
-
-const BatchBody = z.object({
-  batch: z
-    .array(
-      z.object({
-        name: eventName,
-        data: z.string(),
-        channel: channelName,
-        socket_id: socketId.optional(),
-        info: z.string().optional(),
-      }),
-    )
-    .min(1)
-    .max(HTTP_API_LIMITS.maxBatchSize),
-});
 
 /**
  * The publishing half of Pusher's HTTP API, for server-side publishers (Laravel's `pusher` / `reverb`
@@ -131,10 +86,10 @@ export function httpApiRouter(deps: HttpApiDeps): Router {
     };
 
   router.post(
-    '/apps/:appId/events',
+    expressPath(ROUTES.pusherTrigger),
     rawBody,
     handle((json) => {
-      const body = parseBody(TriggerBody, json);
+      const body = parseBody(ROUTES.pusherTrigger.body.schema, json);
       checkDataSize(body.data);
       const channels = body.channels ?? (body.channel === undefined ? [] : [body.channel]);
       return [...new Set(channels)].map((channel) => ({
@@ -146,10 +101,10 @@ export function httpApiRouter(deps: HttpApiDeps): Router {
     }),
   );
   router.post(
-    '/apps/:appId/batch_events',
+    expressPath(ROUTES.pusherBatch),
     rawBody,
     handle((json) => {
-      const body = parseBody(BatchBody, json);
+      const body = parseBody(ROUTES.pusherBatch.body.schema, json);
       for (const e of body.batch) checkDataSize(e.data);
       return body.batch.map((e) => ({
         channel: e.channel,

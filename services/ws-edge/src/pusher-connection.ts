@@ -1,6 +1,13 @@
 import { WebSocket, type RawData } from 'ws';
 import { RESUME_FAILED_EVENT, parseChannel, type ResumeFailedData } from '@alarmcast/contracts';
-import { LOG_START, compareStreamIds, parseStreamId, type LogGap, type LoggedEvent } from '@alarmcast/redis';
+import {
+  LOG_START,
+  compareStreamIds,
+  parseStreamId,
+  type LogGap,
+  type LoggedEvent,
+  type StateSnapshot,
+} from '@alarmcast/redis';
 import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
 import type { ChannelPublisher } from './channel-publisher.js';
@@ -30,6 +37,11 @@ export interface ConnectionContext {
   readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
   /** the id of a user's newest log entry, or LOG_START (packages/redis readUserLogTail) */
   readUserLogTail: (userId: number) => Promise<string>;
+  /**
+   * A state channel's current state (packages/redis readStateSnapshot: one Redis read, no Postgres), sent
+   * first on every (re)subscribe of `private-device.{id}` and `private-tenant.{id}`
+   */
+  readSnapshot?: (channel: string) => Promise<StateSnapshot | null>;
   metrics: EdgeMetrics;
   log: Logger;
   /** owners of subscriptions and live revocation (revocation.ts) */
@@ -91,6 +103,13 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   private readonly lastSent = new Map<string, string>();
   /** owner and expiry of each subscription, for live revocation */
   private readonly grants: SocketGrants;
+  /**
+   * For state channels, the sequence of the last snapshot sent: a live update at or below it is older than
+   * what the socket has (it was in flight on the subscriber connection while the snapshot was read on
+   * another). Dropped once a newer update goes by, so a state restarted from 1 (expired, Redis lost its
+   * data) is not silenced.
+   */
+  private readonly snapshotSeq = new Map<string, number>();
 
   constructor(
     readonly socketId: string,
@@ -133,6 +152,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       return;
     }
     if (!this.isOpen) return;
+    const snapshotSeq = this.snapshotSeq.get(channel);
+    if (snapshotSeq !== undefined && eventId !== undefined) {
+      if (Number(eventId) <= snapshotSeq) return;
+      this.snapshotSeq.delete(channel);
+    }
     const upTo = this.sentUpTo.get(channel);
     if (upTo !== undefined && eventId !== undefined) {
       if (compareStreamIds(eventId, upTo) <= 0) return;
@@ -164,6 +188,15 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   resubscribed(channel: string, settled: Promise<void>): void {
     const from = this.lastSent.get(channel);
     const parsed = parseChannel(channel);
+    if (this.isStateChannel(channel) && this.channels.has(channel) && !this.resuming.has(channel)) {
+      // What changed meanwhile was published to nobody here: the current state again, then live.
+      this.resuming.set(channel, []);
+      settled.then(
+        () => void this.sendSnapshot(channel),
+        () => this.resuming.delete(channel),
+      );
+      return;
+    }
     if (from === undefined || parsed?.kind !== 'user') return;
     if (!this.channels.has(channel)) return;
     if (this.resuming.has(channel)) {
@@ -250,6 +283,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
+        this.snapshotSeq.delete(frame.channel);
         this.lastSent.delete(frame.channel);
         this.grants.remove(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
@@ -310,13 +344,16 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
-    // below or among these, so nothing falls between replay and live.
-    if (resumeFrom !== undefined) this.resuming.set(channel, []);
+    // below or among these, so nothing falls between replay and live. A state channel holds its live
+    // updates the same way until its snapshot is sent.
+    const snapshot = this.isStateChannel(channel);
+    if (resumeFrom !== undefined || snapshot) this.resuming.set(channel, []);
     this.ctx.subscriptions.join(channel, this).then(
       () => {
         // Unsubscribed or closed while Redis was acknowledging: say nothing.
         if (!this.channels.has(channel)) return;
         this.send(serverFrames.subscriptionSucceeded(channel));
+        if (snapshot) void this.sendSnapshot(channel);
         if (parsed?.kind !== 'user') return;
         if (resumeFrom !== undefined) void this.resume(channel, parsed.userId, resumeFrom);
         else void this.takePosition(channel, parsed.userId);
@@ -332,6 +369,34 @@ export class PusherConnection implements ChannelMember, RevocableMember {
         this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
       },
     );
+  }
+
+  /** A channel whose current state is sent at subscribe (state channels with a snapshot reader). */
+  private isStateChannel(channel: string): boolean {
+    const kind = parseChannel(channel)?.kind;
+    return this.ctx.readSnapshot !== undefined && (kind === 'device' || kind === 'tenant');
+  }
+
+  /**
+   * Sends the channel's current state, flagged `"snapshot": true`, then the live updates held meanwhile that
+   * are newer than it. Without a stored state (never written, expired) only the held updates go out. A
+   * failed read is logged and treated the same: live updates still flow, and the next subscribe tries again.
+   */
+  private async sendSnapshot(channel: string): Promise<void> {
+    let snapshot: StateSnapshot | null = null;
+    try {
+      snapshot = await this.ctx.readSnapshot!(channel);
+    } catch (err) {
+      this.log.warn({ err, channel }, 'could not read the state snapshot');
+    }
+    const held = this.resuming.get(channel) ?? [];
+    this.resuming.delete(channel);
+    if (!this.channels.has(channel)) return; // unsubscribed meanwhile
+    if (snapshot) {
+      this.send(serverFrames.channelEvent(channel, snapshot.event, snapshot.data));
+      this.snapshotSeq.set(channel, snapshot.seq);
+    }
+    for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
   /**
@@ -484,6 +549,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     if (!this.channels.delete(channel)) return;
     this.resuming.delete(channel);
     this.sentUpTo.delete(channel);
+    this.snapshotSeq.delete(channel);
     this.grants.remove(channel);
     this.ctx.subscriptions.leave(channel, this);
     const message = REVOCATION_MESSAGES.channelRevoked(channel);

@@ -2,12 +2,13 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ErrorBody } from '@alarmcast/contracts';
+import { openApiDocument, type ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
 import {
   createPubSubTransport,
   createRedisClient,
+  readStateSnapshot,
   readUserLogAfter,
   readUserLogTail,
   RedisKeys,
@@ -18,7 +19,16 @@ import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
 import type { EdgeConfig } from './config.js';
-import { clientIp, compileTrustProxy, jsonErrorHandler, notFoundHandler, rateLimits } from '@alarmcast/http';
+import {
+  apiDocsRouter,
+  clientIp,
+  compileTrustProxy,
+  jsonErrorHandler,
+  notFoundHandler,
+  rateLimits,
+  servedRoutes,
+  type ServedRoute,
+} from '@alarmcast/http';
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
 import { DeliveryLog } from './delivery-log.js';
@@ -65,6 +75,8 @@ export interface EdgeServer {
   /** the internal server's `http://host:port`: `/healthz`, `/readyz`, `/metrics` */
   internalUrl: string;
   metrics: Registry;
+  /** every route the public app registered (the contract test checks each is in the OpenAPI document) */
+  routes: ServedRoute[];
   /** this node's channel registry (which channels its sockets hold) */
   subscriptions: ChannelSubscriptions;
   /** whether this node's access-change listener is connected (LISTEN in place) */
@@ -206,6 +218,8 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   app.use((req, res, next) => {
     if (!probes(req, res)) next();
   });
+  // The API's own description: /openapi.json and /docs, generated from the routes' declarations.
+  app.use(apiDocsRouter(openApiDocument('ws-edge')));
   app.use(
     channelAuthRouter({
       config,
@@ -247,6 +261,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     databaseUrl: config.databaseUrl,
     log,
     onChange: (userIds) => revocation.accessChanged(userIds),
+    onDeviceChange: (deviceId) => revocation.deviceChanged(deviceId),
     onListening: () => revocation.recheckAll(),
   });
   accessWatcher.start();
@@ -291,6 +306,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
     readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
@@ -480,6 +496,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     url: `http://${host}:${port}`,
     internalUrl: internal.url,
     metrics: metrics.registry,
+    routes: servedRoutes(app),
     subscriptions,
     get listeningForAccessChanges() {
       return accessWatcher.listening;

@@ -41,11 +41,15 @@ const graph = {
 
 function runCli(args: string[], databaseUrl: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
-      cwd: CLI_DIR,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, JWT_SECRET },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'src/main.ts', ...args],
+      {
+        cwd: CLI_DIR,
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, JWT_SECRET },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);

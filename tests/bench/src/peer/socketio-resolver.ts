@@ -9,7 +9,7 @@
 import { createServer } from 'node:http';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { Emitter } from '@socket.io/redis-emitter';
-import { BROADCAST_QUEUE, JOB_CATALOGUE, OUTBOX_KINDS, type JobName } from '@alarmcast/contracts';
+import { BROADCAST_QUEUE, OUTBOX_KINDS, parseJob } from '@alarmcast/contracts';
 import { BroadcastMarker, createPgPool, loadBroadcastPlan } from '@alarmcast/db';
 import { RedisKeys, createRedis } from '@alarmcast/redis';
 
@@ -33,13 +33,9 @@ const emitter = new Emitter(
   { key: `${keys.prefix}:socket.io` },
 );
 
-async function broadcast(job: Job): Promise<{ recipients: number }> {
-  const entry = JOB_CATALOGUE[job.name as JobName] as (typeof JOB_CATALOGUE)[JobName] | undefined;
-  if (!entry) throw new UnrecoverableError(`unknown job name ${job.name}`);
-  const parsed = entry.schema.safeParse(job.data);
-  if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
-  const plan = await loadBroadcastPlan(pool, parsed.data.eventId);
-  if (!plan) throw new UnrecoverableError(`outbox event ${parsed.data.eventId} not found`);
+async function broadcastEvent(eventId: string): Promise<number> {
+  const plan = await loadBroadcastPlan(pool, eventId);
+  if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
   const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
   if (!event) throw new UnrecoverableError(`outbox event ${plan.eventId} has unknown kind ${plan.kind}`);
   // to([]) names no room, which Socket.IO reads as every socket: an event nobody may see must not go out.
@@ -47,10 +43,20 @@ async function broadcast(job: Job): Promise<{ recipients: number }> {
     const data = { ...(JSON.parse(plan.payloadJson) as object), event_id: plan.eventId };
     // One publish for all recipients: the idiomatic Socket.IO fan-out, and the cheapest the emitter allows.
     emitter.to(plan.recipients.map((id) => `user:${id}`)).emit(event, data);
-    await published;
+    const sent = published; // emit() published synchronously: this event's own promise
+    await sent;
   }
   await marker.mark(plan.eventId);
-  return { recipients: plan.recipients.length };
+  return plan.recipients.length;
+}
+
+/** The same jobs as alarmcast's resolver: one event, or a BroadcastEvents job's events at once. */
+async function broadcast(job: Job): Promise<{ recipients: number }> {
+  const parsed = parseJob(job.name, job.data);
+  if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
+  const ids = 'eventId' in parsed.data ? [parsed.data.eventId] : parsed.data.eventIds;
+  const counts = await Promise.all(ids.map(broadcastEvent));
+  return { recipients: counts.reduce((a, b) => a + b, 0) };
 }
 
 const worker = new Worker(BROADCAST_QUEUE, broadcast, {

@@ -1,0 +1,798 @@
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
+import {
+  ROUTES,
+  errorStatuses,
+  expressPath,
+  openApiDocument,
+  type ErrorCode,
+  type ProvisionResult,
+  type RouteId,
+  type RouteSpec,
+  type ServiceName,
+} from '@alarmcast/contracts';
+import { createPrismaClient, provisionGraph } from '@alarmcast/db';
+import { startIngest, parseIngestConfig, type IngestServer } from '@alarmcast/alarm-ingest';
+import { startEdge, parseEdgeConfig, type EdgeServer } from '@alarmcast/ws-edge';
+import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
+import { APP, JWT_SECRET } from '../src/stack.js';
+
+/*
+ * The contract test: every request shape the OpenAPI documents describe, and every error they list, sent to
+ * the real services (ingest and edge on real Postgres and Redis), each answer checked against the document
+ * the service itself serves at /openapi.json (status documented for the operation, required headers present
+ * and well-formed, body valid against the operation's schema with ajv, an error's code among those the
+ * document lists for that status). At the end: every documented (operation, status, error code) must have
+ * been seen, except the few in UNREACHABLE, and every route the services registered must be documented.
+ */
+
+/** Documented answers this test cannot provoke without breaking the code, and why. */
+const UNREACHABLE: { route: RouteId | '*'; what: number | ErrorCode; why: string }[] = [
+  { route: '*', what: 'internal_error', why: 'a 500 is a bug; no request provokes one' },
+  {
+    route: 'pusherWebSocket',
+    what: 503,
+    why: 'needs an upgrade on a connection that was open before the edge started draining',
+  },
+];
+
+const unreachable = (route: RouteId, what: number | ErrorCode): boolean =>
+  UNREACHABLE.some((u) => (u.route === '*' || u.route === route) && u.what === what);
+
+type Json = Record<string, unknown>;
+
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+const documents = new Map<ServiceName, Json>();
+const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+
+function pointer(...parts: string[]): string {
+  return parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+}
+
+/** The compiled validator of a schema inside a service's document (its $refs resolve in the document). */
+function validatorAt(service: ServiceName, path: string): ReturnType<typeof ajv.compile> {
+  const key = `${service}#${path}`;
+  let v = validators.get(key);
+  if (!v) {
+    v = ajv.compile({ $ref: `urn:openapi:${service}#/${path}` });
+    validators.set(key, v);
+  }
+  return v;
+}
+
+/** What was seen: `${route} ${status}` and `${route} ${code}`. */
+const seen = new Set<string>();
+
+function operationOf(route: RouteSpec, service: ServiceName): Json {
+  const op = ((documents.get(service)!.paths as Json)[route.path] as Json | undefined)?.[route.method];
+  expect(op, `${route.method} ${route.path} is in ${service}'s document`).toBeDefined();
+  return op as Json;
+}
+
+/** Checks a request body we send as a success against the document's request schema. */
+function checkRequest(id: RouteId, contentType: string, body: unknown): void {
+  const route: RouteSpec = ROUTES[id];
+  const service = route.services[0]!;
+  operationOf(route, service);
+  const v = validatorAt(
+    service,
+    pointer('paths', route.path, route.method, 'requestBody', 'content', contentType, 'schema'),
+  );
+  expect(v(body), `${id} request ${JSON.stringify(body).slice(0, 200)}: ${ajv.errorsText(v.errors)}`).toBe(
+    true,
+  );
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+/** Checks one answer against the operation's documented responses and records what it covered. */
+function checkAnswer(id: RouteId, answer: Answer, service: ServiceName = ROUTES[id].services[0]!): void {
+  const route: RouteSpec = ROUTES[id];
+  const op = operationOf(route, service);
+  const label = `${id} → ${answer.status} ${answer.text.slice(0, 300)}`;
+  const response = (op.responses as Record<string, Json>)[String(answer.status)];
+  expect(response, `${label}: status documented`).toBeDefined();
+  for (const [name, h] of Object.entries((response!.headers as Record<string, Json> | undefined) ?? {})) {
+    const value = answer.headers.get(name);
+    if (h.required) expect(value, `${label}: header ${name}`).not.toBeNull();
+    if (value !== null && h.schema) {
+      const v = validatorAt(
+        service,
+        pointer(
+          'paths',
+          route.path,
+          route.method,
+          'responses',
+          String(answer.status),
+          'headers',
+          name,
+          'schema',
+        ),
+      );
+      expect(v(value), `${label}: header ${name}=${value}`).toBe(true);
+    }
+  }
+  const content = response!.content as Record<string, Json> | undefined;
+  if (content) {
+    const [type] = Object.keys(content);
+    expect(answer.headers.get('content-type') ?? '', `${label}: content type`).toContain(type!);
+    if (type === 'application/json') {
+      const v = validatorAt(
+        service,
+        pointer(
+          'paths',
+          route.path,
+          route.method,
+          'responses',
+          String(answer.status),
+          'content',
+          type,
+          'schema',
+        ),
+      );
+      expect(v(answer.json), `${label}: ${ajv.errorsText(v.errors)}`).toBe(true);
+    }
+  }
+  seen.add(`${id} ${answer.status}`);
+  const code = (answer.json as { error?: { code?: string } } | null)?.error?.code;
+  if (code !== undefined && route.errors.includes(code as ErrorCode)) seen.add(`${id} ${code}`);
+}
+
+async function call(
+  id: RouteId,
+  base: string,
+  init: {
+    path?: string;
+    query?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    method?: string;
+    service?: ServiceName;
+  } = {},
+): Promise<Answer> {
+  const route: RouteSpec = ROUTES[id];
+  // node:http rather than fetch: fetch refuses a GET with a body, which the documents cover (the JSON parser
+  // of /v1 reads any request's body).
+  const res = await new Promise<{ status: number; headers: Headers; text: string }>((resolve, reject) => {
+    const req = httpRequest(`${base}${init.path ?? route.path}${init.query ? `?${init.query}` : ''}`, {
+      method: init.method ?? route.method.toUpperCase(),
+      headers: {
+        ...init.headers,
+        ...(init.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(init.body)) }),
+      },
+    });
+    req.on('response', (r) => {
+      let text = '';
+      r.setEncoding('utf8').on('data', (d: string) => (text += d));
+      r.on('end', () => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers.set(k, String(v));
+        resolve({ status: r.statusCode!, headers, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+  const text = res.text;
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // not JSON (html, empty): checked by content type
+  }
+  const answer = { status: res.status, headers: res.headers, text, json };
+  checkAnswer(id, answer, init.service);
+  return answer;
+}
+
+/** Sends until the answer has `status` (limits and samplers take a request or a moment to bite). */
+async function callUntil(status: number, send: () => Promise<Answer>, tries = 30): Promise<Answer> {
+  let last: Answer | undefined;
+  for (let i = 0; i < tries; i++) {
+    last = await send();
+    if (last.status === status) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`never answered ${status}; last ${last?.status} ${last?.text}`);
+}
+
+const json = (headers: Record<string, string> = {}) => ({ 'content-type': 'application/json', ...headers });
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Pusher's request signing (as the server SDKs do it), for the edge's HTTP API. */
+function signedQuery(path: string, body: string, secret = APP.secret): string {
+  const params: Record<string, string> = {
+    auth_key: APP.key,
+    auth_timestamp: String(Math.floor(Date.now() / 1000)),
+    auth_version: '1.0',
+    body_md5: createHash('md5').update(body).digest('hex'),
+  };
+  const query = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('&');
+  const signature = createHmac('sha256', secret).update(`POST\n${path}\n${query}`).digest('hex');
+  return `${query}&auth_signature=${signature}`;
+}
+
+/** A WebSocket upgrade, by hand: the status line is all the document describes. */
+function upgrade(edge: EdgeServer, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${edge.url}${path}`, {
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+      },
+    });
+    req.on('upgrade', (res, socket, head) => {
+      // The first frame is a small unmasked text frame: 2 header bytes (payload < 126), then the JSON. It may
+      // have come with the upgrade's own packet.
+      const done = (frame: Buffer): void => {
+        socket.destroy();
+        resolve({
+          status: res.statusCode!,
+          headers: new Headers(),
+          text: frame.subarray(2).toString('utf8'),
+          json: null,
+        });
+      };
+      if (head.length > 0) done(head);
+      else socket.once('data', done);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode!, headers: new Headers(), text: '', json: null });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const graph = {
+  tenants: [
+    {
+      ref: 'A',
+      name: 'Tenant A',
+      slug: 'contract-a',
+      users: [
+        { ref: 'a1', email: 'a1@example.test', name: 'a1' },
+        { ref: 'a-off', email: 'a-off@example.test', name: 'a-off', active: false },
+      ],
+      devices: [{ ref: 'da1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'da1' }],
+      collectorTokens: [{ ref: 'collector-a', name: 'collector A' }],
+    },
+    {
+      ref: 'B',
+      name: 'Tenant B',
+      slug: 'contract-b',
+      users: [{ ref: 'b1', email: 'b1@example.test', name: 'b1' }],
+      devices: [{ ref: 'db1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'db1' }],
+    },
+  ],
+  collectorTokens: [{ ref: 'platform', name: 'platform collector' }],
+  platformUsers: [
+    { ref: 'admin', email: 'admin@example.test', name: 'admin', role: 'platform_admin' as const },
+  ],
+};
+
+describe('the OpenAPI documents against the running services', () => {
+  let world: ProvisionResult;
+  let dropDb: () => Promise<void>;
+  const ingests: IngestServer[] = [];
+  const edges: EdgeServer[] = [];
+  // main: defaults; limited: every limit at 1 a minute; busy: admission refuses past 1 waiting job;
+  // down: Postgres unreachable (and, for the edge, Redis too).
+  let main: { ingest: IngestServer; edge: EdgeServer };
+  let limited: { ingest: IngestServer; edge: EdgeServer };
+  let busy: IngestServer;
+  let down: { ingest: IngestServer; edge: EdgeServer };
+  let collector: string;
+  let platform: string;
+  let userJwt: string;
+  let inactiveJwt: string;
+  let userId: number;
+  let tenantA: number;
+  let tenantB: number;
+  let deviceA: number;
+  let deviceB: number;
+
+  async function ingestWith(databaseUrl: string, env: Record<string, string> = {}): Promise<IngestServer> {
+    const server = await startIngest(
+      parseIngestConfig({
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: testEnv().redisUrl,
+        REDIS_PREFIX: uniqueRedisPrefix(),
+        LOG_LEVEL: 'silent',
+        INGEST_PORT: '0',
+        INGEST_INTERNAL_PORT: '0',
+        JWT_SECRET,
+        PUSHER_APP_KEY: APP.key,
+        ...env,
+      }),
+    );
+    ingests.push(server);
+    return server;
+  }
+  async function edgeWith(databaseUrl: string, env: Record<string, string> = {}): Promise<EdgeServer> {
+    const server = await startEdge(
+      parseEdgeConfig({
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: testEnv().redisUrl,
+        REDIS_PREFIX: uniqueRedisPrefix(),
+        LOG_LEVEL: 'silent',
+        NODE_ENV: 'test',
+        EDGE_PORT: '0',
+        EDGE_INTERNAL_PORT: '0',
+        PUSHER_APP_ID: APP.id,
+        PUSHER_APP_KEY: APP.key,
+        PUSHER_APP_SECRET: APP.secret,
+        JWT_SECRET,
+        CORS_ORIGINS: 'http://console.example.test',
+        ...env,
+      }),
+    );
+    edges.push(server);
+    return server;
+  }
+
+  beforeAll(async () => {
+    for (const service of ['alarm-ingest', 'ws-edge'] as const) {
+      const doc = openApiDocument(service);
+      documents.set(service, doc);
+      ajv.addSchema(doc, `urn:openapi:${service}`);
+    }
+    const db = await createTestDatabase(testEnv().postgresAdminUrl, testEnv().postgresTemplate);
+    dropDb = db.drop;
+    const prisma = createPrismaClient(db.url);
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
+    await prisma.$disconnect();
+    collector = world.collectorTokens['collector-a']!.token;
+    platform = world.collectorTokens.platform!.token;
+    userId = world.users.a1!.id;
+    userJwt = await signUserJwt(JWT_SECRET, userId);
+    inactiveJwt = await signUserJwt(JWT_SECRET, world.users['a-off']!.id);
+    tenantA = world.tenants.A!.id;
+    tenantB = world.tenants.B!.id;
+    deviceA = world.devices.da1!.id;
+    deviceB = world.devices.db1!.id;
+
+    const limits = {
+      RATE_LIMIT_WINDOW_S: '60',
+      RATE_LIMIT_ALARMS_PER_TOKEN: '1',
+      RATE_LIMIT_ALARMS_PER_IP: '1',
+      RATE_LIMIT_USER_API_PER_USER: '1',
+      RATE_LIMIT_USER_API_PER_IP: '1',
+      RATE_LIMIT_CHANNEL_AUTH_PER_USER: '1',
+      RATE_LIMIT_CHANNEL_AUTH_PER_IP: '1',
+    };
+    const unreachableDb = 'postgresql://postgres@127.0.0.1:1/nothing';
+    main = { edge: await edgeWith(db.url), ingest: await ingestWith(db.url) };
+    limited = { edge: await edgeWith(db.url, limits), ingest: await ingestWith(db.url, limits) };
+    busy = await ingestWith(db.url, { ADMISSION_MAX_QUEUE_WAITING: '1' });
+    down = {
+      ingest: await ingestWith(unreachableDb),
+      edge: await edgeWith(unreachableDb, { REDIS_URL: 'redis://127.0.0.1:1' }),
+    };
+  });
+
+  afterAll(async () => {
+    await Promise.all([...ingests, ...edges].map((s) => s.close()));
+    await dropDb?.();
+  });
+
+  const alarm = (over: Record<string, unknown> = {}) => ({
+    deviceId: deviceA,
+    alarmIdentifier: `contract-${Math.random().toString(36).slice(2)}`,
+    eventType: 'Communications Alarm',
+    probableCause: 'Loss of signal',
+    specificProblem: 'WAN link down',
+    perceivedSeverity: 'Major',
+    ...over,
+  });
+
+  it('serves its own document at /openapi.json and renders it at /docs, on both services', async () => {
+    for (const [service, base] of [
+      ['alarm-ingest', main.ingest.url],
+      ['ws-edge', main.edge.url],
+    ] as const) {
+      const doc = await call('openApiDocument', base, { service });
+      expect(doc.json).toEqual(documents.get(service));
+      const page = await call('apiDocsPage', base, { service });
+      expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+      // every operation of the document is on the page
+      for (const [path, methods] of Object.entries(documents.get(service)!.paths as Record<string, Json>))
+        for (const method of Object.keys(methods))
+          expect(page.text).toContain(`${method.toUpperCase()}</span> <code>${path}</code>`);
+      await call('health', base, { service });
+    }
+    await call('ingestReadiness', main.ingest.url);
+    await call('edgeReadiness', main.edge.url);
+    expect((await call('ingestReadiness', down.ingest.url)).status).toBe(503);
+    expect((await call('edgeReadiness', down.edge.url)).status).toBe(503);
+  });
+
+  it('POST /v1/alarms: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const send = (body: unknown, headers: Record<string, string> = {}, to = base) =>
+      call('postAlarm', to, {
+        headers: json({ ...bearer(collector), ...headers }),
+        body: JSON.stringify(body),
+      });
+    const full = alarm({
+      deviceId: String(deviceA),
+      managedObjectInstance: 'Device.WANDevice.1',
+      additionalText: 'text',
+      additionalInformation: 'info',
+      raisedAt: '2026-01-01T00:00:00+01:00',
+    });
+    for (const body of [alarm(), full, alarm({ deviceId: undefined, tenantId: tenantA })]) {
+      checkRequest('postAlarm', 'application/json', body);
+      expect((await send(body)).status).toBe(202);
+    }
+    checkRequest('postAlarm', 'application/json', { ...full, perceivedSeverity: 'Critical' });
+    expect((await send({ ...full, perceivedSeverity: 'Critical' })).json).toMatchObject({
+      outcome: 'updated',
+    });
+    expect((await send({ ...full, perceivedSeverity: 'Cleared' })).json).toMatchObject({
+      outcome: 'cleared',
+    });
+    const keyed = alarm();
+    const first = await send(keyed, { 'idempotency-key': 'contract-1' });
+    const replay = await send(keyed, { 'idempotency-key': 'contract-1' });
+    expect(replay.headers.get('idempotency-replayed')).toBe('true');
+    expect(replay.text).toBe(first.text);
+
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => call('postAlarm', base, { headers: json(bearer(collector)), body: '{' })],
+      ['payload_too_large', () => send({ ...alarm(), additionalText: 'x'.repeat(17 * 1024) })],
+      [
+        'unsupported_media_type',
+        () =>
+          call('postAlarm', base, {
+            headers: { 'content-type': 'text/plain', ...bearer(collector) },
+            body: '{}',
+          }),
+      ],
+      ['invalid_idempotency_key', () => send(alarm(), { 'idempotency-key': 'k'.repeat(256) })],
+      ['unauthenticated', () => call('postAlarm', base, { headers: json(), body: JSON.stringify(alarm()) })],
+      ['forbidden', () => send(alarm({ deviceId: undefined, tenantId: tenantB }))],
+      ['alarm_not_active', () => send(alarm({ perceivedSeverity: 'Cleared' }))],
+      ['validation_failed', () => send({ deviceId: deviceA })],
+      ['unknown_device', () => send(alarm({ deviceId: deviceB }))],
+      [
+        'unknown_tenant',
+        () =>
+          call('postAlarm', base, {
+            headers: json(bearer(platform)),
+            body: JSON.stringify(alarm({ deviceId: undefined, tenantId: 999_999 })),
+          }),
+      ],
+      ['idempotency_key_reused', () => send(alarm(), { 'idempotency-key': 'contract-1' })],
+      ['service_unavailable', () => callUntil(503, () => send(alarm(), {}, down.ingest.url))],
+    ];
+    for (const [code, attempt] of errors)
+      expect((await attempt()).json, code).toMatchObject({ error: { code } });
+    const limitedSend = () => send(alarm(), {}, limited.ingest.url);
+    expect((await callUntil(429, limitedSend)).json).toMatchObject({ error: { code: 'rate_limited' } });
+    // Admission control: two jobs waiting (no resolver here) put the queue over its limit of 1.
+    await send(alarm(), {}, busy.url);
+    await send(alarm(), {}, busy.url);
+    expect((await callUntil(503, () => send(alarm(), {}, busy.url))).json).toMatchObject({
+      error: { code: 'overloaded' },
+    });
+  });
+
+  it('POST /v1/alarms/batch: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const send = (body: unknown, headers: Record<string, string> = {}, to = base) =>
+      call('postAlarmBatch', to, {
+        headers: json({ ...bearer(collector), ...headers }),
+        body: JSON.stringify(body),
+      });
+    const mixed = {
+      alarms: [
+        alarm(),
+        alarm({ deviceId: undefined, tenantId: tenantA }),
+        alarm({ perceivedSeverity: 'Cleared' }),
+        42,
+      ],
+    };
+    checkRequest('postAlarmBatch', 'application/json', mixed);
+    const answer = await send(mixed, { 'idempotency-key': 'batch-1' });
+    expect(answer.status).toBe(200);
+    expect((answer.json as { results: { status: number }[] }).results.map((r) => r.status)).toEqual([
+      202, 202, 409, 422,
+    ]);
+    expect((await send(mixed, { 'idempotency-key': 'batch-1' })).headers.get('idempotency-replayed')).toBe(
+      'true',
+    );
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => call('postAlarmBatch', base, { headers: json(bearer(collector)), body: '[' })],
+      ['payload_too_large', () => send({ alarms: [{ pad: 'x'.repeat(1024 * 1024 + 1) }] })],
+      [
+        'unsupported_media_type',
+        () =>
+          call('postAlarmBatch', base, {
+            headers: { 'content-type': 'application/xml', ...bearer(collector) },
+            body: '<a/>',
+          }),
+      ],
+      ['invalid_idempotency_key', () => send(mixed, { 'idempotency-key': 'k'.repeat(256) })],
+      [
+        'unauthenticated',
+        () =>
+          call('postAlarmBatch', base, {
+            headers: json(bearer('not-a-known-token')),
+            body: JSON.stringify(mixed),
+          }),
+      ],
+      ['validation_failed', () => send({ alarms: [] })],
+      ['idempotency_key_reused', () => send({ alarms: [alarm()] }, { 'idempotency-key': 'batch-1' })],
+      ['service_unavailable', () => callUntil(503, () => send(mixed, {}, down.ingest.url))],
+      ['rate_limited', () => callUntil(429, () => send({ alarms: [alarm()] }, {}, limited.ingest.url))],
+    ];
+    for (const [code, a] of errors) expect((await a()).json, code).toMatchObject({ error: { code } });
+    await send({ alarms: [alarm(), alarm()] }, {}, busy.url);
+    expect((await callUntil(503, () => send({ alarms: [alarm()] }, {}, busy.url))).json).toMatchObject({
+      error: { code: 'overloaded' },
+    });
+  });
+
+  it('GET /v1/admin/status: the answer and every error', async () => {
+    const base = main.ingest.url;
+    const adminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    const status = (token: string, to = base, extra: Record<string, string> = {}, body?: string) =>
+      call('adminStatus', to, { headers: { ...bearer(token), ...extra }, body });
+    expect((await status(adminJwt)).status).toBe(200);
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => status(adminJwt, base, { 'content-type': 'application/json' }, '{')],
+      [
+        'payload_too_large',
+        () =>
+          status(
+            adminJwt,
+            base,
+            { 'content-type': 'application/json' },
+            JSON.stringify({ x: 'x'.repeat(17 * 1024) }),
+          ),
+      ],
+      [
+        'unsupported_media_type',
+        () => status(adminJwt, base, { 'content-type': 'application/json; charset=utf-16' }, '{}'),
+      ],
+      ['unauthenticated', () => status('not.a.jwt')],
+      ['forbidden', () => status(userJwt)],
+      ['service_unavailable', () => callUntil(503, () => status(adminJwt, down.ingest.url))],
+      ['rate_limited', () => callUntil(429, () => status(adminJwt, limited.ingest.url))],
+    ];
+    for (const [code, a] of errors)
+      expect((await a()).json, `admin status ${code}`).toMatchObject({ error: { code } });
+  });
+
+  it('GET /v1/alarms and POST /v1/alarms/{id}/ack: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const created = await call('postAlarm', base, {
+      headers: json(bearer(collector)),
+      body: JSON.stringify(alarm({ perceivedSeverity: 'Critical' })),
+    });
+    const alarmId = (created.json as { id: string }).id;
+    const list = (
+      query: string,
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      body?: string,
+    ) => call('listAlarms', to, { query, headers: { ...bearer(token), ...extra }, body });
+    for (const q of [
+      '',
+      'state=active',
+      'state=cleared&severity=Critical,Major',
+      `deviceId=${deviceA}&limit=500`,
+      'state=all&limit=1',
+    ]) {
+      expect((await list(q)).status, q).toBe(200);
+    }
+    const page = (await list('limit=1')).json as { next_cursor: string };
+    expect((await list(`limit=1&cursor=${page.next_cursor}`)).status).toBe(200);
+
+    const ack = (id: string, token = userJwt, to = base, extra: Record<string, string> = {}, body?: string) =>
+      call('acknowledgeAlarm', to, {
+        path: `/v1/alarms/${id}/ack`,
+        headers: { ...bearer(token), ...extra },
+        body,
+      });
+    expect((await ack(alarmId)).json).toMatchObject({ outcome: 'acknowledged' });
+    expect((await ack(alarmId)).json).toMatchObject({ outcome: 'already_acknowledged' });
+
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => list('', userJwt, base, { 'content-type': 'application/json' }, '{')],
+      [
+        'payload_too_large',
+        () =>
+          list(
+            '',
+            userJwt,
+            base,
+            { 'content-type': 'application/json' },
+            JSON.stringify({ x: 'x'.repeat(17 * 1024) }),
+          ),
+      ],
+      [
+        'unsupported_media_type',
+        () => list('', userJwt, base, { 'content-type': 'application/json; charset=utf-16' }, '{}'),
+      ],
+      ['unauthenticated', () => list('', 'not.a.jwt')],
+      ['forbidden', () => list('', inactiveJwt)],
+      ['validation_failed', () => list('limit=0')],
+      ['service_unavailable', () => callUntil(503, () => list('', userJwt, down.ingest.url))],
+      ['rate_limited', () => callUntil(429, () => list('', userJwt, limited.ingest.url))],
+    ];
+    for (const [code, a] of errors)
+      expect((await a()).json, `list ${code}`).toMatchObject({ error: { code } });
+    const ackErrors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => ack(alarmId, userJwt, base, { 'content-type': 'application/json' }, '{')],
+      [
+        'payload_too_large',
+        () =>
+          ack(
+            alarmId,
+            userJwt,
+            base,
+            { 'content-type': 'application/json' },
+            JSON.stringify({ x: 'x'.repeat(17 * 1024) }),
+          ),
+      ],
+      [
+        'unsupported_media_type',
+        () => ack(alarmId, userJwt, base, { 'content-type': 'application/json; charset=latin1' }, '{}'),
+      ],
+      ['invalid_path', () => ack('%E0%A4%A')],
+      ['unauthenticated', () => ack(alarmId, 'not.a.jwt')],
+      ['forbidden', () => ack(alarmId, inactiveJwt)],
+      ['not_found', () => ack('999999999')],
+      ['service_unavailable', () => callUntil(503, () => ack(alarmId, userJwt, down.ingest.url))],
+      ['rate_limited', () => callUntil(429, () => ack(alarmId, userJwt, limited.ingest.url))],
+    ];
+    for (const [code, a] of ackErrors)
+      expect((await a()).json, `ack ${code}`).toMatchObject({ error: { code } });
+  });
+
+  it('the console routes', async () => {
+    const base = main.ingest.url;
+    expect((await call('consoleRoot', base)).headers.get('location')).toBe('/console/');
+    expect((await call('consoleNoSlash', base)).headers.get('location')).toBe('/console/');
+    expect((await call('consolePage', base)).text).toContain('<html');
+    expect((await call('consoleConfig', base)).json).toMatchObject({ key: APP.key });
+  });
+
+  it('POST /broadcasting/auth and its preflight: every request shape and every error', async () => {
+    const base = main.edge.url;
+    const auth = (body: string, type: string, token = userJwt, to = base) =>
+      call('channelAuth', to, { headers: { 'content-type': type, ...bearer(token) }, body });
+    const form = 'application/x-www-form-urlencoded';
+    for (const channel of [`private-user.${userId}`, `private-tenant.${tenantA}`]) {
+      const fields = { socket_id: '1234.5678', channel_name: channel };
+      checkRequest('channelAuth', form, fields);
+      checkRequest('channelAuth', 'application/json', fields);
+      expect((await auth(new URLSearchParams(fields).toString(), form)).status).toBe(200);
+      expect((await auth(JSON.stringify(fields), 'application/json')).status).toBe(200);
+    }
+    const ok = new URLSearchParams({
+      socket_id: '1234.5678',
+      channel_name: `private-user.${userId}`,
+    }).toString();
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['unsupported_media_type', () => auth(ok, 'text/plain')],
+      ['invalid_json', () => auth('{', 'application/json')],
+      ['payload_too_large', () => auth(`${ok}&pad=${'x'.repeat(5000)}`, form)],
+      ['validation_failed', () => auth('socket_id=nope&channel_name=private-user.1', form)],
+      ['forbidden', () => auth(`socket_id=1.2&channel_name=private-user.${world.users.b1!.id}`, form)],
+      ['service_unavailable', () => auth(ok, form, userJwt, down.edge.url)],
+      ['rate_limited', () => callUntil(429, () => auth(ok, form, userJwt, limited.edge.url))],
+    ];
+    for (const [code, a] of errors) expect((await a()).json, code).toMatchObject({ error: { code } });
+    const unauthenticated = await auth(ok, form, 'not.a.jwt');
+    expect(unauthenticated.json).toMatchObject({ error: { code: 'unauthenticated' } });
+    expect(unauthenticated.headers.get('www-authenticate')).toBe('Bearer');
+    const preflight = await call('channelAuthPreflight', base, {
+      headers: { origin: 'http://console.example.test', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://console.example.test');
+  });
+
+  it("Pusher's HTTP API: every request shape and every error", async () => {
+    for (const id of ['pusherTrigger', 'pusherBatch'] as const) {
+      const path = expressPath(ROUTES[id]).replace(':appId', APP.id);
+      const publish = (body: string, opts: { path?: string; secret?: string; to?: string } = {}) =>
+        call(id, opts.to ?? main.edge.url, {
+          path: opts.path ?? path,
+          query: signedQuery(opts.path ?? path, body, opts.secret),
+          headers: json(),
+          body,
+        });
+      const event = { name: 'App\\Events\\Ping', data: '{"n":1}' };
+      const bodies =
+        id === 'pusherTrigger'
+          ? [
+              { ...event, channel: `private-user.${userId}` },
+              {
+                ...event,
+                channels: [`private-user.${userId}`, `private-tenant.${tenantA}`],
+                socket_id: '1.2',
+              },
+            ]
+          : [
+              {
+                batch: [
+                  { ...event, channel: `private-user.${userId}` },
+                  { ...event, channel: 'public-news' },
+                ],
+              },
+            ];
+      for (const body of bodies) {
+        checkRequest(id, 'application/json', body);
+        expect((await publish(JSON.stringify(body))).status, id).toBe(200);
+      }
+      const big =
+        id === 'pusherTrigger'
+          ? { ...bodies[0], data: 'x'.repeat(11 * 1024) }
+          : { batch: [{ ...event, channel: 'c', data: 'x'.repeat(11 * 1024) }] };
+      const errors: [ErrorCode, () => Promise<Answer>][] = [
+        ['not_found', () => publish(JSON.stringify(bodies[0]), { path: path.replace(APP.id, 'other-app') })],
+        ['unauthenticated', () => publish(JSON.stringify(bodies[0]), { secret: 'wrong' })],
+        ['invalid_json', () => publish('{')],
+        ['validation_failed', () => publish(JSON.stringify({ data: 'x' }))],
+        ['payload_too_large', () => publish(JSON.stringify(big))],
+        ['service_unavailable', () => publish(JSON.stringify(bodies[0]), { to: down.edge.url })],
+      ];
+      for (const [code, a] of errors)
+        expect((await a()).json, `${id} ${code}`).toMatchObject({ error: { code } });
+    }
+  });
+
+  it('the Pusher WebSocket upgrade', async () => {
+    const answer = await upgrade(main.edge, `/app/${APP.key}?protocol=7&client=js&version=8.6.0`);
+    checkAnswer('pusherWebSocket', answer);
+    expect(answer.status).toBe(101);
+    expect(answer.text).toContain('pusher:connection_established');
+  });
+
+  it('every documented status and error code was answered, except the unreachable ones listed', () => {
+    const missing: string[] = [];
+    for (const [id, route] of Object.entries(ROUTES) as [RouteId, RouteSpec][]) {
+      for (const status of Object.keys(route.responses).map(Number))
+        if (!unreachable(id, status) && !seen.has(`${id} ${status}`)) missing.push(`${id} ${status}`);
+      for (const codes of errorStatuses(route).values())
+        for (const code of codes)
+          if (!unreachable(id, code) && !seen.has(`${id} ${code}`)) missing.push(`${id} ${code}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('every route the services register is in their documents', () => {
+    for (const [service, server] of [
+      ['alarm-ingest', main.ingest],
+      ['ws-edge', main.edge],
+    ] as const) {
+      const paths = documents.get(service)!.paths as Record<string, Json>;
+      const undocumented = server.routes.filter(
+        (r) => !paths[r.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')]?.[r.method],
+      );
+      expect(server.routes.length).toBeGreaterThan(3);
+      expect(undocumented, service).toEqual([]);
+    }
+  });
+});
