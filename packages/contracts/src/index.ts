@@ -10,3 +10,4 @@ export * from './alarm.js';
 export * from './alarm-api.js';
 export * from './alarm-batch.js';
 export * from './resume.js';
+export * from './device-api.js';

@@ -38,3 +38,10 @@ export {
   type AlarmListRow,
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
+export {
+  listVisibleDevices,
+  findVisibleDevice,
+  tenantDeviceSummary,
+  type DeviceListFilter,
+  type DeviceListRow,
+} from './device-reads.js';

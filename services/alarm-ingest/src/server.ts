@@ -24,8 +24,10 @@ import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { deviceReadsRouter } from './device-reads-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
+import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
   logger?: Logger;
@@ -226,6 +228,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post('/v1/alarms', perIp(limits.alarmsPerIp));
   app.get('/v1/alarms', perIp(limits.userApiPerIp));
   app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.get(['/v1/devices', '/v1/devices/:id'], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -280,6 +283,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       onAccepted: () => accepted.inc(),
     }),
   );
+  // The user API's device reads, with the alarm API's user limits (the same limiter objects).
+  app.use(deviceReadsRouter({ pool, db, asUser: userAuth(pool, db, config.JWT_SECRET, limits.user) }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
