@@ -10,6 +10,10 @@ export const ERROR_CATALOGUE = {
   invalid_idempotency_key: { status: 400, doc: 'an Idempotency-Key that is not 1-255 printable ASCII' },
   unauthenticated: { status: 401, doc: 'missing, malformed, unknown or revoked credentials' },
   forbidden: { status: 403, doc: 'authenticated, but not allowed to do this' },
+  insufficient_scope: {
+    status: 403,
+    doc: 'the collector token lacks the scope this route needs (details.scope names it; see COLLECTOR_SCOPES)',
+  },
   invalid_path: {
     status: 400,
     doc: 'a request path that cannot be decoded (a malformed percent-escape such as %E0%A4%A)',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AlarmWire } from './alarm.js';
+import { DeviceStatusEventData, TenantDeviceSummaryEventData } from './device-status.js';
 import type { JobName } from './jobs.js';
 
 /**
@@ -64,11 +65,51 @@ export const OUTBOX_KINDS = Object.fromEntries(
   Object.entries(EVENT_CATALOGUE).map(([kind, def]) => [kind, def.wireName]),
 ) as { [K in OutboxKind]: (typeof EVENT_CATALOGUE)[K]['wireName'] };
 
+/**
+ * The second half of the catalogue: events of the live-state delivery model (ARCHITECTURE.md "Two delivery
+ * models"). They go through no outbox, job or user log: each is the latest state of one entity on one
+ * channel, kept in Redis (packages/redis `state-channel.ts`) so that every (re)subscribe first gets it with
+ * `"snapshot": true`, and conflated to at most one event per entity per `minIntervalMs` (latest state, the
+ * union of `changed`). `root` is the key of the entity in `data`.
+ */
+export interface StateEventDefinition {
+  wireName: string;
+  data: z.ZodType;
+  /** the channel name of an entity id */
+  channel: (id: number) => string;
+  root: string;
+  /** who may subscribe, for the README and the reader */
+  audience: string;
+  doc: string;
+}
+
+export const STATE_EVENT_CATALOGUE = {
+  'device.status': {
+    wireName: 'App\\Events\\DeviceStatusChanged',
+    data: DeviceStatusEventData,
+    channel: (id: number) => `private-device.${id}`,
+    root: 'device',
+    audience: "active users who may see the device: its tenant's members and its share holders",
+    doc: 'a device came online, went offline, booted, or changed versions, interval or parameters (DEVICE_STATUS_MIN_INTERVAL_MS)',
+  },
+  'tenant.device-summary': {
+    wireName: 'App\\Events\\TenantDeviceSummary',
+    data: TenantDeviceSummaryEventData,
+    channel: (id: number) => `private-tenant.${id}`,
+    root: 'summary',
+    audience: "the tenant's active members",
+    doc: "the tenant's online/offline device counts changed (at most once per TENANT_SUMMARY_INTERVAL_MS)",
+  },
+} as const satisfies Record<string, StateEventDefinition>;
+export type StateEventKind = keyof typeof STATE_EVENT_CATALOGUE;
+
 /** The wire names by short name, for code that listens to one (tests, the SDK, the bench). */
 export const WIRE_EVENTS = {
   alarmCreated: EVENT_CATALOGUE['alarm.created'].wireName,
   alarmUpdated: EVENT_CATALOGUE['alarm.updated'].wireName,
   alarmCleared: EVENT_CATALOGUE['alarm.cleared'].wireName,
   alarmAcknowledged: EVENT_CATALOGUE['alarm.acknowledged'].wireName,
+  deviceStatusChanged: STATE_EVENT_CATALOGUE['device.status'].wireName,
+  tenantDeviceSummary: STATE_EVENT_CATALOGUE['tenant.device-summary'].wireName,
 } as const;
 export type WireEventName = (typeof WIRE_EVENTS)[keyof typeof WIRE_EVENTS];

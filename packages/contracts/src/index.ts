@@ -10,4 +10,7 @@ export * from './alarm.js';
 export * from './alarm-api.js';
 export * from './alarm-batch.js';
 export * from './resume.js';
+export * from './collector-scopes.js';
+export * from './device-informs.js';
+export * from './device-status.js';
 export * from './device-api.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CollectorScopes } from './collector-scopes.js';
 
 const ref = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'refs are 1-64 of [A-Za-z0-9_.-]');
 const role = z.enum(['platform_admin', 'tenant_admin', 'operator', 'viewer']);
@@ -24,7 +25,10 @@ const device = z
   })
   .strict();
 
-const token = z.object({ ref, name: z.string().min(1).max(200) }).strict();
+/** `scopes` defaults to DEFAULT_COLLECTOR_SCOPES (`["alarms"]`) */
+const token = z
+  .object({ ref, name: z.string().min(1).max(200), scopes: CollectorScopes.optional() })
+  .strict();
 
 /**
  * A whole graph of tenants, users, devices, shares and collector tokens, created in one transaction by

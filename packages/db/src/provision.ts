@@ -90,6 +90,8 @@ export async function provisionGraph(
           name: k.name,
           tenantId,
           tokenHash: options.hashToken(secret),
+          // Omitted: the column's default (DEFAULT_COLLECTOR_SCOPES).
+          ...(k.scopes ? { scopes: k.scopes } : {}),
         })),
         select: { id: true },
       });

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
-import { ProvisionGraph } from '@alarmcast/contracts';
+import { CollectorScopes, DEFAULT_COLLECTOR_SCOPES, ProvisionGraph } from '@alarmcast/contracts';
 import { CliError } from './errors.js';
 
 // Flag values obey the same rules as the fields of a provision graph: one definition of a valid slug, email,
@@ -121,12 +121,25 @@ export const COMMANDS = {
     schema: z.object({ user: id, device: id }).transform((a) => ({ userId: a.user, deviceId: a.device })),
   }),
   'token create': command({
-    usage: '--name N [--tenant ID]',
-    summary: 'create a collector token, scoped to a tenant or platform-wide; the token is shown only once',
-    options: { name: str, tenant: str },
+    usage: '--name N [--tenant ID] [--scopes alarms,informs,tasks,campaigns]',
+    summary:
+      'create a collector token, scoped to a tenant or platform-wide, allowed the given scopes (default: alarms); the token is shown only once',
+    options: { name: str, tenant: str, scopes: str },
     schema: z
-      .object({ name: tokenFields.name, tenant: id.optional() })
-      .transform((a) => ({ name: a.name, tenantId: a.tenant ?? null })),
+      .object({
+        name: tokenFields.name,
+        tenant: id.optional(),
+        scopes: z
+          .string()
+          .transform((s) => s.split(',').map((v) => v.trim()))
+          .pipe(CollectorScopes)
+          .optional(),
+      })
+      .transform((a) => ({
+        name: a.name,
+        tenantId: a.tenant ?? null,
+        scopes: a.scopes ?? [...DEFAULT_COLLECTOR_SCOPES],
+      })),
   }),
   'token revoke': command({
     usage: '--id ID',

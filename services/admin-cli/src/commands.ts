@@ -102,7 +102,7 @@ export async function createToken(
   const token = generateCollectorToken();
   const row = await prisma.collectorToken.create({
     data: { ...args, tokenHash: hashCollectorToken(token) },
-    select: { id: true, name: true, tenantId: true, createdAt: true },
+    select: { id: true, name: true, tenantId: true, scopes: true, createdAt: true },
   });
   return { ...row, token };
 }
@@ -222,7 +222,12 @@ async function loadDemoWorld(prisma: PrismaClient): Promise<ProvisionResult> {
   for (const k of DEMO_TENANT.collectorTokens) {
     const token = generateCollectorToken();
     const row = await prisma.collectorToken.create({
-      data: { name: k.name, tenantId: demoTenantId, tokenHash: hashCollectorToken(token) },
+      data: {
+        name: k.name,
+        tenantId: demoTenantId,
+        tokenHash: hashCollectorToken(token),
+        scopes: [...k.scopes],
+      },
       select: { id: true },
     });
     result.collectorTokens[k.ref] = { id: row.id, tenantId: demoTenantId, token };

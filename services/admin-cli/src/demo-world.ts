@@ -38,7 +38,7 @@ export const DEMO_TENANT = {
     },
   ],
   /** re-issued (as a new token) by every later `demo` run, since a stored token cannot be shown again */
-  collectorTokens: [{ ref: 'demo-collector', name: 'Demo ISP collector' }],
+  collectorTokens: [{ ref: 'demo-collector', name: 'Demo ISP collector', scopes: ['alarms', 'informs'] }],
 } satisfies TenantInput;
 
 const OTHER_TENANT = {
@@ -66,7 +66,9 @@ const OTHER_TENANT = {
  */
 export const DEMO_WORLD = {
   tenants: [DEMO_TENANT, OTHER_TENANT],
-  collectorTokens: [{ ref: 'platform-collector', name: 'Platform-wide collector' }],
+  collectorTokens: [
+    { ref: 'platform-collector', name: 'Platform-wide collector', scopes: ['alarms', 'informs'] },
+  ],
   // Someone of another tenant who must get demo-cpe-1's alarms only through this share.
   shares: [{ user: 'other-operator', device: 'demo-cpe-1' }],
 } satisfies ProvisionGraph;

@@ -49,7 +49,9 @@ describe('create commands', () => {
     const tokenRow = await prisma.collectorToken.findUniqueOrThrow({
       where: { id: token.json.id as number },
     });
-    expect(tokenRow).toMatchObject({ tenantId, name: 'acme-collector', revokedAt: null });
+    // No --scopes: exactly what every token could do before scopes existed.
+    expect(tokenRow).toMatchObject({ tenantId, name: 'acme-collector', revokedAt: null, scopes: ['alarms'] });
+    expect(token.json.scopes).toEqual(['alarms']);
     expect(tokenRow.tokenHash).toBe(hashCollectorToken(token.json.token as string));
 
     const [share, jwt, revoked, deactivated] = await Promise.all([
@@ -70,7 +72,22 @@ describe('create commands', () => {
     ).revokedAt;
     expect(revokedAt?.toISOString()).toBe(revoked.json.revokedAt);
     expect(deactivated.json).toEqual({ id: platformUser.json.id, active: false });
-    // Four rounds of spawned CLIs, seconds each on a loaded machine.
+
+    const [scoped, badScope, repeated] = await Promise.all([
+      cli(`token create --name informer --tenant ${tenantId} --scopes informs,alarms`),
+      cli('token create --name bad --scopes alarms,telemetry'),
+      cli('token create --name twice --scopes informs,informs'),
+    ]);
+    expect(scoped.json.scopes).toEqual(['informs', 'alarms']);
+    expect(
+      (await prisma.collectorToken.findUniqueOrThrow({ where: { id: scoped.json.id as number } })).scopes,
+    ).toEqual(['informs', 'alarms']);
+    for (const refused of [badScope, repeated]) {
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('invalid_arguments');
+      expect(refused.stderr).toContain('scopes');
+    }
+    // Five rounds of spawned CLIs, seconds each on a loaded machine.
   }, 90_000);
 
   it('move a user, delete a share, and mint a JWT with the default lifetime', async () => {

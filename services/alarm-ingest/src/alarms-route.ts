@@ -15,7 +15,7 @@ import {
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
-import { collectorOf, type AuthLimits, type Collector } from './collector-auth.js';
+import { collectorOf, requireScope, type AuthLimits, type Collector } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
 import { idempotencyKeyOf, requestHash } from './idempotency.js';
 import type { OutboxDispatcher } from './outbox.js';
@@ -146,51 +146,58 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
    * 409 alarm_not_active for a Cleared report with nothing to clear. With an Idempotency-Key, the first
    * successful answer is replayed for 24 h (errors are not stored: nothing was changed, a retry runs anew).
    */
-  router.post('/v1/alarms', requireJson, asCollector, options.admission, async (req, res) => {
-    const collector = collectorOf(res);
-    const key = idempotencyKeyOf(req);
-    const parsed = AlarmIngestBody.safeParse(req.body);
-    if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
-    const body = parsed.data;
-    const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
-    const now = new Date();
-    const hash = key === null ? null : requestHash(body);
+  router.post(
+    '/v1/alarms',
+    requireJson,
+    asCollector,
+    requireScope('alarms'),
+    options.admission,
+    async (req, res) => {
+      const collector = collectorOf(res);
+      const key = idempotencyKeyOf(req);
+      const parsed = AlarmIngestBody.safeParse(req.body);
+      if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
+      const body = parsed.data;
+      const { tenantId, deviceId } = await resolveTarget(pool, db, collector, body);
+      const now = new Date();
+      const hash = key === null ? null : requestHash(body);
 
-    const result = await db(() =>
-      writeAlarmReport(
-        pool,
-        {
-          ...body,
-          tenantId,
-          deviceId,
-          raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
-          changedAt: now,
-          sourceTokenId: collector.tokenId,
-        },
-        key === null || hash === null ? null : { key, requestHash: hash, windowS: IDEMPOTENCY_WINDOW_S },
-      ),
-    );
-    switch (result.kind) {
-      case 'not_applied':
-        throw await explainNotApplied(pool, db, collector, body, deviceId);
-      case 'replay':
-        if (result.requestHash !== hash) {
-          throw new ApiError(
-            'idempotency_key_reused',
-            'this Idempotency-Key was used for a different request body within the last 24 h',
-          );
-        }
-        res.setHeader('Idempotency-Replayed', 'true');
-        res.status(result.status).type('application/json').send(result.bodyJson);
-        return;
-      case 'applied':
-        // The change and its outbox event are committed; delivery happens after, or through the relay.
-        outbox.dispatch(result.eventId);
-        onAccepted();
-        res.status(result.status).type('application/json').send(result.bodyJson);
-        return;
-    }
-  });
+      const result = await db(() =>
+        writeAlarmReport(
+          pool,
+          {
+            ...body,
+            tenantId,
+            deviceId,
+            raisedAt: body.raisedAt ? new Date(body.raisedAt) : now,
+            changedAt: now,
+            sourceTokenId: collector.tokenId,
+          },
+          key === null || hash === null ? null : { key, requestHash: hash, windowS: IDEMPOTENCY_WINDOW_S },
+        ),
+      );
+      switch (result.kind) {
+        case 'not_applied':
+          throw await explainNotApplied(pool, db, collector, body, deviceId);
+        case 'replay':
+          if (result.requestHash !== hash) {
+            throw new ApiError(
+              'idempotency_key_reused',
+              'this Idempotency-Key was used for a different request body within the last 24 h',
+            );
+          }
+          res.setHeader('Idempotency-Replayed', 'true');
+          res.status(result.status).type('application/json').send(result.bodyJson);
+          return;
+        case 'applied':
+          // The change and its outbox event are committed; delivery happens after, or through the relay.
+          outbox.dispatch(result.eventId);
+          onAccepted();
+          res.status(result.status).type('application/json').send(result.bodyJson);
+          return;
+      }
+    },
+  );
 
   /** Acknowledge an alarm the user may see; 404 for any other id, so existence is not revealed. */
   router.post('/v1/alarms/:id/ack', asUser, async (req, res) => {

@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { hashCollectorToken } from '@alarmcast/auth';
+import type { CollectorScope } from '@alarmcast/contracts';
 import { findCollectorToken, type CollectorTokenRow, type PgPool } from '@alarmcast/db';
 import { ApiError, type RateLimit } from '@alarmcast/http';
 import type { DbCall } from './db-breaker.js';
@@ -9,6 +10,8 @@ export interface Collector {
   tokenId: number;
   /** null: platform-wide token, may post for any tenant */
   tenantId: number | null;
+  /** what the token may post */
+  scopes: readonly string[];
 }
 
 /** The collector that collectorAuth put on this response's locals. */
@@ -83,7 +86,27 @@ export function collectorAuth(
         new ApiError('unauthenticated', 'unknown or revoked collector token'),
       );
     await limits.perPrincipal.consume(String(token.id));
-    res.locals.collector = { tokenId: token.id, tenantId: token.tenantId };
+    const collector: Collector = { tokenId: token.id, tenantId: token.tenantId, scopes: token.scopes };
+    res.locals.collector = collector;
+    next();
+  };
+}
+
+/**
+ * After collectorAuth: 403 `insufficient_scope` unless the token has `scope`. Checked before the body is
+ * looked at, so a token without the scope learns nothing about the route's validation.
+ */
+export function requireScope(scope: CollectorScope): RequestHandler {
+  return (_req, res, next) => {
+    if (!collectorOf(res).scopes.includes(scope)) {
+      throw new ApiError(
+        'insufficient_scope',
+        `this collector token lacks the scope ${JSON.stringify(scope)}`,
+        {
+          scope,
+        },
+      );
+    }
     next();
   };
 }
