@@ -78,9 +78,10 @@ export async function findVisibleDevice(
 ): Promise<string | null> {
   const { rows } = await pool.query<{ device: string }>({
     name: 'find_visible_device',
-    text: `SELECT ${deviceWireSql('d', 's')}::text AS device
-             FROM cpe_devices d JOIN device_status s ON s.device_id = d.id
-            WHERE d.id = $1::int AND ${viewerMaySeeSql('s', '$2', '$3')}`,
+    // `st`, not `s`: viewerMaySeeSql's own subquery names user_devices `s`.
+    text: `SELECT ${deviceWireSql('d', 'st')}::text AS device
+             FROM cpe_devices d JOIN device_status st ON st.device_id = d.id
+            WHERE d.id = $1::int AND ${viewerMaySeeSql('st', '$2', '$3')}`,
     values: [deviceId, viewer.userId, viewer.tenantId],
   });
   return rows[0]?.device ?? null;

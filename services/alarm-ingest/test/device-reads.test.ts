@@ -53,7 +53,7 @@ function randomGraph(seed: number) {
   return {
     graph: {
       tenants,
-      users: [{ ref: 'ops', email: 'ops@example.test', name: 'ops' }],
+      platformUsers: [{ ref: 'ops', email: 'ops@example.test', name: 'ops' }],
       shares,
     },
     online: (i: number) => shape!.online[i % 48]!,
@@ -170,7 +170,7 @@ describe('user device API (GET /v1/devices, /v1/devices/{id}, /v1/devices/summar
           expect(device.online).toBe(row.online);
           expect(device.software_version).toBe(row.softwareVersion);
         } else {
-          expect({ status, code: (body.error as { code: string }).code }).toEqual({ status: 404, code: 'not_found' });
+          expect({ user, status, body }).toEqual({ user, status: 404, body: { error: { code: 'not_found', message: 'no such device' } } });
         }
       }
       const missing = await get(user, '/v1/devices/2147483647');
