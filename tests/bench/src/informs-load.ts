@@ -153,7 +153,10 @@ export class InformsAccount {
       d.seen = true;
       if (d.measured) {
         this.offlineReceived++;
-        this.detection.push(f.wallAt - d.deadline);
+        // The server's own deadline (arrival of the last inform + k × interval + grace) when the frame
+        // states it, else the harness's (from the inform's send time: a little earlier, so never kinder).
+        const stated = typeof device.offline_at === 'string' ? Date.parse(device.offline_at) : NaN;
+        this.detection.push(f.wallAt - (Number.isFinite(stated) ? stated : d.deadline));
       }
       return;
     }

@@ -163,7 +163,7 @@ export async function informs(s: BenchSettings) {
   const runs: SystemRun[] = [];
   for (const system of systems) {
     await steadyState(world);
-    const sys = await startSystem(system, world.databaseUrl, undefined, { informs: true });
+    const sys = await startSystem(system, world.databaseUrl, undefined, { deviceStatus: true });
     const watchers: Watcher[] = [];
     let route: (f: StatusFrame) => void = () => {};
     try {

@@ -94,7 +94,12 @@ describe('console device panel in Chromium', () => {
       redisUrl: testEnv().redisUrl,
       redisPrefix: uniqueRedisPrefix(),
       // Short presence so the offline test takes seconds: offline 1 × interval + 1 s after the last inform.
-      env: { DEVICE_OFFLINE_INTERVALS: '1', DEVICE_OFFLINE_GRACE_S: '1', PRESENCE_SCAN_INTERVAL_MS: '200' },
+      env: {
+        DEVICE_OFFLINE_INTERVALS: '1',
+        DEVICE_OFFLINE_GRACE_S: '1',
+        PRESENCE_SWEEP_INTERVAL_MS: '200',
+        TENANT_SUMMARY_INTERVAL_MS: '500',
+      },
     });
     browser = await launchChromium();
   });
