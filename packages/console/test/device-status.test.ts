@@ -38,7 +38,10 @@ describe('DeviceView', () => {
   it('after a reconnect, lists what the new snapshot differs in once, as missed', () => {
     const view = new DeviceView(7);
     view.apply({ device: status(), changed: [], snapshot: true }, at(0));
-    view.apply({ device: status({ online: false, software_version: 'V3' }), changed: [], snapshot: true }, at(5));
+    view.apply(
+      { device: status({ online: false, software_version: 'V3' }), changed: [], snapshot: true },
+      at(5),
+    );
     expect(view.changes).toEqual([
       {
         at: at(5).toISOString(),
@@ -50,7 +53,10 @@ describe('DeviceView', () => {
       },
     ]);
     // The same snapshot again (a second resubscribe) adds nothing.
-    view.apply({ device: status({ online: false, software_version: 'V3' }), changed: [], snapshot: true }, at(6));
+    view.apply(
+      { device: status({ online: false, software_version: 'V3' }), changed: [], snapshot: true },
+      at(6),
+    );
     expect(view.changes).toHaveLength(1);
   });
 

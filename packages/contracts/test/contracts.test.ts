@@ -117,7 +117,11 @@ describe('toAlarmWire', () => {
       acknowledgedAt: null,
       device: { name: 'Lobby router', serialNumber: 'ACME0001' },
     });
-    expect(wire).toMatchObject({ device_id: 7, device_name: 'Lobby router', device_serial_number: 'ACME0001' });
+    expect(wire).toMatchObject({
+      device_id: 7,
+      device_name: 'Lobby router',
+      device_serial_number: 'ACME0001',
+    });
     expect(AlarmWire.safeParse(wire).success).toBe(true);
   });
 });

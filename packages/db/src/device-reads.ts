@@ -15,7 +15,13 @@ function deviceWireSql(d: string, s: string): string {
   const pairs = DEVICE_STATUS_WIRE_FIELDS.map((f) => {
     const c = `${f.table === 'd' ? d : s}.${f.column}`;
     const value =
-      f.render === 'time' ? iso(c) : f.render === 'int' ? `${c}::bigint` : f.render === 'texts' ? `to_jsonb(${c})` : c;
+      f.render === 'time'
+        ? iso(c)
+        : f.render === 'int'
+          ? `${c}::bigint`
+          : f.render === 'texts'
+            ? `to_jsonb(${c})`
+            : c;
     return `'${f.wire}', ${value}`;
   });
   return `jsonb_build_object(${pairs.join(', ')})`;

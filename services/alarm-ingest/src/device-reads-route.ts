@@ -67,7 +67,8 @@ export function deviceReadsRouter({ pool, db, asUser }: DeviceReadsRouterOptions
 
   router.get('/v1/devices/summary', asUser, async (_req, res) => {
     const viewer = viewerOf(res);
-    const summary = viewer.tenantId === null ? null : await db(() => tenantDeviceSummary(pool, viewer.tenantId!));
+    const summary =
+      viewer.tenantId === null ? null : await db(() => tenantDeviceSummary(pool, viewer.tenantId!));
     res.type('application/json').send(`{"summary":${summary ?? 'null'}}`);
   });
 

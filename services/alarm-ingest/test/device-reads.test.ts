@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { DeviceStatusWire, type ProvisionResult } from '@alarmcast/contracts';
-import { createPgPool, createPrismaClient, provisionGraph, type PgPool, type PrismaClient } from '@alarmcast/db';
+import {
+  createPgPool,
+  createPrismaClient,
+  provisionGraph,
+  type PgPool,
+  type PrismaClient,
+} from '@alarmcast/db';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
@@ -17,10 +23,13 @@ const JWT_SECRET = 'device-reads-test-jwt-secret-0123456789abcdef';
 function randomGraph(seed: number) {
   const [shape] = fc.sample(
     fc.record({
-      tenants: fc.array(fc.record({ users: fc.integer({ min: 2, max: 3 }), devices: fc.integer({ min: 3, max: 12 }) }), {
-        minLength: 4,
-        maxLength: 4,
-      }),
+      tenants: fc.array(
+        fc.record({ users: fc.integer({ min: 2, max: 3 }), devices: fc.integer({ min: 3, max: 12 }) }),
+        {
+          minLength: 4,
+          maxLength: 4,
+        },
+      ),
       shares: fc.array(fc.tuple(fc.nat(), fc.nat()), { minLength: 5, maxLength: 15 }),
       online: fc.array(fc.boolean(), { minLength: 48, maxLength: 48 }),
     }),
@@ -34,11 +43,22 @@ function randomGraph(seed: number) {
     slug: `t${i}`,
     users: Array.from({ length: t.users }, (_, k) => {
       users.push(`u${i}_${k}`);
-      return { ref: `u${i}_${k}`, email: `u${i}_${k}@example.test`, name: `u${i}_${k}`, active: !(i === 0 && k === 1) };
+      return {
+        ref: `u${i}_${k}`,
+        email: `u${i}_${k}@example.test`,
+        name: `u${i}_${k}`,
+        active: !(i === 0 && k === 1),
+      };
     }),
     devices: Array.from({ length: t.devices }, (_, k) => {
       devices.push(`d${i}_${k}`);
-      return { ref: `d${i}_${k}`, oui: '00D09E', productClass: 'HG8245', serialNumber: `S${i}-${k}`, ...(k % 2 ? { name: `Device ${i}.${k}` } : {}) };
+      return {
+        ref: `d${i}_${k}`,
+        oui: '00D09E',
+        productClass: 'HG8245',
+        serialNumber: `S${i}-${k}`,
+        ...(k % 2 ? { name: `Device ${i}.${k}` } : {}),
+      };
     }),
   }));
   users.push('ops');
@@ -73,7 +93,10 @@ describe('user device API (GET /v1/devices, /v1/devices/{id}, /v1/devices/summar
     dropDb = db.drop;
     prisma = createPrismaClient(db.url);
     pool = createPgPool(db.url, { max: 2 });
-    world = await provisionGraph(prisma, graph, { hashToken: hashCollectorToken, newToken: generateCollectorToken });
+    world = await provisionGraph(prisma, graph, {
+      hashToken: hashCollectorToken,
+      newToken: generateCollectorToken,
+    });
     // Presence as informs and the detector would leave it: some devices online with versions, some not.
     for (const [i, d] of Object.values(world.devices).entries()) {
       if (online(i))
@@ -170,7 +193,11 @@ describe('user device API (GET /v1/devices, /v1/devices/{id}, /v1/devices/summar
           expect(device.online).toBe(row.online);
           expect(device.software_version).toBe(row.softwareVersion);
         } else {
-          expect({ user, status, body }).toEqual({ user, status: 404, body: { error: { code: 'not_found', message: 'no such device' } } });
+          expect({ user, status, body }).toEqual({
+            user,
+            status: 404,
+            body: { error: { code: 'not_found', message: 'no such device' } },
+          });
         }
       }
       const missing = await get(user, '/v1/devices/2147483647');
@@ -198,24 +225,23 @@ describe('user device API (GET /v1/devices, /v1/devices/{id}, /v1/devices/summar
     }
   });
 
-  it.each([
-    'limit=0',
-    'limit=501',
-    'online=yes',
-    'cursor=not-a-cursor',
-    'cursor=eyJpIjowfQ',
-    'tenant=1',
-  ])('answers 422 validation_failed naming the parameter for %s', async (query) => {
-    const { status, body } = await get('u1_0', `/v1/devices?${query}`);
-    expect(status).toBe(422);
-    const error = body.error as { code: string; details: { field: string }[] };
-    expect(error.code).toBe('validation_failed');
-    expect(error.details.map((d) => d.field).join(' ')).toContain(query.split('=')[0] === 'tenant' ? '' : query.split('=')[0]!);
-  });
+  it.each(['limit=0', 'limit=501', 'online=yes', 'cursor=not-a-cursor', 'cursor=eyJpIjowfQ', 'tenant=1'])(
+    'answers 422 validation_failed naming the parameter for %s',
+    async (query) => {
+      const { status, body } = await get('u1_0', `/v1/devices?${query}`);
+      expect(status).toBe(422);
+      const error = body.error as { code: string; details: { field: string }[] };
+      expect(error.code).toBe('validation_failed');
+      expect(error.details.map((d) => d.field).join(' ')).toContain(
+        query.split('=')[0] === 'tenant' ? '' : query.split('=')[0]!,
+      );
+    },
+  );
 
   it('refuses a missing JWT (401) and an inactive user (403); a malformed id is 404', async () => {
     expect((await fetch(`${ingest.url}/v1/devices`)).status).toBe(401);
     expect((await get('u0_1', '/v1/devices')).status).toBe(403);
-    for (const id of ['0', 'abc', '99999999999', '-1']) expect((await get('u1_0', `/v1/devices/${id}`)).status).toBe(404);
+    for (const id of ['0', 'abc', '99999999999', '-1'])
+      expect((await get('u1_0', `/v1/devices/${id}`)).status).toBe(404);
   });
 });

@@ -53,7 +53,10 @@ export function pusherDeviceWatcher(options: { edgeUrl: string; appKey: string }
         ws.terminate();
         reject(err);
       };
-      const timeout = setTimeout(() => fail(new Error(`user ${userId}: watches not ready within 60 s`)), 60_000);
+      const timeout = setTimeout(
+        () => fail(new Error(`user ${userId}: watches not ready within 60 s`)),
+        60_000,
+      );
       ws.on('error', (err) => {
         if (!ready) fail(err);
       });

@@ -94,7 +94,9 @@ function post(url: string, token: string, body: string): Promise<{ status: numbe
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 'error', text: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 'error', text: Buffer.concat(chunks).toString() }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -195,7 +197,9 @@ export async function runInforms(plan: InformsPlan, account: InformsAccount): Pr
   const end = measuredFrom + plan.durationS * 1000;
   const posts: Promise<void>[] = [];
   // Every flapper boots once per flapPeriodS, phases spread evenly over the period.
-  plan.flappers.forEach((id, i) => flapStart.set(id, start + (i / plan.flappers.length) * plan.flapPeriodS * 1000));
+  plan.flappers.forEach((id, i) =>
+    flapStart.set(id, start + (i / plan.flappers.length) * plan.flapPeriodS * 1000),
+  );
   const { intervals, graceS, flapperIntervalS } = plan.presence;
   const deadlineAfterMs = (intervals * flapperIntervalS + graceS) * 1000;
 
@@ -323,7 +327,11 @@ export async function runInforms(plan: InformsPlan, account: InformsAccount): Pr
     batchAnswerMs: percentiles(answerMs),
     changes: { expected: account.changesExpected, received: account.changesReceived },
     deliveryMs: percentiles(account.latencies),
-    offline: { expected: account.offlineExpected, received: account.offlineReceived, late: account.offlineLate },
+    offline: {
+      expected: account.offlineExpected,
+      received: account.offlineReceived,
+      late: account.offlineLate,
+    },
     offlineDetectionMs: percentiles(account.detection),
     strayFrames: account.stray,
     snapshots: account.snapshots,

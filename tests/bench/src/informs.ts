@@ -9,7 +9,12 @@ import pg from 'pg';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { APP, JWT_SECRET } from '@alarmcast/e2e/stack';
 import { provisionWorld, type BenchWorld } from './bench-world.js';
-import { pusherDeviceWatcher, socketIoDeviceWatcher, type StatusFrame, type Watcher } from './device-watchers.js';
+import {
+  pusherDeviceWatcher,
+  socketIoDeviceWatcher,
+  type StatusFrame,
+  type Watcher,
+} from './device-watchers.js';
 import { InformsAccount, runInforms, type InformsRunResult, type Presence } from './informs-load.js';
 import { ResourceMonitor, round, type GroupUsage } from './proc-stats.js';
 import { benchRedisUrl, infrastructureGroups, startSystem, type SystemName } from './stacks.js';
@@ -51,10 +56,10 @@ async function provisionInformsWorld(tenants: number): Promise<InformsWorld> {
   ]);
   const informTokens = Array.from({ length: COLLECTORS }, () => generateCollectorToken());
   for (const [i, token] of informTokens.entries()) {
-    await pool.query(`INSERT INTO collector_tokens (name, token_hash, scopes) VALUES ($1, $2, ARRAY['informs'])`, [
-      `bench informs collector ${i + 1}`,
-      hashCollectorToken(token),
-    ]);
+    await pool.query(
+      `INSERT INTO collector_tokens (name, token_hash, scopes) VALUES ($1, $2, ARRAY['informs'])`,
+      [`bench informs collector ${i + 1}`, hashCollectorToken(token)],
+    );
   }
   await pool.end();
   const byTenant = new Map<number, number[]>();
@@ -97,7 +102,11 @@ async function steadyState(world: InformsWorld): Promise<void> {
     `UPDATE device_status SET periodic_inform_interval_s = $1, last_inform_at = now() - interval '1 s',
             offline_at = now() + make_interval(secs => $2)
       WHERE device_id = ANY($3::int[])`,
-    [PRESENCE.flapperIntervalS, PRESENCE.intervals * PRESENCE.flapperIntervalS + PRESENCE.graceS, world.flappers],
+    [
+      PRESENCE.flapperIntervalS,
+      PRESENCE.intervals * PRESENCE.flapperIntervalS + PRESENCE.graceS,
+      world.flappers,
+    ],
   );
   await client.query(`UPDATE alarms SET perceived_severity = 'Cleared', cleared_at = now(), changed_at = now()
                        WHERE cleared_at IS NULL`);
@@ -119,7 +128,9 @@ async function redisUsedMb(): Promise<{ pid: number; usedMb: number }> {
 async function databaseMb(databaseUrl: string): Promise<number> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
-  const { rows } = await client.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes');
+  const { rows } = await client.query<{ bytes: string }>(
+    'SELECT pg_database_size(current_database()) AS bytes',
+  );
   await client.end();
   return Number(rows[0]!.bytes) / 2 ** 20;
 }
@@ -185,13 +196,19 @@ export async function informs(s: BenchSettings) {
         }),
       );
       const watchersConnectS = round((performance.now() - t0) / 1000, 1);
-      process.stderr.write(`[informs ${system}] ${watchers.length} watchers connected in ${watchersConnectS} s\n`);
+      process.stderr.write(
+        `[informs ${system}] ${watchers.length} watchers connected in ${watchersConnectS} s\n`,
+      );
       await new Promise((r) => setTimeout(r, 2000));
       const redisForWatchersMb = round((await redisUsedMb()).usedMb - redisBefore.usedMb, 2);
       const infrastructure = infrastructureGroups(redisBefore.pid);
       const watched = new Set([...world.watches.values()].flat());
 
-      const step = async (label: string, ratePerS: number, timing: { durationS: number; warmupS: number }) => {
+      const step = async (
+        label: string,
+        ratePerS: number,
+        timing: { durationS: number; warmupS: number },
+      ) => {
         const account = new InformsAccount();
         route = account.onFrame;
         const monitor = new ResourceMonitor([

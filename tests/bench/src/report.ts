@@ -121,10 +121,20 @@ function informsTable(steps: InformsStep[]): string {
   );
   const failures = steps
     .filter((r) => Object.keys(r.failures).length > 0)
-    .map((r) => `- ${r.label}: ${Object.entries(r.failures).map(([why, n]) => `${why}: ${n}`).join(', ')}`)
+    .map(
+      (r) =>
+        `- ${r.label}: ${Object.entries(r.failures)
+          .map(([why, n]) => `${why}: ${n}`)
+          .join(', ')}`,
+    )
     .join('\n');
   const outcomes = steps
-    .map((r) => `- ${r.label}: ${Object.entries(r.outcomes).map(([o, n]) => `${o} ${n}`).join(', ')}; ${r.batches} batches, ${r.snapshots} snapshots, ${r.strayFrames} stray frames`)
+    .map(
+      (r) =>
+        `- ${r.label}: ${Object.entries(r.outcomes)
+          .map(([o, n]) => `${o} ${n}`)
+          .join(', ')}; ${r.batches} batches, ${r.snapshots} snapshots, ${r.strayFrames} stray frames`,
+    )
     .join('\n');
   return (
     [head, ...rows].join('\n') +
@@ -228,7 +238,10 @@ export function scenarioMarkdown(r: ScenarioResult): string {
         floorsTable(r.floors) +
         '\n| system | sockets × watches | watchers connected in | Redis for the watchers | highest rate kept |\n|---|---:|---:|---:|---:|\n' +
         r.runs
-          .map((x) => `| ${x.system} | ${x.sockets} × ${x.watches / Math.max(1, x.sockets)} | ${x.watchersConnectS} s | ${x.redisForWatchersMb} MB | ${x.system === 'alarmcast' ? x.highestRateKept : '– (same ingest)'} |`)
+          .map(
+            (x) =>
+              `| ${x.system} | ${x.sockets} × ${x.watches / Math.max(1, x.sockets)} | ${x.watchersConnectS} s | ${x.redisForWatchersMb} MB | ${x.system === 'alarmcast' ? x.highestRateKept : '– (same ingest)'} |`,
+          )
           .join('\n') +
         '\n\n' +
         informsTable(steps) +

@@ -16,7 +16,13 @@ const graph = {
       slug: 'acme',
       users: [u('alice')],
       devices: [
-        { ref: 'lobby', oui: '00D09E', productClass: 'HG8245', serialNumber: 'ACME0001', name: 'Lobby router' },
+        {
+          ref: 'lobby',
+          oui: '00D09E',
+          productClass: 'HG8245',
+          serialNumber: 'ACME0001',
+          name: 'Lobby router',
+        },
         { ref: 'attic', oui: '00259E', productClass: 'F660', serialNumber: 'ACME0002' },
       ],
       collectorTokens: [{ ref: 'acme', name: 'acme collector', scopes: ['alarms', 'informs'] }],

@@ -26,7 +26,10 @@ const emitter = new Emitter(pub, { key: `${keys.prefix}:socket.io` });
 
 // Every shard's device state channels. A pattern subscription of its own (the transport has none, and this
 // is the peer, not alarmcast): it is what Socket.IO's adapter does too.
-const patterns = Array.from({ length: USER_SHARDS }, (_, s) => `${keys.stateChannelPrefix(s)}private-device.*`);
+const patterns = Array.from(
+  { length: USER_SHARDS },
+  (_, s) => `${keys.stateChannelPrefix(s)}private-device.*`,
+);
 let forwarded = 0;
 let dropped = 0;
 sub.on('pmessage', (_pattern: string, _channel: string, message: string) => {
