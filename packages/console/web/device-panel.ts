@@ -43,6 +43,8 @@ const LABELS: Record<string, string> = {
   software_version: 'software',
   hardware_version: 'hardware',
   uptime_s: 'uptime',
+  periodic_inform_interval_s: 'inform interval',
+  parameters: 'parameters',
 };
 
 const time = (iso: unknown) => (typeof iso === 'string' ? new Date(iso).toLocaleString() : '—');
@@ -51,6 +53,7 @@ function valueText(field: string, value: unknown): string {
   if (value === null || value === undefined) return '—';
   if (field === 'online') return value ? 'online' : 'offline';
   if (field === 'uptime_s' && typeof value === 'number') return formatDuration(value);
+  if (field === 'periodic_inform_interval_s' && typeof value === 'number') return `${value} s`;
   if (field.endsWith('_at')) return time(value);
   return typeof value === 'string' ? value : JSON.stringify(value);
 }

@@ -153,14 +153,15 @@ describe('console device panel in Chromium', () => {
 
   it('shows a device going offline: badge, header counts and the offline alarm in the list', async () => {
     const attic = world.devices.attic!.id;
-    await inform('acme', 'attic', { eventCodes: ['1 BOOT'], periodicInformInterval: 2 });
+    await inform('acme', 'attic', { eventCodes: ['1 BOOT'] });
     const alice = await signIn('alice', `#device=${attic}`);
     await alice.waitForSelector(`#device-panel[data-device-id="${attic}"] #device-online[data-online=true]`);
     await alice.waitForSelector('#device-summary:not([hidden])');
     const offlineBefore = Number(await alice.textContent('#summary-offline'));
 
-    // No inform after this one: offline once 1 × 2 s + 1 s have passed.
+    // The collector shortens its interval, and then nothing: offline once 1 × 2 s + 1 s have passed.
     await inform('acme', 'attic', { periodicInformInterval: 2 });
+    await alice.waitForSelector('#device-changes li:has-text("inform interval 2 s")');
     await alice.waitForSelector('#device-online[data-online=false]', { timeout: 10_000 });
     await alice.waitForSelector('#device-changes li.presence:has-text("offline")');
     // The offline alarm through the reliable path, with the device's serial (it has no name).
