@@ -1,31 +1,12 @@
-import { DEVICE_STATUS_WIRE_FIELDS } from '@alarmcast/contracts';
 import { viewerMaySeeSql, type AlarmViewer } from './access.js';
+import { deviceStatusWireSql } from './device-status-wire-sql.js';
 import type { PgPool } from './pool.js';
 
 /**
  * The user API's device reads: the devices a viewer may see (access.ts: their tenant's, and those shared
- * with them), each in the wire form of `DeviceStatusChanged`'s `device`, built in SQL.
+ * with them), each in the wire form of `DeviceStatusChanged`'s `device`, built in SQL
+ * (device-status-wire-sql.ts). The tenant summary's counts are device-status.ts' `tenantDeviceCounts`.
  */
-
-const iso = (column: string): string =>
-  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** The wire form of device `d` (cpe_devices) with its status `s` (device_status), from the one field list. */
-function deviceWireSql(d: string, s: string): string {
-  const pairs = DEVICE_STATUS_WIRE_FIELDS.map((f) => {
-    const c = `${f.table === 'd' ? d : s}.${f.column}`;
-    const value =
-      f.render === 'time'
-        ? iso(c)
-        : f.render === 'int'
-          ? `${c}::bigint`
-          : f.render === 'texts'
-            ? `to_jsonb(${c})`
-            : c;
-    return `'${f.wire}', ${value}`;
-  });
-  return `jsonb_build_object(${pairs.join(', ')})`;
-}
 
 export interface DeviceListFilter {
   /** only online (true) or offline (false) devices */
@@ -68,7 +49,7 @@ export async function listVisibleDevices(
             ORDER BY sh.device_id LIMIT $3)
         ) visible ORDER BY id LIMIT $3
       )
-      SELECT d.id, ${deviceWireSql('d', 's')}::text AS device
+      SELECT d.id, ${deviceStatusWireSql('s', 'd')}::text AS device
         FROM page JOIN cpe_devices d ON d.id = page.id JOIN device_status s ON s.device_id = d.id
        ORDER BY d.id`,
     values: [viewer.userId, viewer.tenantId, filter.limit + 1, online, filter.afterId ?? 0],
@@ -85,23 +66,10 @@ export async function findVisibleDevice(
   const { rows } = await pool.query<{ device: string }>({
     name: 'find_visible_device',
     // `st`, not `s`: viewerMaySeeSql's own subquery names user_devices `s`.
-    text: `SELECT ${deviceWireSql('d', 'st')}::text AS device
+    text: `SELECT ${deviceStatusWireSql('st', 'd')}::text AS device
              FROM cpe_devices d JOIN device_status st ON st.device_id = d.id
             WHERE d.id = $1::int AND ${viewerMaySeeSql('st', '$2', '$3')}`,
     values: [deviceId, viewer.userId, viewer.tenantId],
   });
   return rows[0]?.device ?? null;
-}
-
-/** The tenant's device counts in the wire form of `TenantDeviceSummary`'s `summary`, counted now. */
-export async function tenantDeviceSummary(pool: PgPool, tenantId: number): Promise<string> {
-  const { rows } = await pool.query<{ summary: string }>({
-    name: 'tenant_device_summary',
-    text: `SELECT jsonb_build_object('tenant_id', $1::int,
-                    'online', count(*) FILTER (WHERE online), 'offline', count(*) FILTER (WHERE NOT online),
-                    'total', count(*), 'counted_at', ${iso('now()')})::text AS summary
-             FROM device_status WHERE tenant_id = $1::int`,
-    values: [tenantId],
-  });
-  return rows[0]!.summary;
 }

@@ -39,9 +39,20 @@ export {
 } from './alarm-reads.js';
 export { provisionGraph, type ProvisionOptions } from './provision.js';
 export {
+  writeInformBatch,
+  foldInforms,
+  detectOfflineDevices,
+  clearStrandedOfflineAlarms,
+  tenantDeviceCounts,
+  type InformWrite,
+  type InformBatchResult,
+  type DeviceStateRow,
+  type PresencePolicy,
+} from './device-status.js';
+export {
   listVisibleDevices,
   findVisibleDevice,
-  tenantDeviceSummary,
   type DeviceListFilter,
   type DeviceListRow,
 } from './device-reads.js';
+export { deviceStatusWireSql } from './device-status-wire-sql.js';

@@ -77,3 +77,46 @@ export function decodeEnvelope(message: string): PubSubEnvelope | null {
   const parsed = PubSubEnvelope.safeParse(json);
   return parsed.success ? parsed.data : null;
 }
+
+/** What a state-channel script (state-channel.ts) publishes: the `event` envelope around its pieces. */
+export interface StateEventPieces {
+  /** then the Pusher channel name */
+  start: string;
+  /** then the JSON-quoted event name */
+  afterChannel: string;
+  /** then the update's sequence number (its `eventId`) */
+  afterEvent: string;
+  /** then the data as a JSON string literal (quoted and escaped) */
+  afterSeq: string;
+  end: string;
+}
+
+/**
+ * `start + channel + afterChannel + JSON(event) + afterEvent + seq + afterSeq + JSON(data) + end` is the
+ * `event` envelope of a state channel's update; `eventId` carries the update's sequence number on that
+ * channel, which the edge compares with its snapshot's.
+ */
+export function stateEventPieces(node: string): StateEventPieces {
+  return {
+    start: `{"v":1,"node":${JSON.stringify(node)},"type":"event","channel":"`,
+    afterChannel: '","event":',
+    afterEvent: ',"eventId":"',
+    afterSeq: '","data":',
+    end: '}',
+  };
+}
+
+/**
+ * A state event's `data`, as the state script builds it: `{"<root>":<state>,"changed":[...]}`, plus
+ * `"snapshot":true` on the copy an edge sends at subscribe. `state` is an object's JSON text; change names
+ * are plain identifiers (checked by the writer), so they need no escaping.
+ */
+export function stateEventData(
+  root: string,
+  state: string,
+  changed: readonly string[],
+  snapshot = false,
+): string {
+  const names = changed.map((c) => `"${c}"`).join(',');
+  return `{"${root}":${state},"changed":[${names}]${snapshot ? ',"snapshot":true' : ''}}`;
+}

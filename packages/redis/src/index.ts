@@ -22,7 +22,19 @@ export {
   userCopyData,
   userEventPieces,
   userBatchStart,
+  stateEventData,
+  stateEventPieces,
+  type StateEventPieces,
 } from './envelope-codec.js';
+export {
+  StateChannelWriter,
+  StateChannelFlusher,
+  readStateSnapshot,
+  type StateUpdate,
+  type StateWriteResult,
+  type StateSnapshot,
+  type StateChannelOptions,
+} from './state-channel.js';
 export {
   UserLogWriter,
   DEFAULT_RETENTION,

@@ -43,7 +43,42 @@ export class RedisKeys {
       throw new Error(`invalid channel ${pusherChannel}`);
     const user = /^private-user\.(\d{1,15})$/.exec(pusherChannel);
     if (user) return `${this.prefix}:ch:${this.shardTag(this.shardOf(user[1]!))}:${pusherChannel}`;
+    const shard = this.stateShardOf(pusherChannel);
+    if (shard !== null) return `${this.prefix}:ch:${this.shardTag(shard)}:${pusherChannel}`;
     return `${this.prefix}:ch:${pusherChannel}`;
+  }
+
+  /**
+   * The shard of a state channel (`private-device.{id}`, `private-tenant.{id}`, `private-campaign.{id}`:
+   * entity id mod USER_SHARDS), or null for a channel that is none. A state channel's latest state, its
+   * shard's due set and its pub/sub channel all carry that shard's tag, so the state script (state-channel.ts)
+   * can store and publish in one call on a Redis Cluster.
+   */
+  stateShardOf(pusherChannel: string): number | null {
+    const m = /^private-(?:device|tenant|campaign)\.(\d{1,15})$/.exec(pusherChannel);
+    return m ? this.shardOf(m[1]!) : null;
+  }
+
+  /** Prefix of the latest-state hashes of shard `shard`'s state channels; the script appends the channel. */
+  stateKeyPrefix(shard: number): string {
+    return `${this.prefix}:state:${this.shardTag(shard)}:`;
+  }
+
+  /** A state channel's latest state (a hash: state, version, pending changes, last publish, sequence). */
+  stateKey(pusherChannel: string): string {
+    const shard = this.stateShardOf(pusherChannel);
+    if (shard === null) throw new Error(`not a state channel: ${pusherChannel}`);
+    return this.stateKeyPrefix(shard) + pusherChannel;
+  }
+
+  /** Shard `shard`'s state channels with a conflated change waiting, scored by when it is due (ms). */
+  stateDue(shard: number): string {
+    return `${this.prefix}:state-due:${this.shardTag(shard)}`;
+  }
+
+  /** Prefix of the pub/sub channels of shard `shard`'s state channels; the script appends the channel. */
+  stateChannelPrefix(shard: number): string {
+    return `${this.prefix}:ch:${this.shardTag(shard)}:`;
   }
 
   /** Inverse of pubsubChannel, for messages arriving on the subscriber. */

@@ -70,6 +70,30 @@ export const IngestEnv = z.object({
         return z.NEVER;
       }
     }),
+  /**
+   * presence (POST /v1/devices/informs): a device is offline once no inform arrived within this many times
+   * its periodicInformInterval plus DEVICE_OFFLINE_GRACE_S, from the last inform's arrival; a tenant's
+   * `tenants.device_offline_intervals` overrides it
+   */
+  DEVICE_OFFLINE_INTERVALS: z.coerce.number().int().min(1).max(100).default(2),
+  /** the grace in seconds (`tenants.device_offline_grace_s` overrides it) */
+  DEVICE_OFFLINE_GRACE_S: z.coerce.number().int().min(0).max(86_400).default(30),
+  /**
+   * whether a device going offline raises the alarm `alarmcast.device-offline` (cleared by its next inform);
+   * `tenants.device_offline_alarm` overrides it per tenant
+   */
+  DEVICE_OFFLINE_ALARM: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  /** how often this process's presence detector looks for devices past their deadline */
+  PRESENCE_SWEEP_INTERVAL_MS: positiveMs.max(60_000).default(1000),
+  /** devices one detector statement takes offline at most (it goes again at once when it took that many) */
+  PRESENCE_SWEEP_BATCH: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** at most one DeviceStatusChanged per device per this many ms (conflated: latest state, union of changes) */
+  DEVICE_STATUS_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
+  /** a tenant's TenantDeviceSummary on private-tenant.{id}: at most one per this many ms */
+  TENANT_SUMMARY_INTERVAL_MS: positiveMs.min(100).max(3_600_000).default(5000),
   /** whole request headers must arrive within this (slow-client limit; Node's default is 60 s) */
   HTTP_HEADERS_TIMEOUT_MS: positiveMs.default(10_000),
   /** the whole request must arrive within this (Node's default is 300 s) */

@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
-import { DeviceListQuery } from '@alarmcast/contracts';
-import { findVisibleDevice, listVisibleDevices, tenantDeviceSummary, type PgPool } from '@alarmcast/db';
+import { DeviceListQuery, type DeviceSummaryResponse } from '@alarmcast/contracts';
+import { findVisibleDevice, listVisibleDevices, tenantDeviceCounts, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { validationFailed } from './alarms-route.js';
 import type { DbCall } from './db-breaker.js';
@@ -66,10 +66,13 @@ export function deviceReadsRouter({ pool, db, asUser }: DeviceReadsRouterOptions
   });
 
   router.get('/v1/devices/summary', asUser, async (_req, res) => {
-    const viewer = viewerOf(res);
-    const summary =
-      viewer.tenantId === null ? null : await db(() => tenantDeviceSummary(pool, viewer.tenantId!));
-    res.type('application/json').send(`{"summary":${summary ?? 'null'}}`);
+    const { tenantId } = viewerOf(res);
+    let answer: DeviceSummaryResponse = { summary: null };
+    if (tenantId !== null) {
+      const counts = (await db(() => tenantDeviceCounts(pool, [tenantId]))).get(tenantId)!;
+      answer = { summary: { tenant_id: tenantId, ...counts, counted_at: new Date().toISOString() } };
+    }
+    res.status(200).json(answer);
   });
 
   router.get('/v1/devices/:id', asUser, async (req, res) => {

@@ -4,7 +4,12 @@ import express from 'express';
 import helmet from 'helmet';
 import { CONSOLE_DIST_DIR, type ConsoleConfig } from '@alarmcast/console';
 import { Queue } from 'bullmq';
-import { ALARM_BATCH_BODY_LIMIT_BYTES, BROADCAST_QUEUE, INGEST_BODY_LIMIT_BYTES } from '@alarmcast/contracts';
+import {
+  ALARM_BATCH_BODY_LIMIT_BYTES,
+  BROADCAST_QUEUE,
+  DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
+  INGEST_BODY_LIMIT_BYTES,
+} from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
 import { ApiError, rateLimits, jsonErrorHandler, notFoundHandler } from '@alarmcast/http';
@@ -16,7 +21,7 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, createRedisClient } from '@alarmcast/redis';
+import { RedisKeys, StateChannelFlusher, StateChannelWriter, createRedisClient } from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -24,6 +29,9 @@ import { admissionControl } from './admission.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
+import { deviceInformsRouter } from './device-informs-route.js';
+import { DeviceStatePublisher, TenantSummary } from './device-state.js';
+import { PresenceDetector } from './presence-detector.js';
 import { deviceReadsRouter } from './device-reads-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
@@ -45,6 +53,10 @@ export interface IngestServer {
   internalUrl: string;
   outbox: OutboxDispatcher;
   metrics: Registry;
+  /** this process's presence detector (it sweeps by itself every PRESENCE_SWEEP_INTERVAL_MS) */
+  presence: PresenceDetector;
+  /** this process's tenant summaries (flushed by themselves every TENANT_SUMMARY_INTERVAL_MS) */
+  tenantSummary: TenantSummary;
   /** Stops accepting, finishes in-flight requests, hands every committed event to the queue, disconnects. */
   close: () => Promise<void>;
 }
@@ -78,6 +90,43 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
+  });
+  // Live state (device status, tenant summaries): conflated in Redis by one script for every process.
+  const stateWriter = new StateChannelWriter(redis, keys, { node: `alarm-ingest:${process.pid}` });
+  const stateFlusher = new StateChannelFlusher(stateWriter, {
+    intervalMs: 100,
+    onError: (err) => log.debug({ err }, 'state flush failed'),
+  });
+  const stateWriteFailures = new Counter({
+    name: 'device_state_write_failures_total',
+    help: 'Batches of device states that could not be written to Redis (live status only; Postgres has them)',
+    registers: [metrics],
+  });
+  const tenantSummary = new TenantSummary(pool, stateWriter, {
+    intervalMs: config.TENANT_SUMMARY_INTERVAL_MS,
+    log,
+  });
+  const deviceStates = new DeviceStatePublisher(stateWriter, tenantSummary, {
+    minIntervalMs: config.DEVICE_STATUS_MIN_INTERVAL_MS,
+    log,
+    onError: () => stateWriteFailures.inc(),
+  });
+  const informsAccepted = new Counter({
+    name: 'device_informs_accepted_total',
+    help: 'Device informs written (changed or unchanged; duplicates and refusals not counted)',
+    registers: [metrics],
+  });
+  const devicesOffline = new Counter({
+    name: 'devices_went_offline_total',
+    help: 'Devices this process took offline (no inform within their deadline)',
+    registers: [metrics],
+  });
+  const presence = new PresenceDetector(pool, outbox, deviceStates, {
+    intervalMs: config.PRESENCE_SWEEP_INTERVAL_MS,
+    batch: config.PRESENCE_SWEEP_BATCH,
+    offlineAlarm: config.DEVICE_OFFLINE_ALARM,
+    log,
+    onOffline: (n) => devicesOffline.inc(n),
   });
   const accepted = new Counter({
     name: 'alarms_accepted_total',
@@ -228,6 +277,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post('/v1/alarms', perIp(limits.alarmsPerIp));
   app.get('/v1/alarms', perIp(limits.userApiPerIp));
   app.post('/v1/alarms/:id/ack', perIp(limits.userApiPerIp));
+  app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
   app.get(['/v1/devices', '/v1/devices/:id'], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
@@ -243,6 +293,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   // A batch carries up to 1,000 reports, so it has its own, larger limit; its body is read here, and the
   // parser below then skips it (a body is read once).
   app.use('/v1/alarms/batch', express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -269,6 +320,18 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       admission: admission.middleware,
       asCollector,
       onAccepted: (changes) => accepted.inc(changes),
+    }),
+  );
+  app.use(
+    deviceInformsRouter({
+      pool,
+      db,
+      outbox,
+      admission: admission.middleware,
+      asCollector,
+      presence: { intervals: config.DEVICE_OFFLINE_INTERVALS, graceS: config.DEVICE_OFFLINE_GRACE_S },
+      states: deviceStates,
+      onAccepted: (n) => informsAccepted.inc(n),
     }),
   );
   app.use(
@@ -311,6 +374,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     throw err;
   });
   outbox.start();
+  stateFlusher.start();
+  presence.start();
+  tenantSummary.start();
   const pruner = startIdempotencyPruner(pool, log);
   if (config.jwtSecretDefaulted) {
     log.warn('JWT_SECRET not set: using the public development default (refused in production)');
@@ -325,6 +391,9 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       server.closeIdleConnections();
       await drained;
       await internal.close();
+      await presence.stop();
+      await tenantSummary.stop();
+      await stateFlusher.stop();
       await outbox.stop();
       await pruner.stop();
       admission.stop();
@@ -340,6 +409,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     internalUrl: internal.url,
     outbox,
     metrics,
+    presence,
+    tenantSummary,
     close,
   };
 }

@@ -1,0 +1,126 @@
+import { STATE_EVENT_CATALOGUE } from '@alarmcast/contracts';
+import { tenantDeviceCounts, type DeviceStateRow, type PgPool } from '@alarmcast/db';
+import type { Logger } from '@alarmcast/observability';
+import type { StateChannelWriter, StateUpdate } from '@alarmcast/redis';
+
+const DEVICE = STATE_EVENT_CATALOGUE['device.status'];
+const SUMMARY = STATE_EVENT_CATALOGUE['tenant.device-summary'];
+
+/**
+ * The ingest's side of device state channels: statuses the inform and presence statements changed go to
+ * `private-device.{id}` (packages/redis state-channel.ts conflates them to one event per device per
+ * `minIntervalMs`), and tenants whose online/offline counts moved get a fresh TenantDeviceSummary.
+ */
+export class DeviceStatePublisher {
+  constructor(
+    private readonly writer: StateChannelWriter,
+    private readonly summary: TenantSummary,
+    private readonly options: { minIntervalMs: number; log: Logger; onError?: () => void },
+  ) {}
+
+  /** Never rejects: live state is best effort, a failure is logged and counted (the next write heals it). */
+  publish(rows: readonly DeviceStateRow[]): void {
+    if (rows.length === 0) return;
+    const updates: StateUpdate[] = rows.map((r) => ({
+      channel: DEVICE.channel(r.deviceId),
+      event: DEVICE.wireName,
+      root: DEVICE.root,
+      version: r.version,
+      state: r.state,
+      changed: r.changed,
+      minIntervalMs: this.options.minIntervalMs,
+    }));
+    this.summary.changed(rows.filter((r) => r.presenceChanged).map((r) => r.tenantId));
+    this.writer.write(updates).catch((err: unknown) => {
+      this.options.onError?.();
+      this.options.log.warn({ err, devices: rows.length }, 'could not write device states to Redis');
+    });
+  }
+}
+
+/**
+ * Tenant summaries: tenants whose devices changed presence are counted (one grouped query for all of them)
+ * every `intervalMs` and their summary written to `private-tenant.{id}` with the same interval as the
+ * conflation window, so that whatever the number of ingest processes a tenant gets at most one summary per
+ * interval (the state script decides across processes; the count's time is its version, the newest wins).
+ */
+export class TenantSummary {
+  private dirty = new Set<number>();
+  private readonly last = new Map<number, string>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly pool: PgPool,
+    private readonly writer: StateChannelWriter,
+    private readonly options: { intervalMs: number; log: Logger },
+  ) {}
+
+  changed(tenantIds: readonly number[]): void {
+    for (const id of tenantIds) this.dirty.add(id);
+  }
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.running = this.flush()
+        .catch((err: unknown) => this.options.log.warn({ err }, 'could not publish tenant summaries'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Counts the tenants marked since the last flush and writes their summaries. */
+  async flush(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const tenants = [...this.dirty];
+    this.dirty = new Set();
+    let counts: Awaited<ReturnType<typeof tenantDeviceCounts>>;
+    try {
+      counts = await tenantDeviceCounts(this.pool, tenants);
+    } catch (err) {
+      for (const id of tenants) this.dirty.add(id); // counted next time
+      throw err;
+    }
+    const now = Date.now();
+    const updates: StateUpdate[] = [];
+    for (const [tenantId, c] of counts) {
+      const previous = this.last.get(tenantId);
+      const key = `${c.online}/${c.offline}/${c.total}`;
+      if (previous === key) continue;
+      const [po, pf, pt] = (previous ?? '-1/-1/-1').split('/').map(Number);
+      const changed = [
+        ...(po !== c.online ? ['online'] : []),
+        ...(pf !== c.offline ? ['offline'] : []),
+        ...(pt !== c.total ? ['total'] : []),
+      ];
+      this.last.set(tenantId, key);
+      updates.push({
+        channel: SUMMARY.channel(tenantId),
+        event: SUMMARY.wireName,
+        root: SUMMARY.root,
+        version: String(now),
+        state: JSON.stringify({
+          tenant_id: tenantId,
+          online: c.online,
+          offline: c.offline,
+          total: c.total,
+          counted_at: new Date(now).toISOString(),
+        }),
+        changed,
+        minIntervalMs: this.options.intervalMs,
+      });
+    }
+    if (this.last.size > 100_000) this.last.clear();
+    if (updates.length > 0) await this.writer.write(updates);
+  }
+}
