@@ -258,12 +258,12 @@ export async function runInforms(plan: InformsPlan, account: InformsAccount): Pr
         hardwareVersion: 'HW1',
         uptimeS: 5,
       });
-      changes.push({ key: `${deviceId} ${informedAt}` });
+      if (plan.watched.has(deviceId)) changes.push({ key: `${deviceId} ${informedAt}` });
       const previous = account.deadlines.get(deviceId);
       if (previous && previous.measured && !previous.seen) account.offlineLate++;
       const deadline = Date.parse(informedAt) + deadlineAfterMs;
-      // Measured if the deadline falls in the measured window and before the run stops booting it.
-      const counted = measured && deadline < Date.now() + (end - now);
+      // Measured if watched, and the deadline falls in the measured window, before the run stops booting it.
+      const counted = measured && plan.watched.has(deviceId) && deadline < Date.now() + (end - now);
       account.deadlines.set(deviceId, { deadline, measured: counted, seen: false });
       if (counted) account.offlineExpected++;
     }

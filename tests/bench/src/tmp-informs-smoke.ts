@@ -1,0 +1,3 @@
+import { informsSmoke } from './informs.js';
+await informsSmoke();
+process.exit(0);
