@@ -72,3 +72,29 @@ export async function findUsersAccess(
   for (const r of rows) access.set(r.id, { active: r.active, tenantId: r.tenant_id });
   return access;
 }
+
+/**
+ * Which of the (user, device) pairs are visible: the device is of the user's tenant or shared with them (the
+ * rule above; whether the user is active is checked by the caller with findUsersAccess). One round trip for
+ * many pairs, primary-key and index lookups only: channel authorization of `private-device.{id}` and the
+ * edge's re-check after an access change. Answers `"<userId>:<deviceId>"` keys.
+ */
+export async function findVisibleDevices(
+  pool: PgPool,
+  pairs: readonly { userId: number; deviceId: number }[],
+): Promise<Set<string>> {
+  const visible = new Set<string>();
+  if (pairs.length === 0) return visible;
+  const { rows } = await pool.query<{ user_id: number; device_id: number }>({
+    name: 'find_visible_devices',
+    text: `SELECT p.user_id, p.device_id
+             FROM unnest($1::int[], $2::int[]) AS p(user_id, device_id)
+             JOIN cpe_devices d ON d.id = p.device_id
+             JOIN users u ON u.id = p.user_id
+            WHERE d.tenant_id = u.tenant_id
+               OR EXISTS (SELECT 1 FROM user_devices s WHERE s.user_id = p.user_id AND s.device_id = p.device_id)`,
+    values: [pairs.map((p) => p.userId), pairs.map((p) => p.deviceId)],
+  });
+  for (const r of rows) visible.add(`${r.user_id}:${r.device_id}`);
+  return visible;
+}

@@ -12,7 +12,13 @@ export {
   type BroadcastPlan,
   type RelayClaim,
 } from './outbox.js';
-export { findUserAccess, findUsersAccess, type AlarmViewer, type UserAccess } from './access.js';
+export {
+  findUserAccess,
+  findUsersAccess,
+  findVisibleDevices,
+  type AlarmViewer,
+  type UserAccess,
+} from './access.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {

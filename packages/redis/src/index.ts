@@ -1,4 +1,4 @@
-export { RedisKeys, KEY_PART, USER_SHARDS } from './keys.js';
+export { RedisKeys, KEY_PART, USER_SHARDS, shardsFor } from './keys.js';
 export {
   createRedis,
   createRedisClient,

@@ -1,12 +1,19 @@
 /**
- * How many shards user-keyed data is spread over. A user's log, their pub/sub channel, the `user-batch`
- * fan-out channel carrying them and the per-shard copies of an event's delivery mark and data all carry the
- * hash tag of shard `userId mod USER_SHARDS` (`{<prefix>:s<N>}`): on a Redis Cluster they are in one slot,
- * so one delivery script call per shard can touch them all, and the shards spread over the masters. Fixed:
- * changing it moves every user to another tag, i.e. their logs and marks are no longer found. On a single
- * Redis the tags are just part of the names.
+ * How many shards user-keyed data is spread over on a Redis Cluster. A user's log, their pub/sub channel, the
+ * `user-batch` fan-out channel carrying them and the per-shard copies of an event's delivery mark and data all
+ * carry the hash tag of shard `userId mod shards` (`{<prefix>:s<N>}`): on a Redis Cluster they are in one
+ * slot, so one delivery script call per shard can touch them all, and the shards spread over the masters.
+ * Fixed: changing it moves every user to another tag, i.e. their logs and marks are no longer found.
+ *
+ * A single Redis has one shard (`s0`): there the tags buy nothing, and every shard more would cost one more
+ * copy of each event's data and mark and one more script call per event.
  */
 export const USER_SHARDS = 16;
+
+/** The shard count for a topology: USER_SHARDS on a Redis Cluster (seed nodes given), else 1. */
+export function shardsFor(target: { clusterNodes?: readonly unknown[] }): number {
+  return (target.clusterNodes?.length ?? 0) > 0 ? USER_SHARDS : 1;
+}
 
 /**
  * Every Redis key and pub/sub channel name alarmcast uses, built in one place. A prefix isolates one
@@ -15,20 +22,30 @@ export const USER_SHARDS = 16;
  * be a hash tag as a whole (`{<prefix>:bull}`).
  */
 export class RedisKeys {
-  constructor(readonly prefix: string = 'ac') {
+  /** How many shards user-keyed data is spread over: `shardsFor(target)`; 1 (a single Redis) by default. */
+  readonly shards: number;
+
+  constructor(
+    readonly prefix: string = 'ac',
+    options: { shards?: number } = {},
+  ) {
     assertPart('prefix', prefix);
+    const shards = options.shards ?? 1;
+    if (!Number.isInteger(shards) || shards < 1 || shards > 99)
+      throw new Error(`invalid shard count ${shards}`);
+    this.shards = shards;
   }
 
   /** The shard of a user (a non-negative integer id, as a number or its digits). */
   shardOf(userId: number | string): number {
     const text = String(userId);
     if (!/^\d{1,15}$/.test(text)) throw new Error(`invalid userId for a Redis key: ${JSON.stringify(text)}`);
-    return Number(text) % USER_SHARDS;
+    return Number(text) % this.shards;
   }
 
-  /** The hash tag of shard `shard` (0 <= shard < USER_SHARDS). */
+  /** The hash tag of shard `shard` (0 <= shard < shards). */
   shardTag(shard: number): string {
-    if (!Number.isInteger(shard) || shard < 0 || shard >= USER_SHARDS)
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.shards)
       throw new Error(`invalid shard ${shard}`);
     return `{${this.prefix}:s${shard}}`;
   }
@@ -50,7 +67,7 @@ export class RedisKeys {
 
   /**
    * The shard of a state channel (`private-device.{id}`, `private-tenant.{id}`, `private-campaign.{id}`:
-   * entity id mod USER_SHARDS), or null for a channel that is none. A state channel's latest state, its
+   * entity id mod the shard count), or null for a channel that is none. A state channel's latest state, its
    * shard's due set and its pub/sub channel all carry that shard's tag, so the state script (state-channel.ts)
    * can store and publish in one call on a Redis Cluster.
    */
@@ -95,7 +112,7 @@ export class RedisKeys {
   /**
    * The pub/sub channel of shard `shard`'s `user-batch` envelopes (one event, many users of that shard).
    * Every edge subscribes to all of them (`userBatchChannels`); a big broadcast's batches are spread over
-   * USER_SHARDS channels, so on a cluster no one shard carries every edge's share of it.
+   * the shards' channels, so on a cluster no one shard carries every edge's share of it.
    */
   userBatchChannel(shard: number): string {
     return `${this.prefix}:fanout:${this.shardTag(shard)}:user-batch`;
@@ -103,12 +120,12 @@ export class RedisKeys {
 
   /** Every shard's `user-batch` channel, shard 0 first. */
   get userBatchChannels(): string[] {
-    return Array.from({ length: USER_SHARDS }, (_, shard) => this.userBatchChannel(shard));
+    return Array.from({ length: this.shards }, (_, shard) => this.userBatchChannel(shard));
   }
 
   isUserBatchChannel(channel: string): boolean {
     const m = /^(.*):fanout:\{.*:s(\d{1,2})\}:user-batch$/.exec(channel);
-    if (m === null || m[1] !== this.prefix || Number(m[2]) >= USER_SHARDS) return false;
+    if (m === null || m[1] !== this.prefix || Number(m[2]) >= this.shards) return false;
     return this.userBatchChannel(Number(m[2])) === channel;
   }
 

@@ -1,6 +1,6 @@
 import type { RedisConnection } from './client.js';
 import { stateEventData, stateEventPieces } from './envelope-codec.js';
-import { USER_SHARDS, type RedisKeys } from './keys.js';
+import type { RedisKeys } from './keys.js';
 
 /**
  * State channels, the second delivery model (ARCHITECTURE.md "Two delivery models"): a channel per entity
@@ -239,7 +239,7 @@ export class StateChannelWriter {
   /** Publishes the conflated updates that are due, on every shard; returns how many. */
   async flushDue(limitPerShard = 500): Promise<number> {
     const counts = await Promise.all(
-      Array.from({ length: USER_SHARDS }, (_, shard) =>
+      Array.from({ length: this.keys.shards }, (_, shard) =>
         this.scripts.flush(this.keys.stateDue(shard), ...this.shardArgs(shard), limitPerShard),
       ),
     );

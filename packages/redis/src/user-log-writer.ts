@@ -60,12 +60,13 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * uid .. mid .. id .. mid2 .. id .. tail for a user's envelope, batchStart .. [uid,"id"],... .. ']}' for a
  * batch.
  *
- * Sharding: users are grouped by their shard (keys.ts USER_SHARDS) and the script runs once per shard group
+ * Sharding: users are grouped by their shard (keys.ts RedisKeys.shards: 16 on a cluster, 1 on a single
+ * Redis) and the script runs once per shard group
  * and chunk, with that shard's keys only: its delivery mark, its copy of the event's data, its users' logs
  * and channels and its `user-batch` channel all carry the shard's hash tag, so on a Redis Cluster every key
  * a call touches is in one slot (Redis refuses a script that reaches another), and publishing uses SPUBLISH
- * there (`shardedPubSub`), which stays within the shard. The same grouping runs on a single Redis, so
- * both topologies run one code path; groups run concurrently (a user is in one group only, so per-user
+ * there (`shardedPubSub`), which stays within the shard. The same grouping runs on a single Redis (one
+ * group), so both topologies run one code path; groups run concurrently (a user is in one group only, so per-user
  * order is unchanged).
  *
  * Trimming: only entries beyond the newest minEvents (XTRIM ... LIMIT len-minEvents) and older than
@@ -75,7 +76,7 @@ export const DEFAULT_RETENTION: UserLogRetention = {
  * a user's log entry holds only a reference to it (`r` = the outbox event id): ~15 bytes per delivery in
  * Redis' stream encoding instead of the ~550 of a copy of the data in every recipient's log (a
  * 10,000-user tenant at one alarm a second held ~5.5 GB); once per shard that has recipients, i.e. at most
- * USER_SHARDS copies. A replay reads the data back by reference
+ * `keys.shards` copies (one on a single Redis). A replay reads the data back by reference
  * (user-log.ts); a reference whose data has expired is a gap, never skipped.
  *
  * KEYS[1] the event's delivery mark on this shard (highest user id served), KEYS[2] the shard's copy of the

@@ -5,6 +5,7 @@ import { PubSubEnvelope } from '@alarmcast/contracts';
 import {
   DEFAULT_RETENTION,
   RedisKeys,
+  USER_SHARDS,
   UserLogWriter,
   readUserLogAfter,
   ShardedPubSub,
@@ -47,7 +48,7 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
   });
 
   it('ShardedPubSub: SPUBLISH from one connection reaches SSUBSCRIBE on another, on every shard', async () => {
-    const keys = new RedisKeys(uniqueRedisPrefix());
+    const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
     const publisher = client('test-pub') as Cluster;
     const subscriber = client('test-sub', true) as Cluster;
     const transport = createPubSubTransport(subscriber, subscriber);
@@ -96,7 +97,7 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
   });
 
   it('delivers to users on every shard: logged, SPUBLISHed per user and in batches, replayed', async () => {
-    const keys = new RedisKeys(uniqueRedisPrefix());
+    const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
     const redis = client('test-deliver') as Cluster;
     const subscriber = client('test-deliver-sub', true) as Cluster;
     const transport = createPubSubTransport(subscriber, subscriber);

@@ -4,6 +4,7 @@ import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import {
   DEFAULT_RETENTION,
   RedisKeys,
+  USER_SHARDS,
   UserLogWriter,
   createRedis,
   decodeEnvelope,
@@ -20,7 +21,7 @@ import {
 describe('envelope codec (real Redis, the real delivery script)', () => {
   let redis: Redis;
   let sub: Redis;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
   const messages: { channel: string; message: string }[] = [];
   const data = JSON.stringify({ alarm: { id: '9', text: 'quote " back\\slash é \u2028 \t </script>' } });
   const head = data.slice(0, -1) + ',';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RedisKeys, USER_SHARDS } from '../src/keys.js';
+import { RedisKeys, USER_SHARDS, shardsFor } from '../src/keys.js';
 
 /** The part of a key Redis Cluster hashes: the first non-empty `{...}`, else the whole key. */
 function hashSlotOf(key: string): string {
@@ -9,15 +9,24 @@ function hashSlotOf(key: string): string {
 }
 
 describe('RedisKeys', () => {
-  const keys = new RedisKeys('ac');
+  const keys = new RedisKeys('ac', { shards: USER_SHARDS });
 
   it('builds every key under the prefix, user keys with their shard tag (user id mod 16)', () => {
     expect(USER_SHARDS).toBe(16);
     expect(keys.shardOf(5)).toBe(5);
     expect(keys.shardOf('37')).toBe(5);
     expect(keys.pubsubChannel('private-user.37')).toBe('ac:ch:{ac:s5}:private-user.37');
-    expect(keys.pubsubChannel('private-tenant.3')).toBe('ac:ch:private-tenant.3');
+    // State channels (tenant summaries, devices) carry their entity's shard tag, as their state and due set.
+    expect(keys.pubsubChannel('private-tenant.3')).toBe('ac:ch:{ac:s3}:private-tenant.3');
+    expect(keys.pubsubChannel('private-device.21')).toBe('ac:ch:{ac:s5}:private-device.21');
+    expect(keys.stateKey('private-device.21')).toBe('ac:state:{ac:s5}:private-device.21');
+    expect(keys.stateDue(5)).toBe('ac:state-due:{ac:s5}');
+    expect(keys.stateKeyPrefix(5) + 'private-device.21').toBe(keys.stateKey('private-device.21'));
+    expect(keys.stateChannelPrefix(5) + 'private-device.21').toBe(keys.pubsubChannel('private-device.21'));
+    expect(() => keys.stateKey('private-user.1')).toThrow();
+    expect(keys.pubsubChannel('private-other.3')).toBe('ac:ch:private-other.3');
     expect(keys.pusherChannelOf('ac:ch:{ac:s5}:private-user.37')).toBe('private-user.37');
+    expect(keys.pusherChannelOf('ac:ch:{ac:s3}:private-tenant.3')).toBe('private-tenant.3');
     expect(keys.pusherChannelOf('ac:ch:private-tenant.3')).toBe('private-tenant.3');
     expect(keys.pusherChannelOf('other:ch:private-user.5')).toBeNull();
     expect(keys.userLog(37)).toBe('ac:log:{ac:s5}:user:37');
@@ -51,6 +60,20 @@ describe('RedisKeys', () => {
     }
     // ...and the shards are different tags (a cluster spreads them over its masters).
     expect(new Set(keys.userBatchChannels.map(hashSlotOf)).size).toBe(16);
+  });
+
+  it('has one shard on a single Redis: one copy of each event, one fan-out channel', () => {
+    expect(shardsFor({})).toBe(1);
+    expect(shardsFor({ clusterNodes: [] })).toBe(1);
+    expect(shardsFor({ clusterNodes: [{ host: '127.0.0.1', port: 7000 }] })).toBe(USER_SHARDS);
+    const single = new RedisKeys('ac');
+    expect(single.shards).toBe(1);
+    expect(single.shardOf(37)).toBe(0);
+    expect(single.userLog(37)).toBe('ac:log:{ac:s0}:user:37');
+    expect(single.userBatchChannels).toEqual(['ac:fanout:{ac:s0}:user-batch']);
+    expect(single.isUserBatchChannel('ac:fanout:{ac:s1}:user-batch')).toBe(false);
+    expect(() => single.shardTag(1)).toThrow();
+    expect(() => new RedisKeys('ac', { shards: 0 })).toThrow();
   });
 
   it('refuses parts that could alias another key', () => {

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
-import { RedisKeys, createRedis, type Redis } from '../src/index.js';
+import { RedisKeys, USER_SHARDS, createRedis, type Redis } from '../src/index.js';
 import { compareStreamIds, readUserLogAfter } from '../src/user-log.js';
 import { DEFAULT_RETENTION, UserLogWriter } from '../src/user-log-writer.js';
 
 describe('user event logs (real Redis)', () => {
   let redis: Redis;
   let sub: Redis;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  // A cluster's shard count on a single Redis: the per-shard paths (marks, batches) run here too.
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
   const received: ChannelEventEnvelope[] = [];
   const writer = () =>
     new UserLogWriter(redis, keys, { retention: DEFAULT_RETENTION, deliveredTtlS: 60, node: 'n1' });
@@ -250,9 +251,10 @@ function userEvent(message: string): ChannelEventEnvelope {
   return envelope;
 }
 
-describe('event data stored once (real Redis)', () => {
+// One shard on a single Redis (the default), USER_SHARDS on a cluster.
+describe.each([1, USER_SHARDS])('event data stored once (real Redis, %i shards)', (shards) => {
   let redis: Redis;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards });
   beforeAll(() => {
     redis = createRedis(testEnv().redisUrl, { name: 'test-once' });
   });
@@ -280,8 +282,8 @@ describe('event data stored once (real Redis)', () => {
     for (let n = 50; n < 1050; n++) await w.appendAndPublish(`once-${n}`, 'E', data, [1_000]);
     expect((await usage()) - before).toBeLessThan(1000 * 50);
     // One data hash per event and shard with recipients, whatever the number of recipients: the 200 users
-    // are on all 16 shards, user 1000 on one.
-    expect(await redis.keys(`${keys.prefix}:ev:*:once-*`)).toHaveLength(50 * 16 + 1000);
+    // are on every shard, user 1000 on one.
+    expect(await redis.keys(`${keys.prefix}:ev:*:once-*`)).toHaveLength(50 * shards + 1000);
     // A replay reads the data back, identical to what was published live.
     const { events, gap } = await readUserLogAfter(redis, keys, 1_000, first![0]);
     expect(gap).toBeNull();

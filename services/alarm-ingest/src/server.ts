@@ -21,7 +21,13 @@ import {
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
-import { RedisKeys, StateChannelFlusher, StateChannelWriter, createRedisClient } from '@alarmcast/redis';
+import {
+  RedisKeys,
+  StateChannelFlusher,
+  StateChannelWriter,
+  createRedisClient,
+  shardsFor,
+} from '@alarmcast/redis';
 import { httpServerOptions, probeHandler, startInternalServer, type Readiness } from '@alarmcast/service';
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
@@ -64,7 +70,9 @@ export interface IngestServer {
 export async function startIngest(config: IngestConfig, options: IngestOptions = {}): Promise<IngestServer> {
   const log = options.logger ?? createLogger({ service: 'alarm-ingest', level: config.LOG_LEVEL });
   const metrics = createMetricsRegistry('alarm-ingest');
-  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const keys = new RedisKeys(config.REDIS_PREFIX, {
+    shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
+  });
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
   // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
   // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these

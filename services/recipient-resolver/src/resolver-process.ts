@@ -4,7 +4,7 @@ import { Worker } from 'bullmq';
 import { BROADCAST_QUEUE } from '@alarmcast/contracts';
 import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { RedisKeys, UserLogWriter, createRedisClient } from '@alarmcast/redis';
+import { RedisKeys, UserLogWriter, createRedisClient, shardsFor } from '@alarmcast/redis';
 import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
@@ -39,7 +39,9 @@ export async function startResolver(
   const log = (
     options.logger ?? createLogger({ service: 'recipient-resolver', level: config.LOG_LEVEL })
   ).child({ nodeId });
-  const keys = new RedisKeys(config.REDIS_PREFIX);
+  const keys = new RedisKeys(config.REDIS_PREFIX, {
+    shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
+  });
   // The resolver writes only broadcast marks: one lost in a crash makes the outbox relay re-enqueue its
   // event, and the delivery marks in Redis make the re-run serve nobody twice. So it need not wait for the
   // WAL flush of each.

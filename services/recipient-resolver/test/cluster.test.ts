@@ -11,6 +11,7 @@ import {
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
 import {
   RedisKeys,
+  USER_SHARDS,
   createPubSubTransport,
   createRedisClient,
   readUserLogAfter,
@@ -38,7 +39,7 @@ describe('recipient-resolver on a real local Redis Cluster', () => {
   let resolver: ResolverProcess;
   let world: ProvisionResult;
   let dropDb: () => Promise<void>;
-  const keys = new RedisKeys(uniqueRedisPrefix());
+  const keys = new RedisKeys(uniqueRedisPrefix(), { shards: USER_SHARDS });
   const received: PubSubEnvelope[] = [];
   const users = Array.from({ length: 20 }, (_, i) => ({
     ref: `u${i}`,

@@ -7,18 +7,26 @@ export const ACCESS_CHANNEL = 'alarmcast_access';
 /** `application_name` of the LISTEN session */
 export const ACCESS_WATCHER_APPLICATION_NAME = 'ws-edge:access-watcher';
 
-/** A notification's payload, as the triggers write it; anything else is logged and dropped. */
-const AccessChange = z.object({
-  user_id: z.number().int().min(1).max(2_147_483_647),
-  change: z.enum(['active', 'tenant', 'deleted', 'share']),
-  device_id: z.number().int().optional(),
-});
+/**
+ * A notification's payload, as the triggers write it; anything else is logged and dropped. `device` (a device
+ * moved to another tenant, migration 20261202051500_device_status) names the device and no user.
+ */
+const AccessChange = z.union([
+  z.object({
+    user_id: z.number().int().min(1).max(2_147_483_647),
+    change: z.enum(['active', 'tenant', 'deleted', 'share']),
+    device_id: z.number().int().optional(),
+  }),
+  z.object({ change: z.literal('device'), device_id: z.number().int().min(1).max(2_147_483_647) }),
+]);
 
 export interface AccessWatcherOptions {
   databaseUrl: string;
   log: Logger;
   /** users whose access may have changed, one call per notification */
   onChange: (userIds: number[]) => void;
+  /** a device moved to another tenant: whoever holds its channel is re-checked */
+  onDeviceChange?: (deviceId: number) => void;
   /**
    * After every (re)connect, once LISTEN is in place: notifications sent while the connection was down are
    * lost (Postgres queues them only for listening sessions), so every local subscription must be re-checked.
@@ -151,6 +159,7 @@ export class AccessWatcher {
       this.options.log.warn({ payload: payload?.slice(0, 200) }, 'dropped a malformed access notification');
       return;
     }
-    this.options.onChange([change.data.user_id]);
+    if ('user_id' in change.data) this.options.onChange([change.data.user_id]);
+    else this.options.onDeviceChange?.(change.data.device_id);
   }
 }

@@ -2,7 +2,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { parseChannel, PUSHER_CHANNEL_NAME, type ParsedChannel } from '@alarmcast/contracts';
 import { signChannelAuth, verifyUserJwt } from '@alarmcast/auth';
-import { findUserAccess, type PgPool } from '@alarmcast/db';
+import { findUserAccess, findVisibleDevices, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import type { EdgeConfig } from './config.js';
 import { encodeOwnerData } from './revocation.js';
@@ -30,16 +30,26 @@ export interface ChannelAuthDeps {
 
 /**
  * The rules of who may read a channel. A user's channel is that user's alone; a tenant's channel is for its
- * members. An inactive user reads nothing, including their own channel. Applied here at authorization and
- * again by every edge to its open subscriptions whenever the user's access changes (revocation.ts).
+ * members; a device's channel is for whoever may see the device (its tenant's members and its share
+ * holders, packages/db access.ts' rule: `deviceVisible`, looked up by the caller). An inactive user reads
+ * nothing, including their own channel. Applied here at authorization and again by every edge to its open
+ * subscriptions whenever the user's access changes (revocation.ts).
  */
 export function mayRead(
   userId: number,
   access: { active: boolean; tenantId: number | null } | null,
   channel: ParsedChannel,
+  deviceVisible = false,
 ): boolean {
   if (!access?.active) return false;
-  return channel.kind === 'user' ? channel.userId === userId : access.tenantId === channel.tenantId;
+  switch (channel.kind) {
+    case 'user':
+      return channel.userId === userId;
+    case 'tenant':
+      return access.tenantId === channel.tenantId;
+    case 'device':
+      return deviceVisible;
+  }
 }
 
 /**
@@ -98,15 +108,23 @@ export function channelAuthRouter(deps: ChannelAuthDeps): Router {
       // refused here as they are at the socket.
       const channel = parseChannel(channelName);
       let access: Awaited<ReturnType<typeof findUserAccess>> = null;
+      let deviceVisible = false;
       if (channel) {
         try {
-          access = await findUserAccess(pool, claims.userId);
+          [access, deviceVisible] = await Promise.all([
+            findUserAccess(pool, claims.userId),
+            channel.kind === 'device'
+              ? findVisibleDevices(pool, [{ userId: claims.userId, deviceId: channel.deviceId }]).then(
+                  (v) => v.size > 0,
+                )
+              : false,
+          ]);
         } catch (err) {
           log.error({ err }, 'could not load user access');
           throw new ApiError('service_unavailable', 'user directory unavailable, retry');
         }
       }
-      if (!channel || !mayRead(claims.userId, access, channel)) {
+      if (!channel || !mayRead(claims.userId, access, channel, deviceVisible)) {
         outcome('forbidden');
         log.info({ userId: claims.userId, channel: channelName }, 'channel authorization refused');
         throw new ApiError('forbidden', `not allowed to subscribe to ${channelName}`);

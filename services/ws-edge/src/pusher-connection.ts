@@ -1,6 +1,12 @@
 import { WebSocket, type RawData } from 'ws';
 import { RESUME_FAILED_EVENT, parseChannel, type ResumeFailedData } from '@alarmcast/contracts';
-import { compareStreamIds, parseStreamId, type LogGap, type LoggedEvent } from '@alarmcast/redis';
+import {
+  compareStreamIds,
+  parseStreamId,
+  type LogGap,
+  type LoggedEvent,
+  type StateSnapshot,
+} from '@alarmcast/redis';
 import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
 import type { ChannelPublisher } from './channel-publisher.js';
@@ -28,6 +34,11 @@ export interface ConnectionContext {
   publisher: ChannelPublisher;
   /** a user's log after an event id, for resume (packages/redis readUserLogAfter) */
   readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
+  /**
+   * A state channel's current state (packages/redis readStateSnapshot: one Redis read, no Postgres), sent
+   * first on every (re)subscribe of `private-device.{id}` and `private-tenant.{id}`
+   */
+  readSnapshot?: (channel: string) => Promise<StateSnapshot | null>;
   metrics: EdgeMetrics;
   log: Logger;
   /** owners of subscriptions and live revocation (revocation.ts) */
@@ -81,6 +92,13 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   private readonly lastSent = new Map<string, string>();
   /** owner and expiry of each subscription, for live revocation */
   private readonly grants: SocketGrants;
+  /**
+   * For state channels, the sequence of the last snapshot sent: a live update at or below it is older than
+   * what the socket has (it was in flight on the subscriber connection while the snapshot was read on
+   * another). Dropped once a newer update goes by, so a state restarted from 1 (expired, Redis lost its
+   * data) is not silenced.
+   */
+  private readonly snapshotSeq = new Map<string, number>();
 
   constructor(
     readonly socketId: string,
@@ -120,6 +138,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       return;
     }
     if (!this.isOpen) return;
+    const snapshotSeq = this.snapshotSeq.get(channel);
+    if (snapshotSeq !== undefined && eventId !== undefined) {
+      if (Number(eventId) <= snapshotSeq) return;
+      this.snapshotSeq.delete(channel);
+    }
     const upTo = this.sentUpTo.get(channel);
     if (upTo !== undefined && eventId !== undefined) {
       if (compareStreamIds(eventId, upTo) <= 0) return;
@@ -150,6 +173,15 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   resubscribed(channel: string, settled: Promise<void>): void {
     const from = this.lastSent.get(channel);
     const parsed = parseChannel(channel);
+    if (this.isStateChannel(channel) && this.channels.has(channel) && !this.resuming.has(channel)) {
+      // What changed meanwhile was published to nobody here: the current state again, then live.
+      this.resuming.set(channel, []);
+      settled.then(
+        () => void this.sendSnapshot(channel),
+        () => this.resuming.delete(channel),
+      );
+      return;
+    }
     if (from === undefined || from === '' || parsed?.kind !== 'user') return;
     if (!this.channels.has(channel) || this.resuming.has(channel)) return;
     this.resuming.set(channel, []);
@@ -222,6 +254,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       case 'unsubscribe':
         this.resuming.delete(frame.channel);
         this.sentUpTo.delete(frame.channel);
+        this.snapshotSeq.delete(frame.channel);
         this.lastSent.delete(frame.channel);
         this.grants.remove(frame.channel);
         if (this.channels.delete(frame.channel)) this.ctx.subscriptions.leave(frame.channel, this);
@@ -282,8 +315,10 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     if (parsed?.kind === 'user') this.lastSent.set(channel, '');
     const resumeFrom = lastEventId !== undefined && parsed?.kind === 'user' ? lastEventId : undefined;
     // Held from before SUBSCRIBE: once Redis acknowledges, every later event is either in the log read
-    // below or among these, so nothing falls between replay and live.
-    if (resumeFrom !== undefined) this.resuming.set(channel, []);
+    // below or among these, so nothing falls between replay and live. A state channel holds its live
+    // updates the same way until its snapshot is sent.
+    const snapshot = this.isStateChannel(channel);
+    if (resumeFrom !== undefined || snapshot) this.resuming.set(channel, []);
     this.ctx.subscriptions.join(channel, this).then(
       () => {
         // Unsubscribed or closed while Redis was acknowledging: say nothing.
@@ -291,6 +326,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
         this.send(serverFrames.subscriptionSucceeded(channel));
         if (resumeFrom !== undefined && parsed?.kind === 'user')
           void this.resume(channel, parsed.userId, resumeFrom);
+        else if (snapshot) void this.sendSnapshot(channel);
       },
       (err: unknown) => {
         this.resuming.delete(channel);
@@ -303,6 +339,34 @@ export class PusherConnection implements ChannelMember, RevocableMember {
         this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.subscribeFailed);
       },
     );
+  }
+
+  /** A channel whose current state is sent at subscribe (state channels with a snapshot reader). */
+  private isStateChannel(channel: string): boolean {
+    const kind = parseChannel(channel)?.kind;
+    return this.ctx.readSnapshot !== undefined && (kind === 'device' || kind === 'tenant');
+  }
+
+  /**
+   * Sends the channel's current state, flagged `"snapshot": true`, then the live updates held meanwhile that
+   * are newer than it. Without a stored state (never written, expired) only the held updates go out. A
+   * failed read is logged and treated the same: live updates still flow, and the next subscribe tries again.
+   */
+  private async sendSnapshot(channel: string): Promise<void> {
+    let snapshot: StateSnapshot | null = null;
+    try {
+      snapshot = await this.ctx.readSnapshot!(channel);
+    } catch (err) {
+      this.log.warn({ err, channel }, 'could not read the state snapshot');
+    }
+    const held = this.resuming.get(channel) ?? [];
+    this.resuming.delete(channel);
+    if (!this.channels.has(channel)) return; // unsubscribed meanwhile
+    if (snapshot) {
+      this.send(serverFrames.channelEvent(channel, snapshot.event, snapshot.data));
+      this.snapshotSeq.set(channel, snapshot.seq);
+    }
+    for (const h of held) this.deliver(h.frame, channel, h.eventId);
   }
 
   /**
@@ -428,6 +492,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     if (!this.channels.delete(channel)) return;
     this.resuming.delete(channel);
     this.sentUpTo.delete(channel);
+    this.snapshotSeq.delete(channel);
     this.grants.remove(channel);
     this.ctx.subscriptions.leave(channel, this);
     const message = REVOCATION_MESSAGES.channelRevoked(channel);

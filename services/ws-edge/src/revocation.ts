@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ParsedChannel } from '@alarmcast/contracts';
 import { parseChannel } from '@alarmcast/contracts';
-import { findUsersAccess, type PgPool, type UserAccess } from '@alarmcast/db';
+import { findUsersAccess, findVisibleDevices, type PgPool, type UserAccess } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import { mayRead } from './channel-auth.js';
 
@@ -182,6 +182,24 @@ export class Revocation {
     this.recheck(userIds);
   }
 
+  /**
+   * A device moved to another tenant: every local owner of a `private-device.{id}` subscription of it is
+   * re-checked (rare enough that walking the local owners is cheaper than an index kept for it).
+   */
+  deviceChanged(deviceId: number): void {
+    const channel = `private-device.${deviceId}`;
+    const users: number[] = [];
+    for (const [userId, members] of this.byUser) {
+      for (const m of members) {
+        if (m.channelsOf(userId).includes(channel)) {
+          users.push(userId);
+          break;
+        }
+      }
+    }
+    this.accessChanged(users);
+  }
+
   /** Every local subscription is re-checked: after the LISTEN connection was down, changes may be missed. */
   recheckAll(): void {
     this.recheck([...this.byUser.keys()]);
@@ -210,10 +228,25 @@ export class Revocation {
         const batch = [...this.pending].slice(0, 1000);
         for (const id of batch) this.pending.delete(id);
         let access: Map<number, UserAccess>;
+        let visible: Set<string>;
         let timer: NodeJS.Timeout | undefined;
+        // The device channels these users hold here, whose visibility is looked up with their access.
+        const devicePairs: { userId: number; deviceId: number }[] = [];
+        for (const userId of batch) {
+          const channels = new Set<string>();
+          for (const m of this.byUser.get(userId) ?? [])
+            for (const c of m.channelsOf(userId)) channels.add(c);
+          for (const c of channels) {
+            const parsed = parseChannel(c);
+            if (parsed?.kind === 'device') devicePairs.push({ userId, deviceId: parsed.deviceId });
+          }
+        }
         try {
-          access = await Promise.race([
-            findUsersAccess(this.options.pool, batch),
+          [access, visible] = await Promise.race([
+            Promise.all([
+              findUsersAccess(this.options.pool, batch),
+              findVisibleDevices(this.options.pool, devicePairs),
+            ]),
             new Promise<never>((_, reject) => {
               timer = setTimeout(
                 () => reject(new Error('access re-check timed out')),
@@ -233,14 +266,14 @@ export class Revocation {
         } finally {
           clearTimeout(timer);
         }
-        for (const id of batch) this.apply(id, access.get(id) ?? null);
+        for (const id of batch) this.apply(id, access.get(id) ?? null, visible);
       }
     } finally {
       this.flushing = false;
     }
   }
 
-  private apply(userId: number, access: UserAccess | null): void {
+  private apply(userId: number, access: UserAccess | null, visible: ReadonlySet<string>): void {
     for (const member of [...(this.byUser.get(userId) ?? [])]) {
       if (!access?.active) {
         // Deactivated or deleted: nothing on this socket is theirs to read any more.
@@ -250,7 +283,8 @@ export class Revocation {
       }
       for (const channel of member.channelsOf(userId)) {
         const parsed = parseChannel(channel);
-        if (parsed && mayRead(userId, access, parsed)) continue;
+        const deviceVisible = parsed?.kind === 'device' && visible.has(`${userId}:${parsed.deviceId}`);
+        if (parsed && mayRead(userId, access, parsed, deviceVisible)) continue;
         member.revokeChannel(channel);
         this.options.onRevoked?.('channel');
       }

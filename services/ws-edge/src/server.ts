@@ -5,7 +5,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorBody } from '@alarmcast/contracts';
 import { createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
-import { createPubSubTransport, createRedisClient, readUserLogAfter, RedisKeys } from '@alarmcast/redis';
+import {
+  createPubSubTransport,
+  createRedisClient,
+  readStateSnapshot,
+  readUserLogAfter,
+  RedisKeys,
+  shardsFor,
+} from '@alarmcast/redis';
 import { channelAuthRouter } from './channel-auth.js';
 import { ChannelPublisher } from './channel-publisher.js';
 import { httpApiRouter } from './http-api.js';
@@ -91,7 +98,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   // A subscribed connection can run no other command, so publishing (HTTP API, client events) has its own.
   const publisherRedis = createRedisClient(target, { name: 'ws-edge:pub' });
   publisherRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis publisher error'));
-  const keys = new RedisKeys(config.redisPrefix);
+  const keys = new RedisKeys(config.redisPrefix, { shards: shardsFor(target) });
   const transport = createPubSubTransport(publisherRedis, subscriber);
   const publisher = new ChannelPublisher(transport, keys);
 
@@ -206,6 +213,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     databaseUrl: config.databaseUrl,
     log,
     onChange: (userIds) => revocation.accessChanged(userIds),
+    onDeviceChange: (deviceId) => revocation.deviceChanged(deviceId),
     onListening: () => revocation.recheckAll(),
   });
   accessWatcher.start();
@@ -250,6 +258,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     subscriptions,
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
+    readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
     metrics,
     log,
     revocation,

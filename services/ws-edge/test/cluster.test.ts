@@ -2,7 +2,13 @@ import { createHash, createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signChannelAuth } from '@alarmcast/auth';
 import { RESUME_FAILED_EVENT, RESUME_FIELD, userChannel } from '@alarmcast/contracts';
-import { DEFAULT_RETENTION, UserLogWriter, createRedisClient, type RedisConnection } from '@alarmcast/redis';
+import {
+  DEFAULT_RETENTION,
+  USER_SHARDS,
+  UserLogWriter,
+  createRedisClient,
+  type RedisConnection,
+} from '@alarmcast/redis';
 import { startRedisCluster, type LocalRedisCluster } from '@alarmcast/testing';
 import type { EdgeServer } from '../src/server.js';
 import { RawClient, createEdgeWorld, provisionTenant, type EdgeWorld, type Frame } from './helpers.js';
@@ -21,7 +27,7 @@ describe('ws-edge on a real local Redis Cluster', () => {
 
   beforeAll(async () => {
     cluster = await startRedisCluster({ timeoutMs: 20_000 });
-    world = await createEdgeWorld();
+    world = await createEdgeWorld({ shards: USER_SHARDS });
     edge = await world.startSharedEdge({ REDIS_CLUSTER_NODES: cluster.seedList });
     redis = createRedisClient(
       { url: 'redis://unused.invalid:1', clusterNodes: cluster.nodes },

@@ -33,7 +33,8 @@ export interface EdgeWorld {
   teardown: () => Promise<void>;
 }
 
-export async function createEdgeWorld(): Promise<EdgeWorld> {
+/** `shards`: the RedisKeys shard count the edges will use (USER_SHARDS for an edge on a cluster). */
+export async function createEdgeWorld(options: { shards?: number } = {}): Promise<EdgeWorld> {
   const env = testEnv();
   const db = await createTestDatabase(env.postgresAdminUrl, env.postgresTemplate);
   const prisma = createPrismaClient(db.url);
@@ -56,7 +57,7 @@ export async function createEdgeWorld(): Promise<EdgeWorld> {
   const world: EdgeWorld = {
     prisma,
     redis,
-    keys: new RedisKeys(prefix),
+    keys: new RedisKeys(prefix, { shards: options.shards }),
     config,
     track: (value, close) => {
       closers.push(() => close(value));

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { userChannel } from '@alarmcast/contracts';
 import { createLogger } from '@alarmcast/observability';
-import { createRedis, RedisPubSub, type Redis } from '@alarmcast/redis';
+import { createRedis, RedisPubSub, USER_SHARDS, type Redis } from '@alarmcast/redis';
 import { ChannelSubscriptions, type ChannelMember } from '../src/subscriptions.js';
 import { serverFrames } from '../src/pusher-protocol.js';
 import { createEdgeWorld, numsub, publish, type EdgeWorld } from './helpers.js';
@@ -24,7 +24,8 @@ describe('ChannelSubscriptions', () => {
   let subscriber: Redis;
 
   beforeAll(async () => {
-    world = await createEdgeWorld();
+    // A cluster's shard count (no edge is started here): batches arrive on any of the 16 fan-out channels.
+    world = await createEdgeWorld({ shards: USER_SHARDS });
   });
   afterEach(() => subscriber.disconnect());
   afterAll(() => world.teardown());

@@ -60,6 +60,11 @@ export interface LoadResult {
   };
   /** every expected delivery arrived, none twice, none elsewhere, every POST acknowledged */
   exact: boolean;
+  /**
+   * every acknowledged alarm reached each of its recipients once and nobody else (POSTs refused with 503
+   * allowed): what overload must never break
+   */
+  acceptedDeliveredExactly: boolean;
   /** POST sent → frame received, per delivery, over the measured (non-warm-up) alarms */
   latencyMs: Percentiles;
   /** POST sent → frame received at the alarm's last recipient */
@@ -247,6 +252,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     postFailures,
     deliveries: { expected, received, missing: expected - received, duplicates, unexpected },
     exact: received === expected && duplicates === 0 && unexpected === 0 && acked === total,
+    acceptedDeliveredExactly: received === expected && duplicates === 0 && unexpected === 0,
     latencyMs: percentiles(sorted),
     lastRecipientMs: percentiles(lastPerAlarm),
     ackMs: percentiles(acks),

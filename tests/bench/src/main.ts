@@ -3,6 +3,7 @@
  *
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm|informs] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
+ *              [--cpus <list>]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -10,16 +11,19 @@
  * latency charts, and the results section of docs/BENCHMARKS.md (`--quick`: a short smoke run whose files
  * go to a temporary directory instead). Load goes to 127.0.0.1 only and every run is bounded in time.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { latencyCdfSvg } from './chart.js';
+import { pinRunTo } from './cpu-pinning.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
 import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
 import { informs } from './informs.js';
+import { benchRedisUrl } from './stacks.js';
 
 const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm, informs } as const;
 type ScenarioName = keyof typeof SCENARIOS;
@@ -44,6 +48,8 @@ const { values, positionals } = parseArgs({
     'report-only': { type: 'boolean', default: false },
     // capacity through POST /v1/alarms/batch, this many alarms per request
     batch: { type: 'string' },
+    // Pins the run (harness, services, Redis, Postgres) to these CPUs, e.g. 0: the same run on less CPU.
+    cpus: { type: 'string' },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -78,16 +84,31 @@ if (values['report-only']) {
   process.exit(0);
 }
 
-const about = machine();
+if (values.cpus !== undefined) {
+  const redis = new Redis(benchRedisUrl());
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))![1]);
+  redis.disconnect();
+  try {
+    pinRunTo(values.cpus, redisPid);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  console.log(`pinned the harness, Redis and PostgreSQL to CPUs ${values.cpus}`);
+}
+/** A pinned run's results are kept beside the unpinned ones: `steady.json`, `steady.cpus-0.json`. */
+const variant = values.cpus === undefined ? '' : `.cpus-${values.cpus.replace(/,/g, '_')}`;
+const about = { ...machine(), cpusPinned: values.cpus ?? null };
 let allMet = true;
 for (const name of chosen === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [chosen]) {
   console.log(`\n=== ${TITLES[name]} ===`);
   const result = (await SCENARIOS[name](settings)) as ScenarioResult;
   await writeFile(
-    join(outDir, `${name}.json`),
+    join(outDir, `${name}${variant}.json`),
     JSON.stringify({ machine: about, settings, ...result }, null, 2) + '\n',
   );
-  await writeCharts(result);
+  // The charts show the unpinned runs (a pinned run's tables say what they need).
+  if (!variant) await writeCharts(result);
   console.log(scenarioMarkdown(result));
   allMet &&= result.floors.every((f) => f.met);
 }
@@ -132,16 +153,22 @@ async function updateBenchmarksMd(): Promise<void> {
   const end = '<!-- results:end -->';
   if (!doc.includes(begin) || !doc.includes(end)) throw new Error(`${file} lacks the results markers`);
   const sections: string[] = [];
+  const files = await readdir(outDir);
   for (const name of Object.keys(SCENARIOS) as ScenarioName[]) {
-    const path = join(outDir, `${name}.json`);
-    if (!existsSync(path)) continue;
-    const saved = JSON.parse(await readFile(path, 'utf8')) as ScenarioResult & {
-      machine: ReturnType<typeof machine>;
-    };
-    sections.push(
-      `### ${TITLES[name]}\n\n_Run ${saved.machine.date.slice(0, 16).replace('T', ' ')} UTC at commit ${saved.machine.commit}; ` +
-        `${saved.machine.cpu}, ${saved.machine.memoryGb} GB, Node ${saved.machine.node}._\n\n${scenarioMarkdown(saved)}`,
+    // The unpinned run first, then any pinned ones (--cpus).
+    const runs = files.filter(
+      (f) => f === `${name}.json` || (f.startsWith(`${name}.cpus-`) && f.endsWith('.json')),
     );
+    for (const file of runs.sort()) {
+      const saved = JSON.parse(await readFile(join(outDir, file), 'utf8')) as ScenarioResult & {
+        machine: ReturnType<typeof machine> & { cpusPinned?: string | null };
+      };
+      const pinned = saved.machine.cpusPinned ? ` — whole run pinned to CPU ${saved.machine.cpusPinned}` : '';
+      sections.push(
+        `### ${TITLES[name]}${pinned}\n\n_Run ${saved.machine.date.slice(0, 16).replace('T', ' ')} UTC at commit ${saved.machine.commit}; ` +
+          `${saved.machine.cpu}, ${saved.machine.memoryGb} GB, Node ${saved.machine.node}._\n\n${scenarioMarkdown(saved)}`,
+      );
+    }
   }
   const updated =
     doc.slice(0, doc.indexOf(begin) + begin.length) +

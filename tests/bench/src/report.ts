@@ -193,7 +193,7 @@ export function scenarioMarkdown(r: ScenarioResult): string {
       );
     case 'capacity':
       return (
-        `Scenario 1's world at rising rates on one set of processes per system (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step) until p99 > 250 ms or delivery is incomplete` +
+        `Scenario 1's world at rising rates on one set of processes per system (${r.step.durationS} s measured after ${r.step.warmupS} s warm-up per step) until ${r.pastCliffSteps} steps past the first with p99 > 250 ms or delivery incomplete` +
         `${r.batch ? `, posted through POST /v1/alarms/batch in requests of ${r.batch} alarms` : ', one POST /v1/alarms per alarm'}.\n\n` +
         '| system | highest rate held (alarms/s) | deliveries/s at that rate |\n|---|---:|---:|\n' +
         r.ramps
@@ -207,7 +207,21 @@ export function scenarioMarkdown(r: ScenarioResult): string {
           ? `alarmcast ÷ Socket.IO, highest rate held (throughput): ${(r.ramps[0]!.highestRateHeld / r.ramps[1]!.highestRateHeld).toFixed(2)}\n\n`
           : '') +
         runsTable(r.ramps.flatMap((x) => x.steps)) +
-        '\n' +
+        '\nOverload (the ramp goes on past the first failing rate): what the ingest accepted, what it refused with\n' +
+        '503 (admission control, `Retry-After`), and whether every accepted alarm was delivered exactly once:\n\n' +
+        '| run | offered/s | accepted/s | 503s | other failures | p99 of accepted (ms) | accepted delivered exactly |\n' +
+        '|---|---:|---:|---:|---:|---:|---|\n' +
+        r.ramps
+          .flatMap((x) => x.steps)
+          .map((s) => {
+            const refused = s.postFailures['503'] ?? 0;
+            const other = Object.entries(s.postFailures)
+              .filter(([why]) => why !== '503')
+              .reduce((n, [, k]) => n + k, 0);
+            return `| ${s.label} | ${s.ratePerS} | ${s.sustained.alarmsPerS} | ${refused} | ${other} | ${fmt(s.latencyMs.p99)} | ${s.acceptedDeliveredExactly ? 'yes' : '**no**'} |`;
+          })
+          .join('\n') +
+        '\n\n' +
         resourcesTable(r.ramps.flatMap((x) => x.steps)) +
         "\nIdle connections (the socket server's RSS growth after connecting them, divided by their number):\n\n" +
         '| system | sockets | KB per idle connection |\n|---|---:|---:|\n' +

@@ -162,6 +162,7 @@ function emptyLoad(label: string): LoadResult {
     postFailures: {},
     deliveries: { expected: 0, received: 0, missing: 0, duplicates: 0, unexpected: 0 },
     exact: true,
+    acceptedDeliveredExactly: true,
     latencyMs: none,
     lastRecipientMs: none,
     ackMs: none,
@@ -279,6 +280,9 @@ export async function bigTenant(s: BenchSettings) {
  * Scenario 4: scenario 1's world at rising rates until p99 passes 250 ms or delivery is incomplete; then
  * 10,000 idle connections for the memory each costs.
  */
+/** Steps the capacity ramp runs past the first rate that fails (p99 > 250 ms or not exact). */
+const PAST_CLIFF_STEPS = 2;
+
 export async function capacity(s: BenchSettings) {
   const world = await provisionWorld('alarmcast_bench_steady', STEADY);
   const rates = s.quick ? [200, 400] : [200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000];
@@ -290,6 +294,9 @@ export async function capacity(s: BenchSettings) {
     // production. (Starting cold at a high rate measures how fast a backlog from the JIT warm-up drains.)
     const steps = await onSystem(s, system, world, `capacity ${system}`, async (measure) => {
       const done: RunResult[] = [];
+      // Past the first failing rate the ramp goes on for PAST_CLIFF_STEPS more: overload must stay
+      // predictable there (admission control answers 503, what was accepted is delivered, its p99 bounded).
+      let pastCliff = 0;
       for (const ratePerS of rates) {
         const how = s.batch === undefined ? '' : ` (batches of ${s.batch})`;
         const r = await measure(`capacity ${system} ${ratePerS}/s${how}`, {
@@ -298,11 +305,13 @@ export async function capacity(s: BenchSettings) {
           batch: s.batch,
         });
         done.push(r);
-        if (!r.exact || r.latencyMs.p99 > 250) break;
+        if ((!r.exact || r.latencyMs.p99 > 250) && ++pastCliff > PAST_CLIFF_STEPS) break;
       }
       return done;
     });
-    const held = steps.filter((r) => r.exact && r.latencyMs.p99 <= 250);
+    // The highest rate held is the last step of the unbroken run of passing steps from the bottom.
+    const firstFailing = steps.findIndex((r) => !r.exact || r.latencyMs.p99 > 250);
+    const held = firstFailing < 0 ? steps : steps.slice(0, firstFailing);
     ramps.push({ system, highestRateHeld: held.at(-1)?.ratePerS ?? 0, steps });
   }
   const bigWorld = await provisionWorld('alarmcast_bench_big', BIG_TENANT);
@@ -324,12 +333,35 @@ export async function capacity(s: BenchSettings) {
       measured: `${ours.highestRateHeld} alarms/s`,
       met: ours.highestRateHeld >= 200,
     },
+    {
+      what: 'goal: highest rate held',
+      target: '≥ 1,000 alarms/s',
+      measured: `${ours.highestRateHeld} alarms/s`,
+      met: ours.highestRateHeld >= 1000,
+    },
+    ...(ramps[1] && ramps[1].highestRateHeld > 0
+      ? [
+          {
+            what: 'goal: highest rate held ÷ the peer’s',
+            target: '≥ 2×',
+            measured: `${(ours.highestRateHeld / ramps[1].highestRateHeld).toFixed(2)}×`,
+            met: ours.highestRateHeld >= 2 * ramps[1].highestRateHeld,
+          },
+        ]
+      : []),
+    {
+      what: 'overload: every accepted alarm delivered exactly once at every step, past the cliff too',
+      target: 'every step',
+      measured: `${ours.steps.filter((r) => r.acceptedDeliveredExactly).length}/${ours.steps.length} steps`,
+      met: ours.steps.every((r) => r.acceptedDeliveredExactly),
+    },
   ];
   return {
     scenario: 'capacity' as const,
     world: STEADY,
     rates,
     step,
+    pastCliffSteps: PAST_CLIFF_STEPS,
     /** alarms per POST /v1/alarms/batch, or null: one POST /v1/alarms per alarm */
     batch: s.batch ?? null,
     ramps,
