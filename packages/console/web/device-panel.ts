@@ -98,7 +98,9 @@ export class DevicePanel {
         console.warn('alarmcast: dropped a malformed device status event', data);
         return;
       }
-      if (view.apply(data)) {
+      // Live from the first event on (a snapshot equal to what the API gave changes nothing shown).
+      const changed = view.apply(data);
+      if (changed || panel.dataset.state !== 'live') {
         panel.dataset.state = 'live';
         this.draw();
       }

@@ -372,11 +372,11 @@ function showSummary(counts: Counts): void {
 async function startSummary(): Promise<void> {
   const res = await userApi('/v1/devices/summary');
   if (!res.ok) return;
-  const body = (await res.json()) as { tenant_id: number | null; online: number; offline: number };
-  if (body.tenant_id === null) return;
+  const { summary } = (await res.json()) as { summary: (Counts & { tenant_id: number }) | null };
+  if (summary === null) return;
   // The API's counts first; the channel's snapshot (read after them) and each change then replace them.
-  showSummary(body);
-  pusher?.subscribe(`private-tenant.${body.tenant_id}`).bind(SUMMARY_EVENT, (data: unknown) => {
+  showSummary(summary);
+  pusher?.subscribe(`private-tenant.${summary.tenant_id}`).bind(SUMMARY_EVENT, (data: unknown) => {
     const summary = (data as { summary?: unknown } | null)?.summary;
     if (isCounts(summary)) showSummary(summary);
   });
