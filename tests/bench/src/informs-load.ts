@@ -217,7 +217,9 @@ export async function runInforms(plan: InformsPlan, account: InformsAccount): Pr
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const now = performance.now();
-    const measured = now >= measuredFrom;
+    // By schedule, not by the moment the timer fired: a flush due in the window is measured even if it ran
+    // a millisecond early (the loop does not sleep for less than that).
+    const measured = due >= measuredFrom;
     const wall = Date.now();
     const items: Item[] = [];
     const changes: { key: string }[] = [];

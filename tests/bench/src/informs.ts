@@ -336,31 +336,3 @@ export async function informs(s: BenchSettings) {
   };
 }
 
-/** TEMPORARY smoke: ingest only, no watchers. */
-export async function informsSmoke() {
-  const world = await provisionInformsWorld(10);
-  await steadyState(world);
-  const sys = await startSystem('alarmcast', world.databaseUrl, undefined, { deviceStatus: true });
-  try {
-    const account = new InformsAccount();
-    const r = await runInforms(
-      {
-        ingestUrl: sys.ingestUrl,
-        collectorTokens: world.informTokens,
-        periodicDevices: world.periodic,
-        flappers: world.flappers,
-        watched: new Set(),
-        presence: PRESENCE,
-        flapPeriodS: FLAP_PERIOD_S,
-        ratePerS: 200,
-        durationS: 8,
-        warmupS: 2,
-        valueChangeShare: 0.02,
-      },
-      account,
-    );
-    console.log(JSON.stringify(r, null, 1));
-  } finally {
-    await sys.close();
-  }
-}

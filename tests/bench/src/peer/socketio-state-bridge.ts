@@ -11,7 +11,7 @@
  */
 import { createServer } from 'node:http';
 import { Emitter } from '@socket.io/redis-emitter';
-import { RedisKeys, USER_SHARDS, createRedis, decodeEnvelope } from '@alarmcast/redis';
+import { RedisKeys, createRedis, decodeEnvelope } from '@alarmcast/redis';
 
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;
@@ -27,7 +27,7 @@ const emitter = new Emitter(pub, { key: `${keys.prefix}:socket.io` });
 // Every shard's device state channels. A pattern subscription of its own (the transport has none, and this
 // is the peer, not alarmcast): it is what Socket.IO's adapter does too.
 const patterns = Array.from(
-  { length: USER_SHARDS },
+  { length: keys.shards },
   (_, s) => `${keys.stateChannelPrefix(s)}private-device.*`,
 );
 let forwarded = 0;

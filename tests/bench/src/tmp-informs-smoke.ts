@@ -1,3 +1,0 @@
-import { informsSmoke } from './informs.js';
-await informsSmoke();
-process.exit(0);
