@@ -110,7 +110,7 @@ function rowOf(a: Alarm, index: number, fresh: boolean): HTMLTableRowElement {
   return tr;
 }
 
-/** The alarm's device by name (its serial number when it has none) and serial; a button opening its panel. */
+/** The alarm's device by name (its serial number when it has none) and serial; a link opening its panel. */
 function deviceCell(a: Alarm): HTMLTableCellElement {
   const td = document.createElement('td');
   td.className = 'device-cell';
@@ -120,12 +120,13 @@ function deviceCell(a: Alarm): HTMLTableCellElement {
   }
   const deviceId = a.device_id;
   const label = a.device_name ?? a.device_serial_number ?? `#${deviceId}`;
-  const open = document.createElement('button');
-  open.type = 'button';
-  open.className = 'link device-link';
+  // A link, not a button: the row's only button stays Acknowledge (keyboard focus is kept on it across
+  // redraws), and the address names the open device (hashchange opens the panel).
+  const open = document.createElement('a');
+  open.className = 'device-link';
+  open.href = `#device=${deviceId}`;
   open.textContent = label;
   open.setAttribute('aria-label', `Open device ${label}`);
-  open.addEventListener('click', () => openDevice(deviceId));
   const serial = document.createElement('span');
   serial.className = 'serial';
   serial.textContent = a.device_name === null ? '' : (a.device_serial_number ?? '');

@@ -335,4 +335,3 @@ export async function informs(s: BenchSettings) {
       : null,
   };
 }
-
