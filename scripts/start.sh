@@ -70,6 +70,11 @@ Raise an alarm on device ${deviceRef} (id ${device.id}):
     -H 'Authorization: Bearer ${token.token}' -H 'Content-Type: application/json' \\
     -d '{"deviceId":${device.id},"alarmIdentifier":"wan-down","eventType":"Communications Alarm","probableCause":"Loss of signal","specificProblem":"WAN link down","perceivedSeverity":"Major"}'
 
+Report an inform batch for ${deviceRef} (its live status on private-device.${device.id}; offline after 2 x 300 s + 30 s without one):
+  curl -sS -X POST http://127.0.0.1:${ingest}/v1/devices/informs \\
+    -H 'Authorization: Bearer ${token.token}' -H 'Content-Type: application/json' \\
+    -d '{"informs":[{"deviceId":${device.id},"informedAt":"'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'","eventCodes":["1 BOOT","M Reboot"],"periodicInformInterval":300,"softwareVersion":"1.2.3","hardwareVersion":"HW-A","uptimeS":42,"parameters":{"Device.WiFi.Radio.1.Channel":"6"}}]}'
+
 Press Ctrl-C to stop.`);
 JS
 wait -n "${pids[@]}" || true

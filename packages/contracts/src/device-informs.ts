@@ -32,6 +32,13 @@ export const DEVICE_INFORM_INTERVAL_MAX_S = 7 * 24 * 3600;
 /** Length of softwareVersion / hardwareVersion (TR-181 DeviceInfo.SoftwareVersion is string(64)). */
 export const DEVICE_VERSION_MAX_CHARS = 64;
 
+/**
+ * How far `informedAt` may be ahead of the server's clock: informs of a device apply in informedAt order, so
+ * one from the far future would make every later real one a `duplicate`. Collectors should send the time they
+ * received the Inform (a CPE's own clock may be anything before NTP).
+ */
+export const DEVICE_INFORM_MAX_FUTURE_S = 300;
+
 /** Event codes that mean the device (re)booted: its `last_boot_at` becomes the inform's `informedAt`. */
 export const BOOT_EVENT_CODES: readonly string[] = ['0 BOOTSTRAP', '1 BOOT'];
 

@@ -4,6 +4,11 @@ import {
   AlarmListQuery,
   IdempotencyKey,
   JOB_CATALOGUE,
+  BROADCAST_EVENTS_MAX,
+  broadcastJob,
+  broadcastJobs,
+  broadcastEventsJobId,
+  parseJob,
   OUTBOX_KINDS,
   PubSubEnvelope,
   parseChannel,
@@ -63,6 +68,26 @@ describe('PubSubEnvelope and the job catalogue', () => {
     expect(schema.safeParse({ eventId: '12' }).success).toBe(true);
     expect(schema.safeParse({ eventId: 12 }).success).toBe(false);
     expect(schema.safeParse({ eventId: '12', extra: 1 }).success).toBe(false);
+  });
+
+  it('puts a single event in its own job and several in BroadcastEvents jobs of at most 100, ids ascending', () => {
+    expect(broadcastJobs(['7'])).toEqual([broadcastJob('7')]);
+    const ids = Array.from({ length: 201 }, (_, i) => String(1000 - i));
+    const jobs = broadcastJobs(ids);
+    expect(jobs.map((j) => j.name)).toEqual(['BroadcastEvents', 'BroadcastEvents', 'BroadcastAlarmToTenant']);
+    const carried = jobs.flatMap((j) => ('eventIds' in j.data ? j.data.eventIds : [j.data.eventId]));
+    expect(carried).toEqual([...ids].reverse());
+    expect(jobs[0]!.opts.jobId).toBe(broadcastEventsJobId(carried.slice(0, BROADCAST_EVENTS_MAX)));
+    expect(jobs[0]!.opts.jobId).toBe('evts-800-899-100');
+    // The same set in another order is the same job (enqueueing it again is a no-op).
+    expect(broadcastJobs([...ids].sort()).map((j) => j.opts.jobId)).toEqual(jobs.map((j) => j.opts.jobId));
+    for (const job of jobs) expect(parseJob(job.name, job.data)).toMatchObject({ ok: true });
+    const many = JOB_CATALOGUE.BroadcastEvents.schema;
+    expect(many.safeParse({ eventIds: ['1'] }).success).toBe(false);
+    expect(many.safeParse({ eventIds: Array.from({ length: 101 }, (_, i) => String(i + 1)) }).success).toBe(
+      false,
+    );
+    expect(many.safeParse({ eventIds: ['1', 'x'] }).success).toBe(false);
   });
 });
 

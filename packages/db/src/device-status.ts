@@ -367,19 +367,24 @@ export async function clearStrandedOfflineAlarms(
   return { eventIds: rows[0]!.event_ids, fixed: rows[0]!.fixed };
 }
 
-/** Online, offline and total devices of each tenant in `tenantIds` (a tenant without devices: zeros). */
+/**
+ * Online, offline and total devices of each tenant in `tenantIds` (a tenant without devices: zeros), or of
+ * every tenant that has devices (`'all'`: a scan of device_status, for the summaries at an ingest's start).
+ */
 export async function tenantDeviceCounts(
   pool: PgPool,
-  tenantIds: readonly number[],
+  tenantIds: readonly number[] | 'all',
 ): Promise<Map<number, { online: number; offline: number; total: number }>> {
   const counts = new Map<number, { online: number; offline: number; total: number }>();
-  for (const id of tenantIds) counts.set(id, { online: 0, offline: 0, total: 0 });
-  if (tenantIds.length === 0) return counts;
+  if (tenantIds !== 'all') {
+    for (const id of tenantIds) counts.set(id, { online: 0, offline: 0, total: 0 });
+    if (tenantIds.length === 0) return counts;
+  }
   const { rows } = await pool.query<{ tenant_id: number; online: number; total: number }>({
     name: 'tenant_device_counts',
     text: `SELECT tenant_id, (count(*) FILTER (WHERE online))::int AS online, count(*)::int AS total
-             FROM device_status WHERE tenant_id = ANY($1::int[]) GROUP BY tenant_id`,
-    values: [tenantIds],
+             FROM device_status WHERE $1::int[] IS NULL OR tenant_id = ANY($1::int[]) GROUP BY tenant_id`,
+    values: [tenantIds === 'all' ? null : tenantIds],
   });
   for (const r of rows)
     counts.set(r.tenant_id, { online: r.online, offline: r.total - r.online, total: r.total });

@@ -50,6 +50,7 @@ describe('applyMigrations', () => {
         'alarms',
         'collector_tokens',
         'cpe_devices',
+        'device_status',
         'idempotency_keys',
         'outbox_events',
         'tenants',

@@ -43,6 +43,8 @@ export {
 } from './user-log-writer.js';
 export {
   readUserLogAfter,
+  readUserLogTail,
+  LOG_START,
   logEntryData,
   compareStreamIds,
   parseStreamId,

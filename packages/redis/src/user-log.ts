@@ -30,6 +30,27 @@ export interface LoggedEvent {
 export type LogGap =
   'log_trimmed' | 'log_expired' | 'log_recreated' | 'unknown_position' | 'too_many_events' | 'event_expired';
 
+/**
+ * The position of a log that held no entry: everything the log holds later came after it, so a replay
+ * from here is the whole log (complete unless the log has dropped entries since). Not a stream id, so it
+ * never means this when a client sends it (`0-0` from a client stays a position no log holds).
+ */
+export const LOG_START = 'start';
+
+/**
+ * Where a subscriber without a position stands: the id of the user's newest log entry, or LOG_START when
+ * the log holds none. The edge reads it right after SUBSCRIBE is live, so that if its subscriber
+ * connection is lost later, it can replay what it missed from the log instead of missing it silently.
+ */
+export async function readUserLogTail(
+  redis: RedisConnection,
+  keys: RedisKeys,
+  userId: number,
+): Promise<string> {
+  const newest = (await redis.xrevrange(keys.userLog(userId), '+', '-', 'COUNT', 1)) as [string, string[]][];
+  return newest[0]?.[0] ?? LOG_START;
+}
+
 /** What XINFO STREAM says about a log, as far as judging a resume position needs it. */
 interface LogShape {
   /** oldest entry kept, or null when the stream is empty */
@@ -60,13 +81,14 @@ export async function readUserLogAfter(
   afterId: string,
   limit = 10_000,
 ): Promise<{ events: LoggedEvent[]; gap: LogGap | null }> {
+  const fromStart = afterId === LOG_START;
   // Not an id Redis could have generated (the edge refuses these before asking): nothing to look up.
-  if (parseStreamId(afterId).length === 0) return { events: [], gap: 'unknown_position' };
+  if (!fromStart && parseStreamId(afterId).length === 0) return { events: [], gap: 'unknown_position' };
   const key = keys.userLog(userId);
   const replies = await redis
     .multi()
-    .xrange(key, afterId, afterId)
-    .xrange(key, `(${afterId}`, '+', 'COUNT', limit + 1)
+    .xrange(key, fromStart ? '0-0' : afterId, fromStart ? '0-0' : afterId)
+    .xrange(key, fromStart ? '-' : `(${afterId}`, '+', 'COUNT', limit + 1)
     .xinfo('STREAM', key)
     .exec();
   // EXEC answers each command's error in place; XINFO fails for a key that does not exist (expired).
@@ -74,9 +96,11 @@ export async function readUserLogAfter(
   const shape = info ? logShape(info as unknown[]) : null;
   const entries = (after ?? []) as [string, string[]][];
   const found = Array.isArray(anchor) && anchor.length > 0;
-  const gap = shape
-    ? (judgePosition(afterId, found, shape) ?? (entries.length > limit ? 'too_many_events' : null))
-    : 'log_expired';
+  // From LOG_START, a log that does not exist has nothing to replay, and one that exists is judged only by
+  // whether it dropped entries.
+  const judged = shape ? judgePosition(afterId, found, shape) : 'log_expired';
+  const position = fromStart ? (shape?.trimmed ? 'log_trimmed' : null) : judged;
+  const gap = position ?? (entries.length > limit ? 'too_many_events' : null);
   const shard = keys.shardOf(userId);
   const { events, complete } = await resolveEntries(redis, keys, shard, entries.slice(0, limit));
   return { events, gap: gap ?? (complete ? null : 'event_expired') };

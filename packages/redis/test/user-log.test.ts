@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
 import { testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { RedisKeys, USER_SHARDS, createRedis, type Redis } from '../src/index.js';
-import { compareStreamIds, readUserLogAfter } from '../src/user-log.js';
+import { LOG_START, compareStreamIds, readUserLogAfter, readUserLogTail } from '../src/user-log.js';
 import { DEFAULT_RETENTION, UserLogWriter } from '../src/user-log-writer.js';
 
 describe('user event logs (real Redis)', () => {
@@ -221,6 +221,22 @@ describe('user event logs (real Redis)', () => {
     it('log_expired: no log at all', async () => {
       await redis.del(key());
       expect(await read('1000-0')).toEqual({ events: [], gap: 'log_expired' });
+    });
+
+    it('a subscriber without a position stands at the log tail, or at LOG_START before the first entry', async () => {
+      await redis.del(key());
+      expect(await readUserLogTail(redis, keys, userId)).toBe(LOG_START);
+      // From LOG_START, no log is nothing missed, and a log that never dropped an entry is all new.
+      expect(await read(LOG_START)).toEqual({ events: [], gap: null });
+      await add('1000-0', '2000-0');
+      expect(await read(LOG_START)).toMatchObject({ gap: null });
+      expect(idsOf(await read(LOG_START))).toEqual(['1000-0', '2000-0']);
+      expect(await readUserLogTail(redis, keys, userId)).toBe('2000-0');
+      await add('3000-0');
+      expect(idsOf(await read(await readUserLogTail(redis, keys, userId)))).toEqual([]);
+      // A log that dropped entries cannot prove it holds all that came after LOG_START.
+      await redis.xtrim(key(), 'MAXLEN', 1);
+      expect((await read(LOG_START)).gap).toBe('log_trimmed');
     });
 
     it('too_many_events: the position is fine but more follow than one replay sends', async () => {

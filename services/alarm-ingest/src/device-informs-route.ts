@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import {
   BOOT_EVENT_CODES,
+  DEVICE_INFORM_MAX_FUTURE_S,
   DeviceInformBatchBody,
   DeviceInformItem,
   errorStatus,
@@ -46,6 +47,7 @@ export function deviceInformsRouter(options: DeviceInformsRouterOptions): Router
       const envelope = DeviceInformBatchBody.safeParse(req.body);
       if (!envelope.success) throw validationFailed('request body', envelope.error.issues);
       const decided: DeviceInformItemResult[] = [];
+      const latest = Date.now() + DEVICE_INFORM_MAX_FUTURE_S * 1000;
       const items: InformWrite[] = [];
       envelope.data.informs.forEach((raw, index) => {
         const parsed = DeviceInformItem.safeParse(raw);
@@ -66,6 +68,19 @@ export function deviceInformsRouter(options: DeviceInformsRouterOptions): Router
         }
         const i = parsed.data;
         const informedAt = new Date(i.informedAt);
+        if (informedAt.getTime() > latest) {
+          const message = `informedAt is more than ${DEVICE_INFORM_MAX_FUTURE_S} s ahead of the server's clock`;
+          decided.push({
+            index,
+            status: errorStatus('validation_failed'),
+            error: {
+              code: 'validation_failed',
+              message: `informs[${index}] does not match its schema: informedAt: ${message}`,
+              details: [{ field: 'informedAt', message }],
+            },
+          });
+          return;
+        }
         items.push({
           index,
           deviceId: i.deviceId,

@@ -39,13 +39,15 @@ export class DeviceStatePublisher {
 }
 
 /**
- * Tenant summaries: tenants whose devices changed presence are counted (one grouped query for all of them)
+ * Tenant summaries: at start every tenant with devices, then the tenants whose devices changed presence, are counted (one grouped query for all of them)
  * every `intervalMs` and their summary written to `private-tenant.{id}` with the same interval as the
  * conflation window, so that whatever the number of ingest processes a tenant gets at most one summary per
  * interval (the state script decides across processes; the count's time is its version, the newest wins).
  */
 export class TenantSummary {
   private dirty = new Set<number>();
+  /** the first flush counts every tenant, so summaries (and their snapshots) exist from the start */
+  private all = true;
   private readonly last = new Map<number, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -81,17 +83,25 @@ export class TenantSummary {
 
   /** Counts the tenants marked since the last flush and writes their summaries. */
   async flush(): Promise<void> {
-    if (this.dirty.size === 0) return;
+    if (this.dirty.size === 0 && !this.all) return;
     const tenants = [...this.dirty];
     this.dirty = new Set();
+    const all = this.all;
+    this.all = false;
     let counts: Awaited<ReturnType<typeof tenantDeviceCounts>>;
+    // What failed (Postgres or Redis away, or not connected yet at start) is counted again next time.
+    const retry = (): void => {
+      for (const id of tenants) this.dirty.add(id);
+      if (all) this.all = true;
+    };
     try {
-      counts = await tenantDeviceCounts(this.pool, tenants);
+      counts = await tenantDeviceCounts(this.pool, all ? 'all' : tenants);
     } catch (err) {
-      for (const id of tenants) this.dirty.add(id); // counted next time
+      retry();
       throw err;
     }
     const now = Date.now();
+    const written: [number, string][] = [];
     const updates: StateUpdate[] = [];
     for (const [tenantId, c] of counts) {
       const previous = this.last.get(tenantId);
@@ -103,7 +113,7 @@ export class TenantSummary {
         ...(pf !== c.offline ? ['offline'] : []),
         ...(pt !== c.total ? ['total'] : []),
       ];
-      this.last.set(tenantId, key);
+      written.push([tenantId, key]);
       updates.push({
         channel: SUMMARY.channel(tenantId),
         event: SUMMARY.wireName,
@@ -120,7 +130,16 @@ export class TenantSummary {
         minIntervalMs: this.options.intervalMs,
       });
     }
+    if (updates.length > 0) {
+      try {
+        await this.writer.write(updates);
+      } catch (err) {
+        retry();
+        for (const [tenantId] of written) this.dirty.add(tenantId);
+        throw err;
+      }
+    }
     if (this.last.size > 100_000) this.last.clear();
-    if (updates.length > 0) await this.writer.write(updates);
+    for (const [tenantId, key] of written) this.last.set(tenantId, key);
   }
 }

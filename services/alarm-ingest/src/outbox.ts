@@ -1,14 +1,15 @@
 import type { Queue } from 'bullmq';
-import { broadcastJob } from '@alarmcast/contracts';
+import { broadcastJobs } from '@alarmcast/contracts';
 import { claimRelayBatch, markEnqueued, type PgPool } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 
 /** Adds broadcast jobs for outbox events; the real one is a BullMQ queue's addBulk. */
 export type EnqueueBroadcasts = (eventIds: string[]) => Promise<void>;
 
+/** One job for a single event, one per BROADCAST_EVENTS_MAX events for a batch's or a relay round's. */
 export function bullEnqueue(queue: Queue): EnqueueBroadcasts {
   return async (eventIds) => {
-    await queue.addBulk(eventIds.map(broadcastJob));
+    await queue.addBulk(broadcastJobs(eventIds));
   };
 }
 

@@ -6,7 +6,8 @@ import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import {
   ALARM_BATCH_MAX_ITEMS,
   BROADCAST_QUEUE,
-  broadcastJobId,
+  BROADCAST_EVENTS_MAX,
+  broadcastJobs,
   type ProvisionResult,
 } from '@alarmcast/contracts';
 import { createPrismaClient, provisionGraph, type PrismaClient } from '@alarmcast/db';
@@ -260,8 +261,12 @@ describe('POST /v1/alarms/batch', () => {
     expect(order).toEqual([...order].sort((a, b) => a! - b!));
     await vi.waitFor(
       async () => {
-        const jobs = await Promise.all(events.map((e) => queue.getJob(broadcastJobId(e.id.toString()))));
-        expect(jobs.filter((j) => j === undefined)).toHaveLength(0);
+        // One BroadcastEvents job per 100 events of the commit (not one job per event).
+        const jobs = await Promise.all(
+          broadcastJobs(events.map((e) => e.id.toString())).map((j) => queue.getJob(j.opts.jobId)),
+        );
+        expect(jobs).toHaveLength(ALARM_BATCH_MAX_ITEMS / BROADCAST_EVENTS_MAX);
+        expect(jobs.every((j) => j?.name === 'BroadcastEvents')).toBe(true);
       },
       { timeout: 10_000, interval: 200 },
     );

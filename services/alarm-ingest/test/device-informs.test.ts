@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import {
   DEVICE_INFORM_BATCH_MAX_ITEMS,
+  ERROR_CATALOGUE,
   DEVICE_INFORM_MAX_PARAMETERS,
   DEVICE_OFFLINE_ALARM,
   DeviceStatusEventData,
@@ -168,6 +170,11 @@ describe('POST /v1/devices/informs', () => {
     // ...which the legacy token still may.
     expect((await post(alarm, legacy, ingest, '/v1/alarms')).status).toBe(202);
     expect(await prisma.deviceStatus.count({ where: { online: true } })).toBe(0);
+    // Every tenant's summary is counted once at start, so its snapshot exists before any inform.
+    await vi.waitFor(async () => {
+      const stored = await redis.hget(keys.stateKey(`private-tenant.${world.tenants.a!.id}`), 'st');
+      expect(JSON.parse(stored ?? 'null')).toMatchObject({ online: 0, offline: 3, total: 3 });
+    });
   });
 
   it('answers every item: changed, unchanged, duplicate, unknown or invalid; one bad item fails nothing', async () => {
@@ -192,12 +199,15 @@ describe('POST /v1/devices/informs', () => {
             inform(dev('da3'), { parameters: tooMany }),
             { ...inform(dev('da3')), eventCodes: [] },
             inform(dev('da3'), { parameters: { 'Not.A.Path': 'x' } }),
+            { ...inform(dev('da3')), informedAt: new Date(Date.now() + 3_600_000).toISOString() },
           ],
         },
         world.collectorTokens.ta!.token,
       ),
     );
-    expect(r1.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(r1.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(r1[6]).toMatchObject({ status: 422, error: { code: 'validation_failed' } });
+    expect(r1[6]!.error!.message).toContain('informedAt');
     expect(r1[0]).toMatchObject({ status: 200, device_id: a2, outcome: 'changed', online: true });
     expect(r1[0]!.changed!.sort()).toEqual(
       [
@@ -417,6 +427,88 @@ describe('POST /v1/devices/informs', () => {
     } finally {
       l.close();
     }
+  });
+
+  it('answers any body with a documented status and code, never a 500 (property)', async () => {
+    const item = fc.oneof(
+      fc.anything(),
+      fc.record(
+        {
+          deviceId: fc.oneof(fc.constant(dev('da1')), fc.integer(), fc.string()),
+          informedAt: fc.oneof(
+            fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+            fc.string(),
+          ),
+          eventCodes: fc.oneof(fc.array(fc.string({ maxLength: 70 }), { maxLength: 3 }), fc.anything()),
+          periodicInformInterval: fc.oneof(fc.integer(), fc.double()),
+          softwareVersion: fc.string({ maxLength: 70 }),
+          uptimeS: fc.oneof(fc.integer(), fc.bigInt().map(String)),
+          parameters: fc.dictionary(
+            fc.string({ maxLength: 20 }).map((k) => `Device.${k}`),
+            fc.anything(),
+            {
+              maxKeys: 5,
+            },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.anything(), fc.record({ informs: fc.array(item, { maxLength: 4 }) })),
+        async (body) => {
+          const res = await post(JSON.stringify(body) ?? 'null');
+          expect([200, 400, 422]).toContain(res.status);
+          const answer = (await res.json()) as { results?: Result[]; error?: { code: string } };
+          if (res.status !== 200) {
+            expect(Object.keys(ERROR_CATALOGUE)).toContain(answer.error!.code);
+            return;
+          }
+          for (const r of answer.results!) {
+            expect([200, 422]).toContain(r.status);
+            if (r.status === 422) expect(['validation_failed', 'unknown_device']).toContain(r.error!.code);
+            else expect(['changed', 'unchanged', 'duplicate']).toContain(r.outcome);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 60_000);
+
+  it('clears an offline alarm that the inform bringing its device back could not see (the sweep)', async () => {
+    // What the race leaves: the detector's alarm committed after the returning inform's snapshot, so the
+    // device is online and still points at an active offline alarm.
+    const a1 = dev('da1');
+    const alarm = await prisma.alarm.create({
+      data: {
+        tenantId: world.tenants.a!.id,
+        deviceId: a1,
+        alarmIdentifier: DEVICE_OFFLINE_ALARM.alarmIdentifier,
+        eventType: DEVICE_OFFLINE_ALARM.eventType,
+        probableCause: DEVICE_OFFLINE_ALARM.probableCause,
+        specificProblem: DEVICE_OFFLINE_ALARM.specificProblem,
+        perceivedSeverity: 'Major',
+        raisedAt: new Date(),
+        changedAt: new Date(),
+      },
+    });
+    await prisma.deviceStatus.update({
+      where: { deviceId: a1 },
+      data: { online: true, offlineAlarmId: alarm.id },
+    });
+    await vi.waitFor(
+      async () => {
+        expect((await prisma.alarm.findUniqueOrThrow({ where: { id: alarm.id } })).clearedAt).not.toBeNull();
+        expect(
+          (await prisma.deviceStatus.findUniqueOrThrow({ where: { deviceId: a1 } })).offlineAlarmId,
+        ).toBeNull();
+      },
+      { timeout: 3000 },
+    );
+    expect((await prisma.outboxEvent.findMany({ where: { alarmId: alarm.id } })).map((e) => e.kind)).toEqual([
+      'alarm.cleared',
+    ]);
   });
 
   it('a tenant may turn the offline alarm off', async () => {

@@ -17,7 +17,8 @@ export interface BroadcastJobDeps {
 }
 
 /**
- * The resolver's one job, `BroadcastAlarmToTenant {eventId}`: load the outbox event with its recipients
+ * The resolver's job, `BroadcastAlarmToTenant {eventId}` (or `BroadcastEvents {eventIds}`, the same for up
+ * to 100 events at once): load the outbox event with its recipients
  * (the audience rule of its catalogue entry), append it to each recipient's log and publish it, then mark
  * it broadcast. Everything here is idempotent per (event, user), so a retried, stalled or re-enqueued job
  * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
@@ -43,11 +44,37 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
     const end = metrics.jobSeconds.startTimer();
     try {
-      return await runParsed(parsed.data.eventId);
+      if ('eventId' in parsed.data) return await runParsed(parsed.data.eventId);
+      return await runMany(parsed.data.eventIds);
     } finally {
       end();
     }
   };
+
+  /**
+   * A BroadcastEvents job: each event as by its own job, all at once (their plan queries and marks share
+   * round trips through the loader and the marker). An event that cannot be broadcast (gone, unknown kind)
+   * is skipped and counted, not allowed to fail the others; any other failure fails the job after every
+   * event has had its go, and the retry finds the delivered ones done.
+   */
+  async function runMany(eventIds: readonly string[]): Promise<BroadcastResult> {
+    const outcomes = await Promise.allSettled(eventIds.map(runParsed));
+    let recipients = 0;
+    let delivered = 0;
+    let retryable: unknown;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') {
+        recipients += outcome.value.recipients;
+        delivered += outcome.value.delivered;
+      } else if (outcome.reason instanceof UnrecoverableError) {
+        metrics.eventsSkipped.inc();
+      } else {
+        retryable ??= outcome.reason;
+      }
+    }
+    if (retryable !== undefined) throw retryable;
+    return { recipients, delivered };
+  }
 
   async function runParsed(eventId: string): Promise<BroadcastResult> {
     const plan = await plans.load(eventId);

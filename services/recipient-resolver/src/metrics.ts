@@ -6,6 +6,7 @@ export function createResolverMetrics(): {
   jobsDone: Counter<'outcome'>;
   deliveries: Counter;
   earlierDelivered: Counter;
+  eventsSkipped: Counter;
   recipients: Histogram;
   jobSeconds: Histogram;
 } {
@@ -28,6 +29,11 @@ export function createResolverMetrics(): {
       help: "Events delivered by a later event's job, ahead of it, because their own job had not yet",
       registers: [registry],
     }),
+    eventsSkipped: new Counter({
+      name: 'resolver_events_skipped_total',
+      help: 'Events of a BroadcastEvents job that cannot be broadcast (gone, unknown kind), skipped so the others go',
+      registers: [registry],
+    }),
     recipients: new Histogram({
       name: 'resolver_recipients',
       help: 'Recipients per broadcast',
@@ -36,7 +42,7 @@ export function createResolverMetrics(): {
     }),
     jobSeconds: new Histogram({
       name: 'resolver_job_seconds',
-      help: 'Time to resolve and deliver one broadcast',
+      help: 'Time to run one broadcast job (one event, or up to 100 for BroadcastEvents)',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),

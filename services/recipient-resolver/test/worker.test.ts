@@ -8,6 +8,7 @@ import {
   PubSubEnvelope,
   type ChannelEventEnvelope,
   broadcastJobId,
+  broadcastJobs,
   type OutboxKind,
   type ProvisionResult,
 } from '@alarmcast/contracts';
@@ -210,6 +211,27 @@ describe('recipient-resolver worker (real Postgres, Redis, BullMQ)', () => {
     await vi.waitFor(() => expect(received).toHaveLength(2));
     expect(received.map((e) => e.event)).toEqual(['App\\Events\\AlarmUpdated', 'App\\Events\\AlarmUpdated']);
     expect((await prisma.outboxEvent.findUniqueOrThrow({ where: { id: stuck.id } })).broadcastAt).toBeNull();
+  });
+
+  it('broadcasts every event of a BroadcastEvents job, skipping one that is gone without failing the rest', async () => {
+    received.length = 0;
+    const ids = [
+      await outboxEvent(world.tenants.a!.id, world.devices.da!.id, 'alarm.created', 31n),
+      await outboxEvent(world.tenants.b!.id, null, 'alarm.created', 32n),
+    ];
+    const [job] = broadcastJobs([...ids, '987654320']);
+    expect(job!.name).toBe('BroadcastEvents');
+    const added = await queue.add(job!.name, job!.data, job!.opts);
+    // 3 recipients of the device alarm (a1, a2, b1) and 2 of tenant b's (b1, b2); the missing event adds none.
+    expect(await added.waitUntilFinished(events, 10_000)).toEqual({ recipients: 5, delivered: 5 });
+    await vi.waitFor(() => expect(received).toHaveLength(5));
+    for (const id of ids) {
+      expect(
+        (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: BigInt(id) } })).broadcastAt,
+      ).toBeInstanceOf(Date);
+    }
+    const bad = await queue.add('BroadcastEvents', { eventIds: ['1'] }, { attempts: 5 });
+    await expect(bad.waitUntilFinished(events, 10_000)).rejects.toThrow(/invalid BroadcastEvents payload/);
   });
 
   it('fails a job with an invalid payload or an unknown event without retrying', async () => {

@@ -1,6 +1,7 @@
 import { WebSocket, type RawData } from 'ws';
 import { RESUME_FAILED_EVENT, parseChannel, type ResumeFailedData } from '@alarmcast/contracts';
 import {
+  LOG_START,
   compareStreamIds,
   parseStreamId,
   type LogGap,
@@ -34,6 +35,8 @@ export interface ConnectionContext {
   publisher: ChannelPublisher;
   /** a user's log after an event id, for resume (packages/redis readUserLogAfter) */
   readUserLog: (userId: number, afterId: string) => Promise<{ events: LoggedEvent[]; gap: LogGap | null }>;
+  /** the id of a user's newest log entry, or LOG_START (packages/redis readUserLogTail) */
+  readUserLogTail: (userId: number) => Promise<string>;
   /**
    * A state channel's current state (packages/redis readStateSnapshot: one Redis read, no Postgres), sent
    * first on every (re)subscribe of `private-device.{id}` and `private-tenant.{id}`
@@ -75,6 +78,12 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    * it unless the replay already covered them.
    */
   private readonly resuming = new Map<string, { frame: string; eventId: string | undefined }[]>();
+  /**
+   * Channels whose subscriber connection was lost (again) while they were resuming: what was published
+   * after that replay's read and before the new connection was live reached nobody, so they resume once
+   * more, from where the running replay leaves them, once the new connection is live.
+   */
+  private readonly resumeAgain = new Map<string, Promise<void>>();
   /**
    * For resumed channels, the newest event id the replay sent. The replay reads the log on one Redis
    * connection while live messages come on another, so an event the replay already sent can still arrive
@@ -167,8 +176,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    * meanwhile reached no socket, and the client, whose socket stayed open, would never know. A user channel
    * on which an event was sent resumes from it, exactly as a reconnecting client would: what the log holds
    * after it, or `alarmcast:resume_failed` when the log cannot prove it (recreated empty by a restart,
-   * expired). A channel that has had no event yet has no position to prove anything from, and is left
-   * as it is.
+   * expired). A channel that has had no event yet resumes from the position taken when it subscribed
+   * (takePosition); one whose position could not be read is told at once that what it missed is unknown.
    */
   resubscribed(channel: string, settled: Promise<void>): void {
     const from = this.lastSent.get(channel);
@@ -182,8 +191,18 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       );
       return;
     }
-    if (from === undefined || from === '' || parsed?.kind !== 'user') return;
-    if (!this.channels.has(channel) || this.resuming.has(channel)) return;
+    if (from === undefined || parsed?.kind !== 'user') return;
+    if (!this.channels.has(channel)) return;
+    if (this.resuming.has(channel)) {
+      this.resumeAgain.set(channel, settled);
+      return;
+    }
+    if (from === '') {
+      const data: ResumeFailedData = { last_event_id: '', reason: 'unknown_position' };
+      this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
+      this.ctx.metrics.resumes.inc({ outcome: 'unknown_position' });
+      return;
+    }
     this.resuming.set(channel, []);
     settled.then(
       () => void this.resume(channel, parsed.userId, from),
@@ -324,9 +343,10 @@ export class PusherConnection implements ChannelMember, RevocableMember {
         // Unsubscribed or closed while Redis was acknowledging: say nothing.
         if (!this.channels.has(channel)) return;
         this.send(serverFrames.subscriptionSucceeded(channel));
-        if (resumeFrom !== undefined && parsed?.kind === 'user')
-          void this.resume(channel, parsed.userId, resumeFrom);
-        else if (snapshot) void this.sendSnapshot(channel);
+        if (snapshot) void this.sendSnapshot(channel);
+        if (parsed?.kind !== 'user') return;
+        if (resumeFrom !== undefined) void this.resume(channel, parsed.userId, resumeFrom);
+        else void this.takePosition(channel, parsed.userId);
       },
       (err: unknown) => {
         this.resuming.delete(channel);
@@ -370,6 +390,23 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   }
 
   /**
+   * A user channel subscribed without a position gets one: the log's newest entry as SUBSCRIBE went live
+   * (anything later is delivered live or, if this node's subscriber connection is lost meanwhile, replayed
+   * by `resubscribed`). Without it, events published while the connection was away would be missed
+   * silently by sockets that had not received one yet, as Redis does to a subscriber that overflows its
+   * output buffer in a storm. A live event that arrived first already gave the channel its position.
+   */
+  private async takePosition(channel: string, userId: number): Promise<void> {
+    try {
+      const tail = await this.ctx.readUserLogTail(userId);
+      if (this.lastSent.get(channel) === '') this.lastSent.set(channel, tail);
+    } catch (err) {
+      // Redis is away: the resubscription that follows will find no position and report the gap.
+      this.log.debug({ err, channel }, 'could not read the log position');
+    }
+  }
+
+  /**
    * Replays the user's log after `afterId`, then releases the live events held meanwhile, skipping those
    * the replay already sent: the client sees every event after its position once, in log order. When the
    * log cannot prove it has everything (the position's entry is not in it: trimmed, expired, recreated,
@@ -379,8 +416,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
    * from the replayed events, instead of judging them against a position from another log.
    */
   private async resume(channel: string, userId: number, afterId: string): Promise<void> {
+    // LOG_START is the edge's own position (takePosition), never a client's: the lastSent map only ever
+    // holds it from there.
+    const own = afterId === LOG_START && this.lastSent.get(channel) === LOG_START;
     let gap: ResumeFailedData['reason'] | null =
-      parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
+      !own && parseStreamId(afterId).length === 0 ? 'invalid_event_id' : null;
     let events: LoggedEvent[] = [];
     if (!gap) {
       try {
@@ -396,10 +436,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     }
     if (!this.channels.has(channel)) {
       this.resuming.delete(channel); // unsubscribed meanwhile
+      this.resumeAgain.delete(channel);
       return;
     }
     if (gap) {
-      const data: ResumeFailedData = { last_event_id: afterId, reason: gap };
+      const data: ResumeFailedData = { last_event_id: own ? '' : afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }
     for (const e of events) this.send(serverFrames.channelEvent(channel, e.event, e.data));
@@ -413,6 +454,11 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.lastSent.set(channel, last.eventId);
     }
     for (const h of held) this.deliver(h.frame, channel, h.eventId);
+    const again = this.resumeAgain.get(channel);
+    if (again) {
+      this.resumeAgain.delete(channel);
+      this.resubscribed(channel, again);
+    }
   }
 
   /**

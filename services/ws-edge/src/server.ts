@@ -10,6 +10,7 @@ import {
   createRedisClient,
   readStateSnapshot,
   readUserLogAfter,
+  readUserLogTail,
   RedisKeys,
   shardsFor,
 } from '@alarmcast/redis';
@@ -259,6 +260,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     publisher,
     readUserLog: (userId: number, afterId: string) => readUserLogAfter(publisherRedis, keys, userId, afterId),
     readSnapshot: (channel: string) => readStateSnapshot(publisherRedis, keys, channel),
+    readUserLogTail: (userId: number) => readUserLogTail(publisherRedis, keys, userId),
     metrics,
     log,
     revocation,

@@ -3,7 +3,8 @@ import Echo from 'laravel-echo';
 import PusherServer from 'pusher';
 // At run time the CommonJS pusher-js module is the class itself, which is how Echo's typings describe it.
 import PusherJs from 'pusher-js';
-import { userChannel } from '@alarmcast/contracts';
+import { WIRE_EVENTS, deviceChannel, userChannel } from '@alarmcast/contracts';
+import { StateChannelWriter } from '@alarmcast/redis';
 import type { EdgeServer } from '../src/server.js';
 import { createEdgeWorld, numsub, provisionTenant, publish, type EdgeWorld } from './helpers.js';
 
@@ -140,5 +141,34 @@ describe.each(['reverb', 'pusher'] as const)('laravel-echo with broadcaster %s',
     // The sender's own copy would have come back before another event the server sends after it.
     await publish(world, userChannel(ana), 'client-acked', '{"from":"server"}');
     await vi.waitFor(() => expect(heard1).toEqual([{ from: 'server' }]));
+  });
+
+  it('private("device.{id}").listen("DeviceStatusChanged") gets the snapshot, then live changes', async () => {
+    const tenantId = (await world.prisma.user.findUniqueOrThrow({ where: { id: ana } })).tenantId!;
+    const device = await world.prisma.cpeDevice.create({
+      data: { tenantId, oui: '00D09E', productClass: 'IGD', serialNumber: `E${broadcaster}` },
+    });
+    const writer = new StateChannelWriter(world.redis, world.keys, { node: 'test' });
+    const state = (online: boolean, version: number) => ({
+      channel: deviceChannel(device.id),
+      event: WIRE_EVENTS.deviceStatusChanged,
+      root: 'device',
+      version: String(version),
+      state: JSON.stringify({ id: device.id, online }),
+      changed: ['online'],
+      minIntervalMs: 0,
+    });
+    await writer.write([state(true, 1)]);
+    const edge = await world.startEdge();
+    const e = await echo(edge);
+    const heard: unknown[] = [];
+    e.private(`device.${device.id}`).listen('DeviceStatusChanged', (d: unknown) => heard.push(d));
+    await vi.waitFor(() =>
+      expect(heard).toEqual([{ device: { id: device.id, online: true }, changed: [], snapshot: true }]),
+    );
+    await writer.write([state(false, 2)]);
+    await vi.waitFor(() =>
+      expect(heard.at(-1)).toEqual({ device: { id: device.id, online: false }, changed: ['online'] }),
+    );
   });
 });

@@ -37,7 +37,17 @@ describe('edge catching up after its Redis connection was lost', () => {
     world = await provisionGraph(
       prisma,
       {
-        tenants: [{ ref: 'A', name: 'A', slug: 'a', users: [{ ref: 'op', email: 'op@a.test', name: 'op' }] }],
+        tenants: [
+          {
+            ref: 'A',
+            name: 'A',
+            slug: 'a',
+            users: [
+              { ref: 'op', email: 'op@a.test', name: 'op' },
+              { ref: 'quiet', email: 'quiet@a.test', name: 'quiet' },
+            ],
+          },
+        ],
       },
       { hashToken: hashCollectorToken, newToken: generateCollectorToken },
     );
@@ -71,7 +81,7 @@ describe('edge catching up after its Redis connection was lost', () => {
   });
 
   /** What the resolver does: append to the user's log and publish; returns the alarm id. */
-  const deliver = async (): Promise<string> => {
+  const deliver = async (userId = world.users.op!.id): Promise<string> => {
     const id = `a${++n}`;
     const writer = new UserLogWriter(redis, keys, {
       retention: DEFAULT_RETENTION,
@@ -79,7 +89,7 @@ describe('edge catching up after its Redis connection was lost', () => {
       node: 'test',
     });
     await writer.appendAndPublish(`e${n}`, 'App\\Events\\AlarmCreated', JSON.stringify({ alarm: { id } }), [
-      world.users.op!.id,
+      userId,
     ]);
     return id;
   };
@@ -131,5 +141,30 @@ describe('edge catching up after its Redis connection was lost', () => {
         timeout: 10_000,
       },
     );
+  }, 40_000);
+
+  it('replays what was missed to a socket that had received nothing yet, from where its log stood at subscribe', async () => {
+    const quietId = world.users.quiet!.id;
+    const old = await deliver(quietId); // in the log before the socket subscribes: not this socket's to see
+    const quiet = await connectUser(edge, quietId);
+    try {
+      // The edge reads the log's position right after SUBSCRIBE; give it that round trip.
+      await new Promise((r) => setTimeout(r, 300));
+      await proxy.down();
+      await vi.waitFor(async () => expect(await edgeReady()).toBe(false), { timeout: 10_000 });
+      const missed = await deliver(quietId);
+      await proxy.up();
+      await vi.waitFor(() => expect(quiet.received.map((e) => e.data.alarm?.id)).toEqual([missed]), {
+        timeout: 15_000,
+        interval: 50,
+      });
+      expect(quiet.received.map((e) => e.data.alarm?.id)).not.toContain(old);
+      const live = await deliver(quietId);
+      await vi.waitFor(() => expect(quiet.received.map((e) => e.data.alarm?.id)).toEqual([missed, live]), {
+        timeout: 10_000,
+      });
+    } finally {
+      quiet.disconnect();
+    }
   }, 40_000);
 });
