@@ -38,8 +38,16 @@ async function broadcast(job: Job): Promise<{ recipients: number }> {
   if (!entry) throw new UnrecoverableError(`unknown job name ${job.name}`);
   const parsed = entry.schema.safeParse(job.data);
   if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
-  const plan = await loadBroadcastPlan(pool, parsed.data.eventId);
-  if (!plan) throw new UnrecoverableError(`outbox event ${parsed.data.eventId} not found`);
+  // BroadcastAlarmToTenant carries one event, BroadcastEvents several (in id order): each as alarmcast does.
+  const eventIds = 'eventId' in parsed.data ? [parsed.data.eventId] : parsed.data.eventIds;
+  let recipients = 0;
+  for (const eventId of eventIds) recipients += await broadcastOne(eventId);
+  return { recipients };
+}
+
+async function broadcastOne(eventId: string): Promise<number> {
+  const plan = await loadBroadcastPlan(pool, eventId);
+  if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
   const event = OUTBOX_KINDS[plan.kind as keyof typeof OUTBOX_KINDS] as string | undefined;
   if (!event) throw new UnrecoverableError(`outbox event ${plan.eventId} has unknown kind ${plan.kind}`);
   // to([]) names no room, which Socket.IO reads as every socket: an event nobody may see must not go out.
@@ -50,7 +58,7 @@ async function broadcast(job: Job): Promise<{ recipients: number }> {
     await published;
   }
   await marker.mark(plan.eventId);
-  return { recipients: plan.recipients.length };
+  return plan.recipients.length;
 }
 
 const worker = new Worker(BROADCAST_QUEUE, broadcast, {
