@@ -60,6 +60,7 @@ import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.
 import { campaignsRouter } from './campaigns-route.js';
 import { TaskLivePublisher } from './task-live.js';
 import { confirmDownloads, tasksRouter } from './tasks-route.js';
+import { deviceReadsRouter } from './device-reads-route.js';
 import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
@@ -382,6 +383,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
   app.get('/v1/alarms/:id/audience', perIp(limits.userApiPerIp));
   app.all(['/v1/me/preferences', '/v1/tenants/:id/preferences'], perIp(limits.userApiPerIp));
+  app.get(['/v1/devices', '/v1/devices/:id'], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -481,6 +483,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       log,
     }),
   );
+  // The user API's device reads, with the alarm API's user limits (the same limiter objects).
+  app.use(deviceReadsRouter({ pool, db, asUser }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 
