@@ -56,6 +56,13 @@ export function createResolverMetrics(queue?: QueueGaugeSources): {
   });
   // Known outcomes start at 0, so that failure rates and alerts have series before the first failure.
   for (const outcome of ['completed', 'retry', 'failed']) jobsDone.inc({ outcome }, 0);
+  const preferenceOutcomes = new Counter({
+    name: 'resolver_preference_outcomes_total',
+    help: 'Recipients of broadcast events by what their preferences decided (deliver, deliver_silent, suppress)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['deliver', 'deliver_silent', 'suppress']) preferenceOutcomes.inc({ outcome }, 0);
   return {
     registry,
     jobsDone,
@@ -80,12 +87,7 @@ export function createResolverMetrics(queue?: QueueGaugeSources): {
       buckets: [1, 5, 10, 20, 50, 100, 500, 1000, 5000, 10000, 50000],
       registers: [registry],
     }),
-    outcomes: new Counter({
-      name: 'resolver_preference_outcomes_total',
-      help: 'Recipients of broadcast events by what their preferences decided (deliver, deliver_silent, suppress)',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
+    outcomes: preferenceOutcomes,
     jobSeconds: new Histogram({
       name: 'resolver_job_seconds',
       help: 'Time to run one broadcast job (one event, or up to 100 for BroadcastEvents)',
