@@ -327,12 +327,12 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
-  app.put('/v1/tasks/:taskId', perIp(limits.alarmsPerIp));
-  app.post('/v1/campaigns', perIp(limits.alarmsPerIp));
-  app.patch('/v1/campaigns/:id', perIp(limits.alarmsPerIp));
-  app.get('/v1/devices/:id/tasks', perIp(limits.userApiPerIp));
-  app.get('/v1/campaigns/:id', perIp(limits.userApiPerIp));
-  app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
+  app.put(expressPath(ROUTES.putTask), perIp(limits.alarmsPerIp));
+  app.post(expressPath(ROUTES.createCampaign), perIp(limits.alarmsPerIp));
+  app.patch(expressPath(ROUTES.patchCampaign), perIp(limits.alarmsPerIp));
+  app.get(expressPath(ROUTES.listDeviceTasks), perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getCampaign), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -351,8 +351,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
   // A campaign lists up to 100,000 device ids.
-  app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
-  app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.post(expressPath(ROUTES.createCampaign), express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
+  app.use(expressPath(ROUTES.postDeviceInforms), express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
