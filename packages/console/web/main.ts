@@ -8,6 +8,8 @@ import {
   type AlarmFilter,
   type Severity,
 } from './alarm-store.js';
+import { enableNotifications, notifyAlarm } from './notify.js';
+import { SettingsPage } from './settings.js';
 
 // pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
 const Pusher = PusherModule as unknown as typeof PusherModule.default;
@@ -223,7 +225,7 @@ function frame(): void {
   }
 }
 
-function onLiveEvent(data: unknown): void {
+function onLiveEvent(event: string, data: unknown): void {
   const alarm = (data as { alarm?: unknown } | null)?.alarm;
   if (!isAlarm(alarm)) {
     console.warn('alarmcast: dropped a malformed alarm event', data);
@@ -231,6 +233,8 @@ function onLiveEvent(data: unknown): void {
   }
   queue.push({ alarm, at: performance.now() });
   requestFrame();
+  // The user's preferences decided, per event, whether it may ring (`notify`).
+  notifyAlarm(event, alarm, (data as { notify?: unknown }).notify);
 }
 
 // Filters: the severity counters in the header are toggles, plus a device id and free text.
@@ -296,6 +300,7 @@ async function api(
 }
 
 let current: { config: ConsoleConfig; token: string } | null = null;
+let settings: SettingsPage | null = null;
 
 async function acknowledge(id: string, button: HTMLButtonElement): Promise<void> {
   if (!current) return;
@@ -341,6 +346,8 @@ async function start(token: string): Promise<void> {
   $('alarms-view').hidden = false;
   $('counters').hidden = false;
   $('sign-out').hidden = false;
+  $('settings-toggle').hidden = false;
+  settings = new SettingsPage((path, init) => api(config, token, path, init));
 
   pusher = new Pusher(config.key, {
     cluster: 'mt1',
@@ -371,7 +378,7 @@ async function start(token: string): Promise<void> {
   pusher.connection.bind('connected', () => (reloadOnConnect = true));
   const channel = pusher.subscribe(`private-user.${userId}`);
   for (const event of EVENTS) {
-    channel.bind(event, onLiveEvent);
+    channel.bind(event, (data: unknown) => onLiveEvent(event, data));
   }
   // Subscribe first, then load: events during the load are held by the store, not lost.
   await reload(config, token);
@@ -395,6 +402,9 @@ function showSignIn(message = ''): void {
   $('alarms-view').hidden = true;
   $('counters').hidden = true;
   $('sign-out').hidden = true;
+  $('settings-toggle').hidden = true;
+  $('settings-view').hidden = true;
+  settings = null;
   $('sign-in-error').textContent = message;
 }
 
@@ -409,6 +419,19 @@ $('sign-in').addEventListener('submit', (e) => {
 $('sign-out').addEventListener('click', () => {
   localStorage.removeItem(TOKEN_KEY);
   showSignIn();
+});
+
+$('settings-toggle').addEventListener('click', () => {
+  const open = $('settings-view').hidden;
+  $('settings-view').hidden = !open;
+  $('alarms-view').hidden = open;
+  $('settings-toggle').setAttribute('aria-expanded', String(open));
+  if (open) void settings?.load();
+});
+$('notify-enable').addEventListener('click', () => {
+  void enableNotifications().then(
+    (state) => ($('notify-permission').textContent = `Desktop notifications: ${state}`),
+  );
 });
 
 buildCounters();

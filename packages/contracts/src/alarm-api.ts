@@ -68,6 +68,11 @@ export const AlarmListQuery = z
       .transform(Number)
       .pipe(z.number().int().min(1).max(500))
       .default(100),
+    /**
+     * `true`: only the alarms the caller's notification rules would deliver (deliver or deliver_silent) if
+     * they changed now; a page may then hold fewer than `limit` alarms (follow `next_cursor`)
+     */
+    deliverable: z.enum(['true', 'false']).optional(),
     /** `next_cursor` of the previous page */
     cursor: z.string().min(1).max(200).optional(),
   })

@@ -40,6 +40,14 @@ export const ERROR_CATALOGUE = {
     status: 409,
     doc: 'a campaign state change out of a final state (completed, aborted); the message names both states',
   },
+  precondition_failed: {
+    status: 412,
+    doc: 'If-Match names a version that is no longer current (someone changed it since): read it again, reapply',
+  },
+  precondition_required: {
+    status: 428,
+    doc: 'a versioned document (preferences) must be written with If-Match: its ETag, or * to overwrite',
+  },
   payload_too_large: { status: 413, doc: 'the body (or a part of it) is over its limit' },
   unsupported_media_type: { status: 415, doc: 'not application/json, or a charset other than UTF-8' },
   validation_failed: {
@@ -48,6 +56,10 @@ export const ERROR_CATALOGUE = {
     // expect Pusher's.
     pusherStatus: 400,
     doc: 'the request does not match its schema; details name the fields',
+  },
+  preference_locked: {
+    status: 422,
+    doc: 'a preference the tenant locks: details name the settings; only a tenant admin can change them',
   },
   unknown_device: { status: 422, doc: 'the referenced device does not exist' },
   unknown_tenant: { status: 422, doc: 'the referenced tenant does not exist' },

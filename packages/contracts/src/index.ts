@@ -18,3 +18,4 @@ export * from './campaigns.js';
 export * from './collector-scopes.js';
 export * from './device-informs.js';
 export * from './device-status.js';
+export * from './preferences.js';

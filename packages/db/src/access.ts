@@ -12,10 +12,13 @@ import type { PgPool } from './pool.js';
  * tenant). A device-less row has no shares, so it reaches the tenant's users only. Both halves are index
  * lookups (users.tenant_id, user_devices.device_id).
  */
-export function recipientsSql(alias: string): string {
-  return `SELECT u.id FROM users u WHERE u.tenant_id = ${alias}.tenant_id AND u.active
+export function recipientsSql(alias: string, withPreferencesVersion = false): string {
+  // With the version of each one's preferences (users.preferences_version, 0: none), read from the users
+  // rows the lookup visits anyway: the resolver learns whose compiled rules are stale at no extra probe.
+  const v = withPreferencesVersion ? ', u.preferences_version' : '';
+  return `SELECT u.id${v} FROM users u WHERE u.tenant_id = ${alias}.tenant_id AND u.active
           UNION
-          SELECT s.user_id FROM user_devices s JOIN users u ON u.id = s.user_id
+          SELECT s.user_id${v} FROM user_devices s JOIN users u ON u.id = s.user_id
            WHERE s.device_id = ${alias}.device_id AND u.active`;
 }
 
@@ -23,8 +26,9 @@ export function recipientsSql(alias: string): string {
  * SQL selecting the one user an outbox row `alias` is for (`recipient_user_id`, a task's requester), if they
  * are active and may still see the row's device by the rule above: its tenant's member or a share holder.
  */
-export function requesterSql(alias: string): string {
-  return `SELECT u.id FROM users u
+export function requesterSql(alias: string, withPreferencesVersion = false): string {
+  const v = withPreferencesVersion ? ', u.preferences_version' : '';
+  return `SELECT u.id${v} FROM users u
            WHERE u.id = ${alias}.recipient_user_id AND u.active
              AND (u.tenant_id = ${alias}.tenant_id
                   OR EXISTS (SELECT 1 FROM user_devices s WHERE s.user_id = u.id AND s.device_id = ${alias}.device_id))`;

@@ -12,6 +12,7 @@ export {
   lockInIdOrder,
   type BroadcastPlan,
   type RelayClaim,
+  type AudienceUpdate,
 } from './outbox.js';
 export {
   findUserAccess,
@@ -20,6 +21,21 @@ export {
   type AlarmViewer,
   type UserAccess,
 } from './access.js';
+export {
+  readUserPreferences,
+  readTenantPreferences,
+  writeUserPreferences,
+  writeTenantPreferences,
+  loadPreferenceDocuments,
+  readAlarmAudience,
+  findUserProfile,
+  loadAlarmAudienceUsers,
+  type UserProfile,
+  type StoredDocument,
+  type VersionedWrite,
+  type RecordedDecision,
+  type AlarmAudienceRecord,
+} from './preferences.js';
 export { findCollectorToken, type CollectorTokenRow } from './collector-tokens.js';
 export { findDeviceTenant, tenantExists } from './tenancy.js';
 export {

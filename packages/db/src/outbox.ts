@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { alarmWireSql } from './alarm-wire-sql.js';
 import { recipientsSql, requesterSql } from './access.js';
 import type { PgPool } from './pool.js';
+import type { RecordedDecision } from './preferences.js';
 
 /**
  * The transactional outbox, every statement on `outbox_events` in one place. An event row is written by
@@ -114,7 +115,21 @@ export interface BroadcastPlan {
    * here with their payloads, so that a backlog costs no recipient query per earlier event (under a
    * backlog of k events per device, that was k queries per job).
    */
-  pendingBefore: { eventId: string; kind: string; payloadJson: string }[];
+  pendingBefore: { eventId: string; kind: string; payloadJson: string; alarmId: string | null }[];
+  /** the alarm the event is about, if any */
+  alarmId: string | null;
+  /**
+   * Preferences (contracts preferences.ts), as far as the resolver needs them to know whether its compiled
+   * copies are current: the version of each recipient's rules (users without rules are absent) and of the
+   * tenant's document (0: none). The documents themselves are loaded only when a version is new to it.
+   */
+  preferenceVersions: Map<number, number>;
+  tenantPreferenceVersion: number;
+  /**
+   * Per alarm (this event's and the pending ones'), the users who received one of its events already
+   * (alarm_audiences): they get the rest of its lifecycle whatever their rules.
+   */
+  received: Map<string, ReadonlySet<number>>;
 }
 
 type PlanRow = {
@@ -124,28 +139,56 @@ type PlanRow = {
   kind: string;
   payload: string;
   recipients: number[];
-  pending_before: [string, string, string][];
+  pending_before: [string, string, string, string][];
+  alarm_id: string | null;
+  pref_versions: number[];
+  tenant_pref_version: number | null;
+  received: Record<string, number[]> | null;
 };
 
 const PLAN_SQL = (where: string): string => `
-  SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload,
-    CASE WHEN e.recipient_user_id IS NULL THEN ARRAY(${recipientsSql('e')})
-         ELSE ARRAY(${requesterSql('e')}) END AS recipients,
-    ARRAY(
-      SELECT ARRAY[p.id::text, p.kind, p.payload::text] FROM (
-        SELECT p.id, p.kind, p.payload FROM outbox_events p
-         WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
-           AND p.broadcast_at IS NULL AND p.id < e.id
-           -- a device's alarm events and each requester's task events are ordered apart: their audiences differ
-           AND p.recipient_user_id IS NOT DISTINCT FROM e.recipient_user_id
-        UNION ALL
-        SELECT p.id, p.kind, p.payload FROM outbox_events p
-         WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
-           AND p.broadcast_at IS NULL AND p.id < e.id
-      ) p ORDER BY p.id
-    ) AS pending_before
+  SELECT e.id, e.tenant_id, e.device_id, e.kind, e.payload::text AS payload, e.alarm_id::text AS alarm_id,
+    COALESCE(r.ids, '{}') AS recipients, pb.rows AS pending_before,
+    COALESCE(r.versions, '{}') AS pref_versions,
+    (SELECT t.version FROM tenant_preferences t WHERE t.tenant_id = e.tenant_id) AS tenant_pref_version,
+    -- one = ANY over the primary key (an OR of two conditions would not use the index)
+    (SELECT json_object_agg(a.alarm_id::text, a.received) FROM alarm_audiences a
+      WHERE a.alarm_id = ANY(array_append(pb.alarm_ids, e.alarm_id))) AS received
   FROM outbox_events e
+  CROSS JOIN LATERAL (
+    -- two aggregates over the same rows: versions[i] is the version of ids[i]
+    SELECT array_agg(x.id) AS ids, array_agg(x.preferences_version) AS versions
+      FROM (
+        -- an event for one user (a task's requester: recipient_user_id) or for everyone who may see it
+        SELECT a.* FROM (${recipientsSql('e', true)}) a WHERE e.recipient_user_id IS NULL
+        UNION ALL
+        SELECT b.* FROM (${requesterSql('e', true)}) b WHERE e.recipient_user_id IS NOT NULL
+      ) x
+  ) r
+  CROSS JOIN LATERAL (
+    SELECT COALESCE(array_agg(ARRAY[p.id::text, p.kind, p.payload::text, COALESCE(p.alarm_id::text, '')]
+                    ORDER BY p.id), '{}') AS rows,
+           COALESCE(array_agg(p.alarm_id) FILTER (WHERE p.alarm_id IS NOT NULL), '{}') AS alarm_ids
+    FROM (
+      SELECT p.id, p.kind, p.payload, p.alarm_id FROM outbox_events p
+       WHERE e.device_id IS NOT NULL AND p.device_id = e.device_id
+         AND p.broadcast_at IS NULL AND p.id < e.id
+         -- a device's alarm events and each requester's task events are ordered apart: their audiences differ
+         AND p.recipient_user_id IS NOT DISTINCT FROM e.recipient_user_id
+      UNION ALL
+      SELECT p.id, p.kind, p.payload, p.alarm_id FROM outbox_events p
+       WHERE e.device_id IS NULL AND p.device_id IS NULL AND p.alarm_id = e.alarm_id
+         AND p.broadcast_at IS NULL AND p.id < e.id
+    ) p
+  ) pb
   WHERE ${where}`;
+
+/** The recipients that hold preferences (version > 0), by id. */
+function versionsOf(ids: number[], versions: number[]): Map<number, number> {
+  const map = new Map<number, number>();
+  for (let i = 0; i < ids.length; i++) if (versions[i]! > 0) map.set(ids[i]!, versions[i]!);
+  return map;
+}
 
 const toPlan = (row: PlanRow): BroadcastPlan => ({
   eventId: String(row.id),
@@ -154,16 +197,21 @@ const toPlan = (row: PlanRow): BroadcastPlan => ({
   kind: row.kind,
   payloadJson: row.payload,
   recipients: row.recipients,
-  pendingBefore: row.pending_before.map(([id, kind, payload]) => ({
+  pendingBefore: row.pending_before.map(([id, kind, payload, alarmId]) => ({
     eventId: id,
     kind,
     payloadJson: payload,
+    alarmId: alarmId === '' ? null : alarmId,
   })),
+  alarmId: row.alarm_id,
+  preferenceVersions: versionsOf(row.recipients, row.pref_versions),
+  tenantPreferenceVersion: row.tenant_pref_version ?? 0,
+  received: new Map(Object.entries(row.received ?? {}).map(([alarm, users]) => [alarm, new Set(users)])),
 });
 
 /**
- * Loads an outbox event, its recipients (access.ts `recipientsSql`) and the earlier events of its device
- * still pending, in one round trip. Every part is an index lookup, so the cost follows the number of
+ * Loads an outbox event, its recipients (access.ts `recipientsSql`), the earlier events of its device
+ * still pending, the versions of the recipients' preferences and who received its alarm, in one round trip. Every part is an index lookup, so the cost follows the number of
  * recipients, not the number of users, devices or tenants in the system; `pendingBefore` reads partial
  * indexes over the events not broadcast yet (a handful in flight).
  */
@@ -228,6 +276,46 @@ export class BroadcastPlanLoader {
 }
 
 /**
+ * Who an alarm event reached, recorded with its broadcast mark (alarm_audiences): the users who got it for
+ * the first time (deliver or deliver_silent) and its decisions other than plain deliveries.
+ */
+export interface AudienceUpdate {
+  alarmId: string;
+  tenantId: number;
+  newlyReceived: number[];
+  decisions: Record<string, RecordedDecision>;
+}
+
+/**
+ * One statement per batch: the broadcast marks, and each alarm's audience (received users appended, the
+ * decisions of its latest event kept). Being the same statement as the mark is what keeps lifecycle
+ * coherence under concurrency: a later event's plan either sees this event still pending (and its job
+ * delivers it first, carrying who received it in memory) or sees it marked, and then also who received it.
+ * Audience rows are upserted in alarm id order (concurrent batches lock them in one order: no deadlock).
+ */
+const MARK_SQL = `WITH marked AS (
+    UPDATE outbox_events o SET broadcast_at = now()
+      FROM (${lockInIdOrder('broadcast_at IS NULL')}) l
+     WHERE o.id = l.id RETURNING o.id
+  ), audience AS (
+    INSERT INTO alarm_audiences AS a (alarm_id, tenant_id, received, last_event_id, decisions)
+    SELECT x.alarm_id, x.tenant_id, x.received, x.event_id, x.decisions
+      FROM jsonb_to_recordset($2::jsonb)
+        AS x(alarm_id bigint, tenant_id int, received int[], event_id bigint, decisions jsonb)
+     -- an alarm deleted meanwhile has no audience to keep (and must not fail the marks of the batch)
+     WHERE EXISTS (SELECT 1 FROM alarms al WHERE al.id = x.alarm_id)
+     ORDER BY x.alarm_id
+    ON CONFLICT (alarm_id) DO UPDATE SET
+      received = a.received || ARRAY(SELECT unnest(EXCLUDED.received) EXCEPT SELECT unnest(a.received)),
+      last_event_id = GREATEST(a.last_event_id, EXCLUDED.last_event_id),
+      decisions = CASE WHEN EXCLUDED.last_event_id >= a.last_event_id THEN EXCLUDED.decisions
+                       ELSE a.decisions END,
+      updated_at = now()
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM marked) AS marked, (SELECT count(*) FROM audience) AS audiences`;
+
+/**
  * Records that every recipient has an event. The resolver does this before it completes the job, so an
  * event is either marked or its job is still there to be retried (or re-enqueued by the outbox relay).
  *
@@ -237,14 +325,18 @@ export class BroadcastPlanLoader {
  * holds its event has committed (or failed), so "marked before the job completes" still holds.
  */
 export class BroadcastMarker {
-  private waiting: { eventId: string; done: (err?: unknown) => void }[] = [];
+  private waiting: { eventId: string; audience?: AudienceUpdate; done: (err?: unknown) => void }[] = [];
   private flushing = false;
 
   constructor(private readonly pool: PgPool) {}
 
-  mark(eventId: string): Promise<void> {
+  mark(eventId: string, audience?: AudienceUpdate): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ eventId, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.waiting.push({
+        eventId,
+        audience,
+        done: (err) => (err === undefined ? resolve() : reject(err)),
+      });
       if (!this.flushing) void this.flush();
     });
   }
@@ -257,10 +349,8 @@ export class BroadcastMarker {
       try {
         await this.pool.query({
           name: 'mark_broadcast_many',
-          text: `UPDATE outbox_events o SET broadcast_at = now()
-                   FROM (${lockInIdOrder('broadcast_at IS NULL')}) l
-                  WHERE o.id = l.id`,
-          values: [batch.map((w) => w.eventId)],
+          text: MARK_SQL,
+          values: [batch.map((w) => w.eventId), JSON.stringify(mergeAudiences(batch))],
         });
         for (const w of batch) w.done();
       } catch (err) {
@@ -269,4 +359,32 @@ export class BroadcastMarker {
     }
     this.flushing = false;
   }
+}
+
+/** One row per alarm (an upsert cannot touch a row twice): received users united, the latest decisions. */
+function mergeAudiences(batch: { eventId: string; audience?: AudienceUpdate }[]) {
+  const rows = new Map<
+    string,
+    { alarm_id: string; tenant_id: number; received: Set<number>; event_id: string; decisions: object }
+  >();
+  for (const { eventId, audience } of batch) {
+    if (!audience) continue;
+    const row = rows.get(audience.alarmId);
+    if (!row) {
+      rows.set(audience.alarmId, {
+        alarm_id: audience.alarmId,
+        tenant_id: audience.tenantId,
+        received: new Set(audience.newlyReceived),
+        event_id: eventId,
+        decisions: audience.decisions,
+      });
+      continue;
+    }
+    for (const u of audience.newlyReceived) row.received.add(u);
+    if (BigInt(eventId) > BigInt(row.event_id)) {
+      row.event_id = eventId;
+      row.decisions = audience.decisions;
+    }
+  }
+  return [...rows.values()].map((r) => ({ ...r, received: [...r.received] }));
 }

@@ -47,6 +47,7 @@ describe('applyMigrations', () => {
       );
       expect(tables.rows.map((r) => r.tablename)).toEqual([
         '_prisma_migrations',
+        'alarm_audiences',
         'alarms',
         'campaign_count_shards',
         'campaign_devices',
@@ -57,8 +58,10 @@ describe('applyMigrations', () => {
         'firmware_campaigns',
         'idempotency_keys',
         'outbox_events',
+        'tenant_preferences',
         'tenants',
         'user_devices',
+        'user_preferences',
         'users',
       ]);
     } finally {

@@ -21,6 +21,15 @@ export const userCopyData = (dataHead: string, eventId: string): string =>
   `${dataHead}"event_id":"${eventId}"}`;
 
 /**
+ * The data head of one recipient's copy: the event's shared head (stored once) plus the recipient's
+ * `"notify"` flag (their preferences: `false` = in the feed, no sound or desktop notification). The flag is
+ * the only per-recipient part of the data besides the event id, so it is added here, at delivery and at
+ * replay, never stored with the data.
+ */
+export const notifyHead = (dataHead: string, notify: boolean): string =>
+  `${dataHead}"notify":${notify ? 'true' : 'false'},`;
+
+/**
  * A user copy's `data` as the inside of a JSON string literal (escaped, without quotes), split where the
  * event id goes: `"` + before + eventId + after + `"` is `JSON.stringify(userCopyData(dataHead, eventId))`.
  * Envelopes and the edge's Pusher frames both carry the data as a JSON string, so both are made from this.

@@ -19,6 +19,7 @@ export {
   decodeEnvelope,
   encodeChannelEvent,
   escapedUserCopy,
+  notifyHead,
   userCopyData,
   userEventPieces,
   userBatchStart,

@@ -1,5 +1,5 @@
 import type { RedisConnection } from './client.js';
-import { userBatchStart, userEventPieces } from './envelope-codec.js';
+import { notifyHead, userBatchStart, userEventPieces } from './envelope-codec.js';
 import type { RedisKeys } from './keys.js';
 
 /**
@@ -94,44 +94,64 @@ local minEvents, minAgeS, maxEvents = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV
 local idleTtl, deliveredTtl, dataTtl = ARGV[9], ARGV[10], ARGV[11]
 local envStart, envAfterUser, envAfterId, envEnd = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local batchChannel, batchStart, publish = ARGV[16], ARGV[17], ARGV[18]
+local silentAfterId, silentBatchStart = ARGV[19], ARGV[20]
 local batched = batchChannel ~= ''
-local firstUser = 19
+local firstUser = 21
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
--- Users come in ascending order: when the last is served, the whole call is (a retry, or an earlier event
--- that a later event's job delivered already), at the cost of one GET.
-if #ARGV < firstUser or tonumber(ARGV[#ARGV]) <= mark then
+-- Users come in ascending order (of their absolute value: a negative id is a silent recipient): when the
+-- last is served, the whole call is (a retry, or an earlier event that a later event's job delivered
+-- already), at the cost of one GET.
+if #ARGV < firstUser or math.abs(tonumber(ARGV[#ARGV])) <= mark then
   return 0
 end
 local now = redis.call('TIME')
 local cutoff = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - minAgeS * 1000) .. '-0'
-local delivered, entries = 0, {}
+local delivered, entries, silentEntries = 0, {}, {}
 for i = firstUser, #ARGV do
-  local uid = ARGV[i]
-  if tonumber(uid) > mark then
+  local n = tonumber(ARGV[i])
+  local silent = n < 0
+  if silent then n = -n end
+  if n > mark then
+    local uid = tostring(n)
     if delivered == 0 then
       -- The event's data, once for all its recipients; every log entry below only names it.
       redis.call('HSET', KEYS[2], 'e', event, 'h', dataHead)
       redis.call('EXPIRE', KEYS[2], dataTtl)
     end
     local log = logPrefix .. uid
-    local id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'r', ref)
+    local id
+    -- notify is the default; only a silent delivery costs a field in the entry
+    if silent then
+      id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'r', ref, 'n', '0')
+    else
+      id = redis.call('XADD', log, 'MAXLEN', '~', maxEvents, '*', 'r', ref)
+    end
     local len = redis.call('XLEN', log)
     if len > minEvents then
       redis.call('XTRIM', log, 'MINID', '~', cutoff, 'LIMIT', len - minEvents)
     end
     redis.call('EXPIRE', log, idleTtl)
     if batched then
-      entries[#entries + 1] = '[' .. uid .. ',"' .. id .. '"]'
+      local list = entries
+      if silent then list = silentEntries end
+      list[#list + 1] = '[' .. uid .. ',"' .. id .. '"]'
     else
-      redis.call(publish, chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. envAfterId .. id .. envEnd)
+      local afterId = envAfterId
+      if silent then afterId = silentAfterId end
+      redis.call(publish, chPrefix .. uid, envStart .. uid .. envAfterUser .. id .. afterId .. id .. envEnd)
     end
     delivered = delivered + 1
   end
 end
-if delivered > 0 and batched then
-  redis.call(publish, batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
+if batched then
+  if #entries > 0 then
+    redis.call(publish, batchChannel, batchStart .. table.concat(entries, ',') .. ']}')
+  end
+  if #silentEntries > 0 then
+    redis.call(publish, batchChannel, silentBatchStart .. table.concat(silentEntries, ',') .. ']}')
+  end
 end
-redis.call('SET', KEYS[1], ARGV[#ARGV], 'EX', deliveredTtl)
+redis.call('SET', KEYS[1], tostring(math.abs(tonumber(ARGV[#ARGV]))), 'EX', deliveredTtl)
 return delivered
 `;
 
@@ -180,20 +200,23 @@ export class UserLogWriter {
 
   /**
    * Sends `event` with `dataJson` (an object's JSON text) to every user in `userIds`, each once per
-   * `eventId` however often this is called. Returns how many users got it in this call.
+   * `eventId` however often this is called, with `"notify":true` in their copy, or `false` for the users in
+   * `silent` (who must be in `userIds`). Returns how many users got it in this call.
    */
   async appendAndPublish(
     eventId: string,
     event: string,
     dataJson: string,
     userIds: readonly number[],
+    silent?: ReadonlySet<number>,
   ): Promise<number> {
     const body = dataJson.trimEnd();
     if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
     const head = body.slice(0, -1);
     const sep = /^\{\s*$/.test(head) ? '' : ',';
     const { retention } = this.options;
-    const pieces = userEventPieces(this.options.node, event, head + sep);
+    const pieces = userEventPieces(this.options.node, event, notifyHead(head + sep, true));
+    const silentPieces = userEventPieces(this.options.node, event, notifyHead(head + sep, false));
     const ttls = [
       retention.minEvents,
       retention.minAgeS,
@@ -205,15 +228,19 @@ export class UserLogWriter {
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batchMin = this.options.batchMinRecipients ?? 10;
-    const batchStart =
-      ascending.length >= batchMin ? userBatchStart(this.options.node, event, head + sep) : '';
+    const mayBatch = ascending.length >= batchMin;
+    const batchStart = mayBatch ? userBatchStart(this.options.node, event, notifyHead(head + sep, true)) : '';
+    const silentBatchStart = mayBatch
+      ? userBatchStart(this.options.node, event, notifyHead(head + sep, false))
+      : '';
     const publish = this.publish;
     const groups = new Map<number, number[]>();
     for (const uid of ascending) {
       const shard = this.keys.shardOf(uid);
       const group = groups.get(shard);
-      if (group) group.push(uid);
-      else groups.set(shard, [uid]);
+      const arg = silent?.has(uid) ? -uid : uid;
+      if (group) group.push(arg);
+      else groups.set(shard, [arg]);
     }
     const perShard = await Promise.all(
       [...groups].map(async ([shard, users]) => {
@@ -230,6 +257,8 @@ export class UserLogWriter {
           batched ? this.keys.userBatchChannel(shard) : '',
           batchStart,
           publish,
+          silentPieces[2],
+          silentBatchStart,
         ];
         const markKey = this.keys.deliveredTo(eventId, shard);
         const dataKey = this.keys.eventData(eventId, shard);

@@ -1,6 +1,6 @@
 import type { RedisConnection } from './client.js';
 import type { RedisKeys } from './keys.js';
-import { userCopyData } from './envelope-codec.js';
+import { notifyHead, userCopyData } from './envelope-codec.js';
 
 /** The data a client receives for a log entry: the event's data with its `event_id` added. */
 export function logEntryData(eventId: string, head: string, sep: string): string {
@@ -136,7 +136,8 @@ function judgePosition(afterId: string, found: boolean, log: LogShape): LogGap |
  * stored once per shard (user-log-writer.ts): the copy of the user's shard, in the slot of the user's log, so
  * the data of every distinct reference is read in one round trip on a cluster too. An
  * entry whose data has expired makes the replay incomplete (`complete: false`): it is reported, never
- * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`).
+ * skipped. Entries written before data was stored once carry it themselves (`event`, `head`, `sep`). The
+ * copy gets the recipient's `"notify"` flag from the entry (`n=0`: false; absent: true), as it had live.
  */
 async function resolveEntries(
   redis: RedisConnection,
@@ -173,7 +174,13 @@ async function resolveEntries(
     }
     const stored = data.get(ref);
     if (!stored) return { events, complete: false };
-    events.push({ eventId, event: stored.event, data: userCopyData(stored.head, eventId) });
+    // The recipient's notify flag lives in their entry (`n=0`: silent), not in the shared data.
+    const notify = get(fields, 'n') !== '0';
+    events.push({
+      eventId,
+      event: stored.event,
+      data: userCopyData(notifyHead(stored.head, notify), eventId),
+    });
   }
   return { events, complete: true };
 }

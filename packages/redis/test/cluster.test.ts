@@ -141,7 +141,7 @@ describe('on a real local Redis Cluster (3 masters, 3 replicas)', () => {
         {
           eventId: live.get(u),
           event: u < 50_000 ? 'Raised' : 'Big',
-          data: JSON.stringify({ alarm: { id: '3', text: 'é "q"' }, event_id: live.get(u) }),
+          data: JSON.stringify({ alarm: { id: '3', text: 'é "q"' }, notify: true, event_id: live.get(u) }),
         },
       ]);
     }

@@ -9,6 +9,8 @@ import {
   createRedis,
   decodeEnvelope,
   encodeChannelEvent,
+  notifyHead,
+  readUserLogAfter,
   userCopyData,
   type Redis,
 } from '../src/index.js';
@@ -60,10 +62,52 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
         event: 'App\\Events\\AlarmCreated',
         channel: e.channel,
         eventId: e.eventId,
-        data: userCopyData(head, e.eventId!),
+        data: userCopyData(notifyHead(head, true), e.eventId!),
       });
-      expect(JSON.parse(e.data)).toEqual({ ...(JSON.parse(data) as object), event_id: e.eventId });
+      expect(JSON.parse(e.data)).toEqual({
+        ...(JSON.parse(data) as object),
+        notify: true,
+        event_id: e.eventId,
+      });
     }
+  });
+
+  it('gives silent recipients "notify":false, per user and as their own batch, and keeps it in the log', async () => {
+    messages.length = 0;
+    const w = writer(1000);
+    expect(await w.appendAndPublish('e-s1', 'E', data, [6, 7], new Set([7]))).toBe(2);
+    await vi.waitFor(() => expect(messages).toHaveLength(2));
+    const byChannel = new Map(
+      messages.map((m) => [
+        m.channel,
+        decodeEnvelope(m.message) as Extract<PubSubEnvelope, { type: 'event' }>,
+      ]),
+    );
+    const notifyOf = (user: number) =>
+      (JSON.parse(byChannel.get(keys.pubsubChannel(`private-user.${user}`))!.data) as { notify: boolean })
+        .notify;
+    expect([notifyOf(6), notifyOf(7)]).toEqual([true, false]);
+
+    // Batched: users 8 and 24 and 40 share shard 8; 24 is silent: two messages, one per group.
+    messages.length = 0;
+    expect(await writer(2).appendAndPublish('e-s2', 'E', data, [8, 24, 40], new Set([24]))).toBe(3);
+    await vi.waitFor(() => expect(messages).toHaveLength(2));
+    const batches = messages.map(
+      (m) => decodeEnvelope(m.message) as Extract<PubSubEnvelope, { type: 'user-batch' }>,
+    );
+    expect(batches.map((b) => [b.dataHead, b.users.map(([u]) => u)])).toEqual([
+      [notifyHead(head, true), [8, 40]],
+      [notifyHead(head, false), [24]],
+    ]);
+    // The data is stored once, without the flag; the silent entry carries it.
+    expect(await redis.hget(keys.eventData('e-s2', 8), 'h')).toBe(head);
+    const entries = (await redis.xrange(keys.userLog(24), '-', '+')) as [string, string[]][];
+    expect(entries.map(([, fields]) => fields)).toEqual([['r', 'e-s2', 'n', '0']]);
+    // A replay gives each recipient the flag they had live.
+    const replayed = async (user: number) =>
+      (JSON.parse((await readUserLogAfter(redis, keys, user, '0-0')).events[0]!.data) as { notify: boolean })
+        .notify;
+    expect([await replayed(8), await replayed(24)]).toEqual([true, false]);
   });
 
   it('decodes the user-batch envelope the script publishes', async () => {
@@ -73,7 +117,13 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
     await vi.waitFor(() => expect(messages).toHaveLength(1));
     expect(messages[0]!.channel).toBe(keys.userBatchChannel(5));
     const envelope = decodeEnvelope(messages[0]!.message);
-    expect(envelope).toMatchObject({ v: 1, node: 'n"1', type: 'user-batch', event: 'E', dataHead: head });
+    expect(envelope).toMatchObject({
+      v: 1,
+      node: 'n"1',
+      type: 'user-batch',
+      event: 'E',
+      dataHead: notifyHead(head, true),
+    });
     const users = (envelope as Extract<PubSubEnvelope, { type: 'user-batch' }>).users;
     expect(users.map(([uid]) => uid)).toEqual([5, 21, 37]);
   });

@@ -87,7 +87,7 @@ describe('user event logs (real Redis)', () => {
     expect(await perUser.appendAndPublish('3', 'Ping', '{}', users)).toBe(users.length);
     await vi.waitFor(() => expect(received.filter((e) => e.event === 'Ping')).toHaveLength(users.length));
     const one = received.find((e) => e.event === 'Ping')!;
-    expect(JSON.parse(one.data)).toEqual({ event_id: one.eventId });
+    expect(JSON.parse(one.data)).toEqual({ notify: true, event_id: one.eventId });
   });
 
   it('publishes a large broadcast as user-batch envelopes whose copies match the logs exactly', async () => {
@@ -122,7 +122,7 @@ describe('user event logs (real Redis)', () => {
       for (const c of [copies[0]!, copies[777]!, copies.at(-1)!]) {
         const [logged] = (await readUserLogAfter(redis, keys, c.uid, '0-0')).events;
         expect(logged).toEqual({ eventId: c.id, event: 'App\\Events\\AlarmCreated', data: c.data });
-        expect(JSON.parse(c.data)).toEqual({ ...(JSON.parse(data) as object), event_id: c.id });
+        expect(JSON.parse(c.data)).toEqual({ ...(JSON.parse(data) as object), notify: true, event_id: c.id });
       }
       // A retry serves nobody again and publishes nothing.
       expect(await w.appendAndPublish('batch-1', 'App\\Events\\AlarmCreated', data, users)).toBe(0);
@@ -306,6 +306,7 @@ describe.each([1, USER_SHARDS])('event data stored once (real Redis, %i shards)'
     expect(events).toHaveLength(1049);
     expect(JSON.parse(events[7]!.data)).toEqual({
       ...(JSON.parse(data) as object),
+      notify: true,
       event_id: events[7]!.eventId,
     });
   });

@@ -162,6 +162,43 @@ export const COMMANDS = {
     options: { file: str },
     schema: z.object({ file: z.string().min(1) }),
   }),
+  'preferences get': command({
+    usage: '--user ID | --tenant ID',
+    summary: "print a user's notification rules, or a tenant's defaults and locks, with their version",
+    options: { user: str, tenant: str },
+    schema: z
+      .object({ user: id.optional(), tenant: id.optional() })
+      .refine((a) => (a.user === undefined) !== (a.tenant === undefined), {
+        message: 'give exactly one of --user and --tenant',
+      })
+      .transform((a) => ({ userId: a.user ?? null, tenantId: a.tenant ?? null })),
+  }),
+  'preferences set': command({
+    usage: '--user ID | --tenant ID --file prefs.json|- [--if-version N]',
+    summary:
+      'replace them with the JSON document in --file (- reads stdin), validated as the API does; with --if-version only if still at that version',
+    options: { user: str, tenant: str, file: str, 'if-version': str },
+    schema: z
+      .object({
+        user: id.optional(),
+        tenant: id.optional(),
+        file: z.string().min(1),
+        'if-version': z
+          .string()
+          .regex(/^\d{1,9}$/, 'must be a version number (0: none stored yet)')
+          .transform(Number)
+          .optional(),
+      })
+      .refine((a) => (a.user === undefined) !== (a.tenant === undefined), {
+        message: 'give exactly one of --user and --tenant',
+      })
+      .transform((a) => ({
+        userId: a.user ?? null,
+        tenantId: a.tenant ?? null,
+        file: a.file,
+        expected: a['if-version'] ?? ('*' as const),
+      })),
+  }),
   demo: command({
     usage: '',
     summary: 'create the demo world once; later runs print its ids with fresh JWTs and a fresh token',

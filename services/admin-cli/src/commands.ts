@@ -1,8 +1,27 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
-import { ProvisionGraph, type ParsedProvisionGraph, type ProvisionResult } from '@alarmcast/contracts';
-import { applyMigrations, ensureDatabase, Prisma, provisionGraph, type PrismaClient } from '@alarmcast/db';
+import {
+  PreferenceRules,
+  ProvisionGraph,
+  TenantPreferences,
+  lockedSettingsIn,
+  type ParsedProvisionGraph,
+  type ProvisionResult,
+} from '@alarmcast/contracts';
+import {
+  applyMigrations,
+  createPgPool,
+  ensureDatabase,
+  Prisma,
+  provisionGraph,
+  readTenantPreferences,
+  readUserPreferences,
+  writeTenantPreferences,
+  writeUserPreferences,
+  type PgPool,
+  type PrismaClient,
+} from '@alarmcast/db';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import type { CommandArgs, CommandName } from './args.js';
 import { requireJwtSecret, type CliConfig } from './config.js';
@@ -248,6 +267,7 @@ async function addJwts(result: ProvisionResult, secret: string): Promise<Provisi
   return result;
 }
 
+/** A file or stdin (`-`), relative to where the CLI was started. */
 async function readGraphText(file: string, cwd: string): Promise<string> {
   if (file === '-') return text(process.stdin);
   try {
@@ -321,6 +341,99 @@ function duplicates(kind: string, refs: string[]): string[] {
   return [...twice].map((r) => `${kind} ref ${r} is used more than once`);
 }
 
+/** Runs `work` on a one-connection pool: the preference statements live in packages/db (node-postgres). */
+async function withPool<T>(config: CliConfig, work: (pool: PgPool) => Promise<T>): Promise<T> {
+  const pool = createPgPool(config.databaseUrl, { max: 1 });
+  try {
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+async function preferenceOwner(
+  prisma: PrismaClient,
+  args: { userId: number | null; tenantId: number | null },
+) {
+  if (args.userId !== null) {
+    const user = await prisma.user.findUnique({ where: { id: args.userId }, select: { tenantId: true } });
+    if (!user) throw new CliError('not_found', `no user with id ${args.userId}`);
+    return { kind: 'user' as const, id: args.userId, tenantId: user.tenantId };
+  }
+  const tenant = await prisma.tenant.findUnique({ where: { id: args.tenantId! }, select: { id: true } });
+  if (!tenant) throw new CliError('not_found', `no tenant with id ${args.tenantId}`);
+  return { kind: 'tenant' as const, id: tenant.id };
+}
+
+export async function getPreferences(
+  prisma: PrismaClient,
+  config: CliConfig,
+  args: CommandArgs<'preferences get'>,
+) {
+  const owner = await preferenceOwner(prisma, args);
+  return withPool(config, async (pool) => {
+    if (owner.kind === 'user') {
+      const stored = await readUserPreferences(pool, owner.id);
+      return { userId: owner.id, version: stored?.version ?? 0, preferences: stored?.doc ?? {} };
+    }
+    const stored = await readTenantPreferences(pool, owner.id);
+    return {
+      tenantId: owner.id,
+      version: stored?.version ?? 0,
+      preferences: TenantPreferences.parse(stored?.doc ?? {}),
+    };
+  });
+}
+
+/** Validated as PUT /v1/me/preferences and PUT /v1/tenants/{id}/preferences validate (contracts). */
+export async function setPreferences(
+  prisma: PrismaClient,
+  config: CliConfig,
+  args: CommandArgs<'preferences set'>,
+) {
+  const owner = await preferenceOwner(prisma, args);
+  const source = await readGraphText(args.file, config.cwd);
+  let json: unknown;
+  try {
+    json = JSON.parse(source);
+  } catch (err) {
+    throw new CliError('invalid_arguments', `the preferences are not valid JSON: ${(err as Error).message}`);
+  }
+  const schema = owner.kind === 'user' ? PreferenceRules : TenantPreferences;
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(document)'}: ${i.message}`);
+    throw new CliError('invalid_arguments', `invalid preferences: ${problems.slice(0, 5).join('; ')}`, {
+      problems,
+    });
+  }
+  return withPool(config, async (pool) => {
+    let result;
+    if (owner.kind === 'user') {
+      const tenant = owner.tenantId === null ? null : await readTenantPreferences(pool, owner.tenantId);
+      const locked = lockedSettingsIn(
+        parsed.data as PreferenceRules,
+        tenant ? TenantPreferences.parse(tenant.doc) : null,
+      );
+      if (locked.length > 0)
+        throw new CliError('invalid_arguments', `the user's tenant locks ${locked.join(', ')}`, { locked });
+      result = await writeUserPreferences(pool, owner.id, parsed.data as PreferenceRules, args.expected);
+    } else {
+      result = await writeTenantPreferences(pool, owner.id, parsed.data as TenantPreferences, args.expected);
+    }
+    if (result.kind === 'conflict')
+      throw new CliError(
+        'conflict',
+        `the preferences are at version ${result.version}, not ${args.expected}`,
+        {
+          version: result.version,
+        },
+      );
+    const key = owner.kind === 'user' ? 'userId' : 'tenantId';
+    return { [key]: owner.id, version: result.version, preferences: parsed.data };
+  });
+}
+
 /** Every command's handler, by the name parseCommandLine returns. */
 export const HANDLERS: { [N in CommandName]: Handler<N> } = {
   migrate,
@@ -334,6 +447,8 @@ export const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'token create': createToken,
   'token revoke': revokeToken,
   jwt: mintJwt,
+  'preferences get': getPreferences,
+  'preferences set': setPreferences,
   provision,
   demo,
 };

@@ -3,16 +3,26 @@ import {
   IDEMPOTENCY_WINDOW_S,
   ROUTES,
   expressPath,
+  LocalClock,
+  PreferenceRules,
+  TenantPreferences,
+  compilePreferences,
+  evaluatePreferences,
+  preferenceEventOf,
   type AlarmAckResponse,
+  type AlarmWire,
+  type CompiledPreferences,
   type AlarmIngestBody,
 } from '@alarmcast/contracts';
 import {
   acknowledgeAlarm,
   findDeviceTenant,
   listVisibleAlarms,
+  loadPreferenceDocuments,
   tenantExists,
   writeAlarmReport,
   type AlarmListPosition,
+  type AlarmListRow,
   type PgPool,
 } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
@@ -91,6 +101,38 @@ export const validationFailed = (
     `${what} does not match its schema`,
     issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message })),
   );
+
+/**
+ * The alarms of a page that the user's rules would deliver now (the resolver's evaluator, with each alarm's
+ * tenant's defaults and locks, for an update of the alarm as it is; lifecycle coherence aside).
+ */
+async function deliverableOnly(
+  pool: PgPool,
+  db: DbCall,
+  userId: number,
+  page: AlarmListRow[],
+): Promise<AlarmListRow[]> {
+  const alarms = page.map((row) => ({ row, alarm: JSON.parse(row.alarmJson) as AlarmWire }));
+  const tenants = [...new Set(alarms.map((a) => a.alarm.tenant_id))];
+  const compiled = new Map<number, CompiledPreferences>();
+  for (const tenantId of tenants) {
+    const docs = await db(() => loadPreferenceDocuments(pool, tenantId, [userId]));
+    const tenant = docs.tenant ? TenantPreferences.parse(docs.tenant.doc) : null;
+    const mine = docs.users.get(userId);
+    compiled.set(tenantId, compilePreferences(tenant, mine ? PreferenceRules.parse(mine.doc) : null));
+  }
+  const clock = new LocalClock(new Date());
+  return alarms
+    .filter(
+      ({ alarm }) =>
+        evaluatePreferences(
+          compiled.get(alarm.tenant_id)!,
+          preferenceEventOf('alarm.updated', { alarm }),
+          clock,
+        ).outcome !== 'suppress',
+    )
+    .map((a) => a.row);
+}
 
 /** Alarm ids are bigints; anything else names no alarm. */
 const ALARM_ID = /^[1-9]\d{0,18}$/;
@@ -234,11 +276,13 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     const next = rows.length > q.limit && last ? encodeCursor(last.position) : null;
+    // Preferences never hide alarms from the API; this filter only answers "what would my rules deliver".
+    const shown = q.deliverable === 'true' ? await deliverableOnly(pool, db, viewer.userId, page) : page;
     // The alarms are already wire JSON (built in SQL from the one field list), so they are not parsed and
     // serialized again: the answer is AlarmListResponse, assembled as text.
     res
       .type('application/json')
-      .send(`{"alarms":[${page.map((a) => a.alarmJson).join(',')}],"next_cursor":${JSON.stringify(next)}}`);
+      .send(`{"alarms":[${shown.map((a) => a.alarmJson).join(',')}],"next_cursor":${JSON.stringify(next)}}`);
   });
 
   return router;

@@ -51,6 +51,7 @@ import { alarmsRouter } from './alarms-route.js';
 import { deviceInformsRouter } from './device-informs-route.js';
 import { DeviceStatePublisher, TenantSummary } from './device-state.js';
 import { PresenceDetector } from './presence-detector.js';
+import { preferencesRouter } from './preferences-route.js';
 import { startIdempotencyPruner } from './idempotency.js';
 import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.js';
 import { campaignsRouter } from './campaigns-route.js';
@@ -333,6 +334,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.get(expressPath(ROUTES.listDeviceTasks), perIp(limits.userApiPerIp));
   app.get(expressPath(ROUTES.getCampaign), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
+  app.get('/v1/alarms/:id/audience', perIp(limits.userApiPerIp));
+  app.all(['/v1/me/preferences', '/v1/tenants/:id/preferences'], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -420,6 +423,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   };
   app.use(tasksRouter(taskRoutes));
   app.use(campaignsRouter(taskRoutes));
+  app.use(preferencesRouter({ pool, db, asUser }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 

@@ -1,8 +1,23 @@
 import { UnrecoverableError } from 'bullmq';
-import { eventDefinition, parseJob } from '@alarmcast/contracts';
-import type { BroadcastMarker, BroadcastPlan, BroadcastPlanLoader } from '@alarmcast/db';
+import {
+  LocalClock,
+  eventDefinition,
+  evaluatePreferences,
+  parseJob,
+  preferenceEventOf,
+  type CompiledPreferences,
+  type PreferenceEvent,
+} from '@alarmcast/contracts';
+import type {
+  AudienceUpdate,
+  BroadcastMarker,
+  BroadcastPlan,
+  BroadcastPlanLoader,
+  RecordedDecision,
+} from '@alarmcast/db';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
+import type { PreferenceCache } from './preference-cache.js';
 
 export interface BroadcastResult {
   recipients: number;
@@ -14,28 +29,113 @@ export interface BroadcastJobDeps {
   marker: BroadcastMarker;
   writer: UserLogWriter;
   metrics: ResolverMetrics;
+  preferences: PreferenceCache;
+  /** the moment quiet hours are read at @defaultValue the current time */
+  now?: () => Date;
+}
+
+/** What the preferences of an event's recipients decided, ready for the writer and the marker. */
+export interface RecipientDecisions {
+  /** delivered (with notify or silently), in the plan's order */
+  reached: number[];
+  /** the reached users who get `"notify":false` */
+  silent: Set<number>;
+  /** reached users who had not received this alarm before */
+  newlyReceived: number[];
+  /** every decision other than a plain delivery (rule `default`), for the audience */
+  decisions: Record<string, RecordedDecision>;
+  suppressed: number;
+}
+
+/**
+ * Decides every recipient of one event (contracts' evaluatePreferences), at one moment: the per-recipient
+ * work of a broadcast, with no I/O (the benchmark times it beside the plan query).
+ */
+export function decideRecipients(
+  recipients: readonly number[],
+  prefsOf: (userId: number) => CompiledPreferences,
+  subject: PreferenceEvent,
+  clock: LocalClock,
+  received: ReadonlySet<number>,
+): RecipientDecisions {
+  const reached: number[] = [];
+  const silent = new Set<number>();
+  const newlyReceived: number[] = [];
+  const decisions: Record<string, RecordedDecision> = {};
+  let suppressed = 0;
+  for (const user of recipients) {
+    const before = received.has(user);
+    const decision = evaluatePreferences(prefsOf(user), subject, clock, before);
+    if (decision.rule !== 'default') decisions[user] = [decision.outcome, decision.rule, decision.source];
+    if (decision.outcome === 'suppress') {
+      suppressed++;
+      continue;
+    }
+    reached.push(user);
+    if (decision.outcome === 'deliver_silent') silent.add(user);
+    if (!before) newlyReceived.push(user);
+  }
+  return { reached, silent, newlyReceived, decisions, suppressed };
+}
+
+/** One event of a plan: the plan's own, or one of its pending earlier ones. */
+interface PlannedEvent {
+  eventId: string;
+  kind: string;
+  payloadJson: string;
+  alarmId: string | null;
 }
 
 /**
  * The resolver's job, `BroadcastAlarmToTenant {eventId}` (or `BroadcastEvents {eventIds}`, the same for up
  * to 100 events at once): load the outbox event with its recipients
- * (the audience rule of its catalogue entry), append it to each recipient's log and publish it, then mark
- * it broadcast. Everything here is idempotent per (event, user), so a retried, stalled or re-enqueued job
- * serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails the job at once).
+ * (the audience rule of its catalogue entry), decide per recipient what their preferences say (deliver,
+ * deliver silently, suppress), append it to the logs of those it reaches and publish it, then mark it
+ * broadcast with who it reached. Everything here is idempotent per (event, user), so a retried, stalled or
+ * re-enqueued job serves nobody twice. Errors that retrying cannot fix are UnrecoverableError (BullMQ fails
+ * the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { plans, marker, writer, metrics } = deps;
+  const { plans, marker, writer, metrics, preferences } = deps;
+  const now = deps.now ?? (() => new Date());
 
-  /** Appends and publishes to everyone not served yet, then marks the event; returns how many it served. */
-  async function broadcast(plan: BroadcastPlan, wireName: string): Promise<number> {
-    const delivered = await writer.appendAndPublish(
-      plan.eventId,
-      wireName,
-      plan.payloadJson,
+  /**
+   * Decides, appends and publishes to everyone not served yet, then marks the event; returns how many it
+   * served. `received` (the users who got an earlier event of this alarm) grows with whom this one reaches,
+   * so the next event of the alarm in this job sees them.
+   */
+  async function broadcast(
+    plan: BroadcastPlan,
+    event: PlannedEvent,
+    wireName: string,
+    prefsOf: (userId: number) => CompiledPreferences,
+    received: Set<number>,
+  ): Promise<number> {
+    const subject = preferenceEventOf(event.kind, JSON.parse(event.payloadJson));
+    const { reached, silent, newlyReceived, decisions, suppressed } = decideRecipients(
       plan.recipients,
+      prefsOf,
+      subject,
+      new LocalClock(now()),
+      received,
     );
-    await marker.mark(plan.eventId);
+    const delivered = await writer.appendAndPublish(
+      event.eventId,
+      wireName,
+      event.payloadJson,
+      reached,
+      silent,
+    );
+    for (const user of newlyReceived) received.add(user);
+    const audience: AudienceUpdate | undefined =
+      event.alarmId === null
+        ? undefined
+        : { alarmId: event.alarmId, tenantId: plan.tenantId, newlyReceived, decisions };
+    await marker.mark(event.eventId, audience);
     metrics.deliveries.inc(delivered);
+    metrics.outcomes.inc({ outcome: 'deliver' }, reached.length - silent.size);
+    metrics.outcomes.inc({ outcome: 'deliver_silent' }, silent.size);
+    metrics.outcomes.inc({ outcome: 'suppress' }, suppressed);
     return delivered;
   }
 
@@ -82,6 +182,15 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
     const definition = eventDefinition(plan.kind);
     if (!definition) throw new UnrecoverableError(`outbox event ${eventId} has unknown kind ${plan.kind}`);
+    const prefsOf = await preferences.forPlan(plan);
+    // Who received each alarm so far, carried from event to event within this job (lifecycle coherence).
+    const received = new Map<string, Set<number>>();
+    const receivedOf = (alarmId: string | null): Set<number> => {
+      if (alarmId === null) return new Set();
+      let set = received.get(alarmId);
+      if (!set) received.set(alarmId, (set = new Set(plan.received.get(alarmId))));
+      return set;
+    };
     // Jobs run concurrently, so the job of a device's earlier event may still be running (or waiting) when
     // this one starts: delivering those first keeps each user's log in commit order per device, so a clear
     // never lands before the raise it clears. Each user gets an event once whoever delivers it, so the
@@ -90,11 +199,14 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     for (const earlier of plan.pendingBefore) {
       const earlierDefinition = eventDefinition(earlier.kind);
       // An event its own job cannot deliver either must not hold up the ones after it.
-      if (earlierDefinition && (await broadcast({ ...plan, ...earlier }, earlierDefinition.wireName)) > 0) {
+      if (
+        earlierDefinition &&
+        (await broadcast(plan, earlier, earlierDefinition.wireName, prefsOf, receivedOf(earlier.alarmId))) > 0
+      ) {
         metrics.earlierDelivered.inc();
       }
     }
-    const delivered = await broadcast(plan, definition.wireName);
+    const delivered = await broadcast(plan, plan, definition.wireName, prefsOf, receivedOf(plan.alarmId));
     metrics.recipients.observe(plan.recipients.length);
     return { recipients: plan.recipients.length, delivered };
   }

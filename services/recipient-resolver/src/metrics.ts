@@ -9,6 +9,7 @@ export function createResolverMetrics(): {
   eventsSkipped: Counter;
   recipients: Histogram;
   jobSeconds: Histogram;
+  outcomes: Counter<'outcome'>;
 } {
   const registry = createMetricsRegistry('recipient-resolver');
   return {
@@ -38,6 +39,12 @@ export function createResolverMetrics(): {
       name: 'resolver_recipients',
       help: 'Recipients per broadcast',
       buckets: [1, 5, 10, 20, 50, 100, 500, 1000, 5000, 10000, 50000],
+      registers: [registry],
+    }),
+    outcomes: new Counter({
+      name: 'resolver_preference_outcomes_total',
+      help: 'Recipients of broadcast events by what their preferences decided (deliver, deliver_silent, suppress)',
+      labelNames: ['outcome'] as const,
       registers: [registry],
     }),
     jobSeconds: new Histogram({

@@ -9,6 +9,7 @@ import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
 import { createResolverMetrics } from './metrics.js';
+import { PreferenceCache } from './preference-cache.js';
 
 /**
  * The resolver's process shell: connections, the BullMQ worker running `broadcastJob`, the health and
@@ -68,7 +69,13 @@ export async function startResolver(
 
   const metrics = createResolverMetrics();
   // Concurrent jobs share plan queries and broadcast marks (one round trip per batch, under load).
-  const runJob = broadcastJob({ plans: new BroadcastPlanLoader(pool), marker, writer, metrics });
+  const runJob = broadcastJob({
+    plans: new BroadcastPlanLoader(pool),
+    marker,
+    writer,
+    metrics,
+    preferences: new PreferenceCache(pool, log),
+  });
 
   // BullMQ does not close a connection it is given: close() does.
   const workerRedis = createRedisClient(target, { name: `${nodeId}:worker`, maxRetriesPerRequest: null });

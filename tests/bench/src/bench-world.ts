@@ -114,3 +114,50 @@ export async function provisionWorld(name: string, shape: WorldShape): Promise<B
     sharedUsers: new Set(shares.rows.map((s) => s.user_id)).size,
   };
 }
+
+/**
+ * Gives every user of the database notification preferences, the issue's realistic mix, by user id mod 20:
+ * 30 % a minimum severity (Major: the benchmark's Major alarms pass it, but it is evaluated), 10 % quiet
+ * hours now (a window over the whole of today, UTC: delivered silently), 5 % a muted device (the lowest id
+ * of their tenant: its alarms are suppressed for them), and the other 55 % a rule that never matches (a muted
+ * event type the benchmark does not raise). Returns each muting user's muted device.
+ */
+export async function holdPreferences(databaseUrl: string, now = new Date()): Promise<Map<number, number>> {
+  const pool = createPgPool(databaseUrl, { max: 1 });
+  const today = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][now.getUTCDay()]!;
+  const { rows } = await pool.query<{ user_id: number; muted: string | null }>(
+    `INSERT INTO user_preferences (user_id, rules, version)
+     SELECT u.id, CASE
+         WHEN u.id % 20 < 6 THEN '{"minSeverity":"Major"}'::jsonb
+         WHEN u.id % 20 < 8 THEN jsonb_build_object('quietHours', jsonb_build_object('timeZone', 'UTC',
+           'windows', jsonb_build_array(jsonb_build_object('days', jsonb_build_array($1::text),
+             'start', '00:00', 'end', '24:00'))))
+         WHEN u.id % 20 = 8 THEN jsonb_build_object('mute', jsonb_build_object('devices',
+           jsonb_build_array((SELECT min(d.id) FROM cpe_devices d WHERE d.tenant_id = u.tenant_id))))
+         ELSE '{"mute":{"eventTypes":["Environmental Alarm"]}}'::jsonb
+       END, 1
+       FROM users u WHERE u.tenant_id IS NOT NULL
+     ON CONFLICT (user_id) DO UPDATE SET rules = EXCLUDED.rules, version = user_preferences.version + 1
+     RETURNING user_id, rules->'mute'->'devices'->>0 AS muted`,
+    [today],
+  );
+  await pool.query('ANALYZE user_preferences');
+  await pool.end();
+  return new Map(rows.filter((r) => r.muted !== null).map((r) => [r.user_id, Number(r.muted)]));
+}
+
+/** `world` once its users hold preferences: a muted device's alarms are not expected at its muters. */
+export function withPreferences(world: BenchWorld, muted: ReadonlyMap<number, number>): BenchWorld {
+  const cache = new Map<number, ReadonlySet<number>>();
+  return {
+    ...world,
+    recipientsOf: (deviceId) => {
+      let set = cache.get(deviceId);
+      if (!set) {
+        set = new Set([...world.recipientsOf(deviceId)].filter((u) => muted.get(u) !== deviceId));
+        cache.set(deviceId, set);
+      }
+      return set;
+    },
+  };
+}

@@ -4,6 +4,7 @@
  *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
  *              [--cpus <list>] [--cluster (steady only: alarmcast on a local Redis Cluster, no peer)]
+ *              [--preferences (world, big-tenant: also with every user holding preferences)]
  *
  * Starts the services it measures as separate processes on this machine (fresh ones per run), provisions
  * each scenario's world in its own database, connects the sockets, POSTs alarms at the scenario's rate and
@@ -51,6 +52,8 @@ const { values, positionals } = parseArgs({
     cluster: { type: 'boolean', default: false },
     // Pins the run (harness, services, Redis, Postgres) to these CPUs, e.g. 0: the same run on less CPU.
     cpus: { type: 'string' },
+    // world, big-tenant: also with every user holding notification preferences, and the ratio
+    preferences: { type: 'boolean', default: false },
   },
 });
 const chosen = (positionals[0] ?? 'all') as ScenarioName | 'all';
@@ -70,6 +73,7 @@ const settings: BenchSettings = {
   cluster: values.cluster,
   profileDir: values.profile,
   batch: values.batch === undefined ? undefined : Number(values.batch),
+  preferences: values.preferences,
 };
 if (
   settings.batch !== undefined &&

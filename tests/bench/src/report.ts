@@ -139,8 +139,12 @@ export function scenarioMarkdown(r: ScenarioResult): string {
         floorsTable(r.floors) +
         '\n' +
         runsTable(r.runs) +
+        (r.preferences
+          ? `\nThe same run on fresh processes with every user holding preferences (\`--preferences\`; last recipient p99 ${r.preferences.lastRecipientP99Ratio}×, latency p50 ${r.preferences.latencyP50Ratio}×, p99 ${r.preferences.latencyP99Ratio}× the run without):\n\n` +
+            runsTable([r.preferences.run])
+          : '') +
         '\n' +
-        resourcesTable(r.runs) +
+        resourcesTable(r.preferences ? [...r.runs, r.preferences.run] : r.runs) +
         '\n![big tenant latency](benchmarks/big-tenant-latency.svg)\n'
       );
     case 'capacity':
@@ -208,7 +212,22 @@ export function scenarioMarkdown(r: ScenarioResult): string {
               `| ${x.users} | ${x.tenants} | ${x.meanRecipients} | ${x.alarmcastMs.p50} / ${x.alarmcastMs.p99} | ${x.baselineMs.p50} / ${x.baselineMs.max} | ${Math.round(x.baselineMs.p50 / x.alarmcastMs.p50)} |`,
           )
           .join('\n') +
-        '\n'
+        '\n' +
+        (r.results.some((x) => x.resolveMs)
+          ? "\nWith `--preferences`: the whole resolution (plan query and every recipient's preference decision, warm\n" +
+            'cache), first with no user holding preferences, then with every user holding the mix of\n' +
+            '`holdPreferences` (30 % a minimum severity, 10 % quiet hours now, 5 % a muted device, the rest a rule\n' +
+            'that never matches):\n\n' +
+            '| users | without p50 / p99 (ms) | with p50 / p99 (ms) | with ÷ without (p50 / p99) |\n|---:|---:|---:|---:|\n' +
+            r.results
+              .filter((x) => x.resolveMs)
+              .map(
+                (x) =>
+                  `| ${x.users} | ${x.resolveMs!.p50} / ${x.resolveMs!.p99} | ${x.resolveWithPreferencesMs!.p50} / ${x.resolveWithPreferencesMs!.p99} | ${x.preferencesRatioP50} / ${x.preferencesRatioP99} |`,
+              )
+              .join('\n') +
+            '\n'
+          : '')
       );
   }
 }

@@ -4,8 +4,11 @@
  * with a share into the next tenant), for alarmcast's query and for the workaround the old design proposed
  * (iterate every user and ask whether they may access the device).
  */
+import { LocalClock, preferenceEventOf } from '@alarmcast/contracts';
 import { createPgPool, loadBroadcastPlan, type PgPool } from '@alarmcast/db';
-import { freshDatabase } from './bench-world.js';
+import { createLogger } from '@alarmcast/observability';
+import { PreferenceCache, decideRecipients } from '@alarmcast/recipient-resolver';
+import { freshDatabase, holdPreferences } from './bench-world.js';
 import { quantile } from './load.js';
 import { round } from './proc-stats.js';
 
@@ -16,6 +19,12 @@ export interface WorldOptions {
   samples: number;
   /** alarms resolved by the baseline per size (seconds each at 100,000 users) @defaultValue 3 */
   baselineSamples: number;
+  /**
+   * Also time the whole resolution (the plan query and every recipient's preference decision, as the
+   * resolver does it) without preferences and then with every user holding them (bench-world.ts
+   * `holdPreferences`), in the same run. @defaultValue false
+   */
+  preferences?: boolean;
 }
 
 const TENANT_SIZE = 100;
@@ -48,7 +57,9 @@ async function buildWorld(pool: PgPool, users: number, events: number): Promise<
   );
   await pool.query(
     `INSERT INTO outbox_events (tenant_id, device_id, kind, payload)
-     SELECT d.tenant_id, d.id, 'alarm.created', '{"alarm":{}}'::jsonb
+     SELECT d.tenant_id, d.id, 'alarm.created',
+            jsonb_build_object('alarm', jsonb_build_object('device_id', d.id, 'perceived_severity', 'Major',
+              'event_type', 'Communications Alarm', 'probable_cause', 'Loss of signal'))
        FROM cpe_devices d ORDER BY random() LIMIT $1`,
     [events],
   );
@@ -88,7 +99,8 @@ async function baselineRecipients(pool: PgPool, eventId: string): Promise<number
 
 export async function runWorldScenario(o: WorldOptions) {
   const { samples: SAMPLES, baselineSamples: BASELINE_SAMPLES } = o;
-  const pool = createPgPool(await freshDatabase('alarmcast_bench_world'), { max: 2 });
+  const databaseUrl = await freshDatabase('alarmcast_bench_world');
+  const pool = createPgPool(databaseUrl, { max: 2 });
   const results = [];
   for (const users of o.sizes) {
     await buildWorld(pool, users, Math.max(SAMPLES, BASELINE_SAMPLES));
@@ -117,7 +129,9 @@ export async function runWorldScenario(o: WorldOptions) {
         throw new Error(`baseline and alarmcast disagree on event ${id}`);
       }
     }
+    const resolution = o.preferences ? await timeResolution(pool, ids.slice(0, SAMPLES), databaseUrl) : null;
     const row = {
+      ...(resolution ?? {}),
       users,
       tenants: users / TENANT_SIZE,
       devices: users,
@@ -126,6 +140,11 @@ export async function runWorldScenario(o: WorldOptions) {
       baselineMs: precise(baseline),
     };
     results.push(row);
+    if (resolution)
+      console.log(
+        `${String(users).padStart(7)} users: resolution (plan + decisions) p50 ${resolution.resolveMs.p50} ms p99 ${resolution.resolveMs.p99} ms without preferences, ` +
+          `p50 ${resolution.resolveWithPreferencesMs.p50} ms p99 ${resolution.resolveWithPreferencesMs.p99} ms with: ${resolution.preferencesRatioP50}x (p50)`,
+      );
     console.log(
       `${String(users).padStart(7)} users: alarmcast p50 ${row.alarmcastMs.p50.toFixed(2)} ms p99 ${row.alarmcastMs.p99.toFixed(2)} ms | ` +
         `baseline p50 ${row.baselineMs.p50.toFixed(0)} ms | ${row.meanRecipients} recipients/alarm`,
@@ -138,6 +157,11 @@ export async function runWorldScenario(o: WorldOptions) {
     results,
     alarmcastGrowth: Number((last.alarmcastMs.p50 / first.alarmcastMs.p50).toFixed(2)),
     baselineOverAlarmcastAtLargest: Number((last.baselineMs.p50 / last.alarmcastMs.p50).toFixed(0)),
+    // With --preferences: resolution with every user holding preferences over without, at the largest size.
+    preferencesRatioAtLargest:
+      last.preferencesRatioP50 !== undefined && last.preferencesRatioP99 !== undefined
+        ? { p50: last.preferencesRatioP50, p99: last.preferencesRatioP99 }
+        : null,
   };
   console.log(
     `alarmcast p50 grew ${summary.alarmcastGrowth}x from ${first.users} to ${last.users} users; ` +
@@ -145,6 +169,58 @@ export async function runWorldScenario(o: WorldOptions) {
   );
   await pool.end();
   return summary;
+}
+
+/**
+ * The resolver's resolution of each event (plan query, preference cache, every recipient's decision), warm,
+ * first with no user holding preferences, then with all of them holding the benchmark's mix; the cache is
+ * warmed first each time, as a running resolver's is.
+ */
+async function timeResolution(pool: PgPool, ids: string[], databaseUrl: string) {
+  const log = createLogger({ service: 'bench', level: 'silent' });
+  const pass = async () => {
+    const cache = new PreferenceCache(pool, log);
+    const once = async (id: string) => {
+      const plan = (await loadBroadcastPlan(pool, id))!;
+      const prefsOf = await cache.forPlan(plan);
+      return decideRecipients(
+        plan.recipients,
+        prefsOf,
+        preferenceEventOf(plan.kind, JSON.parse(plan.payloadJson)),
+        new LocalClock(new Date()),
+        plan.received.get(plan.alarmId ?? '') ?? new Set(),
+      );
+    };
+    for (const id of ids) await once(id); // warm: every recipient's rules compiled
+    const times: number[] = [];
+    let suppressed = 0;
+    let silent = 0;
+    for (const id of ids) {
+      const t0 = performance.now();
+      const d = await once(id);
+      times.push(performance.now() - t0);
+      suppressed += d.suppressed;
+      silent += d.silent.size;
+    }
+    return { times, suppressed, silent };
+  };
+  await pool.query('TRUNCATE user_preferences');
+  const without = await pass();
+  await holdPreferences(databaseUrl);
+  // Writing every user's preferences updated every users row (the version the plan reads): vacuum them, as
+  // the other scenarios do before every run, so the run with preferences does not pay for dead rows.
+  await pool.query('VACUUM ANALYZE users, user_preferences');
+  const withPrefs = await pass();
+  await pool.query('TRUNCATE user_preferences');
+  const resolveMs = precise(without.times);
+  const resolveWithPreferencesMs = precise(withPrefs.times);
+  return {
+    resolveMs,
+    resolveWithPreferencesMs,
+    preferencesRatioP50: Number((resolveWithPreferencesMs.p50 / resolveMs.p50).toFixed(2)),
+    preferencesRatioP99: Number((resolveWithPreferencesMs.p99 / resolveMs.p99).toFixed(2)),
+    withPreferences: { suppressed: withPrefs.suppressed, silent: withPrefs.silent },
+  };
 }
 
 /** Sub-millisecond figures need more than percentiles()' one decimal. */
