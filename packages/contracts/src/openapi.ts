@@ -26,6 +26,13 @@ import {
 } from './device-informs.js';
 import { AlarmIngestBody, INGEST_BODY_LIMIT_BYTES } from './ingest.js';
 import {
+  AlarmAudienceResponse,
+  PreferenceRules,
+  TenantPreferences,
+  TenantPreferencesResponse,
+  UserPreferencesResponse,
+} from './preferences.js';
+import {
   ChannelAuthBody,
   ChannelAuthResponse,
   HTTP_API_LIMITS,
@@ -374,7 +381,7 @@ const deviceRoutes = {
     path: '/v1/tasks/{taskId}',
     summary: "Report the platform's latest view of one CPE task",
     description:
-      "201 `created` for a task id not seen before, 200 `updated`, 200 `replay` for a report that changes nothing. `deviceId`, `kind`, `requestedByUserId`, `campaignId` and `targetSoftwareVersion` are fixed by the first report. A report out of order (a terminal state left, progress going down) is refused and changes nothing. Needs the `tasks` scope.",
+      '201 `created` for a task id not seen before, 200 `updated`, 200 `replay` for a report that changes nothing. `deviceId`, `kind`, `requestedByUserId`, `campaignId` and `targetSoftwareVersion` are fixed by the first report. A report out of order (a terminal state left, progress going down) is refused and changes nothing. Needs the `tasks` scope.',
     tag: 'collector',
     auth: 'collectorToken',
     pathParams: TaskIdParams,
@@ -529,6 +536,125 @@ const userRoutes = {
     auth: 'userJwt',
     pathParams: CampaignIdParams,
     responses: { 200: { description: 'the campaign', schema: CampaignResponse } },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+const etagHeaders: Record<string, HeaderSpec> = {
+  ETag: {
+    description: 'the version of the document (`"<version>"`): send it back in If-Match to change it',
+    required: true,
+    schema: z.string().regex(/^"\d+"$/),
+  },
+};
+const ifMatchHeader: Record<string, HeaderSpec> = {
+  'If-Match': {
+    description:
+      'required: the ETag of the document as read (412 if it changed since), or `*` to overwrite whatever is there',
+    required: true,
+  },
+};
+const TenantIdParams = z.object({ id: z.string().describe('a tenant id') });
+
+const preferenceRoutes = {
+  getMyPreferences: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/me/preferences',
+    summary: "The user's notification rules, the tenant's on top, and what is in force",
+    tag: 'preferences',
+    auth: 'userJwt',
+    responses: {
+      200: { description: 'the document', schema: UserPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [...V1_BODY_ERRORS, ...USER_ERRORS, ...ALWAYS],
+  },
+  putMyPreferences: {
+    services: INGEST,
+    method: 'put',
+    path: '/v1/me/preferences',
+    summary: "Replace the user's notification rules",
+    description:
+      'Versioned: `If-Match` with the ETag read (412 `precondition_failed` when it changed since, 428 `precondition_required` without one). A setting the tenant locks is refused (422 `preference_locked`).',
+    tag: 'preferences',
+    auth: 'userJwt',
+    headers: ifMatchHeader,
+    body: {
+      schema: PreferenceRules,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: 'the document as stored', schema: UserPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'validation_failed',
+      'preference_locked',
+      'precondition_failed',
+      'precondition_required',
+      ...USER_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  getTenantPreferences: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/tenants/{id}/preferences',
+    summary: "A tenant's default rules, locks and critical bypass (its admins, platform admins)",
+    description:
+      '403 for a user who may not administer the tenant; 404 for a platform admin naming a tenant that does not exist.',
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: TenantIdParams,
+    responses: {
+      200: { description: 'the document', schema: TenantPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+  putTenantPreferences: {
+    services: INGEST,
+    method: 'put',
+    path: '/v1/tenants/{id}/preferences',
+    summary: "Replace a tenant's default rules, locks and critical bypass",
+    description: 'Versioned as PUT /v1/me/preferences.',
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: TenantIdParams,
+    headers: ifMatchHeader,
+    body: {
+      schema: TenantPreferences,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: 'the document as stored', schema: TenantPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'invalid_path',
+      'not_found',
+      'validation_failed',
+      'precondition_failed',
+      'precondition_required',
+      ...USER_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  getAlarmAudience: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/alarms/{id}/audience',
+    summary:
+      'Who an alarm reached, what decided for each user, and what their rules decide now (tenant admins)',
+    description:
+      "403 for a user of the alarm's tenant who is not its admin; 404 for an alarm of another tenant, as for one that does not exist.",
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: AlarmIdParams,
+    responses: { 200: { description: 'the audience', schema: AlarmAudienceResponse } },
     errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
   },
 } as const satisfies Record<string, RouteSpec>;
@@ -706,6 +832,7 @@ export const ROUTES = {
   ...collectorRoutes,
   ...deviceRoutes,
   ...userRoutes,
+  ...preferenceRoutes,
   ...edgeRoutes,
   ...consoleRoutes,
   ...probeRoutes,
@@ -741,6 +868,8 @@ const COMPONENTS = {
     TaskReportBody,
     CreateCampaignBody,
     PatchCampaignBody,
+    PreferenceRules,
+    TenantPreferences,
     ChannelAuthBody,
     PusherTriggerBody,
     PusherBatchBody,
@@ -758,6 +887,9 @@ const COMPONENTS = {
     CampaignWire,
     CampaignWriteResponse,
     CampaignResponse,
+    UserPreferencesResponse,
+    TenantPreferencesResponse,
+    AlarmAudienceResponse,
     ChannelAuthResponse,
     PusherPublishResponse,
     ErrorBody: ErrorBodySchema(),
@@ -876,6 +1008,7 @@ const TAGS: Record<string, string> = {
   collector:
     'CPE collectors and the platform report alarms, informs, tasks and campaigns (collector tokens, by scope)',
   user: 'Operators read and acknowledge their alarms, read tasks and campaigns (user JWTs)',
+  preferences: "Notification preferences: users, tenant defaults and locks, an alarm's audience (user JWTs)",
   pusher: "The Pusher protocol endpoints: channel authorization, Pusher's HTTP API, the WebSocket",
   console: 'The operator console page',
   probes: 'Liveness and readiness',

@@ -146,9 +146,7 @@ export const TaskWire: z.ZodType<TaskWire> = z
 /** `PUT /v1/tasks/{taskId}` answers: 201 created, 200 updated, 200 replay (nothing stored or sent). */
 export const TASK_WRITE_OUTCOMES = ['created', 'updated', 'replay'] as const;
 export type TaskWriteOutcome = (typeof TASK_WRITE_OUTCOMES)[number];
-export const TaskWriteResponse = z
-  .object({ task: TaskWire, outcome: z.enum(TASK_WRITE_OUTCOMES) })
-  .strict();
+export const TaskWriteResponse = z.object({ task: TaskWire, outcome: z.enum(TASK_WRITE_OUTCOMES) }).strict();
 export type TaskWriteResponse = z.output<typeof TaskWriteResponse>;
 
 /** `PUT /v1/tasks/{taskId}` path: the platform's task id. */

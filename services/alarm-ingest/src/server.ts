@@ -334,8 +334,11 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.get(expressPath(ROUTES.listDeviceTasks), perIp(limits.userApiPerIp));
   app.get(expressPath(ROUTES.getCampaign), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
-  app.get('/v1/alarms/:id/audience', perIp(limits.userApiPerIp));
-  app.all(['/v1/me/preferences', '/v1/tenants/:id/preferences'], perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getAlarmAudience), perIp(limits.userApiPerIp));
+  app.all(
+    [expressPath(ROUTES.getMyPreferences), expressPath(ROUTES.getTenantPreferences)],
+    perIp(limits.userApiPerIp),
+  );
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
