@@ -68,3 +68,16 @@ ensure_chromium() {
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 }
+
+# Debian's Prometheus (with promtool) for tests/e2e/test/prometheus.test.ts, which runs the alert rules and
+# dashboard queries against a real Prometheus (its own, on a free port in a temporary directory; never a
+# system daemon).
+ensure_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && return 0
+  log "installing prometheus (Debian package, with promtool) for the monitoring test"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  fi
+}

@@ -8,6 +8,7 @@ cd "$ROOT"
 ensure_services
 ensure_install
 ensure_chromium
+ensure_prometheus
 
 log "build, typecheck and lint"
 pnpm exec turbo run build typecheck lint --output-logs=errors-only

@@ -3,6 +3,9 @@ import { z } from 'zod';
 /** A user log entry id (`<ms>-<seq>`), which is the `event_id` a user sees. */
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 
+/** An outbox event id (a bigint as decimal text in production). */
+const SOURCE_ID = z.string().min(1).max(64);
+
 /**
  * At most this many users per `user-batch` message an edge accepts. The resolver sends at most 500 per
  * script call (packages/redis `user-log-writer.ts`); the margin lets that number grow without a
@@ -28,6 +31,11 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
     v: z.literal(1),
     /** id of the publishing process, for tracing */
     node: z.string().max(200),
+    /**
+     * the outbox event id this copy was resolved from (resolver deliveries only), so that one alarm can be
+     * followed through every service's logs by one id (the `eventId` log field)
+     */
+    source: SOURCE_ID.optional(),
     type: z.literal('event'),
     channel: z.string().min(1).max(200),
     event: z.string().min(1).max(200),
@@ -44,6 +52,7 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
   z.object({
     v: z.literal(1),
     node: z.string().max(200),
+    source: SOURCE_ID.optional(),
     type: z.literal('user-batch'),
     event: z.string().min(1).max(200),
     /**

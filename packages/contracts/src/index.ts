@@ -19,3 +19,4 @@ export * from './collector-scopes.js';
 export * from './device-informs.js';
 export * from './device-status.js';
 export * from './preferences.js';
+export * from './admin-status.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AlarmWire } from './alarm.js';
+import { AdminStatusResponse } from './admin-status.js';
 import {
   AlarmAckResponse,
   AlarmIdParams,
@@ -469,6 +470,25 @@ const deviceRoutes = {
 } as const satisfies Record<string, RouteSpec>;
 
 const userRoutes = {
+  adminStatus: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/admin/status',
+    summary: 'The live cluster state, for platform admins',
+    description:
+      "Edges (each edge's own report, written to Redis every 2 s) with their connections, the broadcast queue and its oldest job's age, the outbox backlog, and the edges' recent resume failures and revocations. 403 for any user but a platform admin.",
+    tag: 'user',
+    auth: 'userJwt',
+    responses: { 200: { description: 'the cluster state', schema: AdminStatusResponse } },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'unauthenticated',
+      'forbidden',
+      'rate_limited',
+      'service_unavailable',
+      ...ALWAYS,
+    ],
+  },
   listAlarms: {
     services: INGEST,
     method: 'get',

@@ -1,3 +1,4 @@
+import type { UserRole } from './client.js';
 import type { PgPool } from './pool.js';
 
 /**
@@ -53,14 +54,14 @@ export interface AlarmViewer {
 export async function findUserAccess(
   pool: PgPool,
   userId: number,
-): Promise<{ active: boolean; tenantId: number | null } | null> {
-  const { rows } = await pool.query<{ active: boolean; tenant_id: number | null }>({
-    name: 'load_user_access',
-    text: 'SELECT active, tenant_id FROM users WHERE id = $1',
+): Promise<{ active: boolean; tenantId: number | null; role: UserRole } | null> {
+  const { rows } = await pool.query<{ active: boolean; tenant_id: number | null; role: UserRole }>({
+    name: 'load_user_access_role',
+    text: 'SELECT active, tenant_id, role FROM users WHERE id = $1',
     values: [userId],
   });
   const row = rows[0];
-  return row ? { active: row.active, tenantId: row.tenant_id } : null;
+  return row ? { active: row.active, tenantId: row.tenant_id, role: row.role } : null;
 }
 
 /** What channel authorization reads of a user (findUserAccess). */

@@ -388,3 +388,30 @@ function mergeAudiences(batch: { eventId: string; audience?: AudienceUpdate }[])
   }
   return [...rows.values()].map((r) => ({ ...r, received: [...r.received] }));
 }
+
+/** What the outbox still has to broadcast, for metrics and the operator view. */
+export interface OutboxBacklog {
+  /** events without `broadcast_at`, counted up to `OUTBOX_BACKLOG_COUNT_CAP` */
+  pending: number;
+  /** seconds since the oldest of them was written (0 when there is none) */
+  oldestPendingAgeS: number;
+}
+
+/**
+ * The count stops here: during a long resolver outage the pending rows can number millions, and a scrape
+ * must stay an index-only look at the partial index `outbox_events_pending_broadcast_idx`, not a count of
+ * all of them. Past the cap the age, not the count, is what tells how bad it is.
+ */
+export const OUTBOX_BACKLOG_COUNT_CAP = 100_000;
+
+export async function outboxBacklog(db: PgPool | pg.PoolClient): Promise<OutboxBacklog> {
+  const { rows } = await db.query<{ pending: number; age: number | null }>({
+    name: 'outbox_backlog',
+    text: `SELECT (SELECT count(*)::int FROM (SELECT 1 FROM outbox_events WHERE broadcast_at IS NULL LIMIT $1) p) AS pending,
+                  (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox_events
+                    WHERE broadcast_at IS NULL ORDER BY id LIMIT 1) AS age`,
+    values: [OUTBOX_BACKLOG_COUNT_CAP],
+  });
+  const row = rows[0];
+  return { pending: row?.pending ?? 0, oldestPendingAgeS: Math.max(0, row?.age ?? 0) };
+}

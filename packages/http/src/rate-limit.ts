@@ -159,8 +159,12 @@ export function rateLimits(
     labelNames: ['limit'] as const,
     registers: [options.metrics],
   });
-  return (name, points, durationS, what) =>
-    new RateLimit({
+  return (name, points, durationS, what) => {
+    // Every limit's series exist from the start (at 0), so a rate() or an alert on them works before the
+    // first refusal.
+    limited.inc({ limit: name }, 0);
+    failOpen.inc({ limit: name }, 0);
+    return new RateLimit({
       name,
       redis: options.redis,
       keyPrefix: options.keyPrefix(name),
@@ -173,4 +177,5 @@ export function rateLimits(
         options.log.debug({ err, limit }, 'rate limit store unavailable: request let through');
       },
     });
+  };
 }

@@ -28,6 +28,9 @@ export function instrumentBreaker(registry: Registry, breaker: CircuitBreaker, n
     labelNames: ['breaker'] as const,
     registers: [registry],
   });
+  // Known outcomes start at 0, so that rates and alerts over them have series before the first of each.
+  for (const outcome of ['success', 'failure', 'timeout', 'reject'])
+    outcomes.inc({ breaker: name, outcome }, 0);
   breaker.on('success', () => outcomes.inc({ breaker: name, outcome: 'success' }));
   breaker.on('failure', () => outcomes.inc({ breaker: name, outcome: 'failure' }));
   breaker.on('timeout', () => outcomes.inc({ breaker: name, outcome: 'timeout' }));

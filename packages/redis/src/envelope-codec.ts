@@ -42,6 +42,10 @@ export function escapedUserCopy(dataHead: string): [before: string, after: strin
   return [escaped.slice(0, at), escaped.slice(at + marker.length)];
 }
 
+/** The envelope's `source` member (the outbox event id, for log correlation), or nothing. */
+const sourceMember = (source: string | undefined): string =>
+  source === undefined ? '' : `"source":${JSON.stringify(source)},`;
+
 /** A whole `event` envelope, for publishers that have it in hand. */
 export function encodeChannelEvent(envelope: Omit<ChannelEventEnvelope, 'v' | 'type'>): string {
   const { node, ...rest } = envelope;
@@ -58,11 +62,12 @@ export function userEventPieces(
   node: string,
   event: string,
   dataHead: string,
+  source?: string,
 ): [string, string, string, string] {
   const q = (s: string) => JSON.stringify(s);
   const [before, after] = escapedUserCopy(dataHead);
   return [
-    `{"v":1,"node":${q(node)},"type":"event","event":${q(event)},"channel":"private-user.`,
+    `{"v":1,"node":${q(node)},${sourceMember(source)}"type":"event","event":${q(event)},"channel":"private-user.`,
     '","eventId":"',
     `","data":"${before}`,
     `${after}"}`,
@@ -70,9 +75,9 @@ export function userEventPieces(
 }
 
 /** The constant start of a `user-batch` envelope; the script appends `[uid,"eventId"],...` and `]}`. */
-export function userBatchStart(node: string, event: string, dataHead: string): string {
+export function userBatchStart(node: string, event: string, dataHead: string, source?: string): string {
   const q = (s: string) => JSON.stringify(s);
-  return `{"v":1,"node":${q(node)},"type":"user-batch","event":${q(event)},"dataHead":${q(dataHead)},"users":[`;
+  return `{"v":1,"node":${q(node)},${sourceMember(source)}"type":"user-batch","event":${q(event)},"dataHead":${q(dataHead)},"users":[`;
 }
 
 /** A pub/sub message as an envelope, or null for anything malformed (logged and dropped by the caller). */

@@ -182,6 +182,19 @@ export class RedisKeys {
     return `${this.prefix}:rl:${part('rateLimit', name)}`;
   }
 
+  /**
+   * The operator view's hash of live edges: field = an edge's node id, value = its status JSON (connections,
+   * subscriptions, when it was written). Each edge rewrites its field every few seconds; readers skip stale ones.
+   */
+  get opsEdges(): string {
+    return `${this.prefix}:ops:edges`;
+  }
+
+  /** The operator view's recent resume failures and revocations: a list capped by every writer (LTRIM). */
+  get opsEvents(): string {
+    return `${this.prefix}:ops:events`;
+  }
+
   /** Prefix of the pub/sub channels of shard `shard`'s users; the delivery script appends the user id. */
   userChannelPrefix(shard: number): string {
     return `${this.prefix}:ch:${this.shardTag(shard)}:private-user.`;

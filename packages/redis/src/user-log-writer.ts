@@ -215,8 +215,8 @@ export class UserLogWriter {
     const head = body.slice(0, -1);
     const sep = /^\{\s*$/.test(head) ? '' : ',';
     const { retention } = this.options;
-    const pieces = userEventPieces(this.options.node, event, notifyHead(head + sep, true));
-    const silentPieces = userEventPieces(this.options.node, event, notifyHead(head + sep, false));
+    const pieces = userEventPieces(this.options.node, event, notifyHead(head + sep, true), eventId);
+    const silentPieces = userEventPieces(this.options.node, event, notifyHead(head + sep, false), eventId);
     const ttls = [
       retention.minEvents,
       retention.minAgeS,
@@ -229,9 +229,11 @@ export class UserLogWriter {
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batchMin = this.options.batchMinRecipients ?? 10;
     const mayBatch = ascending.length >= batchMin;
-    const batchStart = mayBatch ? userBatchStart(this.options.node, event, notifyHead(head + sep, true)) : '';
+    const batchStart = mayBatch
+      ? userBatchStart(this.options.node, event, notifyHead(head + sep, true), eventId)
+      : '';
     const silentBatchStart = mayBatch
-      ? userBatchStart(this.options.node, event, notifyHead(head + sep, false))
+      ? userBatchStart(this.options.node, event, notifyHead(head + sep, false), eventId)
       : '';
     const publish = this.publish;
     const groups = new Map<number, number[]>();

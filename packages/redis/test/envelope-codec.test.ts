@@ -58,6 +58,7 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
       expect(e).toEqual({
         v: 1,
         node: 'n"1',
+        source: 'e1',
         type: 'event',
         event: 'App\\Events\\AlarmCreated',
         channel: e.channel,
@@ -120,6 +121,7 @@ describe('envelope codec (real Redis, the real delivery script)', () => {
     expect(envelope).toMatchObject({
       v: 1,
       node: 'n"1',
+      source: 'e2',
       type: 'user-batch',
       event: 'E',
       dataHead: notifyHead(head, true),

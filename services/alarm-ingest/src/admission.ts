@@ -53,6 +53,9 @@ export function admissionControl(options: AdmissionOptions): {
     registers: [options.metrics],
   });
 
+  for (const reason of ['db_pool', 'event_loop', 'queue_backlog'] satisfies AdmissionReason[]) {
+    rejected.inc({ reason }, 0);
+  }
   const histogram = monitorEventLoopDelay({ resolution: 10 });
   histogram.enable();
   let loopDelayMs = 0;

@@ -234,7 +234,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
           return;
         case 'applied':
           // The change and its outbox event are committed; delivery happens after, or through the relay.
-          outbox.dispatch(result.eventId);
+          outbox.dispatch(result.eventId, { alarmId: (JSON.parse(result.bodyJson) as { id: string }).id });
           onAccepted();
           res.status(result.status).type('application/json').send(result.bodyJson);
           return;
@@ -249,7 +249,7 @@ export function alarmsRouter(options: AlarmsRouterOptions): Router {
     if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError('not_found', 'no such alarm');
     const result = await db(() => acknowledgeAlarm(pool, viewer, id, new Date()));
     if (result.kind === 'not_found') throw new ApiError('not_found', 'no such alarm');
-    if (result.kind === 'acknowledged') outbox.dispatch(result.eventId);
+    if (result.kind === 'acknowledged') outbox.dispatch(result.eventId, { alarmId: id });
     const answer: AlarmAckResponse = {
       id,
       alarm: JSON.parse(result.alarmJson) as AlarmAckResponse['alarm'],

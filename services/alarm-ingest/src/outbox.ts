@@ -68,10 +68,17 @@ export class OutboxDispatcher {
     this.relayTimer.unref();
   }
 
-  /** Called after the commit. Never throws: failure leaves the event to the relay. */
-  dispatch(eventId: string): void {
+  /**
+   * Called after the commit; `context` goes on the log line (the alarm's id, so that an alarm leads to its
+   * event ids). Never throws: failure leaves the event to the relay.
+   */
+  dispatch(eventId: string, context: Record<string, unknown> = {}): void {
     const done = this.enqueue([eventId]).then(
-      () => this.markEnqueued(eventId),
+      () => {
+        // `eventId` is the field every service logs an event's progress under (README "Logs").
+        this.log.info({ eventId, ...context }, 'event enqueued');
+        this.markEnqueued(eventId);
+      },
       (err: unknown) => this.log.warn({ err, eventId }, 'enqueue after commit failed; the relay will retry'),
     );
     this.inFlight.add(done);
@@ -87,7 +94,10 @@ export class OutboxDispatcher {
     const ids = [...eventIds];
     const done = this.enqueue(ids).then(
       () => {
-        for (const id of ids) this.markEnqueued(id);
+        for (const id of ids) {
+          this.log.info({ eventId: id }, 'event enqueued');
+          this.markEnqueued(id);
+        }
       },
       (err: unknown) =>
         this.log.warn({ err, count: ids.length }, 'enqueue after commit failed; the relay will retry'),
@@ -109,7 +119,7 @@ export class OutboxDispatcher {
       if (ids.length > 0) {
         await this.enqueue(ids);
         await markEnqueued(client, ids);
-        this.log.info({ count: ids.length }, 'outbox relay enqueued events');
+        for (const id of ids) this.log.info({ eventId: id }, 'event enqueued by the outbox relay');
       }
       await client.query('COMMIT');
       return ids.length;

@@ -14,7 +14,7 @@ import {
   expressPath,
   openApiDocument,
 } from '@alarmcast/contracts';
-import { createPgPool } from '@alarmcast/db';
+import { createPgPool, outboxBacklog, type OutboxBacklog } from '@alarmcast/db';
 import type { RateLimit } from '@alarmcast/http';
 import {
   ApiError,
@@ -30,6 +30,8 @@ import {
   createMetricsRegistry,
   instrumentBreaker,
   Counter,
+  Gauge,
+  Histogram,
   type Logger,
   type Registry,
 } from '@alarmcast/observability';
@@ -45,6 +47,7 @@ import { httpServerOptions, probeHandler, startInternalServer, type Readiness } 
 import type { IngestConfig } from './config.js';
 import { createDbBreaker } from './db-breaker.js';
 import { admissionControl } from './admission.js';
+import { adminRouter } from './admin-route.js';
 import { alarmBatchRouter } from './alarm-batch-route.js';
 import { collectorAuth } from './collector-auth.js';
 import { alarmsRouter } from './alarms-route.js';
@@ -133,6 +136,38 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   instrumentBreaker(metrics, breaker, 'postgres');
   breaker.on('open', () => log.warn('postgres breaker open: answering 503 until it recovers'));
   breaker.on('close', () => log.info('postgres breaker closed'));
+
+  // What the outbox still has to broadcast, read at scrape time (every ingest process reports the same
+  // numbers: aggregate with max, not sum). A scrape while Postgres is away keeps the last values.
+  let backlog: OutboxBacklog = { pending: 0, oldestPendingAgeS: 0 };
+  let reading: Promise<OutboxBacklog> | undefined;
+  // One query per scrape for both gauges: prom-client collects them concurrently, so both share it.
+  const readBacklog = (): Promise<OutboxBacklog> =>
+    (reading ??= outboxBacklog(outboxPool)
+      .then(
+        (b) => (backlog = b),
+        (err: unknown) => {
+          log.debug({ err }, 'could not read the outbox backlog');
+          return backlog;
+        },
+      )
+      .finally(() => (reading = undefined)));
+  new Gauge({
+    name: 'ingest_outbox_pending',
+    help: 'Outbox events not yet broadcast by a resolver (counted up to 100,000)',
+    registers: [metrics],
+    async collect() {
+      this.set((await readBacklog()).pending);
+    },
+  });
+  new Gauge({
+    name: 'ingest_outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest outbox event not yet broadcast (0 when none is pending)',
+    registers: [metrics],
+    async collect() {
+      this.set((await readBacklog()).oldestPendingAgeS);
+    },
+  });
 
   const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
   const outbox = new OutboxDispatcher(outboxPool, enqueue, log, {
@@ -237,10 +272,21 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.set('query parser', 'simple');
   // Who the client is, for the per-IP limits: the TCP peer unless TRUST_PROXY names the proxies in front.
   app.set('trust proxy', config.TRUST_PROXY);
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from a request arriving to its answer being written, by route (POST /v1/alarms: the 202)',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [metrics],
+  });
+  // The route label is express' route pattern (`/v1/alarms/:id/ack`), never the raw path, so it stays bounded.
   app.use((req, res, next) => {
-    res.on('finish', () =>
-      responses.inc({ route: req.route?.path ?? 'unmatched', status: String(res.statusCode) }),
-    );
+    const end = duration.startTimer();
+    res.on('finish', () => {
+      const route = req.route?.path ?? 'unmatched';
+      responses.inc({ route, status: String(res.statusCode) });
+      end({ route });
+    });
     next();
   });
 
@@ -427,6 +473,17 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.use(tasksRouter(taskRoutes));
   app.use(campaignsRouter(taskRoutes));
   app.use(preferencesRouter({ pool, db, asUser }));
+  app.use(
+    adminRouter({
+      asUser,
+      perIp: perIp(limits.userApiPerIp),
+      redis,
+      keys,
+      queue,
+      outboxBacklog: () => db(() => outboxBacklog(outboxPool)),
+      log,
+    }),
+  );
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 

@@ -1,9 +1,16 @@
 import type { RequestHandler, Response } from 'express';
 import { verifyUserJwt } from '@alarmcast/auth';
-import { findUserAccess, type AlarmViewer, type PgPool } from '@alarmcast/db';
+import { findUserAccess, type AlarmViewer, type PgPool, type UserRole } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { authFailure, type AuthLimits } from './collector-auth.js';
 import type { DbCall } from './db-breaker.js';
+
+/** The role of the user that userAuth authenticated (for routes only some roles may use). */
+export function roleOf(res: Response): UserRole {
+  const role = res.locals.role as UserRole | undefined;
+  if (!role) throw new Error('userAuth must run before this route');
+  return role;
+}
 
 /** The user that userAuth put on this response's locals. */
 export function viewerOf(res: Response): AlarmViewer {
@@ -34,6 +41,7 @@ export function userAuth(pool: PgPool, db: DbCall, jwtSecret: string, limits: Au
     if (!user?.active)
       throw await authFailure(limits, req, new ApiError('forbidden', 'this user is unknown or inactive'));
     res.locals.viewer = { userId: claims.userId, tenantId: user.tenantId } satisfies AlarmViewer;
+    res.locals.role = user.role;
     next();
   };
 }

@@ -15,6 +15,7 @@ import type {
   BroadcastPlanLoader,
   RecordedDecision,
 } from '@alarmcast/db';
+import type { Logger } from '@alarmcast/observability';
 import type { UserLogWriter } from '@alarmcast/redis';
 import type { ResolverMetrics } from './metrics.js';
 import type { PreferenceCache } from './preference-cache.js';
@@ -32,6 +33,20 @@ export interface BroadcastJobDeps {
   preferences: PreferenceCache;
   /** the moment quiet hours are read at @defaultValue the current time */
   now?: () => Date;
+  /** one `info` line per broadcast, under the `eventId` field every service uses (README "Logs") */
+  log?: Logger;
+}
+
+/** The part of a BullMQ job the resolver reads. */
+export interface BroadcastJobInput {
+  name: string;
+  data: unknown;
+  /** when the job was added (ms), BullMQ's `job.timestamp` */
+  timestamp?: number;
+  /** when this attempt started (ms), BullMQ's `job.processedOn` */
+  processedOn?: number;
+  /** attempts made before this one */
+  attemptsMade?: number;
 }
 
 /** What the preferences of an event's recipients decided, ready for the writer and the marker. */
@@ -96,7 +111,7 @@ interface PlannedEvent {
  * the job at once).
  */
 export function broadcastJob(deps: BroadcastJobDeps) {
-  const { plans, marker, writer, metrics, preferences } = deps;
+  const { plans, marker, writer, metrics, preferences, log } = deps;
   const now = deps.now ?? (() => new Date());
 
   /**
@@ -139,13 +154,19 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     return delivered;
   }
 
-  return async function run(job: { name: string; data: unknown }): Promise<BroadcastResult> {
+  return async function run(job: BroadcastJobInput): Promise<BroadcastResult> {
     const parsed = parseJob(job.name, job.data);
     if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
+    // Queue wait of the first attempt only: a retry's wait includes its backoff, which is not queueing.
+    const queueWaitMs =
+      job.timestamp !== undefined && job.processedOn !== undefined && !job.attemptsMade
+        ? Math.max(0, job.processedOn - job.timestamp)
+        : undefined;
+    if (queueWaitMs !== undefined) metrics.queueWaitSeconds.observe(queueWaitMs / 1000);
     const end = metrics.jobSeconds.startTimer();
     try {
-      if ('eventId' in parsed.data) return await runParsed(parsed.data.eventId);
-      return await runMany(parsed.data.eventIds);
+      if ('eventId' in parsed.data) return await runParsed(parsed.data.eventId, queueWaitMs);
+      return await runMany(parsed.data.eventIds, queueWaitMs);
     } finally {
       end();
     }
@@ -157,8 +178,8 @@ export function broadcastJob(deps: BroadcastJobDeps) {
    * is skipped and counted, not allowed to fail the others; any other failure fails the job after every
    * event has had its go, and the retry finds the delivered ones done.
    */
-  async function runMany(eventIds: readonly string[]): Promise<BroadcastResult> {
-    const outcomes = await Promise.allSettled(eventIds.map(runParsed));
+  async function runMany(eventIds: readonly string[], queueWaitMs?: number): Promise<BroadcastResult> {
+    const outcomes = await Promise.allSettled(eventIds.map((id) => runParsed(id, queueWaitMs)));
     let recipients = 0;
     let delivered = 0;
     let retryable: unknown;
@@ -176,7 +197,9 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     return { recipients, delivered };
   }
 
-  async function runParsed(eventId: string): Promise<BroadcastResult> {
+  /** One event; `queueWaitMs` (its job's) goes on the event's log line. */
+  async function runParsed(eventId: string, queueWaitMs?: number): Promise<BroadcastResult> {
+    const started = performance.now();
     const plan = await plans.load(eventId);
     // Jobs are enqueued after the commit, so a missing event was pruned or never existed: retrying cannot help.
     if (!plan) throw new UnrecoverableError(`outbox event ${eventId} not found`);
@@ -208,6 +231,16 @@ export function broadcastJob(deps: BroadcastJobDeps) {
     }
     const delivered = await broadcast(plan, plan, definition.wireName, prefsOf, receivedOf(plan.alarmId));
     metrics.recipients.observe(plan.recipients.length);
+    log?.info(
+      {
+        eventId,
+        recipients: plan.recipients.length,
+        delivered,
+        queueWaitMs,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'event broadcast',
+    );
     return { recipients: plan.recipients.length, delivered };
   }
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { BROADCAST_QUEUE } from '@alarmcast/contracts';
 import { BroadcastMarker, BroadcastPlanLoader, createPgPool } from '@alarmcast/db';
 import { createLogger, type Logger, type Registry } from '@alarmcast/observability';
@@ -8,7 +8,7 @@ import { RedisKeys, UserLogWriter, createRedisClient, shardsFor } from '@alarmca
 import { startInternalServer } from '@alarmcast/service';
 import { broadcastJob } from './broadcast-job.js';
 import type { ResolverConfig } from './config.js';
-import { createResolverMetrics } from './metrics.js';
+import { createResolverMetrics, QUEUE_STATES } from './metrics.js';
 import { PreferenceCache } from './preference-cache.js';
 
 /**
@@ -67,7 +67,17 @@ export async function startResolver(
     batchMinRecipients: config.RESOLVER_BATCH_MIN_RECIPIENTS,
   });
 
-  const metrics = createResolverMetrics();
+  // A Queue handle only for reading the queue's state (metrics, operator view); it adds no jobs.
+  const queue = new Queue(BROADCAST_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', (err) => log.debug({ err }, 'queue error'));
+  const metrics = createResolverMetrics({
+    counts: () => queue.getJobCounts(...QUEUE_STATES),
+    oldestWaitingAgeS: async () => {
+      // BullMQ's wait list takes new jobs at its head: the oldest is the last one.
+      const [oldest] = await queue.getJobs(['wait'], -1, -1);
+      return oldest ? Math.max(0, (Date.now() - oldest.timestamp) / 1000) : 0;
+    },
+  });
   // Concurrent jobs share plan queries and broadcast marks (one round trip per batch, under load).
   const runJob = broadcastJob({
     plans: new BroadcastPlanLoader(pool),
@@ -75,6 +85,7 @@ export async function startResolver(
     writer,
     metrics,
     preferences: new PreferenceCache(pool, log),
+    log,
   });
 
   // BullMQ does not close a connection it is given: close() does.
@@ -90,8 +101,23 @@ export async function startResolver(
   });
   worker.on('completed', () => metrics.jobsDone.inc({ outcome: 'completed' }));
   worker.on('failed', (job, err) => {
-    metrics.jobsDone.inc({ outcome: 'failed' });
-    log.warn({ err, jobId: job?.id, attemptsMade: job?.attemptsMade }, 'broadcast job failed');
+    // BullMQ emits `failed` for every failed attempt (attemptsMade already counts it); the job runs again
+    // unless that was its last attempt or the error was unrecoverable.
+    const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    metrics.jobsDone.inc({ outcome: final ? 'failed' : 'retry' });
+    // BroadcastAlarmToTenant carries one eventId, BroadcastEvents several: both under the common fields.
+    const data = job?.data as { eventId?: unknown; eventIds?: unknown } | undefined;
+    log.warn(
+      {
+        err,
+        eventId: data?.eventId,
+        eventIds: data?.eventIds,
+        jobId: job?.id,
+        attemptsMade: job?.attemptsMade,
+        final,
+      },
+      'broadcast job failed',
+    );
   });
   worker.on('error', (err) => log.debug({ err }, 'worker error'));
   await worker.waitUntilReady();
@@ -114,6 +140,7 @@ export async function startResolver(
       // worker.close() waits for running jobs to finish; nothing new is taken meanwhile.
       await worker.close();
       await server.close();
+      await queue.close();
       redis.disconnect();
       workerRedis.disconnect();
       await pool.end();

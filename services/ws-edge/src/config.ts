@@ -48,6 +48,7 @@ const EdgeEnv = z.object({
   EDGE_MAX_CONNECTIONS_PER_IP: optional(limit),
   EDGE_MAX_CONNECTIONS_PER_USER: optional(limit),
   EDGE_SUBSCRIBE_TIMEOUT_S: optional(z.coerce.number().int().min(0).max(3600)),
+  EDGE_DRAIN_SPREAD_S: optional(z.coerce.number().int().min(0).max(600)),
   HTTP_HEADERS_TIMEOUT_MS: optional(z.coerce.number().int().positive()),
   HTTP_REQUEST_TIMEOUT_MS: optional(z.coerce.number().int().positive()),
 });
@@ -110,6 +111,12 @@ export interface EdgeConfig {
   };
   /** a socket that has subscribed to nothing this long after connecting is closed (0: never). @defaultValue 30 */
   subscribeTimeoutS: number;
+  /**
+   * On shutdown, sockets are closed (4200, reconnect now) evenly over this many seconds instead of all at
+   * once, so a drained node's clients do not all reconnect to the others in the same instant.
+   * @defaultValue 0 (all at once)
+   */
+  drainSpreadS: number;
   /** slow-client limits of the HTTP server (WebSocket upgrades included) */
   httpTimeouts: { headersTimeoutMs: number; requestTimeoutMs: number };
   /** secret variables that were unset and got their local development value (never in production) */
@@ -162,6 +169,7 @@ const EdgeConfigSchema = EdgeEnv.superRefine(refineProduction).transform((e): Ed
       perUser: e.EDGE_MAX_CONNECTIONS_PER_USER ?? 32,
     },
     subscribeTimeoutS: e.EDGE_SUBSCRIBE_TIMEOUT_S ?? 30,
+    drainSpreadS: e.EDGE_DRAIN_SPREAD_S ?? 0,
     httpTimeouts: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS ?? 10_000,
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS ?? 30_000,

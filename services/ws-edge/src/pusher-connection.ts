@@ -12,7 +12,7 @@ import { verifyChannelAuth } from '@alarmcast/auth';
 import type { Logger } from '@alarmcast/observability';
 import type { ChannelPublisher } from './channel-publisher.js';
 import { CLOSE_REASONS, PUSHER_CODES, type PusherCode } from './close-codes.js';
-import type { EdgeMetrics } from './metrics.js';
+import { closeCodeLabel, type EdgeMetrics } from './metrics.js';
 import { ERROR_MESSAGES, decodeClientFrame, serverFrames } from './pusher-protocol.js';
 import type { ChannelMember, ChannelSubscriptions } from './subscriptions.js';
 import {
@@ -53,6 +53,8 @@ export interface ConnectionContext {
   revocation: Revocation;
   /** a socket closed because its JWT expired */
   onExpired?: () => void;
+  /** a resume that could not prove it has everything: the client was told to reload (operator view) */
+  onResumeFailed?: (reason: string, userId: number) => void;
   onClosed: (connection: PusherConnection) => void;
   /**
    * Called when the socket subscribes to `private-user.{userId}` (signature checked): false refuses it, and
@@ -81,8 +83,8 @@ function onSocketControlFrame(this: WebSocket): void {
 function onSocketError(this: WebSocket, err: Error): void {
   ownerOf(this).socketError(err);
 }
-function onSocketClose(this: WebSocket): void {
-  ownerOf(this).closed();
+function onSocketClose(this: WebSocket, code: number): void {
+  ownerOf(this).closed(code);
 }
 
 /**
@@ -197,6 +199,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     }
     this.ws.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
+    this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
     if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
   }
 
@@ -280,7 +283,9 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   }
 
   private send(frame: string): void {
-    if (this.isOpen) this.ws.send(frame);
+    if (!this.isOpen) return;
+    this.ws.send(frame);
+    this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
   }
 
   /** (the shared ws listeners) a client frame */
@@ -291,6 +296,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       : Buffer.isBuffer(data)
         ? data
         : Buffer.from(data);
+    this.ctx.metrics.messagesReceived.inc();
+    this.ctx.metrics.bytesReceived.inc(payload.length);
     const frame = decodeClientFrame(payload, isBinary, this.ctx.maxMessageBytes);
     switch (frame.kind) {
       case 'ping':
@@ -478,6 +485,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       return;
     }
     if (gap) {
+      this.ctx.onResumeFailed?.(gap, userId);
       const data: ResumeFailedData = { last_event_id: own ? '' : afterId, reason: gap };
       this.send(serverFrames.channelEvent(channel, RESUME_FAILED_EVENT, JSON.stringify(data)));
     }
@@ -620,7 +628,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
   }
 
   /** (the shared ws listeners) the socket is closed */
-  closed(): void {
+  closed(code: number): void {
+    this.ctx.metrics.closes.inc({ code: closeCodeLabel(code) });
     for (const channel of this.channels) this.ctx.subscriptions.leave(channel, this);
     this.channels.clear();
     this.grants.clear();

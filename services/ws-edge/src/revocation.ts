@@ -118,7 +118,7 @@ export type RevocationKind = 'channel' | 'connection';
 export interface RevocationOptions {
   pool: PgPool;
   log: Logger;
-  onRevoked?: (kind: RevocationKind) => void;
+  onRevoked?: (kind: RevocationKind, userId: number) => void;
   /**
    * How long after an access change of a user each new subscription of that user is checked against the
    * database once more. An auth answer read before the change can reach the edge after the change's
@@ -294,7 +294,7 @@ export class Revocation {
       if (!access?.active) {
         // Deactivated or deleted: nothing on this socket is theirs to read any more.
         member.revokeAll();
-        this.options.onRevoked?.('connection');
+        this.options.onRevoked?.('connection', userId);
         continue;
       }
       for (const channel of member.channelsOf(userId)) {
@@ -304,7 +304,7 @@ export class Revocation {
           parsed?.kind === 'campaign' ? (campaignTenants.get(parsed.campaignId) ?? null) : null;
         if (parsed && mayRead(userId, access, parsed, deviceVisible, campaignTenant)) continue;
         member.revokeChannel(channel);
-        this.options.onRevoked?.('channel');
+        this.options.onRevoked?.('channel', userId);
       }
     }
   }

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express from 'express';
@@ -33,6 +33,8 @@ import {
 } from '@alarmcast/http';
 import { Counter } from '@alarmcast/observability';
 import { createEdgeMetrics } from './metrics.js';
+import { DeliveryLog } from './delivery-log.js';
+import { OpsReporter } from './ops-reporter.js';
 import { PusherConnection } from './pusher-connection.js';
 import { serverFrames } from './pusher-protocol.js';
 import { ChannelSubscriptions } from './subscriptions.js';
@@ -132,16 +134,39 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const transport = createPubSubTransport(publisherRedis, subscriber);
   const publisher = new ChannelPublisher(transport, keys);
 
+  const deliveryLog = new DeliveryLog({ log });
   const subscriptions = new ChannelSubscriptions({
     transport,
     keys,
     log,
     onDropped: (reason) => metrics.framesDropped.inc({ reason }),
+    onDelivered: ({ source, eventId, sockets }) => {
+      // A user log id is `<ms>-<seq>` of Redis' clock at the append, just before the resolver published:
+      // now minus that is the pub/sub hop (plus any skew between this host's clock and Redis').
+      // An eventId that is not `<ms>-<seq>` reads NaN and is not observed.
+      const appendedAt = eventId === undefined ? NaN : Number(eventId.slice(0, eventId.indexOf('-')));
+      if (appendedAt > 0) metrics.pubsubLag.observe(Math.max(0, Date.now() - appendedAt) / 1000);
+      if (source !== undefined) deliveryLog.record(source, sockets);
+    },
   });
   const metrics = createEdgeMetrics({
     connections: () => connections.size,
-    subscriptions: () => subscriptions.membershipCount,
+    subscriptionsByKind: () => subscriptions.membershipsByKind(),
     redisChannels: () => subscriptions.channelCount,
+  });
+
+  // The operator view's record of this node (GET /v1/admin/status on the ingest reads it from Redis).
+  const ops = new OpsReporter({
+    redis: publisherRedis,
+    keys,
+    node: `${publisher.nodeId}:${randomBytes(3).toString('hex')}`,
+    log,
+    status: () => ({
+      connections: connections.size,
+      subscriptions: Object.fromEntries(subscriptions.membershipsByKind()),
+      redisChannels: subscriptions.channelCount,
+      draining,
+    }),
   });
 
   // Abuse limits. Rate limits are shared by every edge through Redis and fail open (counted) while it is
@@ -152,6 +177,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     labelNames: ['reason'] as const,
     registers: [metrics.registry],
   });
+  for (const reason of ['per_ip', 'per_user', 'no_subscription']) connectionsRefused.inc({ reason }, 0);
   const rateLimit = rateLimits({
     redis: publisherRedis,
     keyPrefix: (name) => keys.rateLimit(name),
@@ -240,7 +266,15 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     labelNames: ['kind'] as const,
     registers: [metrics.registry],
   });
-  const revocation = new Revocation({ pool, log, onRevoked: (kind) => revocations.inc({ kind }) });
+  for (const kind of ['channel', 'connection', 'expired']) revocations.inc({ kind }, 0);
+  const revocation = new Revocation({
+    pool,
+    log,
+    onRevoked: (kind, userId) => {
+      revocations.inc({ kind });
+      ops.record('revocation', kind, userId);
+    },
+  });
   const accessWatcher = new AccessWatcher({
     databaseUrl: config.databaseUrl,
     log,
@@ -308,6 +342,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     log,
     revocation,
     onExpired: () => revocations.inc({ kind: 'expired' }),
+    onResumeFailed: (reason: string, userId: number) => ops.record('resume_failed', reason, userId),
     claimUser: (connection: PusherConnection, userId: number): boolean => {
       const current = userOf.get(connection);
       if (current === userId) return true;
@@ -441,6 +476,21 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
+  /**
+   * Closes sockets with 4200 in equal slices over `spreadMs` (at once for 0): pusher-js reconnects at once on
+   * 4200, so a node closing 10,000 sockets in one instant sends 10,000 handshakes and channel authorizations
+   * to the others in that instant; spread over 20 s it is 500 a second.
+   */
+  async function closeSpread(toClose: PusherConnection[], spreadMs: number): Promise<void> {
+    const slices = spreadMs > 0 ? Math.min(toClose.length, Math.ceil(spreadMs / 100)) : 1;
+    const perSlice = Math.ceil(toClose.length / Math.max(1, slices));
+    for (let i = 0; i < toClose.length; i += perSlice) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, spreadMs / slices));
+      for (const connection of toClose.slice(i, i + perSlice))
+        connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+    }
+  }
+
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     draining = true;
@@ -449,8 +499,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     server.closeIdleConnections();
     if (connections.size > 0) {
       const drained = new Promise<void>((resolve) => (onDrained = resolve));
-      for (const connection of connections)
-        connection.close(PUSHER_CODES.reconnect, CLOSE_REASONS.shuttingDown);
+      await closeSpread([...connections], config.drainSpreadS * 1000);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         drained,
@@ -463,6 +512,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     wss.close();
     await stopped;
     await internal?.close();
+    await ops.close();
     // QUIT waits for a reply, which a Redis that is away would never send.
     for (const redis of [subscriber, publisherRedis]) {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
@@ -471,6 +521,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
     revocation.close();
     await accessWatcher.close();
     await pool.end();
+    deliveryLog.close();
     log.info('ws-edge stopped');
   }
 

@@ -1,4 +1,4 @@
-import { userChannel } from '@alarmcast/contracts';
+import { parseChannel, userChannel } from '@alarmcast/contracts';
 import { decodeEnvelope, type PubSubTransport, type RedisKeys } from '@alarmcast/redis';
 import type { Logger } from '@alarmcast/observability';
 import { serverFrames } from './pusher-protocol.js';
@@ -28,6 +28,16 @@ export interface ChannelSubscriptionsOptions {
   keys: RedisKeys;
   log: Logger;
   onDropped?: (reason: DropReason) => void;
+  /**
+   * A pub/sub message reached local sockets: `source` is the outbox event it was resolved from (resolver
+   * deliveries), `eventId` a user log position it carried (the first one, for a batch), `sockets` how many
+   * sockets it was handed to. For metrics (pub/sub lag) and the per-event delivery log.
+   */
+  onDelivered?: (delivery: {
+    source: string | undefined;
+    eventId: string | undefined;
+    sockets: number;
+  }) => void;
 }
 
 interface Entry {
@@ -145,6 +155,16 @@ export class ChannelSubscriptions {
     return this.members;
   }
 
+  /** socket × channel pairs per channel kind (`user`, `tenant`, ...), counted now. */
+  membershipsByKind(): Map<string, number> {
+    const byKind = new Map<string, number>();
+    for (const [channel, entry] of this.channels) {
+      const kind = parseChannel(channel)?.kind ?? 'other';
+      byKind.set(kind, (byKind.get(kind) ?? 0) + entry.members.size);
+    }
+    return byKind;
+  }
+
   private onMessage(redisChannel: string, message: string): void {
     if (this.options.keys.isUserBatchChannel(redisChannel)) {
       this.onUserBatch(message);
@@ -178,9 +198,15 @@ export class ChannelSubscriptions {
     }
     // Serialized once, whatever the number of sockets.
     const frame = serverFrames.channelEvent(channel, envelope.event, envelope.data);
+    let sockets = 0;
     for (const member of entry.members) {
-      if (member.socketId !== envelope.excludeSocketId) member.deliver(frame, channel, envelope.eventId);
+      if (member.socketId !== envelope.excludeSocketId) {
+        member.deliver(frame, channel, envelope.eventId);
+        sockets += 1;
+      }
     }
+    if (sockets > 0)
+      this.options.onDelivered?.({ source: envelope.source, eventId: envelope.eventId, sockets });
   }
 
   /** One event for many users: each local member of a listed user's channel gets that user's copy. */
@@ -192,6 +218,7 @@ export class ChannelSubscriptions {
       return;
     }
     const frameOf = serverFrames.userCopies(batch.event, batch.dataHead);
+    let sockets = 0;
     for (const [userId, eventId] of batch.users) {
       const channel = userChannel(userId);
       // Users held by other nodes are skipped: every node reads every batch.
@@ -199,6 +226,9 @@ export class ChannelSubscriptions {
       if (!entry) continue;
       const frame = frameOf(channel, eventId);
       for (const member of entry.members) member.deliver(frame, channel, eventId);
+      sockets += entry.members.size;
     }
+    if (sockets > 0)
+      this.options.onDelivered?.({ source: batch.source, eventId: batch.users[0]?.[1], sockets });
   }
 }

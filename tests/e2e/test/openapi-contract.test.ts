@@ -294,6 +294,7 @@ const graph = {
       scopes: ['alarms', 'informs', 'tasks', 'campaigns'],
     },
   ],
+  platformUsers: [{ ref: 'admin', email: 'admin@example.test', name: 'admin', role: 'platform_admin' }],
 } satisfies ProvisionGraph;
 
 describe('the OpenAPI documents against the running services', () => {
@@ -564,6 +565,37 @@ describe('the OpenAPI documents against the running services', () => {
     expect((await callUntil(503, () => send({ alarms: [alarm()] }, {}, busy.url))).json).toMatchObject({
       error: { code: 'overloaded' },
     });
+  });
+
+  it('GET /v1/admin/status: the answer and every error', async () => {
+    const base = main.ingest.url;
+    const adminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    const status = (token: string, to = base, extra: Record<string, string> = {}, body?: string) =>
+      call('adminStatus', to, { headers: { ...bearer(token), ...extra }, body });
+    expect((await status(adminJwt)).status).toBe(200);
+    const errors: [ErrorCode, () => Promise<Answer>][] = [
+      ['invalid_json', () => status(adminJwt, base, { 'content-type': 'application/json' }, '{')],
+      [
+        'payload_too_large',
+        () =>
+          status(
+            adminJwt,
+            base,
+            { 'content-type': 'application/json' },
+            JSON.stringify({ x: 'x'.repeat(17 * 1024) }),
+          ),
+      ],
+      [
+        'unsupported_media_type',
+        () => status(adminJwt, base, { 'content-type': 'application/json; charset=utf-16' }, '{}'),
+      ],
+      ['unauthenticated', () => status('not.a.jwt')],
+      ['forbidden', () => status(userJwt)],
+      ['service_unavailable', () => callUntil(503, () => status(adminJwt, down.ingest.url))],
+      ['rate_limited', () => callUntil(429, () => status(adminJwt, limited.ingest.url))],
+    ];
+    for (const [code, a] of errors)
+      expect((await a()).json, `admin status ${code}`).toMatchObject({ error: { code } });
   });
 
   it('GET /v1/alarms and POST /v1/alarms/{id}/ack: every request shape and every error', async () => {
