@@ -381,10 +381,10 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.get(expressPath(ROUTES.getCampaign), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.getAlarmAudience), perIp(limits.userApiPerIp));
-  app.all(
-    [expressPath(ROUTES.getMyPreferences), expressPath(ROUTES.getTenantPreferences)],
-    perIp(limits.userApiPerIp),
-  );
+  app.get(expressPath(ROUTES.getMyPreferences), perIp(limits.userApiPerIp));
+  app.put(expressPath(ROUTES.putMyPreferences), perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getTenantPreferences), perIp(limits.userApiPerIp));
+  app.put(expressPath(ROUTES.putTenantPreferences), perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.

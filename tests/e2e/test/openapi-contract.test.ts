@@ -268,6 +268,7 @@ const graph = {
       users: [
         { ref: 'a1', email: 'a1@example.test', name: 'a1' },
         { ref: 'a-off', email: 'a-off@example.test', name: 'a-off', active: false },
+        { ref: 'a-admin', email: 'a-admin@example.test', name: 'a-admin', role: 'tenant_admin' },
       ],
       devices: [
         { ref: 'da1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'da1' },
@@ -618,6 +619,8 @@ describe('the OpenAPI documents against the running services', () => {
       'state=cleared&severity=Critical,Major',
       `deviceId=${deviceA}&limit=500`,
       'state=all&limit=1',
+      'deliverable=true',
+      'deliverable=false&state=all',
     ]) {
       expect((await list(q)).status, q).toBe(200);
     }
@@ -953,6 +956,130 @@ describe('the OpenAPI documents against the running services', () => {
       ['validation_failed', () => listTasks(String(deviceA), 'limit=0')],
       ['not_found', () => listTasks(String(deviceB))],
       ...userErrors((token, to, extra, b) => listTasks(String(deviceA), '', token, to, extra, b)),
+    ]);
+  });
+
+  it('the preferences (user, tenant) and an alarm audience: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const tenantAdminJwt = await signUserJwt(JWT_SECRET, world.users['a-admin']!.id);
+    const platformAdminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    const asJson = { 'content-type': 'application/json' };
+    const getMine = (token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getMyPreferences', to, { headers: { ...bearer(token), ...extra }, body: b });
+    const putMine = (body: string, ifMatch: string | null, token = userJwt, to = base, extra = {}) =>
+      call('putMyPreferences', to, {
+        headers: {
+          ...asJson,
+          ...(ifMatch === null ? {} : { 'if-match': ifMatch }),
+          ...bearer(token),
+          ...extra,
+        },
+        body,
+      });
+    const tenantPath = (id: number | string) => `/v1/tenants/${id}/preferences`;
+    const getTenant = (id: number | string, token = tenantAdminJwt, to = base, extra = {}, b?: string) =>
+      call('getTenantPreferences', to, {
+        path: tenantPath(id),
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const putTenant = (
+      id: number | string,
+      body: string,
+      ifMatch: string | null,
+      token = tenantAdminJwt,
+      to = base,
+      extra = {},
+    ) =>
+      call('putTenantPreferences', to, {
+        path: tenantPath(id),
+        headers: {
+          ...asJson,
+          ...(ifMatch === null ? {} : { 'if-match': ifMatch }),
+          ...bearer(token),
+          ...extra,
+        },
+        body,
+      });
+
+    // The user's own rules: read, write with the ETag read, every setting once.
+    const read = await getMine();
+    expect(read.json).toMatchObject({ user_id: userId, version: 0 });
+    const rules = {
+      minSeverity: 'Minor',
+      mute: { eventTypes: ['Environmental Alarm'], probableCauses: ['Power problem'], devices: [deviceB] },
+      categories: { alarms: true, tasks: false, campaigns: true, devices: false },
+      quietHours: {
+        timeZone: 'Europe/Paris',
+        windows: [{ days: ['sat', 'sun'], start: '22:00', end: '07:00' }],
+      },
+    };
+    checkRequest('putMyPreferences', 'application/json', rules);
+    const written = await putMine(JSON.stringify(rules), read.headers.get('etag'));
+    expect(written.json).toMatchObject({ version: 1, preferences: rules });
+    checkRequest('putMyPreferences', 'application/json', { minSeverity: null, quietHours: null });
+    expect((await putMine(JSON.stringify({ minSeverity: null, quietHours: null }), '*')).status).toBe(200);
+
+    // The tenant's: its admin reads and writes it, and a platform admin too.
+    const tenantRead = await getTenant(tenantA);
+    expect(tenantRead.json).toMatchObject({ tenant_id: tenantA, version: 0 });
+    const tenantDoc = { defaults: { minSeverity: 'Major' }, locks: ['minSeverity'], criticalBypass: false };
+    checkRequest('putTenantPreferences', 'application/json', tenantDoc);
+    expect((await putTenant(tenantA, JSON.stringify(tenantDoc), tenantRead.headers.get('etag'))).status).toBe(
+      200,
+    );
+    checkRequest('putTenantPreferences', 'application/json', {});
+    expect((await putTenant(tenantB, '{}', '*', platformAdminJwt)).status).toBe(200);
+    expect((await getTenant(tenantB, platformAdminJwt)).json).toMatchObject({ version: 1 });
+
+    const rulesBody = JSON.stringify({ categories: { tasks: true } });
+    await expectErrors('putMyPreferences', [
+      ['validation_failed', () => putMine(JSON.stringify({ minSeverity: 'Loud' }), '*')],
+      ['preference_locked', () => putMine(JSON.stringify({ minSeverity: 'Critical' }), '*')],
+      ['precondition_failed', () => putMine(rulesBody, '"0"')],
+      ['precondition_required', () => putMine(rulesBody, null)],
+      ...userErrors((token, to, extra, b) => putMine(b ?? rulesBody, '*', token, to, extra)),
+    ]);
+    await expectErrors('getMyPreferences', userErrors(getMine));
+    await expectErrors('getTenantPreferences', [
+      ['invalid_path', () => getTenant('%E0%A4%A')],
+      ['not_found', () => getTenant(999_999, platformAdminJwt)],
+      ['forbidden', () => getTenant(tenantA, userJwt)],
+      ...userErrors((token, to, extra, b) => getTenant(tenantA, token, to, extra, b)),
+    ]);
+    const tenantBody = JSON.stringify(tenantDoc);
+    await expectErrors('putTenantPreferences', [
+      ['invalid_path', () => putTenant('%E0%A4%A', tenantBody, '*')],
+      ['not_found', () => putTenant(999_999, tenantBody, '*', platformAdminJwt)],
+      ['forbidden', () => putTenant(tenantB, tenantBody, '*')],
+      ['validation_failed', () => putTenant(tenantA, JSON.stringify({ locks: ['volume'] }), '*')],
+      ['precondition_failed', () => putTenant(tenantA, tenantBody, '"0"')],
+      ['precondition_required', () => putTenant(tenantA, tenantBody, null)],
+      ...userErrors((token, to, extra, b) => putTenant(tenantA, b ?? tenantBody, '*', token, to, extra)),
+    ]);
+
+    // An alarm's audience: its tenant's admin reads it; its other users may not; other tenants see nothing.
+    const created = await call('postAlarm', base, {
+      headers: json(bearer(collector)),
+      body: JSON.stringify(alarm({ perceivedSeverity: 'Critical' })),
+    });
+    const alarmId = (created.json as { id: string }).id;
+    const audience = (id: string, token = tenantAdminJwt, to = base, extra = {}, b?: string) =>
+      call('getAlarmAudience', to, {
+        path: `/v1/alarms/${id}/audience`,
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const shown = (await audience(alarmId)).json as { audience: { user_id: number }[] };
+    expect(shown.audience.map((u) => u.user_id)).toContain(userId);
+    expect((await audience(alarmId, platformAdminJwt)).status).toBe(200);
+    const otherTenantJwt = await signUserJwt(JWT_SECRET, world.users.b1!.id);
+    await expectErrors('getAlarmAudience', [
+      ['invalid_path', () => audience('%E0%A4%A')],
+      ['not_found', () => audience('999999999')],
+      ['not_found', () => audience(alarmId, otherTenantJwt)],
+      ['forbidden', () => audience(alarmId, userJwt)],
+      ...userErrors((token, to, extra, b) => audience(alarmId, token, to, extra, b)),
     ]);
   });
 
