@@ -5,6 +5,8 @@ const alarm = (id: string, over: Partial<Alarm> = {}): Alarm => ({
   id,
   tenant_id: 1,
   device_id: 1,
+  device_name: null,
+  device_serial_number: 'S1',
   alarm_identifier: `a${id}`,
   event_type: 'e',
   probable_cause: 'p',

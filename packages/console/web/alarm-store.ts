@@ -31,7 +31,10 @@ export interface AlarmFilter {
   severities: ReadonlySet<Severity>;
   /** only this device's alarms; null: any (device-less ones included) */
   deviceId: number | null;
-  /** case-insensitive substring of identifier, probable cause, specific problem, additional text or information */
+  /**
+   * case-insensitive substring of identifier, probable cause, specific problem, additional text or
+   * information, device name or serial number
+   */
   text: string;
 }
 
@@ -59,6 +62,8 @@ function entryOf(alarm: Alarm): Entry {
       alarm.specific_problem,
       alarm.additional_text ?? '',
       alarm.additional_information ?? '',
+      alarm.device_name ?? '',
+      alarm.device_serial_number ?? '',
     ]
       .join('\n')
       .toLowerCase(),

@@ -10,6 +10,8 @@ import {
 } from './alarm-store.js';
 import { enableNotifications, notifyAlarm } from './notify.js';
 import { SettingsPage } from './settings.js';
+import { DeviceList } from './device-list.js';
+import { DevicePanel } from './device-panel.js';
 
 // pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
 const Pusher = PusherModule as unknown as typeof PusherModule.default;
@@ -101,13 +103,38 @@ function rowOf(a: Alarm, index: number, fresh: boolean): HTMLTableRowElement {
   tr.append(
     cell(span(`sev ${a.perceived_severity}`, a.perceived_severity)),
     alarmCell,
-    cell(a.device_id === null ? '— (account)' : `#${a.device_id}`),
+    deviceCell(a),
     cell(`#${a.tenant_id}`),
     cell(new Date(a.raised_at).toLocaleString()),
     cell(span('state', state)),
     ackCell,
   );
   return tr;
+}
+
+/** The alarm's device by name (its serial number when it has none) and serial; a link opening its panel. */
+function deviceCell(a: Alarm): HTMLTableCellElement {
+  const td = document.createElement('td');
+  td.className = 'device-cell';
+  if (a.device_id === null) {
+    td.textContent = '— (account)';
+    return td;
+  }
+  const deviceId = a.device_id;
+  const label = a.device_name ?? a.device_serial_number ?? `#${deviceId}`;
+  // A link, not a button: the row's only button stays Acknowledge (keyboard focus is kept on it across
+  // redraws), and the address names the open device (hashchange opens the panel).
+  const open = document.createElement('a');
+  open.className = 'device-link';
+  open.href = `#device=${deviceId}`;
+  open.textContent = label;
+  open.setAttribute('aria-label', `Open device ${label}`);
+  const serial = document.createElement('span');
+  serial.className = 'serial';
+  serial.textContent = a.device_name === null ? '' : (a.device_serial_number ?? '');
+  td.append(open, serial);
+  td.title = [a.device_name, a.device_serial_number, `#${deviceId}`].filter(Boolean).join(' · ');
+  return td;
 }
 
 /** Draws the rows in view, the counters and the summary; `fresh` are the alarms changed in this frame. */
@@ -302,6 +329,65 @@ async function api(
 let current: { config: ConsoleConfig; token: string } | null = null;
 let settings: SettingsPage | null = null;
 
+/** The user API with the signed-in user's token. */
+const userApi = (path: string): Promise<Response> =>
+  current ? api(current.config, current.token, path) : Promise.reject(new Error('not signed in'));
+
+const panel = new DevicePanel({
+  api: userApi,
+  subscribe: (channel) => pusher?.subscribe(channel) ?? null,
+  unsubscribe: (channel) => pusher?.unsubscribe(channel),
+});
+const deviceList = new DeviceList(userApi, (id) => openDevice(id));
+
+/** Opens a device's panel and names it in the address (`#device=<id>`), so a reload keeps it open. */
+function openDevice(deviceId: number): void {
+  if (location.hash !== `#device=${deviceId}`) history.replaceState(null, '', `#device=${deviceId}`);
+  void panel.open(deviceId);
+}
+
+function deviceInAddress(): number | null {
+  const m = /^#device=([1-9]\d{0,9})$/.exec(location.hash);
+  return m ? Number(m[1]) : null;
+}
+
+function showView(view: 'alarms' | 'devices'): void {
+  $('alarms-view').hidden = view !== 'alarms';
+  $('devices-view').hidden = view !== 'devices';
+  $('counters').hidden = view !== 'alarms';
+  $('show-alarms').setAttribute('aria-pressed', String(view === 'alarms'));
+  $('show-devices').setAttribute('aria-pressed', String(view === 'devices'));
+  if (view === 'devices') void deviceList.reload();
+}
+
+/** The header's device counts: `GET /v1/devices/summary`, then live on the tenant's channel. */
+const SUMMARY_EVENT = 'App\\Events\\TenantDeviceSummary';
+interface Counts {
+  online: number;
+  offline: number;
+}
+const isCounts = (s: unknown): s is Counts =>
+  typeof (s as Counts | null)?.online === 'number' && typeof (s as Counts).offline === 'number';
+
+function showSummary(counts: Counts): void {
+  $('summary-online').textContent = counts.online.toLocaleString();
+  $('summary-offline').textContent = counts.offline.toLocaleString();
+  $('device-summary').hidden = false;
+}
+
+async function startSummary(): Promise<void> {
+  const res = await userApi('/v1/devices/summary');
+  if (!res.ok) return;
+  const { summary } = (await res.json()) as { summary: (Counts & { tenant_id: number }) | null };
+  if (summary === null) return;
+  // The API's counts first; the channel's snapshot (read after them) and each change then replace them.
+  showSummary(summary);
+  pusher?.subscribe(`private-tenant.${summary.tenant_id}`).bind(SUMMARY_EVENT, (data: unknown) => {
+    const summary = (data as { summary?: unknown } | null)?.summary;
+    if (isCounts(summary)) showSummary(summary);
+  });
+}
+
 async function acknowledge(id: string, button: HTMLButtonElement): Promise<void> {
   if (!current) return;
   button.disabled = true;
@@ -343,8 +429,8 @@ async function start(token: string): Promise<void> {
   current = { config, token };
   $('who').textContent = `user #${userId}`;
   $('sign-in').hidden = true;
-  $('alarms-view').hidden = false;
-  $('counters').hidden = false;
+  $('views').hidden = false;
+  showView('alarms');
   $('sign-out').hidden = false;
   $('settings-toggle').hidden = false;
   settings = new SettingsPage((path, init) => api(config, token, path, init));
@@ -382,6 +468,9 @@ async function start(token: string): Promise<void> {
   }
   // Subscribe first, then load: events during the load are held by the store, not lost.
   await reload(config, token);
+  void startSummary();
+  const device = deviceInAddress();
+  if (device !== null) void panel.open(device);
 }
 
 async function reload(config: ConsoleConfig, token: string): Promise<void> {
@@ -398,8 +487,12 @@ function showSignIn(message = ''): void {
   setConnection('offline');
   $('who').textContent = '';
   queue.length = 0;
+  panel.close();
   $('sign-in').hidden = false;
   $('alarms-view').hidden = true;
+  $('devices-view').hidden = true;
+  $('views').hidden = true;
+  $('device-summary').hidden = true;
   $('counters').hidden = true;
   $('sign-out').hidden = true;
   $('settings-toggle').hidden = true;
@@ -435,6 +528,13 @@ $('notify-enable').addEventListener('click', () => {
 });
 
 buildCounters();
+$('show-alarms').addEventListener('click', () => showView('alarms'));
+$('show-devices').addEventListener('click', () => showView('devices'));
+window.addEventListener('hashchange', () => {
+  const device = deviceInAddress();
+  if (device === null) panel.close();
+  else if (current) void panel.open(device);
+});
 $('filter-device').addEventListener('input', changeFilter);
 $('filter-text').addEventListener('input', changeFilter);
 $('filter-clear').addEventListener('click', () => {

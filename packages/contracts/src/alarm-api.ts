@@ -43,11 +43,19 @@ export const ALARM_STATES = ['active', 'cleared', 'all'] as const;
 export type AlarmState = (typeof ALARM_STATES)[number];
 
 /** Query strings carry ids as decimal text. */
-const queryId = z
+export const queryId = z
   .string()
   .regex(/^[1-9]\d{0,9}$/, 'must be a positive integer')
   .transform(Number)
   .pipe(z.number().max(2_147_483_647));
+
+/** A page size in a query string: 1 to 500, 100 when absent (the user APIs' lists). */
+export const queryLimit = z
+  .string()
+  .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(500))
+  .default(100);
 
 /** GET /v1/alarms query string (every value a string, as the `simple` query parser gives them). */
 export const AlarmListQuery = z
@@ -62,12 +70,7 @@ export const AlarmListQuery = z
       .optional(),
     deviceId: queryId.optional(),
     /** @defaultValue 100, at most 500 */
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(500))
-      .default(100),
+    limit: queryLimit,
     /**
      * `true`: only the alarms the caller's notification rules would deliver (deliver or deliver_silent) if
      * they changed now; a page may then hold fewer than `limit` alarms (follow `next_cursor`)

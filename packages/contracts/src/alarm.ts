@@ -7,6 +7,10 @@ import { PERCEIVED_SEVERITIES } from './ingest.js';
  * (`toAlarmWire`) and the SQL that builds the same JSON inside a statement (packages/db `alarmWireSql`)
  * are all derived from this list, so a new field is one line here plus its column in the schema.
  *
+ * A field `from: 'device'` is a column of the alarm's device (`cpe_devices`, joined on `alarms.device_id`), so
+ * operators see which CPE it is without a lookup of their own; it is null for a device-less alarm. It is the
+ * device as it was when the event was written (a renamed device shows its new name from its next event on).
+ *
  * Renderings: `bigint` as a decimal string (JSON numbers lose precision past 2^53), `int` as a number,
  * `time` as an ISO 8601 UTC string with milliseconds (`Date#toISOString`), `text` and `severity` as they are;
  * `nullable` fields are JSON null when the column is.
@@ -15,6 +19,8 @@ export const ALARM_WIRE_FIELDS = [
   { wire: 'id', column: 'id', render: 'bigint', nullable: false },
   { wire: 'tenant_id', column: 'tenant_id', render: 'int', nullable: false },
   { wire: 'device_id', column: 'device_id', render: 'int', nullable: true },
+  { wire: 'device_name', column: 'name', from: 'device', render: 'text', nullable: true },
+  { wire: 'device_serial_number', column: 'serial_number', from: 'device', render: 'text', nullable: true },
   { wire: 'alarm_identifier', column: 'alarm_identifier', render: 'text', nullable: false },
   { wire: 'event_type', column: 'event_type', render: 'text', nullable: false },
   { wire: 'probable_cause', column: 'probable_cause', render: 'text', nullable: false },
@@ -30,6 +36,11 @@ export const ALARM_WIRE_FIELDS = [
 ] as const;
 
 type Field = (typeof ALARM_WIRE_FIELDS)[number];
+type AlarmField = Exclude<Field, { from: 'device' }>;
+type DeviceField = Extract<Field, { from: 'device' }>;
+
+/** Whether a wire field is a column of the alarm's device rather than of the alarm. */
+export const isDeviceField = (f: Field): f is DeviceField => 'from' in f && f.from === 'device';
 type Rendered<F extends Field> = (
   F['render'] extends 'int'
     ? number
@@ -76,15 +87,21 @@ type RowValue<F extends Field> = (
     : NonNullable<T>
   : never;
 
-/** The columns of an alarm row that clients see, as the Prisma client returns them. */
-export type AlarmRow = { [F in Field as Camel<F['column']>]: RowValue<F> };
+/**
+ * The columns of an alarm row that clients see, as the Prisma client returns them, with its device's
+ * (`include: { device: true }`; null for a device-less alarm).
+ */
+export type AlarmRow = { [F in AlarmField as Camel<F['column']>]: RowValue<F> } & {
+  device: { [F in DeviceField as Camel<F['column']>]: NonNullable<RowValue<F>> | null } | null;
+};
 
 /** An alarm row in the snake_case shape of the wire contract. */
 export function toAlarmWire(row: AlarmRow): AlarmWire {
   const values = row as unknown as Record<string, unknown>;
+  const device = row.device as Record<string, unknown> | null;
   const out: Record<string, unknown> = {};
   for (const f of ALARM_WIRE_FIELDS) {
-    const v = values[camel(f.column)];
+    const v = isDeviceField(f) ? device?.[camel(f.column)] : values[camel(f.column)];
     out[f.wire] =
       v === null || v === undefined
         ? null

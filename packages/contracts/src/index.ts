@@ -20,3 +20,4 @@ export * from './device-informs.js';
 export * from './device-status.js';
 export * from './preferences.js';
 export * from './admin-status.js';
+export * from './device-api.js';

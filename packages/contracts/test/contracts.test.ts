@@ -13,6 +13,7 @@ import {
   PubSubEnvelope,
   parseChannel,
   toAlarmWire,
+  AlarmWire,
 } from '../src/index.js';
 
 const alarm = {
@@ -109,13 +110,44 @@ describe('toAlarmWire', () => {
       changedAt: t,
       clearedAt: null,
       acknowledgedAt: null,
+      device: null,
     });
     expect(wire).toMatchObject({
       id: '9007199254740993',
       tenant_id: 1,
       device_id: null,
+      device_name: null,
+      device_serial_number: null,
       raised_at: '2026-11-25T10:00:00.000Z',
     });
+  });
+
+  it("carries the device's name and serial number from the joined device", () => {
+    const t = new Date('2026-11-25T10:00:00Z');
+    const wire = toAlarmWire({
+      id: 1n,
+      tenantId: 1,
+      deviceId: 7,
+      alarmIdentifier: 'a',
+      eventType: 'e',
+      probableCause: 'p',
+      specificProblem: 's',
+      perceivedSeverity: 'Major',
+      managedObjectInstance: null,
+      additionalText: null,
+      additionalInformation: null,
+      raisedAt: t,
+      changedAt: t,
+      clearedAt: null,
+      acknowledgedAt: null,
+      device: { name: 'Lobby router', serialNumber: 'ACME0001' },
+    });
+    expect(wire).toMatchObject({
+      device_id: 7,
+      device_name: 'Lobby router',
+      device_serial_number: 'ACME0001',
+    });
+    expect(AlarmWire.safeParse(wire).success).toBe(true);
   });
 });
 

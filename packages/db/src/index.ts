@@ -75,6 +75,12 @@ export {
   type DeviceStateRow,
   type PresencePolicy,
 } from './device-status.js';
+export {
+  listVisibleDevices,
+  findVisibleDevice,
+  type DeviceListFilter,
+  type DeviceListRow,
+} from './device-reads.js';
 export { deviceStatusWireSql } from './device-status-wire-sql.js';
 export {
   writeTaskReport,

@@ -83,11 +83,15 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
             `campaign ${body.campaignId} exists already with other fields`,
           );
         case 'replay':
-          res.status(200).json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
+          res
+            .status(200)
+            .json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
           return;
         case 'created':
           live.campaignChanged(result.campaign.id);
-          res.status(201).json({ campaign: result.campaign, outcome: 'created' } satisfies CampaignWriteResponse);
+          res
+            .status(201)
+            .json({ campaign: result.campaign, outcome: 'created' } satisfies CampaignWriteResponse);
           return;
       }
     },
@@ -118,7 +122,9 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
             { from: result.from, to: result.to },
           );
         case 'replay':
-          res.status(200).json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
+          res
+            .status(200)
+            .json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
           return;
         case 'applied':
           for (const e of result.change.eventIds) outbox.dispatch(e);

@@ -60,6 +60,7 @@ import { OutboxDispatcher, bullEnqueue, type EnqueueBroadcasts } from './outbox.
 import { campaignsRouter } from './campaigns-route.js';
 import { TaskLivePublisher } from './task-live.js';
 import { confirmDownloads, tasksRouter } from './tasks-route.js';
+import { deviceReadsRouter } from './device-reads-route.js';
 import { userAuth } from './user-auth.js';
 
 export interface IngestOptions {
@@ -385,6 +386,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.put(expressPath(ROUTES.putMyPreferences), perIp(limits.userApiPerIp));
   app.get(expressPath(ROUTES.getTenantPreferences), perIp(limits.userApiPerIp));
   app.put(expressPath(ROUTES.putTenantPreferences), perIp(limits.userApiPerIp));
+  // `/v1/devices/:id` also matches `/v1/devices/summary`: one limit for every device read.
+  app.get([expressPath(ROUTES.listDevices), expressPath(ROUTES.getDevice)], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -403,8 +406,14 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
   // A campaign lists up to 100,000 device ids.
-  app.post(expressPath(ROUTES.createCampaign), express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
-  app.use(expressPath(ROUTES.postDeviceInforms), express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.post(
+    expressPath(ROUTES.createCampaign),
+    express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }),
+  );
+  app.use(
+    expressPath(ROUTES.postDeviceInforms),
+    express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,
@@ -484,6 +493,8 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       log,
     }),
   );
+  // The user API's device reads, with the alarm API's user limits (the same limiter objects).
+  app.use(deviceReadsRouter({ pool, db, asUser }));
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(log));
 

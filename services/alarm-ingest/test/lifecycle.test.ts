@@ -24,7 +24,7 @@ const graph = {
       name: 'Tenant A',
       slug: 'tenant-a',
       users: [user('a1'), user('a-off', false)],
-      devices: [device('da'), device('da2')],
+      devices: [{ ...device('da'), name: 'Lobby router' }, device('da2')],
       collectorTokens: [{ ref: 'ta', name: 'collector of A' }],
     },
     {
@@ -124,7 +124,9 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
   const eventCount = () => prisma.outboxEvent.count();
   /** The wire form of the alarm as stored, built by contracts' toAlarmWire from the Prisma row. */
   const stored = async (id: string) =>
-    toAlarmWire(await prisma.alarm.findUniqueOrThrow({ where: { id: BigInt(id) } }));
+    toAlarmWire(
+      await prisma.alarm.findUniqueOrThrow({ where: { id: BigInt(id) }, include: { device: true } }),
+    );
 
   describe('raise, update, clear (TR-181 FaultMgmt)', () => {
     it('creates (202), updates the active alarm (200), clears it (200), each with its outbox event', async () => {
@@ -135,6 +137,8 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
       const c = (await created.json()) as WriteAnswer;
       expect(c.outcome).toBe('created');
       expect(c.alarm).toEqual(await stored(c.id));
+      // The wire names the device, so operators need no lookup of their own.
+      expect(c.alarm).toMatchObject({ device_name: 'Lobby router', device_serial_number: 'da' });
 
       const updated = await post(
         report({
@@ -509,6 +513,7 @@ describe('alarm lifecycle, idempotency, acknowledgement and listing', () => {
             { deviceId: { in: shares.map((s) => s.deviceId) } },
           ],
         },
+        include: { device: true },
       });
       return rows
         .sort((x, y) => Number(x.clearedAt !== null) - Number(y.clearedAt !== null) || Number(y.id - x.id))

@@ -88,7 +88,8 @@ export function leanPusherClient(options: LeanClientOptions): ConnectUser {
     });
 }
 
-async function authorize(
+/** The channel authorization pusher-js performs: `socket_id` and `channel_name` to the auth endpoint. */
+export async function authorize(
   endpoint: string,
   jwt: string,
   socketId: string,

@@ -1,7 +1,7 @@
 /**
  * The benchmark harness (issue 5):
  *
- *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm] [--quick] [--rounds 2] [--no-peer]
+ *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm|informs] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
  *              [--cpus <list>] [--cluster (steady only: alarmcast on a local Redis Cluster, no peer)]
  *              [--preferences (world, big-tenant: also with every user holding preferences)]
@@ -23,10 +23,11 @@ import { latencyCdfSvg } from './chart.js';
 import { pinRunTo } from './cpu-pinning.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
 import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
+import { informs } from './informs.js';
 import { benchRedisUrl, setBenchCluster } from './stacks.js';
 import { startRedisCluster } from '@alarmcast/testing';
 
-const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm } as const;
+const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm, informs } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 const TITLES: Record<ScenarioName, string> = {
   equivalence: 'Lean client ≡ pusher-js',
@@ -35,6 +36,7 @@ const TITLES: Record<ScenarioName, string> = {
   'big-tenant': 'Scenario 2 — big tenant',
   capacity: 'Scenario 4 — capacity',
   storm: 'Scenario 5 — storm (batch endpoint, with the Socket.IO peer)',
+  informs: 'Scenario 6 — device informs and live status (with the Socket.IO peer)',
 };
 
 const { values, positionals } = parseArgs({

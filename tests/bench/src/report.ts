@@ -14,6 +14,7 @@ import type {
   storm,
   world,
 } from './scenarios.js';
+import type { informs, InformsStep } from './informs.js';
 
 export function machine() {
   const cpu = cpus();
@@ -104,7 +105,59 @@ type Capacity = Awaited<ReturnType<typeof capacity>>;
 type Equivalence = Awaited<ReturnType<typeof equivalence>>;
 type World = Awaited<ReturnType<typeof world>>;
 type Storm = Awaited<ReturnType<typeof storm>>;
-export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World | Storm;
+type Informs = Awaited<ReturnType<typeof informs>>;
+export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World | Storm | Informs;
+
+/** One row per informs step: what was offered and ingested, what reached the watchers, at what cost. */
+function informsTable(steps: InformsStep[]): string {
+  const head =
+    '| run | informs/s offered → ingested | batch answer p50 / p99 | changes delivered | delivery p50 / p99 / max | offline seen / late | offline detection p50 / p99 / max | Redis MB/min | Postgres MB/min |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const rows = steps.map(
+    (r) =>
+      `| ${r.label} | ${r.ratePerS} → ${r.ingestedPerS} | ${fmt(r.batchAnswerMs.p50)} / ${fmt(r.batchAnswerMs.p99)} | ${r.changes.received}/${r.changes.expected} | ` +
+      `${fmt(r.deliveryMs.p50)} / ${fmt(r.deliveryMs.p99)} / ${fmt(r.deliveryMs.max)} | ${r.offline.received}/${r.offline.expected} / ${r.offline.late} | ` +
+      `${fmt(r.offlineDetectionMs.p50)} / ${fmt(r.offlineDetectionMs.p99)} / ${fmt(r.offlineDetectionMs.max)} | ${r.redisGrowthMbPerMin} | ${r.postgresGrowthMbPerMin} |`,
+  );
+  const failures = steps
+    .filter((r) => Object.keys(r.failures).length > 0)
+    .map(
+      (r) =>
+        `- ${r.label}: ${Object.entries(r.failures)
+          .map(([why, n]) => `${why}: ${n}`)
+          .join(', ')}`,
+    )
+    .join('\n');
+  const outcomes = steps
+    .map(
+      (r) =>
+        `- ${r.label}: ${Object.entries(r.outcomes)
+          .map(([o, n]) => `${o} ${n}`)
+          .join(', ')}; ${r.batches} batches, ${r.snapshots} snapshots, ${r.strayFrames} stray frames`,
+    )
+    .join('\n');
+  return (
+    [head, ...rows].join('\n') +
+    '\n\n(ms; delivery: POST sent → `DeviceStatusChanged` frame at the watcher; offline detection: deadline → frame)\n\n' +
+    `Per-item outcomes:\n\n${outcomes}\n` +
+    (failures ? `\nInforms not accepted:\n\n${failures}\n` : '')
+  );
+}
+
+function informsResources(steps: InformsStep[]): string {
+  const names = [...new Set(steps.flatMap((r) => r.resources.map((g) => g.name)))];
+  const head = `| run | ${names.join(' | ')} |\n|---|${names.map(() => '---:').join('|')}|`;
+  const rows = steps.map(
+    (r) =>
+      `| ${r.label} | ${names
+        .map((n) => {
+          const g = r.resources.find((x) => x.name === n);
+          return g ? `${g.cpuPercent}% / ${g.peakRssMb} MB` : '';
+        })
+        .join(' | ')} |`,
+  );
+  return [head, ...rows].join('\n') + '\n\n(CPU as % of one core / peak RSS)\n';
+}
 
 /** The markdown section for one scenario's latest result (also what is printed at the end of a run). */
 export function scenarioMarkdown(r: ScenarioResult): string {
@@ -196,6 +249,32 @@ export function scenarioMarkdown(r: ScenarioResult): string {
         '\n' +
         resourcesTable(r.runs)
       );
+    case 'informs': {
+      const steps = r.runs.flatMap((x) => [x.steady, ...x.ramp]);
+      const w = r.world;
+      return (
+        `World: ${w.devices.toLocaleString('en')} devices in ${w.tenants} tenants, ${w.flappers} flapping (interval ${w.presence.flapperIntervalS} s, ` +
+        `offline ${w.presence.intervals} × interval + ${w.presence.graceS} s after the last inform, booting again every ${w.flapPeriodS} s), ` +
+        `${w.sockets} sockets each watching ${w.watchesPerSocket} devices; ${r.steadyRate} periodic informs/s (every device every 300 s; 2 % carry a changed parameter) ` +
+        `from ${w.collectors} collectors flushing once a second, for ${r.base.durationS} s after ${r.base.warmupS} s of warm-up; then the ramp (${r.rampStep.durationS} s a step) until the ingest stops keeping up ` +
+        '(every inform accepted, ≥ 97 % of the offered rate ingested, batches answered within 1 s at p99).\n\n' +
+        floorsTable(r.floors) +
+        '\n| system | sockets × watches | watchers connected in | Redis for the watchers | highest rate kept |\n|---|---:|---:|---:|---:|\n' +
+        r.runs
+          .map(
+            (x) =>
+              `| ${x.system} | ${x.sockets} × ${x.watches / Math.max(1, x.sockets)} | ${x.watchersConnectS} s | ${x.redisForWatchersMb} MB | ${x.system === 'alarmcast' ? x.highestRateKept : '– (same ingest)'} |`,
+          )
+          .join('\n') +
+        '\n\n' +
+        informsTable(steps) +
+        (r.versusPeer
+          ? `\nalarmcast ÷ Socket.IO on the steady step (below 1: alarmcast lower): delivery p50 ${r.versusPeer.deliveryP50}, p99 ${r.versusPeer.deliveryP99}, offline detection p99 ${r.versusPeer.offlineDetectionP99}, CPU seconds (services, Redis, Postgres) ${r.versusPeer.cpuSeconds}\n`
+          : '') +
+        '\n' +
+        informsResources(steps)
+      );
+    }
     case 'equivalence':
       return (
         `${r.users} users, each with a lean-client socket and a pusher-js 8.6 socket, ${r.framesPerClient} event frames per client kind.\n\n` +

@@ -120,10 +120,19 @@ async function saveLogs(services: SpawnedService[]): Promise<void> {
  * Starts `name` on `databaseUrl`. With `profileDir`, every service writes a V8 CPU profile there when it
  * exits (`--cpu-prof`; open in Chrome DevTools or speedscope, or summarize with `pnpm bench:profile`).
  */
+export interface SystemOptions {
+  /**
+   * the peer also delivers device status: a bridge process re-emits alarmcast's device state channels
+   * (written by the shared ingest, conflated as for alarmcast) to one Socket.IO room per device
+   */
+  deviceStatus?: boolean;
+}
+
 export async function startSystem(
   name: SystemName,
   databaseUrl: string,
   profileDir?: string,
+  options: SystemOptions = {},
 ): Promise<SystemUnderTest> {
   const redisPrefix = uniqueRedisPrefix();
   const redisUrl = benchRedisUrl();
@@ -193,6 +202,18 @@ export async function startSystem(
     nodeArgs,
   );
   const all = [ingest, resolver, server];
+  if (options.deviceStatus) {
+    const bridgePort = await freePort();
+    all.push(
+      await spawnService(
+        'socketio-state-bridge',
+        'tests/bench/src/peer/socketio-state-bridge.ts',
+        { ...env, BRIDGE_PORT: String(bridgePort) },
+        bridgePort,
+        nodeArgs,
+      ),
+    );
+  }
   return {
     name,
     ingestUrl: ingest.url,

@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { Server, type DefaultEventsMap as Events } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { verifyUserJwt } from '@alarmcast/auth';
-import { createPgPool, findUserAccess } from '@alarmcast/db';
+import { createPgPool, findUserAccess, findVisibleDevice } from '@alarmcast/db';
 import { createRedis } from '@alarmcast/redis';
 
 const env = (name: string, fallback?: string): string => {
@@ -35,7 +35,7 @@ const http = createServer((req, res) => {
 
 const pub = createRedis(redisUrl, { name: `peer-io-${process.pid}:pub` });
 const sub = createRedis(redisUrl, { name: `peer-io-${process.pid}:sub` });
-const io = new Server<Events, Events, Events, { userId: number }>(http, {
+const io = new Server<Events, Events, Events, { userId: number; tenantId: number | null }>(http, {
   // ws-edge runs ws without permessage-deflate; compressing here would skew the comparison either way.
   perMessageDeflate: false,
   httpCompression: false,
@@ -53,12 +53,27 @@ io.use((socket, next) => {
     const access = await findUserAccess(pool, claims.userId);
     if (!access?.active) return next(new Error('forbidden'));
     socket.data.userId = claims.userId;
+    socket.data.tenantId = access.tenantId;
     next();
   })().catch((err: unknown) => next(err instanceof Error ? err : new Error(String(err))));
 });
 
 io.on('connection', (socket) => {
   void socket.join(`user:${socket.data.userId}`);
+  // The informs scenario: watch a device (one room per device) after the visibility check alarmcast's
+  // channel auth makes for private-device.{id} (the device's tenant or a share); acknowledged true/false.
+  socket.on('watch', (deviceId: unknown, ack: unknown) => {
+    const answer = typeof ack === 'function' ? (ack as (ok: boolean) => void) : () => {};
+    if (typeof deviceId !== 'number' || !Number.isInteger(deviceId) || deviceId < 1) return answer(false);
+    const viewer = { userId: socket.data.userId, tenantId: socket.data.tenantId };
+    findVisibleDevice(pool, viewer, deviceId).then(
+      (device) => {
+        if (device !== null) void socket.join(`device:${deviceId}`);
+        answer(device !== null);
+      },
+      () => answer(false),
+    );
+  });
 });
 
 await new Promise<void>((resolve, reject) => {
