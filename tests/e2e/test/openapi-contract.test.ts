@@ -1083,6 +1083,45 @@ describe('the OpenAPI documents against the running services', () => {
     ]);
   });
 
+  it('GET /v1/devices, /v1/devices/summary and /v1/devices/{id}: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const list = (
+      query: string,
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      b?: string,
+    ) => call('listDevices', to, { query, headers: { ...bearer(token), ...extra }, body: b });
+    for (const q of ['', 'online=true', 'online=false', 'limit=500'])
+      expect((await list(q)).status, q).toBe(200);
+    const first = (await list('limit=1')).json as { devices: { id: number }[]; next_cursor: string };
+    expect(first.devices.map((d) => d.id)).toEqual([deviceA]);
+    const second = (await list(`limit=1&cursor=${first.next_cursor}`)).json as { devices: { id: number }[] };
+    expect(second.devices.map((d) => d.id)).toEqual([deviceA2]);
+    await expectErrors('listDevices', [
+      ['validation_failed', () => list('limit=0')],
+      ['validation_failed', () => list('cursor=bogus')],
+      ...userErrors((token, to, extra, b) => list('', token, to, extra, b)),
+    ]);
+
+    const summary = (token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getDeviceSummary', to, { headers: { ...bearer(token), ...extra }, body: b });
+    expect((await summary()).json).toMatchObject({ summary: { tenant_id: tenantA, total: 2 } });
+    const platformAdminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    expect((await summary(platformAdminJwt)).json).toEqual({ summary: null });
+    await expectErrors('getDeviceSummary', userErrors(summary));
+
+    const device = (id: string, token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getDevice', to, { path: `/v1/devices/${id}`, headers: { ...bearer(token), ...extra }, body: b });
+    expect((await device(String(deviceA))).json).toMatchObject({ device: { id: deviceA } });
+    await expectErrors('getDevice', [
+      ['invalid_path', () => device('%E0%A4%A')],
+      ['not_found', () => device(String(deviceB))],
+      ['not_found', () => device('not-a-device')],
+      ...userErrors((token, to, extra, b) => device(String(deviceA), token, to, extra, b)),
+    ]);
+  });
+
   it('the console routes', async () => {
     const base = main.ingest.url;
     expect((await call('consoleRoot', base)).headers.get('location')).toBe('/console/');
