@@ -276,6 +276,7 @@ const graph = {
       ],
       collectorTokens: [
         { ref: 'collector-a', name: 'collector A', scopes: ['alarms', 'informs', 'tasks', 'campaigns'] },
+        { ref: 'informs-only', name: 'informs collector', scopes: ['informs'] },
       ],
     },
     {
@@ -312,6 +313,7 @@ describe('the OpenAPI documents against the running services', () => {
   let collector: string;
   let platform: string;
   let platformAll: string;
+  let informsOnly: string;
   let userJwt: string;
   let inactiveJwt: string;
   let userId: number;
@@ -377,6 +379,7 @@ describe('the OpenAPI documents against the running services', () => {
     collector = world.collectorTokens['collector-a']!.token;
     platform = world.collectorTokens.platform!.token;
     platformAll = world.collectorTokens['platform-all']!.token;
+    informsOnly = world.collectorTokens['informs-only']!.token;
     userId = world.users.a1!.id;
     userJwt = await signUserJwt(JWT_SECRET, userId);
     inactiveJwt = await signUserJwt(JWT_SECRET, world.users['a-off']!.id);
@@ -485,6 +488,10 @@ describe('the OpenAPI documents against the running services', () => {
       ],
       ['invalid_idempotency_key', () => send(alarm(), { 'idempotency-key': 'k'.repeat(256) })],
       ['unauthenticated', () => call('postAlarm', base, { headers: json(), body: JSON.stringify(alarm()) })],
+      [
+        'insufficient_scope',
+        () => call('postAlarm', base, { headers: json(bearer(informsOnly)), body: JSON.stringify(alarm()) }),
+      ],
       ['forbidden', () => send(alarm({ deviceId: undefined, tenantId: tenantB }))],
       ['alarm_not_active', () => send(alarm({ perceivedSeverity: 'Cleared' }))],
       ['validation_failed', () => send({ deviceId: deviceA })],
@@ -555,6 +562,11 @@ describe('the OpenAPI documents against the running services', () => {
             headers: json(bearer('not-a-known-token')),
             body: JSON.stringify(mixed),
           }),
+      ],
+      [
+        'insufficient_scope',
+        () =>
+          call('postAlarmBatch', base, { headers: json(bearer(informsOnly)), body: JSON.stringify(mixed) }),
       ],
       ['validation_failed', () => send({ alarms: [] })],
       ['idempotency_key_reused', () => send({ alarms: [alarm()] }, { 'idempotency-key': 'batch-1' })],
