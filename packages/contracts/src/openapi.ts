@@ -1150,7 +1150,7 @@ export function openApiDocument(service: ServiceName, options: { version?: strin
       version: options.version ?? '0.1.0',
       description:
         service === 'alarm-ingest'
-          ? 'The collector API (alarm reports), the user alarm API, probes and the operator console. Errors are `{"error":{"code","message","details"?}}` with a code from one catalogue.'
+          ? 'The collector API (alarms, device informs, tasks, firmware campaigns), the user API (alarms, devices, tasks, campaigns, notification preferences, the admin status), probes and the operator console. Errors are `{"error":{"code","message","details"?}}` with a code from one catalogue.'
           : "ws-edge's HTTP endpoints: channel authorization, the publishing half of Pusher's HTTP API, the Pusher WebSocket, probes.",
     },
     servers: [{ url: '/', description: 'this service' }],
