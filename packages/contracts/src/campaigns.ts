@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { boundedTextSchema as text, collectorIdSchema as id } from './ingest.js';
-import { CampaignId } from './tasks.js';
+import { CampaignId, TaskId } from './tasks.js';
 import type { TaskState } from './task-state.js';
 
 /** At most this many devices per campaign (`POST /v1/campaigns` `deviceIds`). */
@@ -110,16 +110,36 @@ export const CampaignWire: z.ZodType<CampaignWire> = z
   .strict();
 
 /** `GET /v1/campaigns/{id}`: the campaign and up to 100 of its failed devices' tasks, latest first. */
-export interface CampaignResponse {
-  campaign: CampaignWire;
-  failing_devices: {
-    device_id: number;
-    task_id: string;
-    fault_code: number | null;
-    fault_string: string | null;
-    updated_at: string;
-  }[];
-}
+export const CampaignResponse = z
+  .object({
+    campaign: CampaignWire,
+    failing_devices: z.array(
+      z
+        .object({
+          device_id: z.number().int(),
+          task_id: TaskId,
+          fault_code: z.number().int().nullable(),
+          fault_string: z.string().nullable(),
+          updated_at: z.iso.datetime(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+export type CampaignResponse = z.output<typeof CampaignResponse>;
+
+/**
+ * `POST /v1/campaigns` (201 `created`, 200 `replay`: the same campaign again) and `PATCH /v1/campaigns/{id}`
+ * (200 `updated`, or `replay` for the state it is in).
+ */
+export const CAMPAIGN_WRITE_OUTCOMES = ['created', 'updated', 'replay'] as const;
+export const CampaignWriteResponse = z
+  .object({ campaign: CampaignWire, outcome: z.enum(CAMPAIGN_WRITE_OUTCOMES) })
+  .strict();
+export type CampaignWriteResponse = z.output<typeof CampaignWriteResponse>;
+
+/** `/v1/campaigns/{id}` path: a campaign id (one that cannot exist answers 404). */
+export const CampaignIdParams = z.object({ id: z.string().describe('a campaign id') });
 
 /** The alarm identifier of a campaign's threshold alarm (device-less, in the campaign's tenant). */
 export const campaignFailingAlarmIdentifier = (campaignId: string): string =>

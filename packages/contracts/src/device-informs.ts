@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ErrorCode } from './errors.js';
+import { ERROR_CODES, type ErrorCode } from './errors.js';
 
 /**
  * POST /v1/devices/informs: a collector's batch of CWMP Inform summaries (TR-069 §3.7.1.5), one item per
@@ -117,27 +117,39 @@ export const DeviceInformBatchBody = z
  * - `unchanged`: a periodic inform with nothing new: the deadline and last inform move, nothing is sent;
  * - `duplicate`: `informedAt` is not after the device's last inform (a retry, or a late copy): nothing changed.
  */
-export type DeviceInformOutcome = 'changed' | 'unchanged' | 'duplicate';
+export const DEVICE_INFORM_OUTCOMES = ['changed', 'unchanged', 'duplicate'] as const;
+export type DeviceInformOutcome = (typeof DEVICE_INFORM_OUTCOMES)[number];
 
 /** One item's answer, in request order (`index` is the item's position in `informs`, from 0). */
-export type DeviceInformItemResult =
-  | {
-      index: number;
-      status: 200;
-      device_id: number;
-      outcome: DeviceInformOutcome;
+export const DeviceInformItemResult = z.union([
+  z
+    .object({
+      index: z.number().int().min(0),
+      status: z.literal(200),
+      device_id: z.number().int(),
+      outcome: z.enum(DEVICE_INFORM_OUTCOMES),
       /** the status fields that changed (`changed` only) */
-      changed: string[];
-      online: boolean;
-    }
-  | {
-      index: number;
+      changed: z.array(z.string()),
+      online: z.boolean(),
+    })
+    .strict(),
+  z
+    .object({
+      index: z.number().int().min(0),
       /** the error's status in ERROR_CATALOGUE (422) */
-      status: number;
-      error: { code: ErrorCode; message: string; details?: unknown };
-    };
+      status: z.number().int(),
+      error: z
+        .object({
+          code: z.enum(ERROR_CODES as unknown as [ErrorCode, ...ErrorCode[]]),
+          message: z.string(),
+          details: z.unknown().optional(),
+        })
+        .strict(),
+    })
+    .strict(),
+]);
+export type DeviceInformItemResult = z.output<typeof DeviceInformItemResult>;
 
 /** Always 200 once the batch is accepted as a whole; one result per item. */
-export interface DeviceInformBatchResponse {
-  results: DeviceInformItemResult[];
-}
+export const DeviceInformBatchResponse = z.object({ results: z.array(DeviceInformItemResult) }).strict();
+export type DeviceInformBatchResponse = z.output<typeof DeviceInformBatchResponse>;

@@ -11,7 +11,29 @@ import {
 } from './alarm-api.js';
 import { ALARM_BATCH_BODY_LIMIT_BYTES, AlarmBatchBody, AlarmBatchResponse } from './alarm-batch.js';
 import { ERROR_CATALOGUE, ERROR_CODES, errorStatus, type ErrorCode } from './errors.js';
+import {
+  CAMPAIGN_BODY_LIMIT_BYTES,
+  CampaignIdParams,
+  CampaignResponse,
+  CampaignWire,
+  CampaignWriteResponse,
+  CreateCampaignBody,
+  PatchCampaignBody,
+} from './campaigns.js';
+import { DeviceListQuery, DeviceListResponse, DeviceResponse, DeviceSummaryResponse } from './device-api.js';
+import {
+  DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
+  DeviceInformBatchBody,
+  DeviceInformBatchResponse,
+} from './device-informs.js';
 import { AlarmIngestBody, INGEST_BODY_LIMIT_BYTES } from './ingest.js';
+import {
+  AlarmAudienceResponse,
+  PreferenceRules,
+  TenantPreferences,
+  TenantPreferencesResponse,
+  UserPreferencesResponse,
+} from './preferences.js';
 import {
   ChannelAuthBody,
   ChannelAuthResponse,
@@ -20,6 +42,15 @@ import {
   PusherPublishResponse,
   PusherTriggerBody,
 } from './pusher-http-api.js';
+import {
+  DeviceIdParams,
+  TaskIdParams,
+  TaskListQuery,
+  TaskListResponse,
+  TaskReportBody,
+  TaskWire,
+  TaskWriteResponse,
+} from './tasks.js';
 
 /**
  * The HTTP API of alarm-ingest and ws-edge, declared once: every route with its method, path, credentials,
@@ -59,7 +90,7 @@ export interface ResponseSpec {
 export interface RouteSpec {
   /** the services that serve it (probes and the docs are on both) */
   services: readonly ServiceName[];
-  method: 'get' | 'post' | 'options';
+  method: 'get' | 'post' | 'put' | 'patch' | 'options';
   /** OpenAPI path syntax: `/v1/alarms/{id}/ack` (see expressPath) */
   path: string;
   summary: string;
@@ -265,6 +296,7 @@ const collectorRoutes = {
       ...V1_BODY_ERRORS,
       'invalid_idempotency_key',
       'unauthenticated',
+      'insufficient_scope',
       'forbidden',
       'alarm_not_active',
       'validation_failed',
@@ -300,11 +332,141 @@ const collectorRoutes = {
       ...V1_BODY_ERRORS,
       'invalid_idempotency_key',
       'unauthenticated',
+      'insufficient_scope',
       'validation_failed',
       'idempotency_key_reused',
       'rate_limited',
       'service_unavailable',
       'overloaded',
+      ...ALWAYS,
+    ],
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+/** What every collector route but the alarms' answers besides its own errors (scopes, limits, admission). */
+const COLLECTOR_ERRORS: readonly ErrorCode[] = [
+  'unauthenticated',
+  'insufficient_scope',
+  'rate_limited',
+  'service_unavailable',
+  'overloaded',
+];
+
+/** What every user route answers besides its own errors (the JWT, an inactive user, limits, Postgres). */
+const USER_ERRORS: readonly ErrorCode[] = [
+  'unauthenticated',
+  'forbidden',
+  'rate_limited',
+  'service_unavailable',
+];
+
+const deviceRoutes = {
+  postDeviceInforms: {
+    services: INGEST,
+    method: 'post',
+    path: '/v1/devices/informs',
+    summary: "Report up to 1,000 CPE Informs (the devices' status and presence)",
+    description:
+      'One result per item, in request order (`informs[i]` as DeviceInformItem): 200 `changed`, `unchanged` or `duplicate` (`informedAt` not after the last inform: a retry is harmless), or a per-item 422 `validation_failed` / `unknown_device`. Whole-request errors change nothing. Needs the `informs` scope.',
+    tag: 'collector',
+    auth: 'collectorToken',
+    body: {
+      schema: DeviceInformBatchBody,
+      contentTypes: ['application/json'],
+      maxBytes: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: { 200: { description: 'one result per item', schema: DeviceInformBatchResponse } },
+    errors: [...V1_BODY_ERRORS, 'validation_failed', ...COLLECTOR_ERRORS, ...ALWAYS],
+  },
+  putTask: {
+    services: INGEST,
+    method: 'put',
+    path: '/v1/tasks/{taskId}',
+    summary: "Report the platform's latest view of one CPE task",
+    description:
+      '201 `created` for a task id not seen before, 200 `updated`, 200 `replay` for a report that changes nothing. `deviceId`, `kind`, `requestedByUserId`, `campaignId` and `targetSoftwareVersion` are fixed by the first report. A report out of order (a terminal state left, progress going down) is refused and changes nothing. Needs the `tasks` scope.',
+    tag: 'collector',
+    auth: 'collectorToken',
+    pathParams: TaskIdParams,
+    body: {
+      schema: TaskReportBody,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: '`updated` or `replay`', schema: TaskWriteResponse },
+      201: { description: '`created`', schema: TaskWriteResponse },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'invalid_path',
+      'validation_failed',
+      'unknown_device',
+      'unknown_campaign',
+      'device_not_in_campaign',
+      'task_conflict',
+      'illegal_task_transition',
+      'task_progress_regressed',
+      ...COLLECTOR_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  createCampaign: {
+    services: INGEST,
+    method: 'post',
+    path: '/v1/campaigns',
+    summary: 'Create a firmware campaign over up to 100,000 devices of one tenant',
+    description:
+      '201 `created`; 200 `replay` for the same campaign again (same fields). Needs the `campaigns` scope; a tenant-scoped token only for its tenant.',
+    tag: 'collector',
+    auth: 'collectorToken',
+    body: {
+      schema: CreateCampaignBody,
+      contentTypes: ['application/json'],
+      maxBytes: CAMPAIGN_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: '`replay`', schema: CampaignWriteResponse },
+      201: { description: '`created`', schema: CampaignWriteResponse },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'forbidden',
+      'validation_failed',
+      'unknown_tenant',
+      'unknown_device',
+      'campaign_exists',
+      ...COLLECTOR_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  patchCampaign: {
+    services: INGEST,
+    method: 'patch',
+    path: '/v1/campaigns/{id}',
+    summary: "Change a campaign's state (running ⇄ paused, then completed or aborted)",
+    description:
+      '200 `updated`, or `replay` for the state it is in. 404 for a campaign of another tenant than a tenant-scoped token, as for one that does not exist. Needs the `campaigns` scope.',
+    tag: 'collector',
+    auth: 'collectorToken',
+    pathParams: CampaignIdParams,
+    body: {
+      schema: PatchCampaignBody,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: { 200: { description: '`updated` or `replay`', schema: CampaignWriteResponse } },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'invalid_path',
+      'not_found',
+      'validation_failed',
+      'illegal_campaign_transition',
+      ...COLLECTOR_ERRORS,
       ...ALWAYS,
     ],
   },
@@ -372,6 +534,187 @@ const userRoutes = {
       'service_unavailable',
       ...ALWAYS,
     ],
+  },
+  listDevices: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/devices',
+    summary: 'The devices the user may see, with their live status, by id ascending',
+    description:
+      'Keyset-paginated: pass `next_cursor` as `cursor` for the next page; null on the last. `online=true|false` filters.',
+    tag: 'user',
+    auth: 'userJwt',
+    query: DeviceListQuery,
+    responses: { 200: { description: 'a page of devices', schema: DeviceListResponse } },
+    errors: [...V1_BODY_ERRORS, 'validation_failed', ...USER_ERRORS, ...ALWAYS],
+  },
+  getDeviceSummary: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/devices/summary',
+    summary: "The user's tenant's device counts (online, offline, total), as on private-tenant.{id}",
+    description: '`summary` is null for a user without a tenant.',
+    tag: 'user',
+    auth: 'userJwt',
+    responses: { 200: { description: 'the counts', schema: DeviceSummaryResponse } },
+    errors: [...V1_BODY_ERRORS, ...USER_ERRORS, ...ALWAYS],
+  },
+  getDevice: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/devices/{id}',
+    summary: "A device's current status",
+    description: '404 for a device the user may not see, as for one that does not exist.',
+    tag: 'user',
+    auth: 'userJwt',
+    pathParams: DeviceIdParams,
+    responses: { 200: { description: 'the device', schema: DeviceResponse } },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+  listDeviceTasks: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/devices/{id}/tasks',
+    summary: "A device's tasks, newest first (by updated_at)",
+    description:
+      '`state=open` (default) or `all`, `limit` 1-500 (default 100). 404 for a device the user may not see, as for one that does not exist.',
+    tag: 'user',
+    auth: 'userJwt',
+    pathParams: DeviceIdParams,
+    query: TaskListQuery,
+    responses: { 200: { description: "the device's tasks", schema: TaskListResponse } },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'validation_failed', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+  getCampaign: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/campaigns/{id}',
+    summary: 'A campaign of the user’s tenant, its counts and up to 100 of its failed devices',
+    description: "404 for another tenant's campaign, as for one that does not exist.",
+    tag: 'user',
+    auth: 'userJwt',
+    pathParams: CampaignIdParams,
+    responses: { 200: { description: 'the campaign', schema: CampaignResponse } },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+const etagHeaders: Record<string, HeaderSpec> = {
+  ETag: {
+    description: 'the version of the document (`"<version>"`): send it back in If-Match to change it',
+    required: true,
+    schema: z.string().regex(/^"\d+"$/),
+  },
+};
+const ifMatchHeader: Record<string, HeaderSpec> = {
+  'If-Match': {
+    description:
+      'required: the ETag of the document as read (412 if it changed since), or `*` to overwrite whatever is there',
+    required: true,
+  },
+};
+const TenantIdParams = z.object({ id: z.string().describe('a tenant id') });
+
+const preferenceRoutes = {
+  getMyPreferences: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/me/preferences',
+    summary: "The user's notification rules, the tenant's on top, and what is in force",
+    tag: 'preferences',
+    auth: 'userJwt',
+    responses: {
+      200: { description: 'the document', schema: UserPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [...V1_BODY_ERRORS, ...USER_ERRORS, ...ALWAYS],
+  },
+  putMyPreferences: {
+    services: INGEST,
+    method: 'put',
+    path: '/v1/me/preferences',
+    summary: "Replace the user's notification rules",
+    description:
+      'Versioned: `If-Match` with the ETag read (412 `precondition_failed` when it changed since, 428 `precondition_required` without one). A setting the tenant locks is refused (422 `preference_locked`).',
+    tag: 'preferences',
+    auth: 'userJwt',
+    headers: ifMatchHeader,
+    body: {
+      schema: PreferenceRules,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: 'the document as stored', schema: UserPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'validation_failed',
+      'preference_locked',
+      'precondition_failed',
+      'precondition_required',
+      ...USER_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  getTenantPreferences: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/tenants/{id}/preferences',
+    summary: "A tenant's default rules, locks and critical bypass (its admins, platform admins)",
+    description:
+      '403 for a user who may not administer the tenant; 404 for a platform admin naming a tenant that does not exist.',
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: TenantIdParams,
+    responses: {
+      200: { description: 'the document', schema: TenantPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+  putTenantPreferences: {
+    services: INGEST,
+    method: 'put',
+    path: '/v1/tenants/{id}/preferences',
+    summary: "Replace a tenant's default rules, locks and critical bypass",
+    description: 'Versioned as PUT /v1/me/preferences.',
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: TenantIdParams,
+    headers: ifMatchHeader,
+    body: {
+      schema: TenantPreferences,
+      contentTypes: ['application/json'],
+      maxBytes: INGEST_BODY_LIMIT_BYTES,
+      required: true,
+    },
+    responses: {
+      200: { description: 'the document as stored', schema: TenantPreferencesResponse, headers: etagHeaders },
+    },
+    errors: [
+      ...V1_BODY_ERRORS,
+      'invalid_path',
+      'not_found',
+      'validation_failed',
+      'precondition_failed',
+      'precondition_required',
+      ...USER_ERRORS,
+      ...ALWAYS,
+    ],
+  },
+  getAlarmAudience: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/alarms/{id}/audience',
+    summary:
+      'Who an alarm reached, what decided for each user, and what their rules decide now (tenant admins)',
+    description:
+      "403 for a user of the alarm's tenant who is not its admin; 404 for an alarm of another tenant, as for one that does not exist.",
+    tag: 'preferences',
+    auth: 'userJwt',
+    pathParams: AlarmIdParams,
+    responses: { 200: { description: 'the audience', schema: AlarmAudienceResponse } },
+    errors: [...V1_BODY_ERRORS, 'invalid_path', 'not_found', ...USER_ERRORS, ...ALWAYS],
   },
 } as const satisfies Record<string, RouteSpec>;
 
@@ -546,7 +889,9 @@ const edgeRoutes = {
 /** Every route of both services, in the order the documents (and /docs) show them. */
 export const ROUTES = {
   ...collectorRoutes,
+  ...deviceRoutes,
   ...userRoutes,
+  ...preferenceRoutes,
   ...edgeRoutes,
   ...consoleRoutes,
   ...probeRoutes,
@@ -575,13 +920,38 @@ type Json = Record<string, unknown>;
 
 /** Named schemas: shown once under components.schemas and referenced from the operations. */
 const COMPONENTS = {
-  requests: { AlarmIngestBody, AlarmBatchBody, ChannelAuthBody, PusherTriggerBody, PusherBatchBody },
+  requests: {
+    AlarmIngestBody,
+    AlarmBatchBody,
+    DeviceInformBatchBody,
+    TaskReportBody,
+    CreateCampaignBody,
+    PatchCampaignBody,
+    PreferenceRules,
+    TenantPreferences,
+    ChannelAuthBody,
+    PusherTriggerBody,
+    PusherBatchBody,
+  },
   responses: {
     AlarmWire,
     AlarmWriteResponse,
     AlarmBatchResponse,
     AlarmListResponse,
     AlarmAckResponse,
+    DeviceInformBatchResponse,
+    DeviceListResponse,
+    DeviceResponse,
+    DeviceSummaryResponse,
+    TaskWire,
+    TaskWriteResponse,
+    TaskListResponse,
+    CampaignWire,
+    CampaignWriteResponse,
+    CampaignResponse,
+    UserPreferencesResponse,
+    TenantPreferencesResponse,
+    AlarmAudienceResponse,
     ChannelAuthResponse,
     PusherPublishResponse,
     ErrorBody: ErrorBodySchema(),
@@ -697,8 +1067,10 @@ function responses(route: RouteSpec, names: Map<z.ZodType, string>): Json {
 }
 
 const TAGS: Record<string, string> = {
-  collector: 'CPE collectors report alarms (collector tokens)',
-  user: 'Operators read and acknowledge their alarms (user JWTs)',
+  collector:
+    'CPE collectors and the platform report alarms, informs, tasks and campaigns (collector tokens, by scope)',
+  user: 'Operators read and acknowledge their alarms, read tasks and campaigns (user JWTs)',
+  preferences: "Notification preferences: users, tenant defaults and locks, an alarm's audience (user JWTs)",
   pusher: "The Pusher protocol endpoints: channel authorization, Pusher's HTTP API, the WebSocket",
   console: 'The operator console page',
   probes: 'Liveness and readiness',
@@ -778,7 +1150,7 @@ export function openApiDocument(service: ServiceName, options: { version?: strin
       version: options.version ?? '0.1.0',
       description:
         service === 'alarm-ingest'
-          ? 'The collector API (alarm reports), the user alarm API, probes and the operator console. Errors are `{"error":{"code","message","details"?}}` with a code from one catalogue.'
+          ? 'The collector API (alarms, device informs, tasks, firmware campaigns), the user API (alarms, devices, tasks, campaigns, notification preferences, the admin status), probes and the operator console. Errors are `{"error":{"code","message","details"?}}` with a code from one catalogue.'
           : "ws-edge's HTTP endpoints: channel authorization, the publishing half of Pusher's HTTP API, the Pusher WebSocket, probes.",
     },
     servers: [{ url: '/', description: 'this service' }],

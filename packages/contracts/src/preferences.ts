@@ -154,9 +154,11 @@ export const TenantPreferences = z
 export type TenantPreferences = z.infer<typeof TenantPreferences>;
 
 /** Who set the value that decided: the user, the tenant's default, a tenant lock, or the built-in default. */
-export type RuleSource = 'user' | 'tenant' | 'tenant_lock' | 'system';
+export const RULE_SOURCES = ['user', 'tenant', 'tenant_lock', 'system'] as const;
+export type RuleSource = (typeof RULE_SOURCES)[number];
 
-export type DeliveryOutcome = 'deliver' | 'deliver_silent' | 'suppress';
+export const DELIVERY_OUTCOMES = ['deliver', 'deliver_silent', 'suppress'] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 
 /**
  * The rule that decided an outcome: a setting (`minSeverity`, `mute.devices`, ..., `quietHours`), or
@@ -164,13 +166,17 @@ export type DeliveryOutcome = 'deliver' | 'deliver_silent' | 'suppress';
  * `lifecycle` (delivered silently although the rules say suppress, because the user received an earlier
  * event of this alarm), `default` (nothing applied: delivered with notify).
  */
-export type DecidingRule = PreferenceSetting | 'critical_bypass' | 'lifecycle' | 'default';
+export const DECIDING_RULES = [...LOCKABLE_SETTINGS, 'critical_bypass', 'lifecycle', 'default'] as const;
+export type DecidingRule = (typeof DECIDING_RULES)[number];
 
-export interface Decision {
-  outcome: DeliveryOutcome;
-  rule: DecidingRule;
-  source: RuleSource;
-}
+export const Decision = z
+  .object({
+    outcome: z.enum(DELIVERY_OUTCOMES),
+    rule: z.enum(DECIDING_RULES),
+    source: z.enum(RULE_SOURCES),
+  })
+  .strict();
+export type Decision = z.output<typeof Decision>;
 
 /** What the evaluator reads of an event. Alarm fields are null for events that are not alarms. */
 export interface PreferenceEvent {
@@ -434,34 +440,89 @@ function rulesDecide(prefs: CompiledPreferences, event: PreferenceEvent, clock: 
 /** `ETag` of a preferences document at `version` (strong; `If-Match` compares it exactly). */
 export const preferencesEtag = (version: number): string => `"${version}"`;
 
-/** GET/PUT /v1/me/preferences answer. */
-export interface UserPreferencesResponse {
-  user_id: number;
-  tenant_id: number | null;
-  /** bumped by every PUT; 0 before the first */
-  version: number;
-  preferences: PreferenceRules;
-  /** the tenant's defaults, locks and bypass, which apply on top (read-only here) */
-  tenant: TenantPreferences | null;
-  /** the settings in force for this user, each with where it came from */
-  effective: EffectivePreferences;
-}
-
-/** GET/PUT /v1/tenants/{id}/preferences answer. */
-export interface TenantPreferencesResponse {
-  tenant_id: number;
-  version: number;
-  preferences: TenantPreferences;
-}
+const sourced = <T extends z.ZodType>(value: T) => z.object({ value, source: z.enum(RULE_SOURCES) }).strict();
 
 /** A compiled document as JSON, for the API: each setting's value and source. */
-export type EffectivePreferences = Record<
-  'minSeverity' | 'mute' | 'categories' | 'quietHours' | 'criticalBypass',
-  unknown
->;
+export const EffectivePreferences = z
+  .object({
+    minSeverity: sourced(z.enum(MIN_SEVERITIES).nullable()),
+    mute: z
+      .object({
+        eventTypes: sourced(z.array(z.string())),
+        probableCauses: sourced(z.array(z.string())),
+        devices: sourced(z.array(z.number().int())),
+      })
+      .strict(),
+    categories: z
+      .object(
+        Object.fromEntries(PREFERENCE_CATEGORIES.map((c) => [c, sourced(z.boolean())])) as {
+          [C in PreferenceCategory]: ReturnType<typeof sourced<z.ZodBoolean>>;
+        },
+      )
+      .strict(),
+    quietHours: sourced(QuietHours.nullable()),
+    criticalBypass: z.boolean(),
+  })
+  .strict();
+export type EffectivePreferences = z.output<typeof EffectivePreferences>;
+
+/** GET/PUT /v1/me/preferences answer. */
+export const UserPreferencesResponse = z
+  .object({
+    user_id: z.number().int(),
+    tenant_id: z.number().int().nullable(),
+    /** bumped by every PUT; 0 before the first */
+    version: z.number().int().min(0),
+    preferences: PreferenceRules,
+    /** the tenant's defaults, locks and bypass, which apply on top (read-only here) */
+    tenant: TenantPreferences.nullable(),
+    /** the settings in force for this user, each with where it came from */
+    effective: EffectivePreferences,
+  })
+  .strict();
+export type UserPreferencesResponse = z.output<typeof UserPreferencesResponse>;
+
+/** GET/PUT /v1/tenants/{id}/preferences answer. */
+export const TenantPreferencesResponse = z
+  .object({
+    tenant_id: z.number().int(),
+    version: z.number().int().min(0),
+    preferences: TenantPreferences,
+  })
+  .strict();
+export type TenantPreferencesResponse = z.output<typeof TenantPreferencesResponse>;
+
+/**
+ * GET /v1/alarms/{id}/audience answer: every user who may see the alarm or received one of its events,
+ * what the resolver decided for them at its latest event (null: nothing recorded), and what their rules
+ * decide now.
+ */
+export const AlarmAudienceResponse = z
+  .object({
+    alarm_id: z.string().regex(/^\d+$/),
+    tenant_id: z.number().int(),
+    last_event_id: z.string().nullable(),
+    audience: z.array(
+      z
+        .object({
+          user_id: z.number().int(),
+          email: z.string(),
+          name: z.string(),
+          active: z.boolean(),
+          received: z.boolean(),
+          last_event: Decision.nullable(),
+          now: Decision,
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+export type AlarmAudienceResponse = z.output<typeof AlarmAudienceResponse>;
 
 export function effectiveAsJson(c: CompiledPreferences): EffectivePreferences {
-  const minSeverity = Object.entries(SEVERITY_RANK).find(([, r]) => r === c.minRank.value && r > 0)?.[0];
+  const minSeverity = (Object.entries(SEVERITY_RANK) as [MinSeverity, number][]).find(
+    ([, r]) => r === c.minRank.value && r > 0,
+  )?.[0];
   return {
     minSeverity: { value: minSeverity ?? null, source: c.minRank.source },
     mute: {

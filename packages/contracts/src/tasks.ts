@@ -144,11 +144,15 @@ export const TaskWire: z.ZodType<TaskWire> = z
   .strict();
 
 /** `PUT /v1/tasks/{taskId}` answers: 201 created, 200 updated, 200 replay (nothing stored or sent). */
-export type TaskWriteOutcome = 'created' | 'updated' | 'replay';
-export interface TaskWriteResponse {
-  task: TaskWire;
-  outcome: TaskWriteOutcome;
-}
+export const TASK_WRITE_OUTCOMES = ['created', 'updated', 'replay'] as const;
+export type TaskWriteOutcome = (typeof TASK_WRITE_OUTCOMES)[number];
+export const TaskWriteResponse = z.object({ task: TaskWire, outcome: z.enum(TASK_WRITE_OUTCOMES) }).strict();
+export type TaskWriteResponse = z.output<typeof TaskWriteResponse>;
+
+/** `PUT /v1/tasks/{taskId}` path: the platform's task id. */
+export const TaskIdParams = z.object({ taskId: TaskId.describe("the platform's task id") });
+/** `GET /v1/devices/{id}/tasks` path: a device id (one the user may not see answers 404). */
+export const DeviceIdParams = z.object({ id: z.string().describe('a device id') });
 
 /** `GET /v1/devices/{id}/tasks` query: `state=open|all` (default open), `limit` 1-500 (default 100). */
 export const TaskListQuery = z
@@ -167,6 +171,5 @@ export const TaskListQuery = z
 export type TaskListQuery = z.infer<typeof TaskListQuery>;
 
 /** Newest first (by `updated_at`). */
-export interface TaskListResponse {
-  tasks: TaskWire[];
-}
+export const TaskListResponse = z.object({ tasks: z.array(TaskWire) }).strict();
+export type TaskListResponse = z.output<typeof TaskListResponse>;

@@ -126,7 +126,7 @@ pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}code{font-size:
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #dde;padding:.2em .5em;text-align:left;vertical-align:top}
 .op{border-top:1px solid #dde;padding-top:.5em;margin-top:1.5em}.meta{color:#667;font-size:13px}
 .m{display:inline-block;min-width:4em;text-align:center;color:#fff;border-radius:3px;padding:0 .3em;font-size:13px}
-.m-get{background:#2b7a4b}.m-post{background:#1f5fa8}.m-options{background:#777}
+.m-get{background:#2b7a4b}.m-post{background:#1f5fa8}.m-put{background:#8a5a00}.m-patch{background:#6b3fa0}.m-options{background:#777}
 .s{font-family:monospace}.s2{color:#2b7a4b}.s4{color:#a8551f}.s5{color:#b3261e}.s1,.s3{color:#555}
 </style></head><body>
 <nav><b>${escape(String(info.title))}</b> ${escape(String(info.version))}<ul>${toc}</ul><a href="#schemas">Schemas</a> · <a href="openapi.json">openapi.json</a></nav>

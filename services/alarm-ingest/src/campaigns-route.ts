@@ -1,9 +1,10 @@
 import { Router, type RequestHandler } from 'express';
 import {
   CampaignId,
-  CreateCampaignBody,
-  PatchCampaignBody,
+  ROUTES,
+  expressPath,
   type CampaignResponse,
+  type CampaignWriteResponse,
   type CampaignWire,
 } from '@alarmcast/contracts';
 import {
@@ -52,14 +53,14 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
   const router = Router();
 
   router.post(
-    '/v1/campaigns',
+    expressPath(ROUTES.createCampaign),
     requireJson,
     options.asCollector,
     requireScope('campaigns'),
     options.admission,
     async (req, res) => {
       const collector = collectorOf(res);
-      const parsed = CreateCampaignBody.safeParse(req.body);
+      const parsed = ROUTES.createCampaign.body.schema.safeParse(req.body);
       if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
       const body = parsed.data;
       if (collector.tenantId !== null && collector.tenantId !== body.tenantId)
@@ -82,18 +83,22 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
             `campaign ${body.campaignId} exists already with other fields`,
           );
         case 'replay':
-          res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
+          res
+            .status(200)
+            .json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
           return;
         case 'created':
           live.campaignChanged(result.campaign.id);
-          res.status(201).json({ campaign: result.campaign, outcome: 'created' });
+          res
+            .status(201)
+            .json({ campaign: result.campaign, outcome: 'created' } satisfies CampaignWriteResponse);
           return;
       }
     },
   );
 
   router.patch(
-    '/v1/campaigns/:id',
+    expressPath(ROUTES.patchCampaign),
     requireJson,
     options.asCollector,
     requireScope('campaigns'),
@@ -101,7 +106,7 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
     async (req, res) => {
       const collector = collectorOf(res);
       const id = campaignIdOf(req.params.id);
-      const parsed = PatchCampaignBody.safeParse(req.body);
+      const parsed = ROUTES.patchCampaign.body.schema.safeParse(req.body);
       if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
       const to = parsed.data.state;
       const result = await db(() =>
@@ -117,18 +122,22 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
             { from: result.from, to: result.to },
           );
         case 'replay':
-          res.status(200).json({ campaign: result.campaign, outcome: 'replay' });
+          res
+            .status(200)
+            .json({ campaign: result.campaign, outcome: 'replay' } satisfies CampaignWriteResponse);
           return;
         case 'applied':
           for (const e of result.change.eventIds) outbox.dispatch(e);
           live.campaignChanged(id);
-          res.status(200).json({ campaign: result.change.campaign, outcome: 'updated' });
+          res
+            .status(200)
+            .json({ campaign: result.change.campaign, outcome: 'updated' } satisfies CampaignWriteResponse);
           return;
       }
     },
   );
 
-  router.get('/v1/campaigns/:id', options.asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.getCampaign), options.asUser, async (req, res) => {
     const viewer = viewerOf(res);
     const id = campaignIdOf(req.params.id);
     const campaign: CampaignWire | null = await db(() => findCampaign(pool, id));

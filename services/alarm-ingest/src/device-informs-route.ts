@@ -2,9 +2,10 @@ import { Router, type RequestHandler } from 'express';
 import {
   BOOT_EVENT_CODES,
   DEVICE_INFORM_MAX_FUTURE_S,
-  DeviceInformBatchBody,
   DeviceInformItem,
+  ROUTES,
   errorStatus,
+  expressPath,
   type DeviceInformItemResult,
 } from '@alarmcast/contracts';
 import { writeInformBatch, type InformWrite, type PgPool, type PresencePolicy } from '@alarmcast/db';
@@ -42,14 +43,14 @@ export function deviceInformsRouter(options: DeviceInformsRouterOptions): Router
    * harmless: an inform not after the device's last one is a `duplicate`.
    */
   router.post(
-    '/v1/devices/informs',
+    expressPath(ROUTES.postDeviceInforms),
     requireJson,
     options.asCollector,
     requireScope('informs'),
     options.admission,
     async (req, res) => {
       const collector = collectorOf(res);
-      const envelope = DeviceInformBatchBody.safeParse(req.body);
+      const envelope = ROUTES.postDeviceInforms.body.schema.safeParse(req.body);
       if (!envelope.success) throw validationFailed('request body', envelope.error.issues);
       const decided: DeviceInformItemResult[] = [];
       const latest = Date.now() + DEVICE_INFORM_MAX_FUTURE_S * 1000;

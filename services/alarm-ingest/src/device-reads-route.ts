@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { DeviceListQuery, type DeviceSummaryResponse } from '@alarmcast/contracts';
+import { ROUTES, expressPath, type DeviceSummaryResponse } from '@alarmcast/contracts';
 import { findVisibleDevice, listVisibleDevices, tenantDeviceCounts, type PgPool } from '@alarmcast/db';
 import { ApiError } from '@alarmcast/http';
 import { validationFailed } from './alarms-route.js';
@@ -44,9 +44,9 @@ export interface DeviceReadsRouterOptions {
 export function deviceReadsRouter({ pool, db, asUser }: DeviceReadsRouterOptions): Router {
   const router = Router();
 
-  router.get('/v1/devices', asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.listDevices), asUser, async (req, res) => {
     const viewer = viewerOf(res);
-    const parsed = DeviceListQuery.safeParse(req.query);
+    const parsed = ROUTES.listDevices.query.safeParse(req.query);
     if (!parsed.success) throw validationFailed('query string', parsed.error.issues);
     const q = parsed.data;
     const rows = await db(() =>
@@ -65,7 +65,7 @@ export function deviceReadsRouter({ pool, db, asUser }: DeviceReadsRouterOptions
       .send(`{"devices":[${page.map((d) => d.deviceJson).join(',')}],"next_cursor":${JSON.stringify(next)}}`);
   });
 
-  router.get('/v1/devices/summary', asUser, async (_req, res) => {
+  router.get(expressPath(ROUTES.getDeviceSummary), asUser, async (_req, res) => {
     const { tenantId } = viewerOf(res);
     let answer: DeviceSummaryResponse = { summary: null };
     if (tenantId !== null) {
@@ -75,7 +75,7 @@ export function deviceReadsRouter({ pool, db, asUser }: DeviceReadsRouterOptions
     res.status(200).json(answer);
   });
 
-  router.get('/v1/devices/:id', asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.getDevice), asUser, async (req, res) => {
     const viewer = viewerOf(res);
     const id = String(req.params.id);
     if (!DEVICE_ID.test(id) || Number(id) > MAX_INT) throw new ApiError('not_found', 'no such device');

@@ -2,14 +2,18 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import {
   LocalClock,
   PreferenceRules,
+  ROUTES,
   TenantPreferences,
   compilePreferences,
   effectiveAsJson,
   evaluatePreferences,
+  expressPath,
   lockedSettingsIn,
   preferenceEventOf,
   preferencesEtag,
+  type AlarmAudienceResponse,
   type AlarmWire,
+  type Decision,
   type TenantPreferencesResponse,
   type UserPreferencesResponse,
 } from '@alarmcast/contracts';
@@ -127,15 +131,15 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
     res.status(status).json(body);
   };
 
-  router.get('/v1/me/preferences', asUser, async (_req, res) => {
+  router.get(expressPath(ROUTES.getMyPreferences), asUser, async (_req, res) => {
     const viewer = viewerOf(res);
     const answer = await userAnswer(viewer.userId, viewer.tenantId);
     send(res, 200, answer.version, answer);
   });
 
-  router.put('/v1/me/preferences', requireJson, asUser, async (req, res) => {
+  router.put(expressPath(ROUTES.putMyPreferences), requireJson, asUser, async (req, res) => {
     const viewer = viewerOf(res);
-    const parsed = PreferenceRules.safeParse(req.body);
+    const parsed = ROUTES.putMyPreferences.body.schema.safeParse(req.body);
     if (!parsed.success) throw validationFailed('preferences', parsed.error.issues);
     const tenant =
       viewer.tenantId === null ? null : await db(() => readTenantPreferences(pool, viewer.tenantId!));
@@ -168,15 +172,15 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
     return tenantId;
   }
 
-  router.get('/v1/tenants/:id/preferences', asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.getTenantPreferences), asUser, async (req, res) => {
     const tenantId = await administeredTenant(req, res);
     const answer = await tenantAnswer(tenantId);
     send(res, 200, answer.version, answer);
   });
 
-  router.put('/v1/tenants/:id/preferences', requireJson, asUser, async (req, res) => {
+  router.put(expressPath(ROUTES.putTenantPreferences), requireJson, asUser, async (req, res) => {
     const tenantId = await administeredTenant(req, res);
-    const parsed = TenantPreferences.safeParse(req.body);
+    const parsed = ROUTES.putTenantPreferences.body.schema.safeParse(req.body);
     if (!parsed.success) throw validationFailed('tenant preferences', parsed.error.issues);
     const expected = await expectedVersion(
       req,
@@ -191,7 +195,7 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
    * Every user the alarm reached or not: who may see it now or received one of its events, with what the
    * resolver decided for them at its latest event (and why), and what their rules decide now.
    */
-  router.get('/v1/alarms/:id/audience', asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.getAlarmAudience), asUser, async (req, res) => {
     const profile = await profileOf(res);
     const id = String(req.params.id);
     if (!ALARM_ID.test(id) || BigInt(id) > MAX_BIGINT) throw new ApiError('not_found', 'no such alarm');
@@ -217,8 +221,9 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
     const subject = preferenceEventOf('alarm.updated', { alarm: wire });
     const audience = users.map((u) => {
       const recorded = record?.decisions[u.id];
-      const last = recorded
-        ? { outcome: recorded[0], rule: recorded[1], source: recorded[2] }
+      // The resolver records its Decisions as tuples of the same strings (db outbox.ts, alarm_audiences).
+      const last: Decision | null = recorded
+        ? ({ outcome: recorded[0], rule: recorded[1], source: recorded[2] } as Decision)
         : received.has(u.id)
           ? { outcome: 'deliver', rule: 'default', source: 'system' }
           : null;
@@ -244,7 +249,7 @@ export function preferencesRouter(options: PreferencesRouterOptions): Router {
       tenant_id: alarm.tenantId,
       last_event_id: record?.lastEventId ?? null,
       audience,
-    });
+    } satisfies AlarmAudienceResponse);
   });
 
   return router;

@@ -375,15 +375,19 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   app.post(expressPath(ROUTES.postAlarm), perIp(limits.alarmsPerIp));
   app.get(expressPath(ROUTES.listAlarms), perIp(limits.userApiPerIp));
   app.post(expressPath(ROUTES.acknowledgeAlarm), perIp(limits.userApiPerIp));
-  app.put('/v1/tasks/:taskId', perIp(limits.alarmsPerIp));
-  app.post('/v1/campaigns', perIp(limits.alarmsPerIp));
-  app.patch('/v1/campaigns/:id', perIp(limits.alarmsPerIp));
-  app.get('/v1/devices/:id/tasks', perIp(limits.userApiPerIp));
-  app.get('/v1/campaigns/:id', perIp(limits.userApiPerIp));
-  app.post('/v1/devices/informs', perIp(limits.alarmsPerIp));
-  app.get('/v1/alarms/:id/audience', perIp(limits.userApiPerIp));
-  app.all(['/v1/me/preferences', '/v1/tenants/:id/preferences'], perIp(limits.userApiPerIp));
-  app.get(['/v1/devices', '/v1/devices/:id'], perIp(limits.userApiPerIp));
+  app.put(expressPath(ROUTES.putTask), perIp(limits.alarmsPerIp));
+  app.post(expressPath(ROUTES.createCampaign), perIp(limits.alarmsPerIp));
+  app.patch(expressPath(ROUTES.patchCampaign), perIp(limits.alarmsPerIp));
+  app.get(expressPath(ROUTES.listDeviceTasks), perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getCampaign), perIp(limits.userApiPerIp));
+  app.post(expressPath(ROUTES.postDeviceInforms), perIp(limits.alarmsPerIp));
+  app.get(expressPath(ROUTES.getAlarmAudience), perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getMyPreferences), perIp(limits.userApiPerIp));
+  app.put(expressPath(ROUTES.putMyPreferences), perIp(limits.userApiPerIp));
+  app.get(expressPath(ROUTES.getTenantPreferences), perIp(limits.userApiPerIp));
+  app.put(expressPath(ROUTES.putTenantPreferences), perIp(limits.userApiPerIp));
+  // `/v1/devices/:id` also matches `/v1/devices/summary`: one limit for every device read.
+  app.get([expressPath(ROUTES.listDevices), expressPath(ROUTES.getDevice)], perIp(limits.userApiPerIp));
 
   // Parses JSON bodies only (other types are refused by the routes that take a body), before authentication
   // as before: a malformed or oversized body is answered without a database lookup.
@@ -402,8 +406,14 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     express.json({ limit: ALARM_BATCH_BODY_LIMIT_BYTES, strict: true }),
   );
   // A campaign lists up to 100,000 device ids.
-  app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }));
-  app.use('/v1/devices/informs', express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }));
+  app.post(
+    expressPath(ROUTES.createCampaign),
+    express.json({ limit: CAMPAIGN_BODY_LIMIT_BYTES, strict: true }),
+  );
+  app.use(
+    expressPath(ROUTES.postDeviceInforms),
+    express.json({ limit: DEVICE_INFORM_BATCH_BODY_LIMIT_BYTES, strict: true }),
+  );
   app.use('/v1', express.json({ limit: INGEST_BODY_LIMIT_BYTES, strict: true }));
   const admission = admissionControl({
     pool,

@@ -1,8 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import {
-  TaskId,
-  TaskListQuery,
-  TaskReportBody,
+  ROUTES,
+  expressPath,
   reportedTaskState,
   type TaskListResponse,
   type TaskWriteResponse,
@@ -116,17 +115,17 @@ export function tasksRouter(options: TasksRouterOptions): Router {
   const router = Router();
 
   router.put(
-    '/v1/tasks/:taskId',
+    expressPath(ROUTES.putTask),
     requireJson,
     options.asCollector,
     requireScope('tasks'),
     options.admission,
     async (req, res) => {
       const collector = collectorOf(res);
-      const taskId = TaskId.safeParse(String(req.params.taskId));
+      const taskId = ROUTES.putTask.pathParams.shape.taskId.safeParse(String(req.params.taskId));
       if (!taskId.success)
         throw validationFailed('path', [{ path: ['taskId'], message: taskId.error.issues[0]!.message }]);
-      const parsed = TaskReportBody.safeParse(req.body);
+      const parsed = ROUTES.putTask.body.schema.safeParse(req.body);
       if (!parsed.success) throw validationFailed('request body', parsed.error.issues);
       const body = { ...parsed.data, state: reportedTaskState(parsed.data) };
       const result = await db(() =>
@@ -153,10 +152,10 @@ export function tasksRouter(options: TasksRouterOptions): Router {
     },
   );
 
-  router.get('/v1/devices/:id/tasks', options.asUser, async (req, res) => {
+  router.get(expressPath(ROUTES.listDeviceTasks), options.asUser, async (req, res) => {
     const viewer = viewerOf(res);
     const id = String(req.params.id);
-    const query = TaskListQuery.safeParse(req.query);
+    const query = ROUTES.listDeviceTasks.query.safeParse(req.query);
     if (!query.success) throw validationFailed('query string', query.error.issues);
     // A device the user may not see answers as one that does not exist.
     if (!DEVICE_ID.test(id) || Number(id) > 2_147_483_647) throw new ApiError('not_found', 'no such device');

@@ -9,6 +9,7 @@ import {
   expressPath,
   openApiDocument,
   type ErrorCode,
+  type ProvisionGraph,
   type ProvisionResult,
   type RouteId,
   type RouteSpec,
@@ -267,9 +268,16 @@ const graph = {
       users: [
         { ref: 'a1', email: 'a1@example.test', name: 'a1' },
         { ref: 'a-off', email: 'a-off@example.test', name: 'a-off', active: false },
+        { ref: 'a-admin', email: 'a-admin@example.test', name: 'a-admin', role: 'tenant_admin' },
       ],
-      devices: [{ ref: 'da1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'da1' }],
-      collectorTokens: [{ ref: 'collector-a', name: 'collector A' }],
+      devices: [
+        { ref: 'da1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'da1' },
+        { ref: 'da2', oui: '00D09E', productClass: 'HG8245', serialNumber: 'da2' },
+      ],
+      collectorTokens: [
+        { ref: 'collector-a', name: 'collector A', scopes: ['alarms', 'informs', 'tasks', 'campaigns'] },
+        { ref: 'informs-only', name: 'informs collector', scopes: ['informs'] },
+      ],
     },
     {
       ref: 'B',
@@ -279,11 +287,17 @@ const graph = {
       devices: [{ ref: 'db1', oui: '00D09E', productClass: 'HG8245', serialNumber: 'db1' }],
     },
   ],
-  collectorTokens: [{ ref: 'platform', name: 'platform collector' }],
-  platformUsers: [
-    { ref: 'admin', email: 'admin@example.test', name: 'admin', role: 'platform_admin' as const },
+  // `platform` has the default scope only (alarms); `platform-all` every scope.
+  collectorTokens: [
+    { ref: 'platform', name: 'platform collector' },
+    {
+      ref: 'platform-all',
+      name: 'platform application',
+      scopes: ['alarms', 'informs', 'tasks', 'campaigns'],
+    },
   ],
-};
+  platformUsers: [{ ref: 'admin', email: 'admin@example.test', name: 'admin', role: 'platform_admin' }],
+} satisfies ProvisionGraph;
 
 describe('the OpenAPI documents against the running services', () => {
   let world: ProvisionResult;
@@ -298,6 +312,8 @@ describe('the OpenAPI documents against the running services', () => {
   let down: { ingest: IngestServer; edge: EdgeServer };
   let collector: string;
   let platform: string;
+  let platformAll: string;
+  let informsOnly: string;
   let userJwt: string;
   let inactiveJwt: string;
   let userId: number;
@@ -305,6 +321,7 @@ describe('the OpenAPI documents against the running services', () => {
   let tenantB: number;
   let deviceA: number;
   let deviceB: number;
+  let deviceA2: number;
 
   async function ingestWith(databaseUrl: string, env: Record<string, string> = {}): Promise<IngestServer> {
     const server = await startIngest(
@@ -361,6 +378,8 @@ describe('the OpenAPI documents against the running services', () => {
     await prisma.$disconnect();
     collector = world.collectorTokens['collector-a']!.token;
     platform = world.collectorTokens.platform!.token;
+    platformAll = world.collectorTokens['platform-all']!.token;
+    informsOnly = world.collectorTokens['informs-only']!.token;
     userId = world.users.a1!.id;
     userJwt = await signUserJwt(JWT_SECRET, userId);
     inactiveJwt = await signUserJwt(JWT_SECRET, world.users['a-off']!.id);
@@ -368,6 +387,7 @@ describe('the OpenAPI documents against the running services', () => {
     tenantB = world.tenants.B!.id;
     deviceA = world.devices.da1!.id;
     deviceB = world.devices.db1!.id;
+    deviceA2 = world.devices.da2!.id;
 
     const limits = {
       RATE_LIMIT_WINDOW_S: '60',
@@ -468,6 +488,10 @@ describe('the OpenAPI documents against the running services', () => {
       ],
       ['invalid_idempotency_key', () => send(alarm(), { 'idempotency-key': 'k'.repeat(256) })],
       ['unauthenticated', () => call('postAlarm', base, { headers: json(), body: JSON.stringify(alarm()) })],
+      [
+        'insufficient_scope',
+        () => call('postAlarm', base, { headers: json(bearer(informsOnly)), body: JSON.stringify(alarm()) }),
+      ],
       ['forbidden', () => send(alarm({ deviceId: undefined, tenantId: tenantB }))],
       ['alarm_not_active', () => send(alarm({ perceivedSeverity: 'Cleared' }))],
       ['validation_failed', () => send({ deviceId: deviceA })],
@@ -539,6 +563,11 @@ describe('the OpenAPI documents against the running services', () => {
             body: JSON.stringify(mixed),
           }),
       ],
+      [
+        'insufficient_scope',
+        () =>
+          call('postAlarmBatch', base, { headers: json(bearer(informsOnly)), body: JSON.stringify(mixed) }),
+      ],
       ['validation_failed', () => send({ alarms: [] })],
       ['idempotency_key_reused', () => send({ alarms: [alarm()] }, { 'idempotency-key': 'batch-1' })],
       ['service_unavailable', () => callUntil(503, () => send(mixed, {}, down.ingest.url))],
@@ -602,6 +631,8 @@ describe('the OpenAPI documents against the running services', () => {
       'state=cleared&severity=Critical,Major',
       `deviceId=${deviceA}&limit=500`,
       'state=all&limit=1',
+      'deliverable=true',
+      'deliverable=false&state=all',
     ]) {
       expect((await list(q)).status, q).toBe(200);
     }
@@ -668,6 +699,439 @@ describe('the OpenAPI documents against the running services', () => {
     ];
     for (const [code, a] of ackErrors)
       expect((await a()).json, `ack ${code}`).toMatchObject({ error: { code } });
+  });
+
+  /** The errors every /v1 route with a body parser answers, and every collector route's own. */
+  function collectorErrors(
+    send: (body: string, token?: string, to?: string, type?: string) => Promise<Answer>,
+    valid: () => string,
+    bigBody: string,
+  ): [ErrorCode, () => Promise<Answer>][] {
+    return [
+      ['invalid_json', () => send('{')],
+      ['payload_too_large', () => send(bigBody)],
+      ['unsupported_media_type', () => send(valid(), collector, main.ingest.url, 'text/plain')],
+      ['unauthenticated', () => send(valid(), 'not-a-known-token')],
+      ['insufficient_scope', () => send(valid(), platform)],
+      ['rate_limited', () => callUntil(429, () => send(valid(), collector, limited.ingest.url))],
+      ['service_unavailable', () => callUntil(503, () => send(valid(), collector, down.ingest.url))],
+      ['overloaded', () => callUntil(503, () => send(valid(), collector, busy.url))],
+    ];
+  }
+
+  /** The errors of every user route: a body on /v1 goes through the JSON parser, then the JWT. */
+  function userErrors(
+    get: (token?: string, to?: string, extra?: Record<string, string>, body?: string) => Promise<Answer>,
+  ): [ErrorCode, () => Promise<Answer>][] {
+    const asJson = { 'content-type': 'application/json' };
+    return [
+      ['invalid_json', () => get(userJwt, main.ingest.url, asJson, '{')],
+      [
+        'payload_too_large',
+        () => get(userJwt, main.ingest.url, asJson, JSON.stringify({ x: 'x'.repeat(17 * 1024) })),
+      ],
+      [
+        'unsupported_media_type',
+        () => get(userJwt, main.ingest.url, { 'content-type': 'application/json; charset=utf-16' }, '{}'),
+      ],
+      ['unauthenticated', () => get('not.a.jwt')],
+      ['forbidden', () => get(inactiveJwt)],
+      ['rate_limited', () => callUntil(429, () => get(userJwt, limited.ingest.url))],
+      ['service_unavailable', () => callUntil(503, () => get(userJwt, down.ingest.url))],
+    ];
+  }
+
+  async function expectErrors(label: string, errors: [ErrorCode, () => Promise<Answer>][]): Promise<void> {
+    for (const [code, attempt] of errors)
+      expect((await attempt()).json, `${label} ${code}`).toMatchObject({ error: { code } });
+  }
+
+  it('POST /v1/devices/informs: every request shape and every error', async () => {
+    const send = (body: string, token = collector, to = main.ingest.url, type = 'application/json') =>
+      call('postDeviceInforms', to, { headers: { 'content-type': type, ...bearer(token) }, body });
+    const t0 = Date.now() - 60_000;
+    const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+    const inform = (over: Record<string, unknown> = {}) => ({
+      deviceId: deviceA,
+      informedAt: at(0),
+      eventCodes: ['1 BOOT'],
+      periodicInformInterval: 300,
+      ...over,
+    });
+    const full = inform({
+      deviceId: String(deviceA2),
+      informedAt: at(1),
+      softwareVersion: '1.0.0',
+      hardwareVersion: 'r2',
+      uptimeS: 12,
+      parameters: { 'Device.WiFi.Radio.1.Channel': 6, 'Device.DeviceInfo.Enabled': true },
+    });
+    const batch = {
+      informs: [inform(), full, inform({ deviceId: deviceB }), inform({ eventCodes: [] }), 42],
+    };
+    checkRequest('postDeviceInforms', 'application/json', batch);
+    const answer = await send(JSON.stringify(batch));
+    expect(answer.status).toBe(200);
+    const results = (answer.json as { results: { status: number; outcome?: string; error?: unknown }[] })
+      .results;
+    expect(results.map((r) => r.status)).toEqual([200, 200, 422, 422, 422]);
+    expect(results[0]).toMatchObject({ outcome: 'changed', online: true });
+    expect(results[2]).toMatchObject({ error: { code: 'unknown_device' } });
+    const again = (await send(JSON.stringify({ informs: [inform()] }))).json as { results: unknown[] };
+    expect(again.results[0]).toMatchObject({ outcome: 'duplicate' });
+    const later = { informs: [inform({ informedAt: at(30), eventCodes: ['2 PERIODIC'] })] };
+    expect(((await send(JSON.stringify(later))).json as { results: unknown[] }).results[0]).toMatchObject({
+      outcome: 'unchanged',
+    });
+    await expectErrors('informs', [
+      ['validation_failed', () => send(JSON.stringify({ informs: [] }))],
+      ...collectorErrors(
+        send,
+        () => JSON.stringify({ informs: [inform()] }),
+        JSON.stringify({ informs: [{ pad: 'x'.repeat(2 * 1024 * 1024 + 1) }] }),
+      ),
+    ]);
+  });
+
+  it('PUT /v1/tasks/{taskId}, the campaigns and GET /v1/devices/{id}/tasks: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const put = (taskId: string, body: string, token = collector, to = base, type = 'application/json') =>
+      call('putTask', to, {
+        path: `/v1/tasks/${taskId}`,
+        headers: { 'content-type': type, ...bearer(token) },
+        body,
+      });
+    const report = (taskId: string, body: Record<string, unknown>) => {
+      checkRequest('putTask', 'application/json', body);
+      return put(taskId, JSON.stringify(body));
+    };
+    const createCampaign = (body: string, token = collector, to = base, type = 'application/json') =>
+      call('createCampaign', to, { headers: { 'content-type': type, ...bearer(token) }, body });
+    const campaign = (over: Record<string, unknown> = {}) => ({
+      campaignId: 'contract-c1',
+      tenantId: tenantA,
+      name: 'firmware 2.0',
+      targetVersion: '2.0.0',
+      deviceIds: [deviceA],
+      ...over,
+    });
+
+    // Campaigns first: a task may name one.
+    const c1 = campaign({ failureThresholdPercent: 50 });
+    checkRequest('createCampaign', 'application/json', c1);
+    expect((await createCampaign(JSON.stringify(c1))).status).toBe(201);
+    expect((await createCampaign(JSON.stringify(c1))).json).toMatchObject({ outcome: 'replay' });
+    const c2 = campaign({ campaignId: 'contract-c2', state: 'paused' });
+    checkRequest('createCampaign', 'application/json', c2);
+    expect(await createCampaign(JSON.stringify(c2), platformAll)).toMatchObject({ status: 201 });
+    await expectErrors('createCampaign', [
+      ['forbidden', () => createCampaign(JSON.stringify(campaign({ tenantId: tenantB })))],
+      [
+        'unknown_tenant',
+        () => createCampaign(JSON.stringify(campaign({ campaignId: 'x1', tenantId: 999_999 })), platformAll),
+      ],
+      [
+        'unknown_device',
+        () => createCampaign(JSON.stringify(campaign({ campaignId: 'x2', deviceIds: [deviceB] }))),
+      ],
+      ['campaign_exists', () => createCampaign(JSON.stringify({ ...c1, name: 'another name' }))],
+      ['validation_failed', () => createCampaign(JSON.stringify({ campaignId: 'x3' }))],
+      ...collectorErrors(
+        createCampaign,
+        () => JSON.stringify(campaign({ campaignId: 'x4' })),
+        JSON.stringify(campaign({ campaignId: 'x5', pad: 'x'.repeat(2 * 1024 * 1024 + 1) })),
+      ),
+    ]);
+
+    // Tasks.
+    const t1 = { deviceId: deviceA, kind: 'download', state: 'queued', campaignId: 'contract-c1' };
+    expect((await report('contract-t1', { ...t1, requestedByUserId: userId })).status).toBe(201);
+    expect((await report('contract-t1', t1)).json).toMatchObject({ outcome: 'replay' });
+    const running = { ...t1, state: 'running', progress: 50, phase: 'applying' };
+    expect((await report('contract-t1', running)).json).toMatchObject({ outcome: 'updated' });
+    const failed = { ...t1, state: 'failed', faultCode: 9010, faultString: 'download failed', detail: 'd' };
+    expect((await report('contract-t1', failed)).status).toBe(200);
+    const t2 = { deviceId: deviceA, kind: 'reboot', state: 'succeeded' };
+    expect((await report('contract-t2', t2)).status).toBe(201);
+    expect(
+      (
+        await report('contract-t3', {
+          deviceId: deviceA,
+          kind: 'download',
+          state: 'dispatched',
+          targetSoftwareVersion: '2.0.0',
+        })
+      ).status,
+    ).toBe(201);
+    const body = (o: Record<string, unknown>) => JSON.stringify(o);
+    await expectErrors('putTask', [
+      ['invalid_path', () => put('%E0%A4%A', body(t2))],
+      ['validation_failed', () => put('contract-t4', body({ deviceId: deviceA }))],
+      ['unknown_device', () => put('contract-t4', body({ ...t2, deviceId: deviceB }))],
+      ['unknown_campaign', () => put('contract-t4', body({ ...t2, campaignId: 'no-such-campaign' }))],
+      [
+        'device_not_in_campaign',
+        () => put('contract-t4', body({ ...t2, deviceId: deviceA2, campaignId: 'contract-c1' })),
+      ],
+      ['task_conflict', () => put('contract-t2', body({ ...t2, kind: 'factoryReset' }))],
+      ['illegal_task_transition', () => put('contract-t2', body({ ...t2, state: 'running' }))],
+      [
+        'task_progress_regressed',
+        () =>
+          put(
+            'contract-t3',
+            body({ deviceId: deviceA, kind: 'download', state: 'running', progress: 60 }),
+          ).then(() =>
+            put('contract-t3', body({ deviceId: deviceA, kind: 'download', state: 'running', progress: 10 })),
+          ),
+      ],
+      ...collectorErrors(
+        (b, token, to, type) => put('contract-t5', b, token, to, type),
+        () => body(t2),
+        body({ ...t2, detail: 'x'.repeat(17 * 1024) }),
+      ),
+    ]);
+
+    // Campaign state changes.
+    const patch = (id: string, b: string, token = collector, to = base, type = 'application/json') =>
+      call('patchCampaign', to, {
+        path: `/v1/campaigns/${id}`,
+        headers: { 'content-type': type, ...bearer(token) },
+        body: b,
+      });
+    for (const state of ['running', 'paused', 'completed'])
+      checkRequest('patchCampaign', 'application/json', { state });
+    expect((await patch('contract-c2', body({ state: 'running' }))).json).toMatchObject({
+      outcome: 'updated',
+    });
+    expect((await patch('contract-c2', body({ state: 'running' }))).json).toMatchObject({
+      outcome: 'replay',
+    });
+    expect((await patch('contract-c2', body({ state: 'aborted' }), platformAll)).status).toBe(200);
+    await expectErrors('patchCampaign', [
+      ['invalid_path', () => patch('%E0%A4%A', body({ state: 'paused' }))],
+      ['not_found', () => patch('no-such-campaign', body({ state: 'paused' }))],
+      ['validation_failed', () => patch('contract-c1', body({ state: 'finished' }))],
+      ['illegal_campaign_transition', () => patch('contract-c2', body({ state: 'running' }))],
+      ...collectorErrors(
+        (b, token, to, type) => patch('contract-c1', b, token, to, type),
+        () => body({ state: 'running' }),
+        body({ state: 'running', pad: 'x'.repeat(17 * 1024) }),
+      ),
+    ]);
+
+    // What users read.
+    const getCampaign = (
+      id: string,
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      b?: string,
+    ) =>
+      call('getCampaign', to, {
+        path: `/v1/campaigns/${id}`,
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const shown = (await getCampaign('contract-c1')).json as { failing_devices: unknown[] };
+    expect(shown).toMatchObject({ campaign: { id: 'contract-c1', device_count: 1 } });
+    expect(shown.failing_devices).toHaveLength(1);
+    // Another tenant's campaign reads as one that does not exist.
+    const otherTenantJwt = await signUserJwt(JWT_SECRET, world.users.b1!.id);
+    await expectErrors('getCampaign', [
+      ['invalid_path', () => getCampaign('%E0%A4%A')],
+      ['not_found', () => getCampaign('no-such-campaign')],
+      ['not_found', () => getCampaign('contract-c1', otherTenantJwt)],
+      ...userErrors((token, to, extra, b) => getCampaign('contract-c1', token, to, extra, b)),
+    ]);
+
+    const listTasks = (
+      device: string,
+      query = '',
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      b?: string,
+    ) =>
+      call('listDeviceTasks', to, {
+        path: `/v1/devices/${device}/tasks`,
+        query,
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const open = (await listTasks(String(deviceA))).json as { tasks: { id: string }[] };
+    expect(open.tasks.map((t) => t.id)).toEqual(['contract-t3']);
+    const all = (await listTasks(String(deviceA), 'state=all&limit=500')).json as { tasks: unknown[] };
+    expect(all.tasks).toHaveLength(3);
+    await expectErrors('listDeviceTasks', [
+      ['invalid_path', () => listTasks('%E0%A4%A')],
+      ['validation_failed', () => listTasks(String(deviceA), 'limit=0')],
+      ['not_found', () => listTasks(String(deviceB))],
+      ...userErrors((token, to, extra, b) => listTasks(String(deviceA), '', token, to, extra, b)),
+    ]);
+  });
+
+  it('the preferences (user, tenant) and an alarm audience: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const tenantAdminJwt = await signUserJwt(JWT_SECRET, world.users['a-admin']!.id);
+    const platformAdminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    const asJson = { 'content-type': 'application/json' };
+    const getMine = (token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getMyPreferences', to, { headers: { ...bearer(token), ...extra }, body: b });
+    const putMine = (body: string, ifMatch: string | null, token = userJwt, to = base, extra = {}) =>
+      call('putMyPreferences', to, {
+        headers: {
+          ...asJson,
+          ...(ifMatch === null ? {} : { 'if-match': ifMatch }),
+          ...bearer(token),
+          ...extra,
+        },
+        body,
+      });
+    const tenantPath = (id: number | string) => `/v1/tenants/${id}/preferences`;
+    const getTenant = (id: number | string, token = tenantAdminJwt, to = base, extra = {}, b?: string) =>
+      call('getTenantPreferences', to, {
+        path: tenantPath(id),
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const putTenant = (
+      id: number | string,
+      body: string,
+      ifMatch: string | null,
+      token = tenantAdminJwt,
+      to = base,
+      extra = {},
+    ) =>
+      call('putTenantPreferences', to, {
+        path: tenantPath(id),
+        headers: {
+          ...asJson,
+          ...(ifMatch === null ? {} : { 'if-match': ifMatch }),
+          ...bearer(token),
+          ...extra,
+        },
+        body,
+      });
+
+    // The user's own rules: read, write with the ETag read, every setting once.
+    const read = await getMine();
+    expect(read.json).toMatchObject({ user_id: userId, version: 0 });
+    const rules = {
+      minSeverity: 'Minor',
+      mute: { eventTypes: ['Environmental Alarm'], probableCauses: ['Power problem'], devices: [deviceB] },
+      categories: { alarms: true, tasks: false, campaigns: true, devices: false },
+      quietHours: {
+        timeZone: 'Europe/Paris',
+        windows: [{ days: ['sat', 'sun'], start: '22:00', end: '07:00' }],
+      },
+    };
+    checkRequest('putMyPreferences', 'application/json', rules);
+    const written = await putMine(JSON.stringify(rules), read.headers.get('etag'));
+    expect(written.json).toMatchObject({ version: 1, preferences: rules });
+    checkRequest('putMyPreferences', 'application/json', { minSeverity: null, quietHours: null });
+    expect((await putMine(JSON.stringify({ minSeverity: null, quietHours: null }), '*')).status).toBe(200);
+
+    // The tenant's: its admin reads and writes it, and a platform admin too.
+    const tenantRead = await getTenant(tenantA);
+    expect(tenantRead.json).toMatchObject({ tenant_id: tenantA, version: 0 });
+    const tenantDoc = { defaults: { minSeverity: 'Major' }, locks: ['minSeverity'], criticalBypass: false };
+    checkRequest('putTenantPreferences', 'application/json', tenantDoc);
+    expect((await putTenant(tenantA, JSON.stringify(tenantDoc), tenantRead.headers.get('etag'))).status).toBe(
+      200,
+    );
+    checkRequest('putTenantPreferences', 'application/json', {});
+    expect((await putTenant(tenantB, '{}', '*', platformAdminJwt)).status).toBe(200);
+    expect((await getTenant(tenantB, platformAdminJwt)).json).toMatchObject({ version: 1 });
+
+    const rulesBody = JSON.stringify({ categories: { tasks: true } });
+    await expectErrors('putMyPreferences', [
+      ['validation_failed', () => putMine(JSON.stringify({ minSeverity: 'Loud' }), '*')],
+      ['preference_locked', () => putMine(JSON.stringify({ minSeverity: 'Critical' }), '*')],
+      ['precondition_failed', () => putMine(rulesBody, '"0"')],
+      ['precondition_required', () => putMine(rulesBody, null)],
+      ...userErrors((token, to, extra, b) => putMine(b ?? rulesBody, '*', token, to, extra)),
+    ]);
+    await expectErrors('getMyPreferences', userErrors(getMine));
+    await expectErrors('getTenantPreferences', [
+      ['invalid_path', () => getTenant('%E0%A4%A')],
+      ['not_found', () => getTenant(999_999, platformAdminJwt)],
+      ['forbidden', () => getTenant(tenantA, userJwt)],
+      ...userErrors((token, to, extra, b) => getTenant(tenantA, token, to, extra, b)),
+    ]);
+    const tenantBody = JSON.stringify(tenantDoc);
+    await expectErrors('putTenantPreferences', [
+      ['invalid_path', () => putTenant('%E0%A4%A', tenantBody, '*')],
+      ['not_found', () => putTenant(999_999, tenantBody, '*', platformAdminJwt)],
+      ['forbidden', () => putTenant(tenantB, tenantBody, '*')],
+      ['validation_failed', () => putTenant(tenantA, JSON.stringify({ locks: ['volume'] }), '*')],
+      ['precondition_failed', () => putTenant(tenantA, tenantBody, '"0"')],
+      ['precondition_required', () => putTenant(tenantA, tenantBody, null)],
+      ...userErrors((token, to, extra, b) => putTenant(tenantA, b ?? tenantBody, '*', token, to, extra)),
+    ]);
+
+    // An alarm's audience: its tenant's admin reads it; its other users may not; other tenants see nothing.
+    const created = await call('postAlarm', base, {
+      headers: json(bearer(collector)),
+      body: JSON.stringify(alarm({ perceivedSeverity: 'Critical' })),
+    });
+    const alarmId = (created.json as { id: string }).id;
+    const audience = (id: string, token = tenantAdminJwt, to = base, extra = {}, b?: string) =>
+      call('getAlarmAudience', to, {
+        path: `/v1/alarms/${id}/audience`,
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const shown = (await audience(alarmId)).json as { audience: { user_id: number }[] };
+    expect(shown.audience.map((u) => u.user_id)).toContain(userId);
+    expect((await audience(alarmId, platformAdminJwt)).status).toBe(200);
+    const otherTenantJwt = await signUserJwt(JWT_SECRET, world.users.b1!.id);
+    await expectErrors('getAlarmAudience', [
+      ['invalid_path', () => audience('%E0%A4%A')],
+      ['not_found', () => audience('999999999')],
+      ['not_found', () => audience(alarmId, otherTenantJwt)],
+      ['forbidden', () => audience(alarmId, userJwt)],
+      ...userErrors((token, to, extra, b) => audience(alarmId, token, to, extra, b)),
+    ]);
+  });
+
+  it('GET /v1/devices, /v1/devices/summary and /v1/devices/{id}: every request shape and every error', async () => {
+    const base = main.ingest.url;
+    const list = (
+      query: string,
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      b?: string,
+    ) => call('listDevices', to, { query, headers: { ...bearer(token), ...extra }, body: b });
+    for (const q of ['', 'online=true', 'online=false', 'limit=500'])
+      expect((await list(q)).status, q).toBe(200);
+    const first = (await list('limit=1')).json as { devices: { id: number }[]; next_cursor: string };
+    expect(first.devices.map((d) => d.id)).toEqual([deviceA]);
+    const second = (await list(`limit=1&cursor=${first.next_cursor}`)).json as { devices: { id: number }[] };
+    expect(second.devices.map((d) => d.id)).toEqual([deviceA2]);
+    await expectErrors('listDevices', [
+      ['validation_failed', () => list('limit=0')],
+      ['validation_failed', () => list('cursor=bogus')],
+      ...userErrors((token, to, extra, b) => list('', token, to, extra, b)),
+    ]);
+
+    const summary = (token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getDeviceSummary', to, { headers: { ...bearer(token), ...extra }, body: b });
+    expect((await summary()).json).toMatchObject({ summary: { tenant_id: tenantA, total: 2 } });
+    const platformAdminJwt = await signUserJwt(JWT_SECRET, world.users.admin!.id);
+    expect((await summary(platformAdminJwt)).json).toEqual({ summary: null });
+    await expectErrors('getDeviceSummary', userErrors(summary));
+
+    const device = (id: string, token = userJwt, to = base, extra: Record<string, string> = {}, b?: string) =>
+      call('getDevice', to, { path: `/v1/devices/${id}`, headers: { ...bearer(token), ...extra }, body: b });
+    expect((await device(String(deviceA))).json).toMatchObject({ device: { id: deviceA } });
+    await expectErrors('getDevice', [
+      ['invalid_path', () => device('%E0%A4%A')],
+      ['not_found', () => device(String(deviceB))],
+      ['not_found', () => device('not-a-device')],
+      ...userErrors((token, to, extra, b) => device(String(deviceA), token, to, extra, b)),
+    ]);
   });
 
   it('the console routes', async () => {
