@@ -17,7 +17,7 @@ pnpm exec prettier --check . >/dev/null || { log "prettier: files need formattin
 log "tests"
 rm -rf .test-results
 status=0
-pnpm exec turbo run test --concurrency=1 --output-logs=full || status=$?
+pnpm exec turbo run test --concurrency=1 --continue --output-logs=full || status=$?
 
 # One summary line for the whole run, from each package's vitest JSON report.
 node -e '
