@@ -91,7 +91,7 @@ describe('presence under flapping devices (bench conditions)', () => {
           DEVICE_OFFLINE_INTERVALS: '1',
           DEVICE_OFFLINE_GRACE_S: '0',
           PRESENCE_SWEEP_INTERVAL_MS: '200',
-          DEVICE_STATUS_MIN_INTERVAL_MS: '1000',
+          DEVICE_STATUS_MIN_INTERVAL_MS: '250',
         }),
       );
     ingests = await Promise.all([start(), start()]);
@@ -118,9 +118,11 @@ describe('presence under flapping devices (bench conditions)', () => {
       });
       expect(res.status).toBe(200);
     };
-    // Each flapper boots every 2.5 s (phases spread), goes offline 1 s after each boot; periodic devices
-    // inform in the same batches every 100 ms tick, in turn.
-    const periodMs = 2500;
+    // Each flapper boots every 3 s (phases spread), goes offline 1 s after each boot; periodic devices
+    // inform in the same batches every 100 ms tick, in turn. Transitions are over a second apart, well
+    // above the 250 ms conflation window: conflation may not hide any of them (it hides only changes
+    // closer than the window, and carries the latest state).
+    const periodMs = 3000;
     const runMs = 9000;
     const t0 = Date.now();
     const nextBoot = new Map(flappers.map((id, i) => [id, t0 + (i / FLAPPERS) * periodMs]));
