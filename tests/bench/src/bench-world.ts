@@ -35,6 +35,21 @@ export async function freshDatabase(name: string): Promise<string> {
   const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${name}`);
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
+  // Sessions still on the database belong to services of another run, or ones an interrupted run left
+  // behind. FORCE ends the sessions, but the services' pools reconnect by name to the new database and
+  // share its work. Their presence detectors then take offline transitions that they publish under their
+  // own Redis prefix, so the measured system never sees them. Say so: such a run's figures are not its own.
+  const { rows: others } = await admin.query<{ pid: number; app: string; since: string }>(
+    `SELECT pid, application_name AS app, to_char(backend_start, 'HH24:MI:SS') AS since
+       FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+    [name],
+  );
+  if (others.length > 0)
+    process.stderr.write(
+      `[bench] WARNING: ${others.length} session(s) of other processes on database ${name} ` +
+        `(${others.map((o) => `pid ${o.pid}${o.app ? ` ${o.app}` : ''} since ${o.since}`).join(', ')}): ` +
+        'stop the services of other runs first, or they reconnect to the new database and skew this run\n',
+    );
   await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   await admin.end();
   await ensureDatabase(databaseUrl);
