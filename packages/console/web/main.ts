@@ -548,6 +548,25 @@ $('list').addEventListener('scroll', () => {
   viewDirty = true;
   requestFrame();
 });
+// Home, End and Page Up/Down on the list scroll it here rather than by the browser's default action. The
+// browser computes that scroll from the list's height as last painted, so a key pressed while a filter change
+// or live events wait for the next frame (a storm, or right after "Clear filters") lands short: End went to the
+// end of the filtered list, not of the one being drawn. The frame's pending work is applied first, so the
+// keys answer over the list as it now is.
+const SCROLL_KEYS: Record<string, (list: HTMLElement) => number> = {
+  Home: () => 0,
+  End: (list) => list.scrollHeight,
+  PageUp: (list) => list.scrollTop - (list.clientHeight - ROW_HEIGHT_PX),
+  PageDown: (list) => list.scrollTop + (list.clientHeight - ROW_HEIGHT_PX),
+};
+$('list').addEventListener('keydown', (e) => {
+  const target = SCROLL_KEYS[e.key];
+  const list = $('list');
+  if (!target || e.target !== list || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  if (frameRequested) frame();
+  list.scrollTop = target(list);
+});
 new ResizeObserver(() => {
   viewDirty = true;
   requestFrame();
