@@ -128,9 +128,14 @@ describe('alarm-ingest on a real local Redis Cluster', () => {
     expect(Number(await redis.cluster('KEYSLOT', jobKey))).toBe(
       Number(await redis.cluster('KEYSLOT', queue.toKey('wait'))),
     );
-    expect(
-      (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt,
-    ).not.toBeNull();
+    // `enqueued_at` is recorded after the enqueue, coalesced into one UPDATE per tick: wait for it.
+    await vi.waitFor(
+      async () =>
+        expect(
+          (await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } })).enqueuedAt,
+        ).not.toBeNull(),
+      { timeout: 5000 },
+    );
   });
 
   it('relays a committed event whose enqueue failed right after the commit', async () => {
