@@ -120,6 +120,17 @@ const ALWAYS: readonly ErrorCode[] = ['internal_error'];
 /** Bodies under /v1 go through one JSON parser (and its charset check), whatever the route. */
 const V1_BODY_ERRORS: readonly ErrorCode[] = ['invalid_json', 'payload_too_large', 'unsupported_media_type'];
 
+/** What the Pusher HTTP API's two publishing routes (events, batch_events) can answer besides 200. */
+const PUSHER_PUBLISH_ERRORS: readonly ErrorCode[] = [
+  'not_found',
+  'unauthenticated',
+  'invalid_json',
+  'validation_failed',
+  'payload_too_large',
+  'service_unavailable',
+  ...ALWAYS,
+];
+
 const Health = z.object({ status: z.literal('ok') }).strict();
 const IngestReadiness = z
   .object({
@@ -826,15 +837,7 @@ const edgeRoutes = {
       required: true,
     },
     responses: { 200: { description: 'published', schema: PusherPublishResponse } },
-    errors: [
-      'not_found',
-      'unauthenticated',
-      'invalid_json',
-      'validation_failed',
-      'payload_too_large',
-      'service_unavailable',
-      ...ALWAYS,
-    ],
+    errors: PUSHER_PUBLISH_ERRORS,
     statusTable: 'pusher',
   },
   pusherBatch: {
@@ -854,15 +857,7 @@ const edgeRoutes = {
       required: true,
     },
     responses: { 200: { description: 'published', schema: PusherPublishResponse } },
-    errors: [
-      'not_found',
-      'unauthenticated',
-      'invalid_json',
-      'validation_failed',
-      'payload_too_large',
-      'service_unavailable',
-      ...ALWAYS,
-    ],
+    errors: PUSHER_PUBLISH_ERRORS,
     statusTable: 'pusher',
   },
   pusherWebSocket: {
