@@ -193,8 +193,11 @@ async function runPrimary(options: RunWorkersOptions): Promise<void> {
           reject(e);
         },
       });
-      if (!worker.isConnected()) return pending.get(id)!.reject(new Error('worker is not connected'));
-      worker.send({ alarmcast: 'ask', id, what } satisfies ToWorker);
+      // A worker that just died can still look connected until cluster sees its exit: without the callback
+      // the closed IPC channel is an 'error' event, which would crash the primary.
+      worker.send({ alarmcast: 'ask', id, what } satisfies ToWorker, (err: Error | null) => {
+        if (err) pending.get(id)?.reject(new Error(`worker is not connected (${err.message})`));
+      });
     });
 
   const readiness = async (): Promise<Readiness> => {
@@ -256,6 +259,14 @@ async function runPrimary(options: RunWorkersOptions): Promise<void> {
     slot.started = false;
     const worker = cluster.fork();
     slot.worker = worker;
+    // IPC errors (a message to a worker that is exiting) are answered where they are sent; this keeps any
+    // other from being an unhandled 'error' event that takes every worker down with the primary.
+    worker.on('error', (err: Error) =>
+      log.warn(
+        { worker: slot.index, pid: worker.process.pid, err: err.message },
+        `${service} worker IPC error`,
+      ),
+    );
     worker.on('message', (m: unknown) => {
       if (!isMessage<FromWorker>(m)) return;
       if (m.alarmcast === 'hello') {

@@ -308,7 +308,14 @@ describe('workers per core (2 edge workers, 2 ingest workers)', () => {
     expect(onVictim.length).toBeGreaterThan(0);
     const oldIds = new Map(onVictim.map((c) => [c.ref, c.socketId]));
 
+    // /readyz and /metrics asked while the worker dies: the primary's IPC to a dead worker must not crash it.
+    const asking = Array.from({ length: 20 }, (_, i) =>
+      new Promise((r) => setTimeout(r, i * 5)).then(() =>
+        fetch(`${edgeInternal}/${i % 2 ? 'readyz' : 'metrics'}`).then((r) => r.status),
+      ),
+    );
     process.kill(victim.pid, 'SIGKILL');
+    for (const status of await Promise.all(asking)) expect([200, 503]).toContain(status);
     // Raised while the worker is dead and its clients are reconnecting: they get these by resume.
     const during = [await raise('during'), await raise('during')];
     await vi.waitFor(
