@@ -20,6 +20,8 @@ export function packageTestConfig(packageDir: string, options: { services?: bool
     test: {
       // Pure unit-test packages need no Postgres/Redis.
       globalSetup: options.services === false ? [] : ['./test/global-setup.ts'],
+      // vi.waitFor's default timeout raised to 10 s for every package (why: in the file)
+      setupFiles: [new URL('./packages/testing/src/wait-defaults.ts', import.meta.url).pathname],
       testTimeout: 30_000,
       hookTimeout: 60_000,
       reporters: ['default', 'json'],
