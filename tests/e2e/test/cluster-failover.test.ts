@@ -163,7 +163,7 @@ describe('Redis Cluster failover under load', () => {
     });
     await sleep(2000);
     const killedAt = performance.now();
-    const { killed, promoted } = await topology.cluster!.killMaster(victimPort);
+    const { killed, promoted, takeover } = await topology.cluster!.killMaster(victimPort);
     const failoverS = (performance.now() - killedAt) / 1000;
     await sleep(3000);
     stop = true;
@@ -213,7 +213,7 @@ describe('Redis Cluster failover under load', () => {
       );
     }
     console.log(
-      `[cluster failover] master ${killed} killed, replica ${promoted} master after ${failoverS.toFixed(1)}s; ` +
+      `[cluster failover] master ${killed} killed, replica ${promoted} master after ${failoverS.toFixed(1)}s${takeover ? ' (by TAKEOVER)' : ''}; ` +
         `sent=${results.length} acked=${acked.length} | per user (* = log on the killed master): ${summary.join(' ')}`,
     );
   }, 90_000);

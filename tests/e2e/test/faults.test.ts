@@ -304,9 +304,9 @@ describe.each(redisTopologies())('faults against real processes on Redis topolog
       return `redis outage ${((performance.now() - downAt) / 1000).toFixed(1)}s`;
     }
     const startedAt = performance.now();
-    const { killed, promoted } = await topology.cluster!.killMaster(victimPort);
+    const { killed, promoted, takeover } = await topology.cluster!.killMaster(victimPort);
     return (
-      `master ${killed} killed, replica ${promoted} promoted after ${((performance.now() - startedAt) / 1000).toFixed(1)}s ` +
+      `master ${killed} killed, replica ${promoted} promoted after ${((performance.now() - startedAt) / 1000).toFixed(1)}s${takeover ? ' (by TAKEOVER)' : ''} ` +
       `(it held BullMQ's queue and the logs of ${usersOnVictim.join(',')})`
     );
   };
