@@ -10,6 +10,8 @@ import {
 } from '@alarmcast/db';
 import type { Logger } from '@alarmcast/observability';
 import { mayRead } from './channel-auth.js';
+import { ExpiryQueue, type Expiring } from './expiry-queue.js';
+import { SmallSet } from './small-set.js';
 
 /**
  * Live revocation, the edge's half: who each local subscription belongs to, until when, and ending the ones
@@ -143,7 +145,9 @@ export interface RevocationOptions {
  * dropped because Postgres blinked.
  */
 export class Revocation {
-  private readonly byUser = new Map<number, Set<RevocableMember>>();
+  private readonly byUser = new Map<number, SmallSet<RevocableMember>>();
+  /** every local socket's earliest JWT expiry, on one timer (expiry-queue.ts) */
+  readonly expiries = new ExpiryQueue<SocketGrants>((grants) => grants.member.expire());
   /** users whose access changed recently → when; in time order (re-set entries move to the end) */
   private readonly recent = new Map<number, number>();
   private readonly pending = new Set<number>();
@@ -161,7 +165,7 @@ export class Revocation {
   /** A socket now holds a subscription of `userId`; re-checked at once if their access changed recently. */
   granted(userId: number, member: RevocableMember): void {
     let members = this.byUser.get(userId);
-    if (!members) this.byUser.set(userId, (members = new Set()));
+    if (!members) this.byUser.set(userId, (members = new SmallSet()));
     members.add(member);
     const changedAt = this.recent.get(userId);
     if (changedAt !== undefined && Date.now() - changedAt <= this.recentWindowMs) this.recheck([userId]);
@@ -310,22 +314,20 @@ export class Revocation {
   }
 }
 
-/** Node's timers overflow past 2^31-1 ms (~24.8 days); a JWT may live a year. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * One socket's grants: channel → owner and expiry. Keeps the socket registered in Revocation under each
- * owner it holds subscriptions for, and arms one timer at the earliest expiry among them: at that moment the
- * socket is closed with 4203, and pusher-js reconnects and authorizes every channel again with whatever token
- * the application supplies by then.
+ * owner it holds subscriptions for, and queued in Revocation's expiry queue at the earliest expiry among
+ * them: at that moment the socket is closed with 4203, and pusher-js reconnects and authorizes every channel
+ * again with whatever token the application supplies by then.
  */
-export class SocketGrants {
+export class SocketGrants implements Expiring {
   private readonly grants = new Map<string, Grant>();
-  private timer: NodeJS.Timeout | undefined;
-  private timerAtMs = Infinity;
+  /** kept by Revocation's ExpiryQueue */
+  expiryAtMs = Infinity;
+  expiryIndex = -1;
 
   constructor(
-    private readonly member: RevocableMember,
+    readonly member: RevocableMember,
     private readonly revocation: Revocation,
   ) {}
 
@@ -346,8 +348,7 @@ export class SocketGrants {
 
   clear(): void {
     for (const channel of [...this.grants.keys()]) this.remove(channel);
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.revocation.expiries.remove(this);
   }
 
   channelsOf(userId: number): string[] {
@@ -361,21 +362,6 @@ export class SocketGrants {
     for (const g of this.grants.values()) {
       if (g.expiresAtMs !== null && g.expiresAtMs < earliest) earliest = g.expiresAtMs;
     }
-    if (earliest === this.timerAtMs && (this.timer !== undefined || earliest === Infinity)) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAtMs = earliest;
-    if (earliest !== Infinity) this.arm();
-  }
-
-  private arm(): void {
-    const wait = this.timerAtMs - Date.now();
-    if (wait <= 0) {
-      this.timer = undefined;
-      this.member.expire();
-      return;
-    }
-    this.timer = setTimeout(() => this.arm(), Math.min(wait, MAX_TIMER_MS));
-    this.timer.unref();
+    if (earliest !== this.expiryAtMs) this.revocation.expiries.set(this, earliest);
   }
 }

@@ -126,6 +126,8 @@ export interface SystemOptions {
    * (written by the shared ingest, conflated as for alarmcast) to one Socket.IO room per device
    */
   deviceStatus?: boolean;
+  /** extra node options for every process of the system (e.g. `--heapsnapshot-signal`, src/idle-heap.ts) */
+  nodeArgs?: string[];
 }
 
 export async function startSystem(
@@ -137,7 +139,10 @@ export async function startSystem(
   const redisPrefix = uniqueRedisPrefix();
   const redisUrl = benchRedisUrl();
   const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
-  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeArgs = [
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...(options.nodeArgs ?? []),
+  ];
   if (name === 'alarmcast') {
     const stack = await spawnStack({
       databaseUrl,
