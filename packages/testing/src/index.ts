@@ -8,3 +8,4 @@ export {
   type RedisTopology,
   type RedisTopologyName,
 } from './redis-topology.js';
+export { startPrivateRedis, type PrivateRedis } from './private-redis.js';

@@ -12,13 +12,24 @@ const SUMMARY = STATE_EVENT_CATALOGUE['tenant.device-summary'];
  * `minIntervalMs`), and tenants whose online/offline counts moved get a fresh TenantDeviceSummary.
  */
 export class DeviceStatePublisher {
+  /**
+   * Statuses whose write failed (Redis away), newest version per channel, written again every
+   * RETRY_MS until one succeeds. An inform's status would be healed by the device's next inform, but an
+   * offline device sends none: without this, a device taken offline while Redis was away would stay online
+   * on its channel until it came back. At most MAX_RETRY_CHANNELS are kept (the oldest go first, counted
+   * by onError and logged): a channel's next write or snapshot read after Redis returns shows what Postgres has.
+   */
+  private readonly failed = new Map<string, StateUpdate>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
   constructor(
     private readonly writer: StateChannelWriter,
     private readonly summary: TenantSummary,
-    private readonly options: { minIntervalMs: number; log: Logger; onError?: () => void },
+    private readonly options: { minIntervalMs: number; log: Logger; onError?: () => void; retryMs?: number },
   ) {}
 
-  /** Never rejects: live state is best effort, a failure is logged and counted (the next write heals it). */
+  /** Never rejects: a failed write is logged, counted and retried (newest version per channel). */
   publish(rows: readonly DeviceStateRow[]): void {
     if (rows.length === 0) return;
     const updates: StateUpdate[] = rows.map((r) => ({
@@ -31,12 +42,59 @@ export class DeviceStatePublisher {
       minIntervalMs: this.options.minIntervalMs,
     }));
     this.summary.changed(rows.filter((r) => r.presenceChanged).map((r) => r.tenantId));
+    this.write(updates);
+  }
+
+  /** statuses waiting to be written again */
+  get retrying(): number {
+    return this.failed.size;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  private write(updates: StateUpdate[]): void {
     this.writer.write(updates).catch((err: unknown) => {
       this.options.onError?.();
-      this.options.log.warn({ err, devices: rows.length }, 'could not write device states to Redis');
+      this.options.log.warn(
+        { err, devices: updates.length },
+        'could not write device states to Redis; retrying',
+      );
+      for (const u of updates) {
+        const kept = this.failed.get(u.channel);
+        // A newer status may have been written (or failed) meanwhile: the script refuses older versions
+        // anyway, this only keeps the retry from sending them.
+        if (kept && BigInt(kept.version) >= BigInt(u.version)) continue;
+        this.failed.delete(u.channel);
+        this.failed.set(u.channel, u);
+      }
+      let dropped = 0;
+      for (const channel of this.failed.keys()) {
+        if (this.failed.size <= MAX_RETRY_CHANNELS) break;
+        this.failed.delete(channel);
+        dropped += 1;
+      }
+      if (dropped > 0) this.options.log.error({ dropped }, 'device states dropped from the Redis retry');
+      this.scheduleRetry();
     });
   }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer !== undefined || this.failed.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const again = [...this.failed.values()];
+      this.failed.clear();
+      this.write(again);
+    }, this.options.retryMs ?? RETRY_MS);
+    this.retryTimer.unref();
+  }
 }
+
+const RETRY_MS = 1000;
+const MAX_RETRY_CHANNELS = 100_000;
 
 /**
  * Tenant summaries: at start every tenant with devices, then the tenants whose devices changed presence, are counted (one grouped query for all of them)

@@ -543,6 +543,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await internal?.close();
       await live.stop();
       await presence.stop();
+      deviceStates.stop();
       await tenantSummary.stop();
       await stateFlusher.stop();
       await outbox.stop();
