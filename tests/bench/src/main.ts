@@ -1,7 +1,7 @@
 /**
  * The benchmark harness (issue 5):
  *
- *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm|informs] [--quick] [--rounds 2] [--no-peer]
+ *   pnpm bench [all|equivalence|world|steady|big-tenant|capacity|storm|informs|campaign] [--quick] [--rounds 2] [--no-peer]
  *              [--profile <dir>] [--report-only] [--batch <alarms per request> (capacity)]
  *              [--cpus <list>] [--cluster (steady only: alarmcast on a local Redis Cluster, no peer)]
  *              [--preferences (world, big-tenant: also with every user holding preferences)]
@@ -24,10 +24,20 @@ import { pinRunTo } from './cpu-pinning.js';
 import { machine, scenarioMarkdown, type ScenarioResult } from './report.js';
 import { bigTenant, capacity, equivalence, steady, storm, world, type BenchSettings } from './scenarios.js';
 import { informs } from './informs.js';
+import { campaign } from './campaign.js';
 import { benchRedisUrl, setBenchCluster } from './stacks.js';
 import { startRedisCluster } from '@alarmcast/testing';
 
-const SCENARIOS = { equivalence, world, steady, 'big-tenant': bigTenant, capacity, storm, informs } as const;
+const SCENARIOS = {
+  equivalence,
+  world,
+  steady,
+  'big-tenant': bigTenant,
+  capacity,
+  storm,
+  informs,
+  campaign,
+} as const;
 type ScenarioName = keyof typeof SCENARIOS;
 const TITLES: Record<ScenarioName, string> = {
   equivalence: 'Lean client ≡ pusher-js',
@@ -37,6 +47,7 @@ const TITLES: Record<ScenarioName, string> = {
   capacity: 'Scenario 4 — capacity',
   storm: 'Scenario 5 — storm (batch endpoint, with the Socket.IO peer)',
   informs: 'Scenario 6 — device informs and live status (with the Socket.IO peer)',
+  campaign: 'Scenario 7 — a firmware campaign, live (with the Socket.IO peer)',
 };
 
 const { values, positionals } = parseArgs({

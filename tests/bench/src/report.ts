@@ -15,6 +15,7 @@ import type {
   world,
 } from './scenarios.js';
 import type { informs, InformsStep } from './informs.js';
+import type { campaign, CampaignSystemRun } from './campaign.js';
 
 export function machine() {
   const cpu = cpus();
@@ -106,7 +107,8 @@ type Equivalence = Awaited<ReturnType<typeof equivalence>>;
 type World = Awaited<ReturnType<typeof world>>;
 type Storm = Awaited<ReturnType<typeof storm>>;
 type Informs = Awaited<ReturnType<typeof informs>>;
-export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World | Storm | Informs;
+type Campaign = Awaited<ReturnType<typeof campaign>>;
+export type ScenarioResult = Steady | BigTenant | Capacity | Equivalence | World | Storm | Informs | Campaign;
 
 /** One row per informs step: what was offered and ingested, what reached the watchers, at what cost. */
 function informsTable(steps: InformsStep[]): string {
@@ -141,6 +143,72 @@ function informsTable(steps: InformsStep[]): string {
     '\n\n(ms; delivery: POST sent → `DeviceStatusChanged` frame at the watcher; offline detection: deadline → frame)\n\n' +
     `Per-item outcomes:\n\n${outcomes}\n` +
     (failures ? `\nInforms not accepted:\n\n${failures}\n` : '')
+  );
+}
+
+/** The campaign runs: reports ingested, per-device delivery, progress broadcasts, per-device changes on the campaign channel. */
+function campaignTables(runs: CampaignSystemRun[]): string {
+  const p = (x: { p50: number; p99: number; max: number }) => `${fmt(x.p50)} / ${fmt(x.p99)} / ${fmt(x.max)}`;
+  const reports =
+    '| run | reports | updates/s offered → sent → accepted | run / schedule (s) | PUT answer p50 / p99 / max | send lag p99 | campaign created in | sockets subscribed in |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---:|\n' +
+    runs
+      .map(
+        (r) =>
+          `| ${r.label} | ${r.reports} | ${r.offeredPerS} → ${r.sentPerS} → ${r.acceptedPerS} | ${r.runS} / ${r.scheduleS} | ${p(r.answerMs)} | ${fmt(r.sendLagMs.p99)} | ${r.createCampaignMs} ms | ${r.socketsConnectS} s |`,
+      )
+      .join('\n');
+  const delivery =
+    '| run | DeviceTaskUpdated delivered / expected (dup, stray) | device channel p50 / p99 / max | progress broadcasts (per subscriber min–max) | interval p50 / max | staleness p50 / p99 / max | exact / inexact / version ✗ / not monotone | last = GET = reports | campaign-channel task frames/s per socket | their latency p50 / p99 / max |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n' +
+    runs
+      .map((r) => {
+        const e = r.progress.exactness;
+        return (
+          `| ${r.label} | ${r.device.received}/${r.device.expected} (${r.device.duplicates}, ${r.device.stray}) | ${p(r.device.latencyMs)} | ` +
+          `${r.progress.broadcasts} (${r.progress.broadcastsPerSocket.min}–${r.progress.broadcastsPerSocket.max}) | ${fmt(r.progress.intervalMs.p50)} / ${fmt(r.progress.intervalMs.max)} | ` +
+          `${p(r.progress.stalenessMs)} | ${e.broadcasts - e.inexact - e.versionMismatch - e.nonMonotone} / ${e.inexact} / ${e.versionMismatch} / ${e.nonMonotone} | ` +
+          `${r.progress.finalEqualsTruth ? 'yes' : '**no**'} | ${r.campaignTasks.framesPerSocketPerS} | ${p(r.campaignTasks.latencyMs)} |`
+        );
+      })
+      .join('\n');
+  const outcomes = runs
+    .map(
+      (r) =>
+        `- ${r.label}: ${Object.entries(r.outcomes)
+          .map(([o, n]) => `${o} ${n}`)
+          .join(', ')}${
+          Object.keys(r.failures).length
+            ? `; refused: ${Object.entries(r.failures)
+                .map(([w, n]) => `${w}: ${n}`)
+                .join(', ')}`
+            : ''
+        }` + (r.progress.exactness.examples.length ? `; ${r.progress.exactness.examples.join('; ')}` : ''),
+    )
+    .join('\n');
+  const names = [...new Set(runs.flatMap((r) => r.resources.map((g) => g.name)))];
+  const resources =
+    `| run | ${names.join(' | ')} |\n|---|${names.map(() => '---:').join('|')}|\n` +
+    runs
+      .map(
+        (r) =>
+          `| ${r.label} | ${names
+            .map((n) => {
+              const g = r.resources.find((x) => x.name === n);
+              return g ? `${g.cpuPercent}% / ${g.peakRssMb} MB` : '';
+            })
+            .join(' | ')} |`,
+      )
+      .join('\n');
+  return (
+    reports +
+    '\n\n' +
+    delivery +
+    '\n\n(ms; staleness: a count-moving report acknowledged → the first broadcast certainly including it arrives, at every subscriber; ' +
+    `campaign-channel task frames timed at ${runs[0]?.campaignTasks.sampledSockets ?? 0} subscribers, counted at all)\n\n` +
+    `Per-report outcomes:\n\n${outcomes}\n\n` +
+    resources +
+    '\n\n(CPU as % of one core / peak RSS, from the first report to the last frame)\n'
   );
 }
 
@@ -273,6 +341,19 @@ export function scenarioMarkdown(r: ScenarioResult): string {
           : '') +
         '\n' +
         informsResources(steps)
+      );
+    }
+    case 'campaign': {
+      const w = r.world;
+      return (
+        `World: one tenant, one campaign over ${w.devices.toLocaleString('en')} devices, each reporting one download task through ${w.reportsPerDevice} reports ` +
+        `(queued, dispatched, running: downloading 10 % and 50 %, applying, rebooting, verifying; then succeeded, or for every ${w.failEvery}th device failed with a TransferComplete fault 9010-9020), ` +
+        `in waves of ${r.ratePerS * w.stepGapS} devices (a device's reports ${w.stepGapS} s apart) at ${r.ratePerS} reports/s; ` +
+        `${w.campaignSockets} sockets on \`private-campaign.{id}\` and ${w.deviceSockets} sockets on ${w.devicesPerSocket} \`private-device.{id}\` channels each (every device watched once); ` +
+        `latency figures leave out the first ${r.warmupS} s.\n\n` +
+        floorsTable(r.floors) +
+        '\n' +
+        campaignTables(r.runs)
       );
     }
     case 'equivalence':

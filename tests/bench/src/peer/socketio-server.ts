@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { Server, type DefaultEventsMap as Events } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { verifyUserJwt } from '@alarmcast/auth';
-import { createPgPool, findUserAccess, findVisibleDevice } from '@alarmcast/db';
+import { createPgPool, findCampaignTenants, findUserAccess, findVisibleDevice } from '@alarmcast/db';
 import { createRedis } from '@alarmcast/redis';
 
 const env = (name: string, fallback?: string): string => {
@@ -70,6 +70,20 @@ io.on('connection', (socket) => {
       (device) => {
         if (device !== null) void socket.join(`device:${deviceId}`);
         answer(device !== null);
+      },
+      () => answer(false),
+    );
+  });
+  // The campaign scenario: watch a campaign (its room) after the check alarmcast's channel auth makes for
+  // private-campaign.{id}: the user (active, checked at connect) is a member of the campaign's tenant.
+  socket.on('watchCampaign', (campaignId: unknown, ack: unknown) => {
+    const answer = typeof ack === 'function' ? (ack as (ok: boolean) => void) : () => {};
+    if (typeof campaignId !== 'string' || !/^[A-Za-z0-9_-]{1,36}$/.test(campaignId)) return answer(false);
+    findCampaignTenants(pool, [campaignId]).then(
+      (tenants) => {
+        const ok = socket.data.tenantId !== null && tenants.get(campaignId) === socket.data.tenantId;
+        if (ok) void socket.join(`campaign:${campaignId}`);
+        answer(ok);
       },
       () => answer(false),
     );

@@ -1,5 +1,5 @@
 /**
- * The Socket.IO peer's device status feed, for the `informs` scenario. Both systems share alarmcast's ingest,
+ * The Socket.IO peer's device status feed, for the `informs` and `campaign` scenarios. Both systems share alarmcast's ingest,
  * which stores each device's latest status in Redis and publishes its conflated changes on the device's
  * state pub/sub channel (packages/redis state-channel.ts). An alarmcast edge subscribes to the channels its
  * sockets hold; Socket.IO has no such thing (its Redis adapter sends every room's messages to every node),
@@ -24,22 +24,28 @@ const pub = createRedis(redisUrl, { name: `peer-bridge-${process.pid}:emit` });
 const sub = createRedis(redisUrl, { name: `peer-bridge-${process.pid}:sub` });
 const emitter = new Emitter(pub, { key: `${keys.prefix}:socket.io` });
 
-// Every shard's device state channels. A pattern subscription of its own (the transport has none, and this
-// is the peer, not alarmcast): it is what Socket.IO's adapter does too.
-const patterns = Array.from(
-  { length: keys.shards },
-  (_, s) => `${keys.stateChannelPrefix(s)}private-device.*`,
-);
+// Every shard's device state channels, and the campaign channels (`campaign`: DeviceTaskUpdated and
+// FirmwareCampaignProgress; a campaign id of digits only is on a shard, any other is not). A pattern
+// subscription of its own (the transport has none, and this is the peer, not alarmcast): it is what
+// Socket.IO's adapter does too.
+const patterns = [
+  ...Array.from({ length: keys.shards }, (_, s) => `${keys.stateChannelPrefix(s)}private-device.*`),
+  ...Array.from({ length: keys.shards }, (_, s) => `${keys.stateChannelPrefix(s)}private-campaign.*`),
+  `${keys.prefix}:ch:private-campaign.*`,
+];
 let forwarded = 0;
 let dropped = 0;
 sub.on('pmessage', (_pattern: string, _channel: string, message: string) => {
   const envelope = decodeEnvelope(message);
-  const id = envelope?.type === 'event' ? /^private-device\.(\d+)$/.exec(envelope.channel)?.[1] : undefined;
-  if (!envelope || envelope.type !== 'event' || id === undefined) {
+  const m =
+    envelope?.type === 'event'
+      ? /^private-(device|campaign)\.([A-Za-z0-9_-]+)$/.exec(envelope.channel)
+      : undefined;
+  if (!envelope || envelope.type !== 'event' || !m) {
     dropped++;
     return;
   }
-  emitter.to(`device:${id}`).emit(envelope.event, JSON.parse(envelope.data) as unknown);
+  emitter.to(`${m[1]}:${m[2]}`).emit(envelope.event, JSON.parse(envelope.data) as unknown);
   forwarded++;
 });
 await sub.psubscribe(...patterns);
