@@ -59,7 +59,9 @@ const task = (over: Partial<Task> = {}): Task => ({
 describe('CampaignView', () => {
   it('keeps the latest counts whatever order the API, the snapshot and live events arrive in', () => {
     const view = new CampaignView('fw-1');
-    expect(view.applyCampaign(campaign({ version: 3, counts: counts({ pending: 7, running: 3 }) }))).toBe(true);
+    expect(view.applyCampaign(campaign({ version: 3, counts: counts({ pending: 7, running: 3 }) }))).toBe(
+      true,
+    );
     // the API's answer, read before those transitions: older, ignored
     expect(view.applyCampaign(campaign({ version: 1 }))).toBe(false);
     expect(view.campaign!.counts.running).toBe(3);
@@ -75,7 +77,9 @@ describe('CampaignView', () => {
     view.seedFailing([
       { device_id: 1, task_id: 'a', fault_code: 9010, fault_string: 'x', updated_at: at(2) },
     ]);
-    expect(view.applyTask(task({ device_id: 2, id: 'b', state: 'failed', fault_code: 9011, updated_at: at(3) }))).toBe(true);
+    expect(
+      view.applyTask(task({ device_id: 2, id: 'b', state: 'failed', fault_code: 9011, updated_at: at(3) })),
+    ).toBe(true);
     expect(view.failing.map((f) => [f.device_id, f.fault_code])).toEqual([
       [2, 9011],
       [1, 9010],
@@ -86,10 +90,14 @@ describe('CampaignView', () => {
     expect(view.applyTask(task({ device_id: 1, id: 'a2', state: 'queued', updated_at: at(4) }))).toBe(true);
     expect(view.failing.map((f) => f.device_id)).toEqual([2]);
     // the API's (older) failing entry of device 1, read before the retry, does not put it back
-    view.seedFailing([{ device_id: 1, task_id: 'a', fault_code: 9010, fault_string: 'x', updated_at: at(2) }]);
+    view.seedFailing([
+      { device_id: 1, task_id: 'a', fault_code: 9010, fault_string: 'x', updated_at: at(2) },
+    ]);
     expect(view.failing.map((f) => f.device_id)).toEqual([2]);
     // a task of another campaign
-    expect(view.applyTask(task({ device_id: 5, campaign_id: 'fw-2', state: 'failed', updated_at: at(9) }))).toBe(false);
+    expect(
+      view.applyTask(task({ device_id: 5, campaign_id: 'fw-2', state: 'failed', updated_at: at(9) })),
+    ).toBe(false);
   });
 
   it(`lists at most ${FAILING_SHOWN} failing devices`, () => {
@@ -104,9 +112,13 @@ describe('CampaignView', () => {
 describe('campaignProgress', () => {
   it('counts every finished device, whichever way it ended', () => {
     expect(
-      campaignProgress(campaign({ counts: counts({ pending: 4, running: 1, succeeded: 3, failed: 1, expired: 1 }) })),
+      campaignProgress(
+        campaign({ counts: counts({ pending: 4, running: 1, succeeded: 3, failed: 1, expired: 1 }) }),
+      ),
     ).toEqual({ finished: 5, percent: 50 });
-    expect(campaignProgress(campaign({ device_count: 3, counts: counts({ pending: 1, succeeded: 2 }) }))).toEqual({
+    expect(
+      campaignProgress(campaign({ device_count: 3, counts: counts({ pending: 1, succeeded: 2 }) })),
+    ).toEqual({
       finished: 2,
       percent: 66,
     });
