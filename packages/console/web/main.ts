@@ -20,6 +20,8 @@ const Pusher = PusherModule as unknown as typeof PusherModule.default;
 type Pusher = InstanceType<typeof Pusher>;
 
 const TOKEN_KEY = 'alarmcast.token';
+/** The alarm alarmcast raises when a device misses its presence deadline (root README, "Offline alarm"). */
+const OFFLINE_ALARM = 'alarmcast.device-offline';
 const EVENTS = ['AlarmCreated', 'AlarmUpdated', 'AlarmCleared', 'AlarmAcknowledged'].map(
   (e) => `App\\Events\\${e}`,
 );
@@ -262,6 +264,13 @@ function onLiveEvent(event: string, data: unknown): void {
   }
   queue.push({ alarm, at: performance.now() });
   requestFrame();
+  // The offline alarm is the page's only per-device presence event outside the device channels: the
+  // Devices view's badges follow it (raised: offline; cleared: the device informed again).
+  if (alarm.alarm_identifier === OFFLINE_ALARM && alarm.device_id !== null) {
+    if (event === 'App\\Events\\AlarmCleared') deviceList.notePresence(alarm.device_id, true);
+    else if (event !== 'App\\Events\\AlarmAcknowledged' && alarm.cleared_at === null)
+      deviceList.notePresence(alarm.device_id, false);
+  }
   // The user's preferences decided, per event, whether it may ring (`notify`).
   notifyAlarm(event, alarm, (data as { notify?: unknown }).notify);
 }

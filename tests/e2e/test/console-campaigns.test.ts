@@ -17,7 +17,7 @@ const graph = {
       name: 'Acme ISP',
       slug: 'acme',
       users: [u('alice')],
-      devices: [{ ...d('cpe'), name: 'Lobby router' }, ...FLEET.map(d)],
+      devices: [{ ...d('cpe'), name: 'Lobby router' }, d('attic'), ...FLEET.map(d)],
       collectorTokens: [{ ref: 'acs', name: 'acs', scopes: ['alarms', 'informs', 'tasks', 'campaigns'] }],
     },
   ],
@@ -27,7 +27,7 @@ const graph = {
  * Task progress on the device panel and the Campaigns view in Chromium against the real services: a task
  * reported with PUT /v1/tasks moves its bar on the open panel within a second and shows its fault when it
  * fails; a campaign's counts, bar and failing devices move while its tasks are reported, and its threshold
- * alarm appears in the alarm list.
+ * alarm appears in the alarm list; the Devices view's presence badges follow a device going offline and back.
  */
 describe('console tasks and campaigns in Chromium', () => {
   let prisma: PrismaClient;
@@ -74,6 +74,8 @@ describe('console tasks and campaigns in Chromium', () => {
       databaseUrl: db.url,
       redisUrl: testEnv().redisUrl,
       redisPrefix: uniqueRedisPrefix(),
+      // Short presence for the Devices view test: offline 1 × interval + 1 s after the last inform.
+      env: { DEVICE_OFFLINE_INTERVALS: '1', DEVICE_OFFLINE_GRACE_S: '1', PRESENCE_SWEEP_INTERVAL_MS: '200' },
     });
     browser = await launchChromium();
   });
@@ -205,5 +207,31 @@ describe('console tasks and campaigns in Chromium', () => {
       `#alarms tbody tr.cleared:has-text("${campaignFailingAlarmIdentifier(campaignId)}")`,
       { timeout: 10_000 },
     );
+  });
+
+  it('shows presence changes live in the Devices view, without Refresh', async () => {
+    const attic = world.devices.attic!.id;
+    const inform = (interval: number) =>
+      send('POST', '/v1/devices/informs', {
+        informs: [
+          {
+            deviceId: attic,
+            informedAt: new Date().toISOString(),
+            eventCodes: ['1 BOOT'],
+            periodicInformInterval: interval,
+          },
+        ],
+      });
+    await inform(300);
+    const alice = await signIn();
+    await alice.click('#show-devices');
+    const badge = `#device-rows tr[data-device-id="${attic}"] .presence-badge`;
+    await alice.waitForSelector(`${badge}[data-online=true]`);
+    // A 2 s interval, then silence: offline after 1 × 2 s + 1 s, through the offline alarm.
+    await inform(2);
+    await alice.waitForSelector(`${badge}[data-online=false]`, { timeout: 10_000 });
+    expect(await alice.textContent(badge)).toBe('offline');
+    await inform(300);
+    await alice.waitForSelector(`${badge}[data-online=true]`, { timeout: 10_000 });
   });
 });
