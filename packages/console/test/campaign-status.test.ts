@@ -135,6 +135,8 @@ describe('CampaignList', () => {
     expect(list.apply(campaign({ id: 'old', version: 1, updated_at: at(8) }))).toBe(false);
     expect(list.campaigns.map((c) => c.id)).toEqual(['new', 'old', 'done']);
     expect(list.size).toBe(3);
+    list.clear();
+    expect(list.campaigns).toEqual([]);
   });
 });
 

@@ -155,6 +155,11 @@ export class CampaignList {
     );
   }
 
+  /** Sign-out: the next user may be of another tenant. */
+  clear(): void {
+    this.byId.clear();
+  }
+
   get size(): number {
     return this.byId.size;
   }

@@ -117,6 +117,13 @@ export class CampaignPage {
     this.drawList();
   }
 
+  /** Sign-out: closes the campaign and forgets the list (the next user may be of another tenant). */
+  reset(): void {
+    this.close();
+    this.list.clear();
+    this.drawList();
+  }
+
   close(): void {
     if (this.channel) this.host.unsubscribe(this.channel);
     this.channel = null;

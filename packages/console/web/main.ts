@@ -527,7 +527,7 @@ function showSignIn(message = ''): void {
   $('who').textContent = '';
   queue.length = 0;
   panel.close();
-  campaigns.close();
+  campaigns.reset();
   $('sign-in').hidden = false;
   $('alarms-view').hidden = true;
   $('devices-view').hidden = true;
