@@ -1,7 +1,10 @@
 /**
  * The device list: the devices the user may see (`GET /v1/devices`, a page of 100 at a time, "Load more" for
  * the next), filtered by presence. Each row opens the device panel, which is where status is live; the list
- * shows the status as of its load (Refresh reloads it).
+ * shows the status as of its load (Refresh reloads it), except presence: the page has no per-device event on
+ * the tenant's channel (it carries only counts), but it does get the offline alarm on the user's channel, so
+ * a listed device's badge goes offline when its `alarmcast.device-offline` is raised and online when it is
+ * cleared (the device informed again), live (`notePresence`, called by main.ts).
  */
 import type { DeviceStatus } from './device-status.js';
 
@@ -49,6 +52,17 @@ export class DeviceList {
     const shown = $('device-rows').childElementCount;
     $('devices-summary').textContent =
       shown === 0 ? 'No devices.' : `${shown.toLocaleString()} shown${this.cursor ? ', more to load' : ''}`;
+  }
+
+  /** A listed device went offline or came back online; true when a row shows it. */
+  notePresence(deviceId: number, online: boolean): boolean {
+    const badge = $('device-rows').querySelector<HTMLElement>(
+      `tr[data-device-id="${deviceId}"] .presence-badge`,
+    );
+    if (!badge) return false;
+    badge.dataset.online = String(online);
+    badge.textContent = online ? 'online' : 'offline';
+    return true;
   }
 
   private rowOf(d: ListedDevice): HTMLTableRowElement {

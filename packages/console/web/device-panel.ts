@@ -5,6 +5,11 @@
  * true`), then every change, so the panel never polls and converges after a reconnect. `GET
  * /v1/devices/{id}` gives the name, serial number and the recent changes kept by the server; a device the
  * user may not see answers 404 and its channel is refused, and the panel says so.
+ *
+ * Tasks: the channel's snapshot carries the device's open tasks (one `DeviceTaskUpdated` each, after the
+ * status snapshot) and each change follows at once; a task that ended while the page was not connected is in
+ * no snapshot, so `GET /v1/devices/{id}/tasks?state=all` is read when the panel opens and again after every
+ * status snapshot (every resubscribe), and the later copy of each task wins (device-tasks.ts).
  */
 import {
   DEVICE_STATUS_EVENT,
@@ -14,6 +19,16 @@ import {
   type DeviceStatus,
   type StatusChange,
 } from './device-status.js';
+import {
+  DeviceTasks,
+  TASK_EVENT,
+  faultText,
+  isTask,
+  isTaskEvent,
+  kindLabel,
+  taskStatusText,
+  type Task,
+} from './device-tasks.js';
 
 /** What the panel needs of the page: the API, and the page's Pusher connection. */
 export interface PanelHost {
@@ -60,6 +75,7 @@ function valueText(field: string, value: unknown): string {
 
 export class DevicePanel {
   private view: DeviceView | null = null;
+  private tasks: DeviceTasks | null = null;
   private channel: string | null = null;
   private opening = 0;
 
@@ -81,6 +97,8 @@ export class DevicePanel {
     const attempt = ++this.opening;
     const view = new DeviceView(deviceId);
     this.view = view;
+    const tasks = new DeviceTasks(deviceId);
+    this.tasks = tasks;
     const panel = $('device-panel');
     panel.hidden = false;
     panel.dataset.deviceId = String(deviceId);
@@ -104,6 +122,16 @@ export class DevicePanel {
         panel.dataset.state = 'live';
         this.draw();
       }
+      // A (re)subscribe: tasks that ended meanwhile are in no snapshot, the API has them.
+      if (data.snapshot) void this.loadTasks(view, tasks);
+    });
+    channel?.bind(TASK_EVENT, (data) => {
+      if (this.view !== view) return;
+      if (!isTaskEvent(data)) {
+        console.warn('alarmcast: dropped a malformed task event', data);
+        return;
+      }
+      if (tasks.apply(data.task)) this.drawTasks();
     });
     channel?.bind('pusher:subscription_error', () => {
       if (this.view === view) this.refuse();
@@ -131,6 +159,18 @@ export class DevicePanel {
     view.seed(body.device, history);
     if (panel.dataset.state === 'loading') panel.dataset.state = 'loaded';
     this.draw();
+    await this.loadTasks(view, tasks);
+  }
+
+  /** The device's recent tasks from the API, merged with what the channel gave (the later copy wins). */
+  private async loadTasks(view: DeviceView, tasks: DeviceTasks): Promise<void> {
+    const res = await this.host.api(`/v1/devices/${tasks.deviceId}/tasks?state=all&limit=50`);
+    if (this.view !== view || !res.ok) return;
+    const body = (await res.json()) as { tasks?: unknown[] };
+    if (this.view !== view) return;
+    let changed = false;
+    for (const t of body.tasks ?? []) if (isTask(t)) changed = tasks.apply(t) || changed;
+    if (changed) this.drawTasks();
   }
 
   close(): void {
@@ -138,6 +178,7 @@ export class DevicePanel {
     if (this.channel) this.host.unsubscribe(this.channel);
     this.channel = null;
     this.view = null;
+    this.tasks = null;
     const panel = $('device-panel');
     panel.hidden = true;
     delete panel.dataset.deviceId;
@@ -148,6 +189,7 @@ export class DevicePanel {
     if (this.channel) this.host.unsubscribe(this.channel);
     this.channel = null;
     if (this.view) this.view.status = null;
+    this.tasks = null;
     const panel = $('device-panel');
     panel.dataset.state = 'refused';
     $('device-title').textContent = 'Device not available';
@@ -188,5 +230,58 @@ export class DevicePanel {
       }),
     );
     $('device-changes-empty').hidden = list.childElementCount > 0 || s === null;
+    this.drawTasks();
   }
+
+  /** The open tasks with their bars, then the recently finished ones (a failed one with its fault). */
+  private drawTasks(): void {
+    const tasks = this.tasks;
+    $('device-tasks-section').hidden = tasks === null;
+    const open = tasks?.open ?? [];
+    const finished = tasks?.finished ?? [];
+    $('device-tasks').replaceChildren(...open.map((t) => taskItem(t)));
+    $('device-tasks-empty').hidden = open.length > 0;
+    $('device-tasks-finished').replaceChildren(...finished.map((t) => taskItem(t)));
+    $('device-tasks-finished-head').hidden = finished.length === 0;
+  }
+}
+
+/** One task: its kind and id, a progress bar, its state, phase and progress, and its fault if it has one. */
+function taskItem(t: Task): HTMLLIElement {
+  const li = document.createElement('li');
+  li.className = 'task';
+  li.dataset.taskId = t.id;
+  li.dataset.state = t.state;
+  const head = document.createElement('div');
+  head.className = 'task-head';
+  const name = document.createElement('span');
+  name.className = 'task-kind';
+  name.textContent = kindLabel(t.kind);
+  const id = document.createElement('span');
+  id.className = 'task-id';
+  id.textContent = t.id;
+  head.append(name, ' ', id);
+  const bar = document.createElement('progress');
+  bar.max = 100;
+  bar.value = t.progress;
+  bar.setAttribute('aria-label', `${kindLabel(t.kind)} ${t.id}: ${t.progress} %`);
+  const status = document.createElement('span');
+  status.className = 'task-status';
+  status.textContent = taskStatusText(t);
+  li.append(head, bar, status);
+  const fault = faultText(t);
+  if (fault !== null) {
+    const f = document.createElement('span');
+    f.className = 'task-fault';
+    f.textContent = fault;
+    li.append(f);
+  }
+  if (t.campaign_id !== null) {
+    const link = document.createElement('a');
+    link.className = 'task-campaign';
+    link.href = `#campaign=${encodeURIComponent(t.campaign_id)}`;
+    link.textContent = `campaign ${t.campaign_id}`;
+    li.append(link);
+  }
+  return li;
 }

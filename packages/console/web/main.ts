@@ -12,12 +12,16 @@ import { enableNotifications, notifyAlarm } from './notify.js';
 import { SettingsPage } from './settings.js';
 import { DeviceList } from './device-list.js';
 import { DevicePanel } from './device-panel.js';
+import { CampaignPage } from './campaign-view.js';
+import { CAMPAIGN_EVENT } from './campaign-status.js';
 
 // pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
 const Pusher = PusherModule as unknown as typeof PusherModule.default;
 type Pusher = InstanceType<typeof Pusher>;
 
 const TOKEN_KEY = 'alarmcast.token';
+/** The alarm alarmcast raises when a device misses its presence deadline (root README, "Offline alarm"). */
+const OFFLINE_ALARM = 'alarmcast.device-offline';
 const EVENTS = ['AlarmCreated', 'AlarmUpdated', 'AlarmCleared', 'AlarmAcknowledged'].map(
   (e) => `App\\Events\\${e}`,
 );
@@ -260,6 +264,13 @@ function onLiveEvent(event: string, data: unknown): void {
   }
   queue.push({ alarm, at: performance.now() });
   requestFrame();
+  // The offline alarm is the page's only per-device presence event outside the device channels: the
+  // Devices view's badges follow it (raised: offline; cleared: the device informed again).
+  if (alarm.alarm_identifier === OFFLINE_ALARM && alarm.device_id !== null) {
+    if (event === 'App\\Events\\AlarmCleared') deviceList.notePresence(alarm.device_id, true);
+    else if (event !== 'App\\Events\\AlarmAcknowledged' && alarm.cleared_at === null)
+      deviceList.notePresence(alarm.device_id, false);
+  }
   // The user's preferences decided, per event, whether it may ring (`notify`).
   notifyAlarm(event, alarm, (data as { notify?: unknown }).notify);
 }
@@ -339,6 +350,27 @@ const panel = new DevicePanel({
   unsubscribe: (channel) => pusher?.unsubscribe(channel),
 });
 const deviceList = new DeviceList(userApi, (id) => openDevice(id));
+const campaigns = new CampaignPage(
+  {
+    api: userApi,
+    subscribe: (channel) => pusher?.subscribe(channel) ?? null,
+    unsubscribe: (channel) => pusher?.unsubscribe(channel),
+  },
+  (id) => openCampaign(id),
+);
+
+/** Opens a campaign in the Campaigns view and names it in the address (`#campaign=<id>`). */
+function openCampaign(campaignId: string): void {
+  const hash = `#campaign=${campaignId}`;
+  if (location.hash !== hash) history.replaceState(null, '', hash);
+  showView('campaigns');
+  void campaigns.open(campaignId);
+}
+
+function campaignInAddress(): string | null {
+  const m = /^#campaign=([A-Za-z0-9_-]{1,36})$/.exec(location.hash);
+  return m ? m[1]! : null;
+}
 
 /** Opens a device's panel and names it in the address (`#device=<id>`), so a reload keeps it open. */
 function openDevice(deviceId: number): void {
@@ -351,12 +383,14 @@ function deviceInAddress(): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function showView(view: 'alarms' | 'devices'): void {
+function showView(view: 'alarms' | 'devices' | 'campaigns'): void {
   $('alarms-view').hidden = view !== 'alarms';
   $('devices-view').hidden = view !== 'devices';
+  $('campaigns-view').hidden = view !== 'campaigns';
   $('counters').hidden = view !== 'alarms';
   $('show-alarms').setAttribute('aria-pressed', String(view === 'alarms'));
   $('show-devices').setAttribute('aria-pressed', String(view === 'devices'));
+  $('show-campaigns').setAttribute('aria-pressed', String(view === 'campaigns'));
   if (view === 'devices') void deviceList.reload();
 }
 
@@ -382,10 +416,13 @@ async function startSummary(): Promise<void> {
   if (summary === null) return;
   // The API's counts first; the channel's snapshot (read after them) and each change then replace them.
   showSummary(summary);
-  pusher?.subscribe(`private-tenant.${summary.tenant_id}`).bind(SUMMARY_EVENT, (data: unknown) => {
+  const tenant = pusher?.subscribe(`private-tenant.${summary.tenant_id}`);
+  tenant?.bind(SUMMARY_EVENT, (data: unknown) => {
     const summary = (data as { summary?: unknown } | null)?.summary;
     if (isCounts(summary)) showSummary(summary);
   });
+  // The tenant's campaigns' progress goes on the same channel: the Campaigns view lists them.
+  tenant?.bind(CAMPAIGN_EVENT, (data: unknown) => campaigns.noteTenantProgress(data));
 }
 
 async function acknowledge(id: string, button: HTMLButtonElement): Promise<void> {
@@ -471,6 +508,8 @@ async function start(token: string): Promise<void> {
   void startSummary();
   const device = deviceInAddress();
   if (device !== null) void panel.open(device);
+  const campaign = campaignInAddress();
+  if (campaign !== null) openCampaign(campaign);
 }
 
 async function reload(config: ConsoleConfig, token: string): Promise<void> {
@@ -488,9 +527,11 @@ function showSignIn(message = ''): void {
   $('who').textContent = '';
   queue.length = 0;
   panel.close();
+  campaigns.reset();
   $('sign-in').hidden = false;
   $('alarms-view').hidden = true;
   $('devices-view').hidden = true;
+  $('campaigns-view').hidden = true;
   $('views').hidden = true;
   $('device-summary').hidden = true;
   $('counters').hidden = true;
@@ -530,10 +571,14 @@ $('notify-enable').addEventListener('click', () => {
 buildCounters();
 $('show-alarms').addEventListener('click', () => showView('alarms'));
 $('show-devices').addEventListener('click', () => showView('devices'));
+$('show-campaigns').addEventListener('click', () => showView('campaigns'));
 window.addEventListener('hashchange', () => {
   const device = deviceInAddress();
   if (device === null) panel.close();
   else if (current) void panel.open(device);
+  // A failing device's link (`#device=`) opens its panel beside the campaign, which stays open.
+  const campaign = campaignInAddress();
+  if (campaign !== null && current) openCampaign(campaign);
 });
 $('filter-device').addEventListener('input', changeFilter);
 $('filter-text').addEventListener('input', changeFilter);
