@@ -117,6 +117,19 @@ export class CampaignPage {
     this.drawList();
   }
 
+  /**
+   * The tenant's campaigns, newest first (`GET /v1/campaigns`, the first 100), merged into the list that
+   * `FirmwareCampaignProgress` on the tenant's channel keeps current (newer copies win, whatever the order).
+   */
+  async loadList(): Promise<void> {
+    const res = await this.host.api('/v1/campaigns?limit=100');
+    if (!res.ok) return;
+    const body = (await res.json()) as { campaigns?: unknown[] };
+    let changed = false;
+    for (const c of body.campaigns ?? []) if (isCampaign(c) && this.list.apply(c)) changed = true;
+    if (changed) this.drawList();
+  }
+
   /** Sign-out: closes the campaign and forgets the list (the next user may be of another tenant). */
   reset(): void {
     this.close();

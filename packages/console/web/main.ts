@@ -392,6 +392,7 @@ function showView(view: 'alarms' | 'devices' | 'campaigns'): void {
   $('show-devices').setAttribute('aria-pressed', String(view === 'devices'));
   $('show-campaigns').setAttribute('aria-pressed', String(view === 'campaigns'));
   if (view === 'devices') void deviceList.reload();
+  if (view === 'campaigns') void campaigns.loadList();
 }
 
 /** The header's device counts: `GET /v1/devices/summary`, then live on the tenant's channel. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { boundedTextSchema as text, collectorIdSchema as id } from './ingest.js';
+import { queryLimit } from './alarm-api.js';
 import { CampaignId, TaskId } from './tasks.js';
 import type { TaskState } from './task-state.js';
 
@@ -137,6 +138,29 @@ export const CampaignWriteResponse = z
   .object({ campaign: CampaignWire, outcome: z.enum(CAMPAIGN_WRITE_OUTCOMES) })
   .strict();
 export type CampaignWriteResponse = z.output<typeof CampaignWriteResponse>;
+
+/**
+ * `GET /v1/campaigns` query: the user's tenant's campaigns, newest first (by `created_at`, then id);
+ * `state` one of CAMPAIGN_STATES or `open` (running or paused), absent: all; `limit` 1-500 (default 100);
+ * `cursor` the previous page's `next_cursor`.
+ */
+export const CampaignListQuery = z
+  .object({
+    state: z
+      .enum([...CAMPAIGN_STATES, 'open'], 'must be running, paused, completed, aborted or open')
+      .optional(),
+    /** @defaultValue 100, at most 500 */
+    limit: queryLimit,
+    cursor: CampaignId.optional(),
+  })
+  .strict();
+export type CampaignListQuery = z.infer<typeof CampaignListQuery>;
+
+/** `next_cursor` is null on the last page (it is the page's last campaign id otherwise). */
+export const CampaignListResponse = z
+  .object({ campaigns: z.array(CampaignWire), next_cursor: z.string().nullable() })
+  .strict();
+export type CampaignListResponse = z.output<typeof CampaignListResponse>;
 
 /** `/v1/campaigns/{id}` path: a campaign id (one that cannot exist answers 404). */
 export const CampaignIdParams = z.object({ id: z.string().describe('a campaign id') });

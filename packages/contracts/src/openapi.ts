@@ -14,6 +14,8 @@ import { ERROR_CATALOGUE, ERROR_CODES, errorStatus, type ErrorCode } from './err
 import {
   CAMPAIGN_BODY_LIMIT_BYTES,
   CampaignIdParams,
+  CampaignListQuery,
+  CampaignListResponse,
   CampaignResponse,
   CampaignWire,
   CampaignWriteResponse,
@@ -595,6 +597,19 @@ const userRoutes = {
     query: TaskListQuery,
     responses: { 200: { description: "the device's tasks", schema: TaskListResponse } },
     errors: [...V1_BODY_ERRORS, 'invalid_path', 'validation_failed', 'not_found', ...USER_ERRORS, ...ALWAYS],
+  },
+  listCampaigns: {
+    services: INGEST,
+    method: 'get',
+    path: '/v1/campaigns',
+    summary: "The user's tenant's firmware campaigns with their counts, newest first",
+    description:
+      '`state` running, paused, completed, aborted or `open` (running or paused); absent: all. `limit` 1-500 (default 100). Pass `next_cursor` as `cursor` for the next page (null on the last; a cursor that names no campaign of the tenant gives an empty page). A user of no tenant gets an empty list.',
+    tag: 'user',
+    auth: 'userJwt',
+    query: CampaignListQuery,
+    responses: { 200: { description: 'a page of campaigns', schema: CampaignListResponse } },
+    errors: [...V1_BODY_ERRORS, 'validation_failed', ...USER_ERRORS, ...ALWAYS],
   },
   getCampaign: {
     services: INGEST,

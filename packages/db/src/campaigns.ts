@@ -186,6 +186,28 @@ export async function findCampaign(pool: PgPool, campaignId: string): Promise<Ca
 }
 
 /**
+ * A page of a tenant's campaigns, newest first (`created_at`, then id, descending), after the campaign
+ * `after` (the previous page's last; a campaign of another tenant or none gives an empty page).
+ * `states`: only those (absent: all). One statement; the counts come from each campaign's 16 count rows.
+ */
+export async function listCampaigns(
+  pool: PgPool,
+  tenantId: number,
+  options: { states?: readonly CampaignState[]; limit: number; after?: string },
+): Promise<CampaignWire[]> {
+  const { rows } = await pool.query<CampaignRow>({
+    name: 'list_campaigns',
+    text: `${CAMPAIGN_SELECT(`c.tenant_id = $1
+        AND ($2::text[] IS NULL OR c.state::text = ANY($2))
+        AND ($4::text IS NULL OR (c.created_at, c.id) <
+             (SELECT a.created_at, a.id FROM firmware_campaigns a WHERE a.id = $4 AND a.tenant_id = $1))`)}
+      ORDER BY c.created_at DESC, c.id DESC LIMIT $3`,
+    values: [tenantId, options.states ?? null, options.limit, options.after ?? null],
+  });
+  return rows.map(toCampaignWire);
+}
+
+/**
  * The tenants of campaigns (ids not found are missing from the map), for the edge's channel authorization
  * of `private-campaign.{id}` and its re-checks: one primary-key lookup per campaign.
  */

@@ -94,6 +94,7 @@ export {
   createCampaign,
   findCampaign,
   findCampaignTenants,
+  listCampaigns,
   listFailingDevices,
   setCampaignState,
   failureCrossed,

@@ -3,13 +3,16 @@ import {
   CampaignId,
   ROUTES,
   expressPath,
+  type CampaignListResponse,
   type CampaignResponse,
+  type CampaignState,
   type CampaignWriteResponse,
   type CampaignWire,
 } from '@alarmcast/contracts';
 import {
   createCampaign,
   findCampaign,
+  listCampaigns,
   listFailingDevices,
   setCampaignState,
   type FailurePolicy,
@@ -136,6 +139,25 @@ export function campaignsRouter(options: CampaignsRouterOptions): Router {
       }
     },
   );
+
+  router.get(expressPath(ROUTES.listCampaigns), options.asUser, async (req, res) => {
+    const viewer = viewerOf(res);
+    const parsed = ROUTES.listCampaigns.query.safeParse(req.query);
+    if (!parsed.success) throw validationFailed('query string', parsed.error.issues);
+    const q = parsed.data;
+    const states: CampaignState[] | undefined =
+      q.state === 'open' ? ['running', 'paused'] : q.state === undefined ? undefined : [q.state];
+    // A user of no tenant (a platform user) sees no campaign, as for GET /v1/campaigns/{id}.
+    const rows =
+      viewer.tenantId === null
+        ? []
+        : await db(() =>
+            listCampaigns(pool, viewer.tenantId!, { states, limit: q.limit + 1, after: q.cursor }),
+          );
+    const page = rows.slice(0, q.limit);
+    const next = rows.length > q.limit ? page[page.length - 1]!.id : null;
+    res.json({ campaigns: page, next_cursor: next } satisfies CampaignListResponse);
+  });
 
   router.get(expressPath(ROUTES.getCampaign), options.asUser, async (req, res) => {
     const viewer = viewerOf(res);

@@ -3,6 +3,7 @@ import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmc
 import {
   type CollectorScope,
   campaignFailingAlarmIdentifier,
+  type CampaignListResponse,
   type CampaignResponse,
   type CampaignWire,
   type ProvisionResult,
@@ -204,6 +205,48 @@ describe('firmware campaigns: API, exact counts, progress broadcasts, threshold 
     expect(body.failing_devices).toEqual([]);
     expect((await getAs('b1', '/v1/campaigns/c-api')).status).toBe(404);
     expect((await getAs('a1', '/v1/campaigns/nope')).status).toBe(404);
+  });
+
+  it('lists the tenant’s campaigns newest first, by state, page by page, and no other tenant’s', async () => {
+    for (const id of ['lb-1', 'lb-2', 'lb-3']) {
+      const res = await send(
+        'POST',
+        '/v1/campaigns',
+        {
+          campaignId: id,
+          tenantId: world.tenants.B!.id,
+          name: id,
+          targetVersion: '3.0',
+          deviceIds: [world.devices.db!.id],
+        },
+        token('tb'),
+      );
+      expect(res.status).toBe(201);
+    }
+    expect((await send('PATCH', '/v1/campaigns/lb-2', { state: 'completed' }, token('tb'))).status).toBe(200);
+    const list = async (ref: string, query = '') => {
+      const res = await getAs(ref, `/v1/campaigns${query}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as CampaignListResponse;
+      return { ids: body.campaigns.map((c) => c.id), next: body.next_cursor, campaigns: body.campaigns };
+    };
+    const all = await list('b1');
+    expect(all.ids).toEqual(['lb-3', 'lb-2', 'lb-1']);
+    expect(all.next).toBeNull();
+    expect(all.campaigns[0]!.device_count).toBe(1);
+    expect((await list('b1', '?state=open')).ids).toEqual(['lb-3', 'lb-1']);
+    expect((await list('b1', '?state=completed')).ids).toEqual(['lb-2']);
+    const first = await list('b1', '?limit=2');
+    expect(first).toMatchObject({ ids: ['lb-3', 'lb-2'], next: 'lb-2' });
+    expect(await list('b1', `?limit=2&cursor=${first.next}`)).toMatchObject({ ids: ['lb-1'], next: null });
+    expect((await list('a1')).ids).not.toContain('lb-1');
+    // Another tenant's campaign as a cursor gives an empty page, not that tenant's order.
+    expect((await list('a1', '?cursor=lb-2')).ids).toEqual([]);
+    const bad = await getAs('b1', '/v1/campaigns?state=done&limit=0');
+    expect(bad.status).toBe(422);
+    const error = ((await bad.json()) as ErrorAnswer).error;
+    expect(error.code).toBe('validation_failed');
+    expect(error.details?.map((d) => d.field).sort()).toEqual(['limit', 'state']);
   });
 
   it('keeps the counts exact and broadcasts progress at most once per interval, ending with the final counts', async () => {

@@ -195,8 +195,18 @@ describe('console tasks and campaigns in Chromium', () => {
     await alice.click('#show-campaigns');
     await alice.waitForSelector('#campaign-failing-flag:not([hidden])', { timeout: 5000 });
 
-    // A new page opened at the campaign's address gets the same, from the API and the channel's snapshot.
+    // A new page lists the campaign from GET /v1/campaigns, with another one that never moved.
+    await send('POST', '/v1/campaigns', {
+      campaignId: 'fw-quiet',
+      tenantId: world.tenants.A!.id,
+      name: 'never reported',
+      targetVersion: '2.0.2',
+      deviceIds: [world.devices[FLEET[0]!]!.id],
+    });
     const again = await signIn(`#campaign=${campaignId}`);
+    await again.waitForSelector('#campaign-rows tr:has-text("never reported")');
+    await again.waitForSelector('#campaign-rows tr:has-text("HG8245 to 2.0.1")');
+    // ...and, opened at the campaign's address, the same campaign from the API and the channel's snapshot.
     await again.waitForSelector(`${detail}:not([data-state=loading])`);
     await again.waitForSelector('#campaign-count-failed:text-is("2")');
     expect(await again.$$eval('#campaign-failing tr', (rows) => rows.length)).toBe(2);

@@ -945,6 +945,31 @@ describe('the OpenAPI documents against the running services', () => {
       ...userErrors((token, to, extra, b) => getCampaign('contract-c1', token, to, extra, b)),
     ]);
 
+    const listCampaigns = (
+      query = '',
+      token = userJwt,
+      to = base,
+      extra: Record<string, string> = {},
+      b?: string,
+    ) =>
+      call('listCampaigns', to, {
+        path: '/v1/campaigns',
+        query,
+        headers: { ...bearer(token), ...extra },
+        body: b,
+      });
+    const listed = (await listCampaigns()).json as {
+      campaigns: { id: string }[];
+      next_cursor: string | null;
+    };
+    expect(listed.campaigns.map((c) => c.id)).toEqual(expect.arrayContaining(['contract-c1', 'contract-c2']));
+    const paged = (await listCampaigns('limit=1&state=completed')).json as { next_cursor: string | null };
+    expect(paged).toHaveProperty('next_cursor');
+    await expectErrors('listCampaigns', [
+      ['validation_failed', () => listCampaigns('state=done')],
+      ...userErrors((token, to, extra, b) => listCampaigns('', token, to, extra, b)),
+    ]);
+
     const listTasks = (
       device: string,
       query = '',
