@@ -55,6 +55,9 @@ export class OpsReporter {
   /** Stops reporting and removes this edge from the hash (it is leaving). */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // Only on a connection that is up: queued on one that is not, HDEL would wait out every reconnect
+    // attempt (~30 s) and hold the drain. An entry left behind ages out of the cluster page by itself.
+    if (this.options.redis.status !== 'ready') return;
     await this.options.redis.hdel(this.options.keys.opsEdges, this.options.node).catch(() => undefined);
   }
 }
