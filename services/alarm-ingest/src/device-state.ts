@@ -16,8 +16,8 @@ export class DeviceStatePublisher {
    * Statuses whose write failed (Redis away), newest version per channel, written again every
    * RETRY_MS until one succeeds. An inform's status would be healed by the device's next inform, but an
    * offline device sends none: without this, a device taken offline while Redis was away would stay online
-   * on its channel until it came back. At most MAX_RETRY_CHANNELS are kept (the oldest go first, counted
-   * by onError and logged): a channel's next write or snapshot read after Redis returns shows what Postgres has.
+   * on its channel until it informed again. At most MAX_RETRY_CHANNELS are kept (past that the oldest are
+   * dropped, logged as an error); a dropped one is missing from its channel until the device's next inform.
    */
   private readonly failed = new Map<string, StateUpdate>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -26,7 +26,7 @@ export class DeviceStatePublisher {
   constructor(
     private readonly writer: StateChannelWriter,
     private readonly summary: TenantSummary,
-    private readonly options: { minIntervalMs: number; log: Logger; onError?: () => void; retryMs?: number },
+    private readonly options: { minIntervalMs: number; log: Logger; onError?: () => void },
   ) {}
 
   /** Never rejects: a failed write is logged, counted and retried (newest version per channel). */
@@ -43,11 +43,6 @@ export class DeviceStatePublisher {
     }));
     this.summary.changed(rows.filter((r) => r.presenceChanged).map((r) => r.tenantId));
     this.write(updates);
-  }
-
-  /** statuses waiting to be written again */
-  get retrying(): number {
-    return this.failed.size;
   }
 
   stop(): void {
@@ -88,7 +83,7 @@ export class DeviceStatePublisher {
       const again = [...this.failed.values()];
       this.failed.clear();
       this.write(again);
-    }, this.options.retryMs ?? RETRY_MS);
+    }, RETRY_MS);
     this.retryTimer.unref();
   }
 }
