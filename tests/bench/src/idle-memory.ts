@@ -14,6 +14,9 @@ const { values } = parseArgs({ options: { 'no-peer': { type: 'boolean', default:
 const idle = await idleConnections({ quick: false, rounds: 1, peer: !values['no-peer'] });
 console.log(`workers: ${JSON.stringify(benchWorkers())}`);
 for (const x of idle) {
-  console.log(`${x.system}: ${x.sockets} idle sockets, ${x.idleKbPerConnection} KB per connection`);
+  console.log(
+    `${x.system}: ${x.sockets} idle sockets, ${x.idleKbPerConnection} KB per connection ` +
+      `(${x.marginalKbPerConnection} KB each for the second half)`,
+  );
 }
 process.exit(0);

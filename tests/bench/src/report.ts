@@ -300,9 +300,15 @@ export function scenarioMarkdown(r: ScenarioResult): string {
           .join('\n') +
         '\n\n' +
         resourcesTable(r.ramps.flatMap((x) => x.steps)) +
-        "\nIdle connections (the socket server's RSS growth after connecting them, divided by their number):\n\n" +
-        '| system | sockets | KB per idle connection |\n|---|---:|---:|\n' +
-        r.idle.map((x) => `| ${x.system} | ${x.sockets} | ${x.idleKbPerConnection} |`).join('\n') +
+        "\nIdle connections (the socket server's RSS growth after connecting them, divided by their number; and the\n" +
+        'growth of the second half alone, per socket: the marginal cost, without what grows once per process):\n\n' +
+        '| system | sockets | KB per idle connection | marginal KB per connection |\n|---|---:|---:|---:|\n' +
+        r.idle
+          .map(
+            (x) =>
+              `| ${x.system} | ${x.sockets} | ${x.idleKbPerConnection} | ${x.marginalKbPerConnection ?? '–'} |`,
+          )
+          .join('\n') +
         '\n\n![capacity latency](benchmarks/capacity-latency.svg)\n'
       );
     case 'storm':

@@ -60,6 +60,8 @@ export interface RunResult extends LoadResult {
   sockets: number;
   /** the socket server's resident memory growth (its workers' included) per connected, idle socket */
   idleKbPerConnection: number;
+  /** the RSS growth of the second half of the sockets, per socket: what one more connection costs */
+  marginalKbPerConnection: number;
   resources: GroupUsage[];
   /** Redis' dataset (INFO used_memory) after the run minus before it: what the run left in Redis' memory */
   redisGrowthMb: number;
@@ -123,16 +125,22 @@ async function onSystem<T>(
     let sink: DeliverySink = () => {};
     const rssBefore = treeRssMb(sys.socketServer.child.pid!);
     const t0 = performance.now();
-    sockets = await connectAll(sys.connect, world.userIds, (u, d) => sink(u, d));
+    // In two halves: the second half's growth alone is the marginal cost of a connection. The first half
+    // also pays for what grows once (V8's young generation expands to its maximum under the handshakes'
+    // garbage, tens of MB per process), which the average over all of them (idleKbPerConnection) includes.
+    const half = Math.floor(world.userIds.length / 2);
+    sockets = await connectAll(sys.connect, world.userIds.slice(0, half), (u, d) => sink(u, d));
+    await new Promise((r) => setTimeout(r, 3000));
+    const rssHalf = treeRssMb(sys.socketServer.child.pid!);
+    sockets.push(...(await connectAll(sys.connect, world.userIds.slice(half), (u, d) => sink(u, d))));
     process.stderr.write(
       `[${label}] ${sockets.length} sockets connected in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
     );
     // Let the handshakes' garbage be collected before reading what the idle connections hold.
     await new Promise((r) => setTimeout(r, 3000));
-    const idleKbPerConnection = round(
-      ((treeRssMb(sys.socketServer.child.pid!) - rssBefore) * 1024) / sockets.length,
-      1,
-    );
+    const rssAll = treeRssMb(sys.socketServer.child.pid!);
+    const idleKbPerConnection = round(((rssAll - rssBefore) * 1024) / sockets.length, 1);
+    const marginalKbPerConnection = round(((rssAll - rssHalf) * 1024) / (sockets.length - half), 1);
     const infrastructure = infrastructureGroups((await redisInfo()).pid);
     return await body(async (runLabel, load) => {
       const monitor = new ResourceMonitor([
@@ -153,7 +161,15 @@ async function onSystem<T>(
         : emptyLoad(runLabel);
       const resources = monitor.stop();
       const redisGrowthMb = round((await redisInfo()).usedMemoryMb - redisBefore, 1);
-      return { ...result, system, sockets: sockets.length, idleKbPerConnection, resources, redisGrowthMb };
+      return {
+        ...result,
+        system,
+        sockets: sockets.length,
+        idleKbPerConnection,
+        marginalKbPerConnection,
+        resources,
+        redisGrowthMb,
+      };
     });
   } finally {
     for (const socket of sockets) socket.close();
@@ -354,6 +370,7 @@ export async function idleConnections(s: BenchSettings) {
       system,
       sockets: r.sockets,
       idleKbPerConnection: r.idleKbPerConnection,
+      marginalKbPerConnection: r.marginalKbPerConnection,
       resources: r.resources,
     });
   }
