@@ -8,4 +8,4 @@ export {
   type RedisTopology,
   type RedisTopologyName,
 } from './redis-topology.js';
-export { startPrivateRedis, type PrivateRedis } from './private-redis.js';
+export { freePort, startPrivateRedis, type PrivateRedis } from './private-redis.js';

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { APP, JWT_SECRET, type StackOptions } from './stack.js';
+import { freePort } from '@alarmcast/testing';
+
+/** A free TCP port on 127.0.0.1 (packages/testing). */
+export { freePort };
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -22,17 +25,6 @@ export interface SpawnedStack {
   all: SpawnedService[];
   /** SIGTERM to every process, and wait for them to exit */
   close: () => Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** `EDGE_WORKERS` / `INGEST_WORKERS` of every spawned service unless its `env` says otherwise. */
