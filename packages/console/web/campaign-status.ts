@@ -8,12 +8,15 @@
  */
 // Type-only: the page's bundle gets no code from contracts, only the shape (as alarm-store.ts).
 import type { CampaignCounts, CampaignResponse, CampaignWire } from '@alarmcast/contracts';
-import type { Task } from './device-tasks.js';
+import { latestFirst, type Task } from './device-tasks.js';
 
 export type Campaign = CampaignWire;
 export type FailingDevice = CampaignResponse['failing_devices'][number];
 
 export const CAMPAIGN_EVENT = 'App\\Events\\FirmwareCampaignProgress';
+
+/** A campaign id as the API accepts it (`#campaign=<id>`, the id field). */
+export const CAMPAIGN_ID = /^[A-Za-z0-9_-]{1,36}$/;
 
 /** The campaign view lists this many failing devices, the latest failure first (as the API gives them). */
 export const FAILING_SHOWN = 100;
@@ -125,17 +128,15 @@ export class CampaignView {
   get failing(): FailingDevice[] {
     return [...this.devices.values()]
       .filter((d) => d.failed)
-      .sort((a, b) => (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : 0))
+      .sort((a, b) => latestFirst(a.updated_at, b.updated_at))
       .slice(0, FAILING_SHOWN)
       .map(({ failed: _, ...d }) => d);
   }
 }
 
 /**
- * The tenant's campaigns the page has heard of: each `FirmwareCampaignProgress` on `private-tenant.{id}` since
- * the page opened, and each campaign opened. alarmcast has no campaign list route and the tenant channel's
- * snapshot carries only the device summary, so a campaign that has not moved since the page opened is not
- * listed (it opens by its id).
+ * The tenant's campaigns: what `GET /v1/campaigns` gave (its newest 100), each `FirmwareCampaignProgress` on
+ * `private-tenant.{id}` since the page opened, and each campaign opened; the later copy of each wins.
  */
 export class CampaignList {
   private readonly byId = new Map<string, Campaign>();
@@ -150,8 +151,7 @@ export class CampaignList {
   get campaigns(): Campaign[] {
     const active = (c: Campaign) => (c.state === 'running' || c.state === 'paused' ? 0 : 1);
     return [...this.byId.values()].sort(
-      (a, b) =>
-        active(a) - active(b) || (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : 0),
+      (a, b) => active(a) - active(b) || latestFirst(a.updated_at, b.updated_at),
     );
   }
 

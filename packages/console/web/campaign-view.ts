@@ -8,6 +8,7 @@
  * between the two; the later copy wins (campaign-status.ts).
  */
 import {
+  CAMPAIGN_ID,
   CAMPAIGN_EVENT,
   COUNT_KEYS,
   CampaignList,
@@ -22,7 +23,6 @@ import { TASK_EVENT, faultText, isTaskEvent } from './device-tasks.js';
 import type { PanelHost } from './device-panel.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const CAMPAIGN_ID = /^[A-Za-z0-9_-]{1,36}$/;
 
 export class CampaignPage {
   private readonly list = new CampaignList();

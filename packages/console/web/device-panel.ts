@@ -8,8 +8,8 @@
  *
  * Tasks: the channel's snapshot carries the device's open tasks (one `DeviceTaskUpdated` each, after the
  * status snapshot) and each change follows at once; a task that ended while the page was not connected is in
- * no snapshot, so `GET /v1/devices/{id}/tasks?state=all` is read when the panel opens and again after every
- * status snapshot (every resubscribe), and the later copy of each task wins (device-tasks.ts).
+ * no snapshot, so `GET /v1/devices/{id}/tasks?state=all` is read when the panel opens and again on the
+ * status snapshot of every resubscribe, and the later copy of each task wins (device-tasks.ts).
  */
 import {
   DEVICE_STATUS_EVENT,
@@ -110,6 +110,7 @@ export class DevicePanel {
 
     this.channel = `private-device.${deviceId}`;
     const channel = this.host.subscribe(this.channel);
+    let snapshots = 0;
     channel?.bind(DEVICE_STATUS_EVENT, (data) => {
       if (this.view !== view) return;
       if (!isDeviceStatusEvent(data)) {
@@ -122,8 +123,9 @@ export class DevicePanel {
         panel.dataset.state = 'live';
         this.draw();
       }
-      // A (re)subscribe: tasks that ended meanwhile are in no snapshot, the API has them.
-      if (data.snapshot) void this.loadTasks(view, tasks);
+      // A resubscribe: tasks that ended meanwhile are in no snapshot, the API has them. (The first
+      // subscribe's snapshot needs no read: open() reads the tasks once the device is loaded.)
+      if (data.snapshot && ++snapshots > 1) void this.loadTasks(view, tasks);
     });
     channel?.bind(TASK_EVENT, (data) => {
       if (this.view !== view) return;

@@ -31,6 +31,9 @@ const rank = (s: TaskState) => Math.min(STATES.indexOf(s), 3);
 
 const nullable = (v: unknown, type: 'string' | 'number') => v === null || typeof v === type;
 
+/** Sort comparator on ISO timestamps (or any strings), the latest first. */
+export const latestFirst = (a: string, b: string): number => (a < b ? 1 : a > b ? -1 : 0);
+
 /** A task is applied only when it has the fields the panel reads, with their types; anything else is dropped. */
 export function isTask(x: unknown): x is Task {
   if (typeof x !== 'object' || x === null) return false;
@@ -91,7 +94,7 @@ export class DeviceTasks {
   get open(): Task[] {
     return [...this.tasks.values()]
       .filter(isOpenTask)
-      .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+      .sort((a, b) => latestFirst(b.created_at, a.created_at));
   }
 
   /** The finished tasks, the most recently finished first, at most FINISHED_SHOWN. */
@@ -102,7 +105,7 @@ export class DeviceTasks {
   private finishedNewestFirst(): Task[] {
     return [...this.tasks.values()]
       .filter((t) => !isOpenTask(t))
-      .sort((a, b) => (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : 0));
+      .sort((a, b) => latestFirst(a.updated_at, b.updated_at));
   }
 
   private trimFinished(): void {

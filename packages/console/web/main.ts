@@ -13,7 +13,7 @@ import { SettingsPage } from './settings.js';
 import { DeviceList } from './device-list.js';
 import { DevicePanel } from './device-panel.js';
 import { CampaignPage } from './campaign-view.js';
-import { CAMPAIGN_EVENT } from './campaign-status.js';
+import { CAMPAIGN_EVENT, CAMPAIGN_ID } from './campaign-status.js';
 
 // pusher-js' typings declare a default export that NodeNext resolution sees as the module object.
 const Pusher = PusherModule as unknown as typeof PusherModule.default;
@@ -368,8 +368,8 @@ function openCampaign(campaignId: string): void {
 }
 
 function campaignInAddress(): string | null {
-  const m = /^#campaign=([A-Za-z0-9_-]{1,36})$/.exec(location.hash);
-  return m ? m[1]! : null;
+  const id = location.hash.startsWith('#campaign=') ? location.hash.slice('#campaign='.length) : '';
+  return CAMPAIGN_ID.test(id) ? id : null;
 }
 
 /** Opens a device's panel and names it in the address (`#device=<id>`), so a reload keeps it open. */
