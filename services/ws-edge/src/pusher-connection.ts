@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { RESUME_FAILED_EVENT, parseChannel, type ResumeFailedData } from '@alarmcast/contracts';
 import {
@@ -88,6 +89,22 @@ function onSocketClose(this: WebSocket, code: number): void {
 }
 
 /**
+ * Frames sent to one socket in one tick leave in one write: ws writes each frame as soon as it is sent, so
+ * a socket that gets ten events from one Redis read (a pipeline of publishes, a campaign's progress and
+ * its device updates, a snapshot and its tasks) costs ten syscalls, and on a busy edge the writes were most
+ * of its CPU. A socket is corked on its first frame in a tick and every corked socket is uncorked once the
+ * tick's work is done; past CORK_FLUSH_BYTES it is flushed at once, so that a burst is not held in memory
+ * and the slow-consumer check (bufferedAmount, which counts what is corked) stays about the client.
+ */
+const CORK_FLUSH_BYTES = 64 * 1024;
+const corkedThisTick: Duplex[] = [];
+function uncorkAll(): void {
+  // uncork is a no-op on a socket flushed (or ended) meanwhile
+  for (const socket of corkedThisTick) socket.uncork();
+  corkedThisTick.length = 0;
+}
+
+/**
  * One client socket speaking Pusher v7: decodes its frames, checks its subscriptions, and receives channel
  * events from the registry. Nothing a client sends can throw out of here.
  */
@@ -144,6 +161,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
     readonly socketId: string,
     private readonly ws: WebSocket,
     private readonly ctx: ConnectionContext,
+    /** the upgraded TCP socket under ws, corked per tick (see CORK_FLUSH_BYTES) */
+    private readonly socket: Duplex,
   ) {
     (ws as OwnedSocket)[OWNER] = this;
     ws.on('message', onSocketMessage);
@@ -197,7 +216,7 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.slowConsumer);
       return;
     }
-    this.ws.send(frame);
+    this.write(frame);
     this.ctx.metrics.messagesDelivered.inc();
     this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
     if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
@@ -284,8 +303,19 @@ export class PusherConnection implements ChannelMember, RevocableMember {
 
   private send(frame: string): void {
     if (!this.isOpen) return;
-    this.ws.send(frame);
+    this.write(frame);
     this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
+  }
+
+  /** ws.send, with the socket corked until the end of the tick (see CORK_FLUSH_BYTES) */
+  private write(frame: string): void {
+    const socket = this.socket;
+    if (socket.writableCorked === 0) {
+      socket.cork();
+      if (corkedThisTick.push(socket) === 1) process.nextTick(uncorkAll);
+    }
+    this.ws.send(frame);
+    if (socket.writableLength >= CORK_FLUSH_BYTES) socket.uncork();
   }
 
   /** (the shared ws listeners) a client frame */

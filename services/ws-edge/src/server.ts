@@ -404,7 +404,7 @@ export async function startEdge(config: EdgeConfig, options: EdgeOptions = {}): 
         connectionsRefused.inc({ reason: 'per_ip' });
         return refuse(ws, PUSHER_CODES.overConnectionQuota, CLOSE_REASONS.tooManyConnectionsFromIp);
       }
-      const connection = new PusherConnection(nextSocketId(), ws, context);
+      const connection = new PusherConnection(nextSocketId(), ws, context, socket);
       socketsPerIp.set(ip, fromIp + 1);
       ipOf.set(connection, ip);
       connections.add(connection);

@@ -1,5 +1,7 @@
+import { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tenantChannel, userChannel } from '@alarmcast/contracts';
+import { createPubSubTransport } from '@alarmcast/redis';
 import type { EdgeServer } from '../src/server.js';
 import {
   connectedSocketId,
@@ -105,6 +107,44 @@ describe('delivery through pusher-js', () => {
     expect(metrics).toMatch(/^ws_edge_subscriptions\{[^}]*\} 3$/m);
     expect(metrics).toMatch(/^ws_edge_redis_channels\{[^}]*\} 1$/m);
     expect(metrics).toMatch(/^ws_edge_messages_delivered_total\{[^}]*\} 3$/m);
+  });
+
+  it('writes the frames one socket gets in one tick together, not one syscall each', async () => {
+    const edge = await world.startEdge();
+    const [ana] = tenant.userIds as [number];
+    const { received } = await subscribed(client(edge, await world.jwt(ana)), userChannel(ana));
+    // Counts the edge's writes to its client sockets (local port = the edge's), below ws and the cork.
+    const writes = { count: 0 };
+    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (...a: unknown[]) => void>;
+    const original = { _write: proto._write, _writev: proto._writev };
+    for (const name of ['_write', '_writev'] as const) {
+      proto[name] = function (this: Socket, ...args: unknown[]) {
+        if (this.localPort === edge.port) writes.count++;
+        return original[name].apply(this, args);
+      };
+    }
+    try {
+      // One pipeline: the edge's subscriber reads the 20 messages in one chunk, so in one tick.
+      const messages = Array.from({ length: 20 }, (_, n) => ({
+        channel: world.keys.pubsubChannel(userChannel(ana)),
+        message: JSON.stringify({
+          v: 1,
+          node: 'test',
+          type: 'event',
+          channel: userChannel(ana),
+          event: ALARM_EVENT,
+          data: JSON.stringify({ n }),
+        }),
+      }));
+      await createPubSubTransport(world.redis, world.redis).publishMany(messages);
+      await vi.waitFor(() => expect(received).toHaveLength(20));
+    } finally {
+      Object.assign(proto, original);
+    }
+    expect(received).toEqual(Array.from({ length: 20 }, (_, n) => ({ n })));
+    // One write per tick in which messages arrived; a reply split across reads may take a few.
+    expect(writes.count).toBeGreaterThan(0);
+    expect(writes.count).toBeLessThanOrEqual(5);
   });
 
   it('drops malformed pub/sub messages and keeps delivering', async () => {

@@ -25,11 +25,12 @@ export function channelSocketConnector(options: { edgeUrl: string; appKey: strin
     jwt: string,
     channels: readonly string[],
     onFrame: (f: ChannelFrame) => void,
-  ): Promise<{ close: () => void }> =>
+  ): Promise<{ close: () => void; socketId: string }> =>
     new Promise((resolve, reject) => {
       const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
       const pending = new Set(channels);
       let ready = false;
+      let socketId = '';
       const fail = (err: Error) => {
         clearTimeout(timeout);
         ws.terminate();
@@ -49,6 +50,7 @@ export function channelSocketConnector(options: { edgeUrl: string; appKey: strin
         switch (frame.event) {
           case 'pusher:connection_established': {
             const { socket_id } = JSON.parse(frame.data as string) as { socket_id: string };
+            socketId = socket_id;
             void (async () => {
               for (const channel of pending) {
                 const answer = await authorize(authEndpoint, jwt, socket_id, channel);
@@ -62,7 +64,7 @@ export function channelSocketConnector(options: { edgeUrl: string; appKey: strin
             if (pending.size === 0 && !ready) {
               ready = true;
               clearTimeout(timeout);
-              resolve({ close: () => ws.close() });
+              resolve({ close: () => ws.close(), socketId });
             }
             return;
           case 'pusher:ping':

@@ -23,6 +23,8 @@ export interface Watcher {
   userId: number;
   deviceIds: readonly number[];
   close: () => void;
+  /** the Pusher socket id (alarmcast only) */
+  socketId?: string;
 }
 
 /**
@@ -46,7 +48,7 @@ export function pusherDeviceWatcher(options: { edgeUrl: string; appKey: string }
       const data = JSON.parse(f.data) as StatusFrame['data'];
       onFrame({ deviceId: data.device.id, data, at: f.at, wallAt: f.wallAt });
     });
-    return { userId, deviceIds, close: socket.close };
+    return { userId, deviceIds, close: socket.close, socketId: socket.socketId };
   };
 }
 

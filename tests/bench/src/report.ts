@@ -333,11 +333,12 @@ export function scenarioMarkdown(r: ScenarioResult): string {
         `from ${w.collectors} collectors flushing once a second, for ${r.base.durationS} s after ${r.base.warmupS} s of warm-up; then the ramp (${r.rampStep.durationS} s a step) until the ingest stops keeping up ` +
         '(every inform accepted, ≥ 97 % of the offered rate ingested, batches answered within 1 s at p99).\n\n' +
         floorsTable(r.floors) +
-        '\n| system | sockets × watches | watchers connected in | Redis for the watchers | highest rate kept |\n|---|---:|---:|---:|---:|\n' +
+        '\n| system | sockets × watches | watchers connected in | Redis for the watchers | their subscriptions | duplicate watches (same process) | Redis for them | subscriptions they added | highest rate kept |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
         r.runs
           .map(
             (x) =>
-              `| ${x.system} | ${x.sockets} × ${x.watches / Math.max(1, x.sockets)} | ${x.watchersConnectS} s | ${x.redisForWatchersMb} MB | ${x.system === 'alarmcast' ? x.highestRateKept : '– (same ingest)'} |`,
+              `| ${x.system} | ${x.sockets} × ${x.watches / Math.max(1, x.sockets)} | ${x.watchersConnectS} s | ${x.redisForWatchersMb} MB | ${x.subscriptionsForWatchers} | ` +
+              `${x.duplicates.watches} | ${x.duplicates.redisMb} MB | ${x.duplicates.subscriptionsAdded} | ${x.system === 'alarmcast' ? x.highestRateKept : '– (same ingest)'} |`,
           )
           .join('\n') +
         '\n\n' +
