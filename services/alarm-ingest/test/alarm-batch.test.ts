@@ -246,8 +246,11 @@ describe('POST /v1/alarms/batch', () => {
     } finally {
       pg.Client.prototype.query = original;
     }
-    // The outbox's own bookkeeping (enqueued_at marks, the relay's rounds) runs beside requests.
-    expect(statements.filter((s) => !/^outbox_|^(BEGIN|COMMIT)$/.test(s))).toEqual(['write_alarm_batch']);
+    // Background work runs beside requests: the outbox's bookkeeping (enqueued_at marks, the relay's
+    // rounds), the presence detector and its stranded-alarm sweep, the idempotency pruner, tenant summaries.
+    const background =
+      /^(outbox_|detect_offline_devices$|clear_stranded_offline_alarms$|prune_idempotency_keys$|tenant_device_counts$|(BEGIN|COMMIT)$)/;
+    expect(statements.filter((s) => !background.test(s))).toEqual(['write_alarm_batch']);
     expect(got).toHaveLength(ALARM_BATCH_MAX_ITEMS);
     expect(new Set(got.map((r) => r.status))).toEqual(new Set([202]));
     const events = await batchSide.prisma.outboxEvent.findMany({
