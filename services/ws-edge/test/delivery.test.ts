@@ -109,7 +109,7 @@ describe('delivery through pusher-js', () => {
     expect(metrics).toMatch(/^ws_edge_messages_delivered_total\{[^}]*\} 3$/m);
   });
 
-  it('writes the frames one socket gets in one tick together, not one syscall each', async () => {
+  it('writes the frames one socket gets in one turn of the event loop together, not one syscall each', async () => {
     const edge = await world.startEdge();
     const [ana] = tenant.userIds as [number];
     const { received } = await subscribed(client(edge, await world.jwt(ana)), userChannel(ana));
@@ -124,7 +124,7 @@ describe('delivery through pusher-js', () => {
       };
     }
     try {
-      // One pipeline: the edge's subscriber reads the 20 messages in one chunk, so in one tick.
+      // One pipeline: the edge's subscriber reads the 20 messages in one chunk, so in one turn.
       const messages = Array.from({ length: 20 }, (_, n) => ({
         channel: world.keys.pubsubChannel(userChannel(ana)),
         message: JSON.stringify({
@@ -142,7 +142,7 @@ describe('delivery through pusher-js', () => {
       Object.assign(proto, original);
     }
     expect(received).toEqual(Array.from({ length: 20 }, (_, n) => ({ n })));
-    // One write per tick in which messages arrived; a reply split across reads may take a few.
+    // One write per turn in which messages arrived; a reply split across turns may take a few.
     expect(writes.count).toBeGreaterThan(0);
     expect(writes.count).toBeLessThanOrEqual(5);
   });

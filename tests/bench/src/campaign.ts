@@ -12,6 +12,7 @@
  * each, and its sockets join those rooms.
  */
 import http from 'node:http';
+import { join } from 'node:path';
 import pg from 'pg';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import { APP, JWT_SECRET } from '@alarmcast/e2e/stack';
@@ -162,9 +163,17 @@ async function runOn(
   campaignSocketsN: number,
   ratePerS: number,
   warmupS: number,
+  profileDir: string | undefined,
 ): Promise<CampaignSystemRun> {
   const world = await provisionCampaignWorld(devicesN, campaignSocketsN);
-  const sys = await startSystem(system, world.databaseUrl, undefined, { deviceStatus: true });
+  const sys = await startSystem(
+    system,
+    world.databaseUrl,
+    profileDir && join(profileDir, `campaign-${system}`),
+    {
+      deviceStatus: true,
+    },
+  );
   const closers: { close: () => void }[] = [];
   try {
     const t0 = performance.now();
@@ -346,7 +355,8 @@ export async function campaign(s: BenchSettings) {
   const warmupS = s.quick ? 2 : 10;
   const systems: SystemName[] = s.peer ? ['alarmcast', 'socketio'] : ['alarmcast'];
   const runs: CampaignSystemRun[] = [];
-  for (const system of systems) runs.push(await runOn(system, devices, campaignSockets, ratePerS, warmupS));
+  for (const system of systems)
+    runs.push(await runOn(system, devices, campaignSockets, ratePerS, warmupS, s.profileDir));
   const o = runs[0]!;
   const p = o.progress;
   const e = p.exactness;
