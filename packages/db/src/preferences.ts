@@ -8,7 +8,9 @@ import type { PgPool } from './pool.js';
  * (`tenant_preferences`), each one JSON document with a version that every write bumps (the API's ETag, and
  * how the resolver knows its compiled copy is stale), and per alarm who received it (`alarm_audiences`,
  * written by the resolver with the broadcast mark: outbox.ts). Documents are validated by contracts before
- * they get here.
+ * they get here. A version is never reused for a user or tenant, whoever writes the table: a document
+ * deleted by hand and re-created must continue past the old version, not restart at 1, or the resolver's
+ * compiled copy (and a client's ETag) would take the new document for the old one.
  */
 
 export interface StoredDocument<T> {

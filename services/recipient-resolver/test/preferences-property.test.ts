@@ -306,16 +306,23 @@ describe('preferences in the resolver (property, real Postgres and Redis)', () =
           for (const r of ur) allUsers.push({ id: r.id, tenant: ti });
         }
         const userDoc = new Map<number, Doc | null>();
+        // Writes as another writer than the API would (the table is the contract): a deleted document
+        // re-created later continues from a version never used before, as every writer must (a reused
+        // version is one the resolver's cache, and a client's ETag, take for the old document).
+        const versionUsed = new Map<number, number>();
         const setRules = async (user: { id: number; tenant: number }, doc: Doc | null) => {
           const stored = storedDoc(doc, tenants[user.tenant]!.devices);
           userDoc.set(user.id, stored);
           if (stored === null) await pool.query('DELETE FROM user_preferences WHERE user_id = $1', [user.id]);
-          else
-            await pool.query(
-              `INSERT INTO user_preferences (user_id, rules, version) VALUES ($1, $2, 1)
-               ON CONFLICT (user_id) DO UPDATE SET rules = EXCLUDED.rules, version = user_preferences.version + 1`,
-              [user.id, JSON.stringify(stored)],
+          else {
+            const { rows } = await pool.query<{ version: number }>(
+              `INSERT INTO user_preferences (user_id, rules, version) VALUES ($1, $2, $3)
+               ON CONFLICT (user_id) DO UPDATE SET rules = EXCLUDED.rules, version = user_preferences.version + 1
+               RETURNING version`,
+              [user.id, JSON.stringify(stored), (versionUsed.get(user.id) ?? 0) + 1],
             );
+            versionUsed.set(user.id, rows[0]!.version);
+          }
         };
         for (const [i, user] of allUsers.entries()) await setRules(user, w.userDocs[i] ?? null);
 
