@@ -218,9 +218,8 @@ export class PusherConnection implements ChannelMember, RevocableMember {
       this.close(PUSHER_CODES.overCapacity, CLOSE_REASONS.slowConsumer);
       return;
     }
-    this.write(frame);
+    this.send(frame);
     this.ctx.metrics.messagesDelivered.inc();
-    this.ctx.metrics.bytesSent.inc(Buffer.byteLength(frame));
     if (eventId !== undefined && this.lastSent.has(channel)) this.lastSent.set(channel, eventId);
   }
 

@@ -1,7 +1,6 @@
 import { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tenantChannel, userChannel } from '@alarmcast/contracts';
-import { createPubSubTransport } from '@alarmcast/redis';
 import type { EdgeServer } from '../src/server.js';
 import {
   connectedSocketId,
@@ -9,6 +8,7 @@ import {
   numsub,
   provisionTenant,
   publish,
+  publishMany,
   pusherClient,
   type EdgeWorld,
   type Pusher,
@@ -125,18 +125,8 @@ describe('delivery through pusher-js', () => {
     }
     try {
       // One pipeline: the edge's subscriber reads the 20 messages in one chunk, so in one turn.
-      const messages = Array.from({ length: 20 }, (_, n) => ({
-        channel: world.keys.pubsubChannel(userChannel(ana)),
-        message: JSON.stringify({
-          v: 1,
-          node: 'test',
-          type: 'event',
-          channel: userChannel(ana),
-          event: ALARM_EVENT,
-          data: JSON.stringify({ n }),
-        }),
-      }));
-      await createPubSubTransport(world.redis, world.redis).publishMany(messages);
+      const datas = Array.from({ length: 20 }, (_, n) => JSON.stringify({ n }));
+      await publishMany(world, userChannel(ana), ALARM_EVENT, datas);
       await vi.waitFor(() => expect(received).toHaveLength(20));
     } finally {
       Object.assign(proto, original);

@@ -2,12 +2,12 @@ import { vi } from 'vitest';
 import { WebSocket } from 'ws';
 import PusherModule from 'pusher-js';
 import { signChannelAuth, signUserJwt } from '@alarmcast/auth';
-import type { PubSubEnvelope } from '@alarmcast/contracts';
 import { createPrismaClient, type PrismaClient } from '@alarmcast/db';
 import {
   RedisKeys,
   createPubSubTransport,
   createRedisClient,
+  encodeChannelEvent,
   shardsFor,
   type PubSubTransport,
   type RedisConnection,
@@ -129,6 +129,12 @@ export async function provisionTenant(
 /** one transport per connection (each would add its own listeners to it) */
 const transports = new WeakMap<RedisConnection, PubSubTransport>();
 
+function transportOf(world: EdgeWorld): PubSubTransport {
+  let transport = transports.get(world.redis);
+  if (!transport) transports.set(world.redis, (transport = createPubSubTransport(world.redis, world.redis)));
+  return transport;
+}
+
 /** What a resolver does: one envelope on the channel's Redis pub/sub channel. */
 export async function publish(
   world: EdgeWorld,
@@ -136,10 +142,23 @@ export async function publish(
   event: string,
   data: string,
 ): Promise<number> {
-  const envelope: PubSubEnvelope = { v: 1, node: 'test', type: 'event', channel, event, data };
-  let transport = transports.get(world.redis);
-  if (!transport) transports.set(world.redis, (transport = createPubSubTransport(world.redis, world.redis)));
-  return transport.publish(world.keys.pubsubChannel(channel), JSON.stringify(envelope));
+  const message = encodeChannelEvent({ node: 'test', channel, event, data });
+  return transportOf(world).publish(world.keys.pubsubChannel(channel), message);
+}
+
+/** Several envelopes on one channel in one Redis pipeline (so the edge reads them together). */
+export async function publishMany(
+  world: EdgeWorld,
+  channel: string,
+  event: string,
+  datas: readonly string[],
+): Promise<void> {
+  await transportOf(world).publishMany(
+    datas.map((data) => ({
+      channel: world.keys.pubsubChannel(channel),
+      message: encodeChannelEvent({ node: 'test', channel, event, data }),
+    })),
+  );
 }
 
 export async function numsub(world: EdgeWorld, channel: string): Promise<number> {

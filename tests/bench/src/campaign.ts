@@ -166,14 +166,8 @@ async function runOn(
   profileDir: string | undefined,
 ): Promise<CampaignSystemRun> {
   const world = await provisionCampaignWorld(devicesN, campaignSocketsN);
-  const sys = await startSystem(
-    system,
-    world.databaseUrl,
-    profileDir && join(profileDir, `campaign-${system}`),
-    {
-      deviceStatus: true,
-    },
-  );
+  const profile = profileDir && join(profileDir, `campaign-${system}`);
+  const sys = await startSystem(system, world.databaseUrl, profile, { deviceStatus: true });
   const closers: { close: () => void }[] = [];
   try {
     const t0 = performance.now();

@@ -12,6 +12,7 @@ import { provisionWorld, type BenchWorld } from './bench-world.js';
 import {
   pusherDeviceWatcher,
   socketIoDeviceWatcher,
+  type ConnectWatcher,
   type StatusFrame,
   type Watcher,
 } from './device-watchers.js';
@@ -186,7 +187,7 @@ const keptUp = (r: InformsRunResult) =>
 async function watchAgain(
   system: SystemName,
   watchers: readonly Watcher[],
-  connect: ReturnType<typeof pusherDeviceWatcher>,
+  connect: ConnectWatcher,
   redisBeforeMb: number,
   subscriptionsBefore: number,
 ): Promise<SystemRun['duplicates']> {
