@@ -13,6 +13,18 @@ export interface PgPoolOptions {
    * never corrupt anything. @defaultValue false
    */
   asyncCommit?: boolean;
+  /**
+   * Plan every statement as lookups by key: index scans joined by nested loops (`enable_seqscan`,
+   * `enable_hashjoin`, `enable_mergejoin` off), for pools whose statements all look rows up by key in tables
+   * that grow from empty (the outbox, alarm audiences, alarms). A named statement's generic plan, made in a
+   * connection's first seconds while such a table holds a few rows, scans the whole table (a sequential scan,
+   * or a hash join over a full index scan) and stays so for the connection's life: no replan follows until
+   * an ANALYZE, and autovacuum's comes minutes later (or never where autovacuum is off). The steady
+   * benchmark found both: the resolver's plan query read all of alarm_audiences per event and its broadcast
+   * mark all of alarms' primary key, their cost grew with the tables, and delivery fell seconds behind
+   * within a minute. The planner still scans a table that has no usable index. @defaultValue false
+   */
+  keyedLookupsOnly?: boolean;
 }
 
 /**
@@ -23,12 +35,18 @@ export interface PgPoolOptions {
  * alarm is what limits throughput on a small machine.
  */
 export function createPgPool(databaseUrl: string, options: PgPoolOptions = {}): PgPool {
+  const settings = [
+    ...(options.asyncCommit ? ['-c synchronous_commit=off'] : []),
+    ...(options.keyedLookupsOnly
+      ? ['-c enable_seqscan=off', '-c enable_hashjoin=off', '-c enable_mergejoin=off']
+      : []),
+  ];
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Sent in the startup packet: no extra round trip per connection.
-    ...(options.asyncCommit ? { options: '-c synchronous_commit=off' } : {}),
+    ...(settings.length > 0 ? { options: settings.join(' ') } : {}),
   });
   // An idle client losing its connection (Postgres restart) emits here; without a listener it would crash
   // the process. The next query gets a fresh connection.

@@ -25,4 +25,51 @@ describe('createPgPool', () => {
     expect(await setting(false)).toBe('on');
     expect(await setting(true)).toBe('off');
   });
+
+  /**
+   * The trap `keyedLookupsOnly` closes: a named statement's generic plan made while its table is nearly
+   * empty is kept after the table has grown (no ANALYZE in between, as in a fresh deployment's first
+   * minutes). Returns the plans of a lookup and of a semi-join by key (the broadcast mark's `EXISTS`).
+   */
+  const plansAfterGrowth = async (keyedLookupsOnly: boolean): Promise<string[]> => {
+    const pool = createPgPool(url, { max: 1, keyedLookupsOnly });
+    const client = await pool.connect();
+    try {
+      await client.query(
+        'DROP TABLE IF EXISTS growing; CREATE TABLE growing (id bigint PRIMARY KEY, v text)',
+      );
+      await client.query('INSERT INTO growing SELECT i, repeat($$x$$, 100) FROM generate_series(1, 3) i');
+      await client.query('ANALYZE growing');
+      const statements = {
+        growing_lookup: 'SELECT v FROM growing WHERE id = ANY($1::bigint[])',
+        growing_exists:
+          'SELECT x FROM unnest($1::bigint[]) x WHERE EXISTS (SELECT 1 FROM growing g WHERE g.id = x)',
+      };
+      // the server switches a named statement to its generic plan after five custom ones
+      for (const [name, text] of Object.entries(statements))
+        for (let i = 0; i < 6; i++) await client.query({ name, text, values: [[1, 2]] });
+      await client.query('INSERT INTO growing SELECT i, repeat($$x$$, 100) FROM generate_series(4, 50000) i');
+      const plans: string[] = [];
+      for (const name of Object.keys(statements)) {
+        const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(
+          `EXPLAIN (FORMAT JSON) EXECUTE ${name}('{1,2}')`,
+        );
+        plans.push(JSON.stringify(rows[0]!['QUERY PLAN']));
+      }
+      return plans;
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  };
+
+  it('keeps keyed lookups on their index after the table grew (keyedLookupsOnly)', async () => {
+    const [lookup, semiJoin] = await plansAfterGrowth(false);
+    expect(lookup).toContain('Seq Scan');
+    expect(semiJoin).toMatch(/Seq Scan|Hash/);
+    for (const plan of await plansAfterGrowth(true)) {
+      expect(plan).not.toMatch(/Seq Scan|Hash Join|Merge Join/);
+      expect(plan).toContain('growing_pkey');
+    }
+  });
 });

@@ -108,7 +108,12 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
   // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these
   // machines the flushes cost Postgres more CPU than the statements).
-  const outboxPool = createPgPool(config.DATABASE_URL, { max: 2, asyncCommit: true });
+  // Its marks look rows up by id in a table that grows from empty (db pool.ts, keyedLookupsOnly).
+  const outboxPool = createPgPool(config.DATABASE_URL, {
+    max: 2,
+    asyncCommit: true,
+    keyedLookupsOnly: true,
+  });
   // No offline queue: while Redis is away an enqueue fails at once and the outbox relay takes over,
   // instead of requests' follow-up work piling up in memory.
   const redis = createRedisClient(

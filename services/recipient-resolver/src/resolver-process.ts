@@ -45,8 +45,13 @@ export async function startResolver(
   });
   // The resolver writes only broadcast marks: one lost in a crash makes the outbox relay re-enqueue its
   // event, and the delivery marks in Redis make the re-run serve nobody twice. So it need not wait for the
-  // WAL flush of each.
-  const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX, asyncCommit: true });
+  // WAL flush of each. Its statements are all lookups by key over tables that grow from empty: no plan of
+  // theirs may be a sequential scan (db pool.ts, keyedLookupsOnly).
+  const pool = createPgPool(config.DATABASE_URL, {
+    max: config.DB_POOL_MAX,
+    asyncCommit: true,
+    keyedLookupsOnly: true,
+  });
   const marker = new BroadcastMarker(pool);
   // Delivery commands wait for Redis to come back rather than fail the job at the first hiccup; the job's
   // own retries cover longer outages.

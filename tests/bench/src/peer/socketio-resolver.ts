@@ -21,7 +21,7 @@ const env = (name: string, fallback?: string): string => {
 const redisUrl = env('REDIS_URL');
 const keys = new RedisKeys(env('REDIS_PREFIX'));
 // The same pool settings as alarmcast's resolver.
-const pool = createPgPool(env('DATABASE_URL'), { max: 10, asyncCommit: true });
+const pool = createPgPool(env('DATABASE_URL'), { max: 10, asyncCommit: true, keyedLookupsOnly: true });
 const marker = new BroadcastMarker(pool);
 const redis = createRedis(redisUrl, { name: `peer-resolver-${process.pid}:emit` });
 // The emitter drops publish()'s promise; keeping it lets a job wait for Redis to take the message (as
