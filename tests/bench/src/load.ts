@@ -283,7 +283,12 @@ const alarmBody = (deviceId: number, ident: string) => ({
 });
 
 /** POSTs `body` as JSON; the status and the answer's text, or "error ..." for no answer. */
-function post(url: string, token: string, body: string): Promise<{ status: number | string; text: string }> {
+function post(
+  url: string,
+  token: string,
+  body: string,
+  retried = false,
+): Promise<{ status: number | string; text: string }> {
   return new Promise((resolve) => {
     const req = http.request(
       url,
@@ -306,9 +311,16 @@ function post(url: string, token: string, body: string): Promise<{ status: numbe
       },
     );
     // Named by cause ("error ECONNRESET", "error timeout"), so a failed run says what failed.
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      resolve({ status: `error ${err.code ?? err.message}`, text: '' }),
-    );
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The keep-alive race: the ingest closed a connection it found idle (keepAliveTimeout) as this
+      // request went out on it. The server read nothing, so sending again cannot duplicate; node's docs
+      // prescribe this retry (`reusedSocket`), and a collector's HTTP client does the same.
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
+        resolve(post(url, token, body, true));
+        return;
+      }
+      resolve({ status: `error ${err.code ?? err.message}`, text: '' });
+    });
     // A run must end by itself: a POST with no answer in 30 s counts as failed.
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
     req.end(body);
