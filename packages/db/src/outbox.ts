@@ -64,9 +64,14 @@ export async function insertRequesterEvent(
 export const lockInIdOrder = (condition = 'true'): string =>
   `SELECT id FROM outbox_events WHERE id = ANY($1::bigint[]) AND ${condition} ORDER BY id FOR UPDATE`;
 
-const MARK_ENQUEUED = `UPDATE outbox_events o SET enqueued_at = now() FROM (${lockInIdOrder()}) l WHERE o.id = l.id`;
+const MARK_ENQUEUED = `UPDATE outbox_events o SET enqueued_at = now()
+  FROM (${lockInIdOrder('broadcast_at IS NULL')}) l WHERE o.id = l.id`;
 
-/** Records that events are on the queue (bookkeeping: if it is lost, the relay enqueues them again). */
+/**
+ * Records that events are on the queue (bookkeeping: if it is lost, the relay enqueues them again). Events
+ * already broadcast are left alone: the relay never looks at them again, and not rewriting their rows (a
+ * new row version and an entry in each of the outbox's indexes) is most of what this mark cost.
+ */
 export async function markEnqueued(db: PgPool | pg.PoolClient, eventIds: readonly string[]): Promise<void> {
   await db.query({ name: 'outbox_mark', text: MARK_ENQUEUED, values: [eventIds] });
 }

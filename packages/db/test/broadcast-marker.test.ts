@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testEnv } from '@alarmcast/testing';
 import pg from 'pg';
-import { BroadcastMarker, createPgPool, lockInIdOrder, type PgPool } from '../src/index.js';
+import { BroadcastMarker, createPgPool, lockInIdOrder, markEnqueued, type PgPool } from '../src/index.js';
 import { countingPool } from './counting-pool.js';
 
 describe('BroadcastMarker', () => {
@@ -37,6 +37,24 @@ describe('BroadcastMarker', () => {
       'SELECT count(*) AS n FROM outbox_events WHERE broadcast_at IS NOT NULL',
     );
     expect(Number(rows[0]!.n)).toBe(50);
+  });
+
+  it('leaves broadcast events out of the enqueue mark (their rows are not rewritten)', async () => {
+    const { rows: fresh } = await pool.query<{ id: string }>(
+      `INSERT INTO outbox_events (tenant_id, kind, payload)
+       SELECT 1, 'alarm.created', '{}'::jsonb FROM generate_series(1, 2) RETURNING id::text`,
+    );
+    const [done, pending] = fresh.map((r) => r.id) as [string, string];
+    await new BroadcastMarker(pool).mark(done);
+    await markEnqueued(pool, [done, pending]);
+    const { rows } = await pool.query<{ id: string; enqueued: boolean }>(
+      'SELECT id::text, enqueued_at IS NOT NULL AS enqueued FROM outbox_events WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [[done, pending]],
+    );
+    expect(rows).toEqual([
+      { id: done, enqueued: false },
+      { id: pending, enqueued: true },
+    ]);
   });
 
   it('rejects every waiting mark when its UPDATE fails, and recovers for the next ones', async () => {

@@ -32,7 +32,8 @@ export interface OutboxOptions {
  * which owns the statements).
  *
  * Fast path: right after the commit, the request hands its event to `dispatch`, which enqueues it and
- * records `enqueued_at` (recording is coalesced into one UPDATE per tick; it is bookkeeping, not delivery).
+ * records `enqueued_at` unless the event was broadcast meanwhile (recording is coalesced into one UPDATE per
+ * `markEnqueued` delay; it is bookkeeping, not delivery).
  * Safety net: a relay picks up events older than the grace period that still have no `enqueued_at`
  * (the process died after the commit, Redis was away, the enqueue failed) and enqueues them, and events
  * enqueued more than `redeliverAfterMs` ago that the resolver has not marked `broadcast_at` (the job was
@@ -131,12 +132,20 @@ export class OutboxDispatcher {
     }
   }
 
+  /**
+   * Marks wait a quarter of the relay's grace (at most 500 ms) before they are written: by then the
+   * resolver has usually broadcast the event, which then needs no mark (packages/db `markEnqueued`), and
+   * the relay still finds every event that waits longer marked before its grace runs out.
+   */
   private markEnqueued(eventId: string): void {
     this.toMark.add(eventId);
-    this.markTimer ??= setTimeout(() => void this.flushMarks(), 20);
+    this.markTimer ??= setTimeout(() => void this.flushMarks(), Math.min(500, this.options.relayGraceMs / 4));
   }
 
-  /** Records enqueued_at for dispatched events; if it fails, the relay re-enqueues them (a no-op). */
+  /**
+   * Records enqueued_at for dispatched events not broadcast yet; if it fails, the relay re-enqueues them (a
+   * no-op).
+   */
   async flushMarks(): Promise<void> {
     this.markTimer = undefined;
     if (this.toMark.size === 0) return;

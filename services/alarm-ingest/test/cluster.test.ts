@@ -128,7 +128,8 @@ describe('alarm-ingest on a real local Redis Cluster', () => {
     expect(Number(await redis.cluster('KEYSLOT', jobKey))).toBe(
       Number(await redis.cluster('KEYSLOT', queue.toKey('wait'))),
     );
-    // `enqueued_at` is recorded after the enqueue, coalesced into one UPDATE per tick: wait for it.
+    // `enqueued_at` is recorded after the enqueue (no resolver runs here to broadcast it first), coalesced
+    // into one UPDATE per delay: wait for it.
     await vi.waitFor(
       async () =>
         expect(

@@ -639,7 +639,7 @@ describe.each(redisTopologies())('faults against real processes on Redis topolog
       // Nothing committed without its 202 reaching the client.
       expect(inDb).toBe(ok.length);
       const { rows } = await db.query<{ id: string; enqueued: boolean }>(
-        `SELECT a.id::text AS id, bool_and(o.enqueued_at IS NOT NULL) AS enqueued
+        `SELECT a.id::text AS id, bool_and(o.enqueued_at IS NOT NULL OR o.broadcast_at IS NOT NULL) AS enqueued
            FROM alarms a JOIN outbox_events o ON o.alarm_id = a.id
           WHERE a.id = ANY($1::bigint[]) GROUP BY a.id`,
         [ok.map((r) => r.id!)],
