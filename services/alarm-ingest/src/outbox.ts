@@ -34,7 +34,7 @@ export interface OutboxOptions {
  * Fast path: right after the commit, the request hands its event to `dispatch`, which enqueues it and
  * records `enqueued_at` unless the event was broadcast meanwhile (recording is coalesced into one UPDATE per
  * `markEnqueued` delay; it is bookkeeping, not delivery).
- * Safety net: a relay picks up events older than the grace period that still have no `enqueued_at`
+ * Safety net: a relay picks up events older than the grace period that are neither broadcast nor marked
  * (the process died after the commit, Redis was away, the enqueue failed) and enqueues them, and events
  * enqueued more than `redeliverAfterMs` ago that the resolver has not marked `broadcast_at` (the job was
  * lost with Redis' data: a queued job is only as durable as Redis). The relay locks its rows with SKIP LOCKED, so any number of ingest processes can run it. Enqueueing twice is
@@ -43,6 +43,8 @@ export interface OutboxOptions {
 export class OutboxDispatcher {
   private readonly toMark = new Set<string>();
   private markTimer: NodeJS.Timeout | undefined;
+  /** see `markEnqueued` */
+  private readonly markDelayMs: number;
   private relayTimer: NodeJS.Timeout | undefined;
   private relayRunning: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -53,7 +55,9 @@ export class OutboxDispatcher {
     private readonly enqueue: EnqueueBroadcasts,
     private readonly log: Logger,
     private readonly options: OutboxOptions,
-  ) {}
+  ) {
+    this.markDelayMs = Math.min(500, options.relayGraceMs / 4);
+  }
 
   start(): void {
     this.relayTimer = setInterval(() => {
@@ -139,7 +143,7 @@ export class OutboxDispatcher {
    */
   private markEnqueued(eventId: string): void {
     this.toMark.add(eventId);
-    this.markTimer ??= setTimeout(() => void this.flushMarks(), Math.min(500, this.options.relayGraceMs / 4));
+    this.markTimer ??= setTimeout(() => void this.flushMarks(), this.markDelayMs);
   }
 
   /**
