@@ -23,14 +23,15 @@ import { withTransaction, type PgPool } from './pool.js';
  * mostly touch different rows instead of queueing on one (each holds its row until its commit). */
 export const CAMPAIGN_COUNT_SHARDS = 16;
 
-/** A campaign with its counts summed over its shard rows, as one consistent snapshot (one statement). */
-const CAMPAIGN_SELECT = (where: string, lock = ''): string => `
+/** A campaign with its counts summed over its shard rows, as one consistent snapshot (one statement);
+ * `shards`: where the rows come from (the move's statement gives its own moved row with the others). */
+const CAMPAIGN_SELECT = (where: string, lock = '', shards = 'campaign_count_shards'): string => `
   SELECT c.*, GREATEST(c.updated_at, s.counts_at) AS updated_at, ${CAMPAIGN_COUNT_KEYS.map((k) => `s.${k}`).join(', ')}, s.version
     FROM firmware_campaigns c
     CROSS JOIN LATERAL (
       SELECT ${CAMPAIGN_COUNT_KEYS.map((k) => `COALESCE(sum(${k}), 0)::int AS ${k}`).join(', ')},
              COALESCE(sum(version), 0)::bigint AS version, max(updated_at) AS counts_at
-        FROM campaign_count_shards WHERE campaign_id = c.id) s
+        FROM ${shards} sh WHERE sh.campaign_id = c.id) s
    WHERE ${where} ${lock}`;
 
 type CampaignRow = {
@@ -329,42 +330,80 @@ async function reconcileFailing(
   return { campaign: updated, eventIds: await writeFailingAlarm(client, updated, next, sourceTokenId) };
 }
 
+/** A task transition of a campaign's device, for `moveCampaignDevice`. */
+export interface CampaignDeviceMove {
+  campaignId: string;
+  deviceId: number;
+  taskId: string;
+  /** the task's new state */
+  to: TaskState;
+  /** the task was created by this report: it takes the device over from any earlier task (a retry) */
+  created: boolean;
+}
+
+/** `count = count - (it is the old state) + (it is the new state)` for every count column. */
+const MOVE_COUNTS = CAMPAIGN_COUNT_KEYS.map(
+  (k) => `"${k}" = s."${k}" - (t.from_state = '${k}')::int + ($4 = '${k}')::int`,
+).join(',\n               ');
+
+const MOVED_AND_OTHER_SHARDS = `(SELECT * FROM campaign_count_shards WHERE campaign_id = $1 AND shard <> $6
+                                  UNION ALL SELECT * FROM moved)`;
+
 /**
- * Moves one device of a campaign from `from` (null: pending) to `to`, in the caller's transaction: the
- * device's count row (device id mod CAMPAIGN_COUNT_SHARDS) gets -1/+1 on the two counts and `version` + 1
- * under its row lock, so concurrent transitions from any number of ingest processes never lose an update and
- * the sums stay exact, while transitions of devices of different rows do not wait for each other. Then the
- * threshold alarm is reconciled in the same transaction, on the counts it sees (its own move and every
- * committed one; a crossing made by two concurrent transitions is seen by the next one).
+ * One statement (one round trip: the count row it locks is held only until the caller's COMMIT) that moves
+ * a campaign's device with its task's transition, in the caller's transaction:
+ *
+ * - `member` locks the device's `campaign_devices` row (MATERIALIZED: a CTE of its own, evaluated once,
+ *   so the lock is taken before the UPDATE below reads the row) and reads its task and state;
+ * - `took`: a device follows its latest task, so a new task (a retry) takes it over from its old one, whose
+ *   later reports then no longer move it; the row gets the task and its state;
+ * - `moved`: when the device's state changed, its count row (device id mod CAMPAIGN_COUNT_SHARDS) gets
+ *   -1/+1 on the two counts and `version` + 1 under its row lock, so concurrent transitions from any number
+ *   of ingest processes never lose an update and the sums stay exact, while devices of different rows do
+ *   not wait for each other;
+ * - the campaign with its counts: every other row as committed when the statement began, plus the row it
+ *   moved. The threshold alarm is then reconciled on them (a crossing made by two concurrent transitions is
+ *   seen by the next one).
+ *
+ * Returns null when the device did not move (not a member, another task has it, or its state is unchanged).
  */
 export async function moveCampaignDevice(
   client: pg.PoolClient,
-  campaignId: string,
-  deviceId: number,
-  from: TaskState | null,
-  to: TaskState,
+  move: CampaignDeviceMove,
   policy: FailurePolicy,
   sourceTokenId: number,
-): Promise<CampaignChange> {
-  const fromCol = from ?? 'pending';
-  // Column names come from the contracts' closed list, never from input.
-  if (!CAMPAIGN_COUNT_KEYS.includes(fromCol) || !CAMPAIGN_COUNT_KEYS.includes(to)) {
-    throw new Error(`not a campaign count: ${fromCol} → ${to}`);
-  }
-  await client.query({
-    name: `campaign_move_${fromCol}_${to}`,
-    text: `UPDATE campaign_count_shards SET "${fromCol}" = "${fromCol}" - 1, "${to}" = "${to}" + 1,
-             version = version + 1, updated_at = now()
-            WHERE campaign_id = $1 AND shard = $2`,
-    values: [campaignId, deviceId % CAMPAIGN_COUNT_SHARDS],
-  });
-  // The counts as this transaction sees them: its own move and every committed one.
+): Promise<CampaignChange | null> {
+  // Counts are only ever named from the contracts' closed list, never from input.
+  if (!CAMPAIGN_COUNT_KEYS.includes(move.to)) throw new Error(`not a campaign count: ${move.to}`);
   const { rows } = await client.query<CampaignRow>({
-    name: 'campaign_read_in_tx',
-    text: CAMPAIGN_SELECT('c.id = $1'),
-    values: [campaignId],
+    name: 'campaign_move_device',
+    text: `WITH member AS MATERIALIZED (
+             SELECT task_id, COALESCE(state, 'pending') AS from_state FROM campaign_devices
+              WHERE campaign_id = $1 AND device_id = $2 FOR UPDATE),
+           took AS (
+             UPDATE campaign_devices d SET task_id = $3, state = $4
+               FROM member m
+              WHERE d.campaign_id = $1 AND d.device_id = $2 AND ($5 OR m.task_id = $3 OR m.task_id IS NULL)
+             RETURNING m.from_state),
+           moved AS (
+             UPDATE campaign_count_shards s SET
+               ${MOVE_COUNTS},
+               version = s.version + 1, updated_at = now()
+               FROM took t
+              WHERE s.campaign_id = $1 AND s.shard = $6 AND t.from_state <> $4
+             RETURNING s.*)
+           ${CAMPAIGN_SELECT('c.id = $1 AND EXISTS (SELECT 1 FROM moved)', '', MOVED_AND_OTHER_SHARDS)}`,
+    values: [
+      move.campaignId,
+      move.deviceId,
+      move.taskId,
+      move.to,
+      move.created,
+      move.deviceId % CAMPAIGN_COUNT_SHARDS,
+    ],
   });
-  return reconcileFailing(client, toCampaignWire(rows[0]!), policy, sourceTokenId);
+  if (!rows[0]) return null;
+  return reconcileFailing(client, toCampaignWire(rows[0]), policy, sourceTokenId);
 }
 
 export type CampaignStateResult =
