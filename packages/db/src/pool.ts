@@ -64,19 +64,9 @@ export async function withTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
-  // BEGIN is not awaited on its own: the driver sends each statement as soon as the one before it is
-  // answered, so fn's first statement follows BEGIN without a turn of this process' event loop between them
-  // (on a busy process that turn is most of a short transaction's time). Nothing can run outside the
-  // transaction: when BEGIN fails, so does every statement after it on that connection (it is broken, or
-  // in an aborted transaction), and its error is thrown below if fn's were not.
-  const begun = client.query('BEGIN').then(
-    () => null,
-    (err: unknown) => err,
-  );
   try {
+    await client.query('BEGIN');
     const result = await fn(client);
-    const beginFailed = await begun;
-    if (beginFailed) throw beginFailed;
     await client.query('COMMIT');
     return result;
   } catch (err) {
