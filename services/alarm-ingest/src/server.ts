@@ -105,11 +105,13 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
     shards: shardsFor({ clusterNodes: config.REDIS_CLUSTER_NODES }),
   });
   const pool = createPgPool(config.DATABASE_URL, { max: config.DB_POOL_MAX });
-  // The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the relay enqueue its
-  // event again, a no-op. They need not wait for the WAL flush as the alarm's commit does (on these
-  // machines the flushes cost Postgres more CPU than the statements).
-  // Its marks look rows up by id in a table that grows from empty (db pool.ts, keyedLookupsOnly).
-  const outboxPool = createPgPool(config.DATABASE_URL, {
+  // The process' background work, never queued behind requests waiting for `pool`: the outbox's marks and
+  // relay, and the campaign progress reads (a broadcast due each second must not wait behind a backlog of
+  // task reports). The outbox's own writes (enqueued_at) are bookkeeping: one lost in a crash makes the
+  // relay enqueue its event again, a no-op. They need not wait for the WAL flush as the alarm's commit
+  // does (on these machines the flushes cost Postgres more CPU than the statements).
+  // Its statements look rows up by key in tables that grow from empty (db pool.ts, keyedLookupsOnly).
+  const backgroundPool = createPgPool(config.DATABASE_URL, {
     max: 2,
     asyncCommit: true,
     keyedLookupsOnly: true,
@@ -126,7 +128,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   // carries the whole state again). This process only publishes, so the queue's connection serves as both
   // of the transport's connections (it never enters subscriber mode).
   const live = new TaskLivePublisher({
-    pool,
+    pool: backgroundPool,
     redis,
     transport: createPubSubTransport(redis, redis),
     keys,
@@ -149,7 +151,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   let reading: Promise<OutboxBacklog> | undefined;
   // One query per scrape for both gauges: prom-client collects them concurrently, so both share it.
   const readBacklog = (): Promise<OutboxBacklog> =>
-    (reading ??= outboxBacklog(outboxPool)
+    (reading ??= outboxBacklog(backgroundPool)
       .then(
         (b) => (backlog = b),
         (err: unknown) => {
@@ -176,7 +178,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
   });
 
   const enqueue = options.wrapEnqueue ? options.wrapEnqueue(bullEnqueue(queue)) : bullEnqueue(queue);
-  const outbox = new OutboxDispatcher(outboxPool, enqueue, log, {
+  const outbox = new OutboxDispatcher(backgroundPool, enqueue, log, {
     relayIntervalMs: config.OUTBOX_RELAY_INTERVAL_MS,
     relayGraceMs: config.OUTBOX_RELAY_GRACE_MS,
     redeliverAfterMs: config.OUTBOX_REDELIVER_AFTER_MS,
@@ -494,7 +496,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       redis,
       keys,
       queue,
-      outboxBacklog: () => db(() => outboxBacklog(outboxPool)),
+      outboxBacklog: () => db(() => outboxBacklog(backgroundPool)),
       log,
     }),
   );
@@ -557,7 +559,7 @@ export async function startIngest(config: IngestConfig, options: IngestOptions =
       await queue.close();
       redis.disconnect();
       breaker.shutdown();
-      await Promise.all([pool.end(), outboxPool.end()]);
+      await Promise.all([pool.end(), backgroundPool.end()]);
     })());
 
   return {

@@ -22,6 +22,7 @@ const TASK_EVENT = STATE_EVENT_CATALOGUE['device.task'].wireName;
 const CAMPAIGN_EVENT = STATE_EVENT_CATALOGUE['campaign.progress'].wireName;
 
 export interface TaskLiveOptions {
+  /** for the progress reads: the process' background pool, so a broadcast never waits behind requests */
   pool: PgPool;
   /** for the cross-process progress lock */
   redis: Redis | Cluster;

@@ -12,7 +12,7 @@
  * schedule, `sent` is when each really left.
  */
 import http from 'node:http';
-import { percentiles, type Percentiles } from './load.js';
+import { percentiles, sendJson, type Percentiles } from './load.js';
 import { round } from './proc-stats.js';
 import type { Broadcast, DevicePlan } from './campaign-check.js';
 import type { CampaignFrame } from './campaign-watchers.js';
@@ -153,37 +153,6 @@ export interface CampaignRunResult {
   answerMs: Percentiles;
 }
 
-function put(
-  agent: http.Agent,
-  url: string,
-  token: string,
-  body: string,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve) => {
-    const req = http.request(
-      url,
-      {
-        method: 'PUT',
-        agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', () => resolve({ status: 0, text: '' }));
-      },
-    );
-    req.on('error', () => resolve({ status: 0, text: '' }));
-    req.end(body);
-  });
-}
-
 /** Sends every device's reports on the schedule; fills `devices` (for the checks) and `account.sent`. */
 export async function runReports(
   plan: CampaignPlan,
@@ -235,11 +204,13 @@ export async function runReports(
     const record = { rank: s.rank, sentWall: Date.now(), ackWall: null as number | null };
     devices[device]!.reports.push(record);
     sent++;
-    const { status, text } = await put(
-      agent,
+    // PUT is idempotent by the task's id: sendJson's one resend after a keep-alive reset is safe too.
+    const { status, text } = await sendJson(
+      'PUT',
       `${plan.ingestUrl}/v1/tasks/${taskId}`,
       plan.token,
       JSON.stringify(report),
+      agent,
     );
     lastAnswer = performance.now();
     if (measured) answers.push(lastAnswer - at);

@@ -14,7 +14,7 @@
  * + grace) → the offline frame's arrival, in wall-clock time.
  */
 import http from 'node:http';
-import { percentiles, type Percentiles } from './load.js';
+import { percentiles, sendJson, type Percentiles } from './load.js';
 import { round } from './proc-stats.js';
 import type { StatusFrame } from './device-watchers.js';
 
@@ -77,33 +77,7 @@ export interface InformsRunResult {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(url: string, token: string, body: string): Promise<{ status: number | string; text: string }> {
-  return new Promise((resolve) => {
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        },
-        timeout: 30_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 'error', text: Buffer.concat(chunks).toString() }),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve({ status: 'error', text: '' }));
-    req.end(body);
-  });
-}
+const post = (url: string, token: string, body: string) => sendJson('POST', url, token, body, agent);
 
 interface Item {
   deviceId: number;

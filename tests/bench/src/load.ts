@@ -282,19 +282,25 @@ const alarmBody = (deviceId: number, ident: string) => ({
   perceivedSeverity: 'Major',
 });
 
-/** POSTs `body` as JSON; the status and the answer's text, or "error ..." for no answer. */
-function post(
+/**
+ * Sends `body` as JSON with a collector token (every scenario's requests to the ingest); the status and the
+ * answer's text, or for no answer "error <cause>" ("error ECONNRESET", "error timeout"), so a failed run
+ * says what failed.
+ */
+export function sendJson(
+  method: 'POST' | 'PUT',
   url: string,
   token: string,
   body: string,
+  via: http.Agent = agent,
   retried = false,
 ): Promise<{ status: number | string; text: string }> {
   return new Promise((resolve) => {
     const req = http.request(
       url,
       {
-        method: 'POST',
-        agent,
+        method,
+        agent: via,
         headers: {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',
@@ -310,23 +316,24 @@ function post(
         res.on('error', () => resolve({ status: 'error', text: '' }));
       },
     );
-    // Named by cause ("error ECONNRESET", "error timeout"), so a failed run says what failed.
     req.on('error', (err: NodeJS.ErrnoException) => {
       // The keep-alive race: the ingest closed a connection it found idle (keepAliveTimeout) as this
       // request went out on it. In that race the server has read nothing, so sending again cannot
       // duplicate; node's docs suggest this retry (`reusedSocket`), as HTTP clients commonly do. The
       // ingest does not crash in a benchmark, the one other way to get a reset on a reused socket.
       if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
-        resolve(post(url, token, body, true));
+        resolve(sendJson(method, url, token, body, via, true));
         return;
       }
       resolve({ status: `error ${err.code ?? err.message}`, text: '' });
     });
-    // A run must end by itself: a POST with no answer in 30 s counts as failed.
+    // A run must end by itself: a request with no answer in 30 s counts as failed.
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
     req.end(body);
   });
 }
+
+const post = (url: string, token: string, body: string) => sendJson('POST', url, token, body);
 
 async function postAlarm(
   ingestUrl: string,
