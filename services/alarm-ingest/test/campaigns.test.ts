@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import pg from 'pg';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
   type CollectorScope,
@@ -308,6 +309,43 @@ describe('firmware campaigns: API, exact counts, progress broadcasts, threshold 
     expect(listed.every((f) => f.fault_code === 9010)).toBe(true);
   });
 
+  it('applies a report in a few statements: the task read and locked in one, the campaign moved in one', async () => {
+    expect((await create('c-trips')).status).toBe(201);
+    expect((await report('c-trips', 0, 'queued')).status).toBe(201);
+    // Counts what reaches Postgres (every pool's clients), not a mock: the queries still run. Only the
+    // tasks' and campaigns' statements are kept: the outbox, presence and progress work runs beside.
+    const statementsOf = async (send: () => Promise<Response>): Promise<string[]> => {
+      const seen: string[] = [];
+      const original = pg.Client.prototype.query;
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const config = args[0] as string | { name?: string };
+        const name = typeof config === 'string' ? config : (config.name ?? '');
+        if (/^(task|campaign)_/.test(name)) seen.push(name);
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        expect((await send()).status).toBe(200);
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+      return seen;
+    };
+    // A state change moves the campaign's device: its lock, takeover check, count move and counts at once.
+    expect(await statementsOf(() => report('c-trips', 0, 'running', { progress: 10 }))).toEqual([
+      'task_load',
+      'task_update',
+      'campaign_move_device',
+    ]);
+    // Progress within a state moves no count.
+    expect(await statementsOf(() => report('c-trips', 0, 'running', { progress: 50 }))).toEqual([
+      'task_load',
+      'task_update',
+    ]);
+    const c = ((await (await getAs('a1', '/v1/campaigns/c-trips')).json()) as CampaignResponse).campaign;
+    expect(c.counts).toMatchObject({ pending: DEVICES - 1, queued: 0, running: 1 });
+    expect(c.version).toBe(2);
+  });
+
   it('a retried device follows its new task; the old one no longer moves it', async () => {
     expect((await create('c-retry')).status).toBe(201);
     expect((await report('c-retry', 0, 'failed', { faultCode: 9010 })).status).toBe(201);
@@ -320,6 +358,31 @@ describe('firmware campaigns: API, exact counts, progress broadcasts, threshold 
     expect(retry.status).toBe(201);
     const c = ((await (await getAs('a1', '/v1/campaigns/c-retry')).json()) as CampaignResponse).campaign;
     expect(c.counts).toMatchObject({ pending: DEVICES - 1, failed: 0, running: 1 });
+  });
+
+  it('a retry racing its old task’s report leaves the device with the retry and the counts exact', async () => {
+    expect((await create('c-race')).status).toBe(201);
+    const racing = Array.from({ length: 12 }, (_, i) => i);
+    for (const i of racing) expect((await report('c-race', i, 'queued')).status).toBe(201);
+    // Both lock the device's campaign row: whichever goes second sees what the first did. Old first: the
+    // device runs, then the retry takes it back to queued; retry first: the old task no longer moves it.
+    await Promise.all(
+      racing.flatMap((i) => [
+        report('c-race', i, 'running'),
+        send('PUT', `/v1/tasks/c-race-t${i}-again`, {
+          deviceId: devs()[i],
+          kind: 'download',
+          campaignId: 'c-race',
+          state: 'queued',
+        }),
+      ]),
+    );
+    const c = ((await (await getAs('a1', '/v1/campaigns/c-race')).json()) as CampaignResponse).campaign;
+    expect(c.counts).toMatchObject({ pending: DEVICES - racing.length, queued: racing.length, running: 0 });
+    const members = await prisma.$queryRaw<{ task_id: string; state: string }[]>`
+      SELECT task_id, state FROM campaign_devices WHERE campaign_id = 'c-race' AND task_id IS NOT NULL`;
+    expect(members.map((m) => m.task_id).sort()).toEqual(racing.map((i) => `c-race-t${i}-again`).sort());
+    expect(new Set(members.map((m) => m.state))).toEqual(new Set(['queued']));
   });
 
   it('raises the threshold alarm past the threshold after the minimum sample, once, and clears it when aborted', async () => {
