@@ -63,6 +63,39 @@ describe('createPgPool', () => {
     }
   };
 
+  /** How a named `= ANY($1)` lookup was planned over 10 executions: pg_prepared_statements' counts. */
+  const planCounts = async (keyedLookupsOnly: boolean): Promise<{ generic: number; custom: number }> => {
+    const pool = createPgPool(url, { max: 1, keyedLookupsOnly });
+    const client = await pool.connect();
+    try {
+      await client.query(
+        'DROP TABLE IF EXISTS planned; CREATE TABLE planned (id bigint PRIMARY KEY, v text); ' +
+          'INSERT INTO planned SELECT i, $$x$$ FROM generate_series(1, 10000) i; ANALYZE planned',
+      );
+      for (let i = 0; i < 10; i++)
+        await client.query({
+          name: 'planned_lookup',
+          text: 'SELECT v FROM planned WHERE id = ANY($1::bigint[])',
+          values: [[i, i + 1]],
+        });
+      const { rows } = await client.query<{ generic: string; custom: string }>(
+        `SELECT generic_plans AS generic, custom_plans AS custom FROM pg_prepared_statements
+          WHERE name = 'planned_lookup'`,
+      );
+      return { generic: Number(rows[0]!.generic), custom: Number(rows[0]!.custom) };
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  };
+
+  it('plans a keyed lookup once per connection, not at every execution (keyedLookupsOnly)', async () => {
+    // The trap: an array parameter's custom plans look cheaper than the generic one, so by default the
+    // statement is planned afresh every time (the resolver's plan query: planning cost 5x its execution).
+    expect(await planCounts(false)).toEqual({ generic: 0, custom: 10 });
+    expect(await planCounts(true)).toEqual({ generic: 10, custom: 0 });
+  });
+
   it('keeps keyed lookups on their index after the table grew (keyedLookupsOnly)', async () => {
     const [lookup, semiJoin] = await plansAfterGrowth(false);
     expect(lookup).toContain('Seq Scan');
