@@ -25,14 +25,14 @@ export const CAMPAIGN_COUNT_SHARDS = 16;
 
 /** A campaign with its counts summed over its shard rows, as one consistent snapshot (one statement);
  * `shards`: where the rows come from (the move's statement gives its own moved row with the others). */
-const CAMPAIGN_SELECT = (where: string, lock = '', shards = 'campaign_count_shards'): string => `
+const CAMPAIGN_SELECT = (where: string, shards = 'campaign_count_shards'): string => `
   SELECT c.*, GREATEST(c.updated_at, s.counts_at) AS updated_at, ${CAMPAIGN_COUNT_KEYS.map((k) => `s.${k}`).join(', ')}, s.version
     FROM firmware_campaigns c
     CROSS JOIN LATERAL (
       SELECT ${CAMPAIGN_COUNT_KEYS.map((k) => `COALESCE(sum(${k}), 0)::int AS ${k}`).join(', ')},
              COALESCE(sum(version), 0)::bigint AS version, max(updated_at) AS counts_at
         FROM ${shards} sh WHERE sh.campaign_id = c.id) s
-   WHERE ${where} ${lock}`;
+   WHERE ${where}`;
 
 type CampaignRow = {
   id: string;
@@ -392,7 +392,7 @@ export async function moveCampaignDevice(
                FROM took t
               WHERE s.campaign_id = $1 AND s.shard = $6 AND t.from_state <> $4
              RETURNING s.*)
-           ${CAMPAIGN_SELECT('c.id = $1 AND EXISTS (SELECT 1 FROM moved)', '', MOVED_AND_OTHER_SHARDS)}`,
+           ${CAMPAIGN_SELECT('c.id = $1 AND EXISTS (SELECT 1 FROM moved)', MOVED_AND_OTHER_SHARDS)}`,
     values: [
       move.campaignId,
       move.deviceId,
