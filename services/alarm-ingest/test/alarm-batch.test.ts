@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
-import pg from 'pg';
 import { Queue } from 'bullmq';
 import { generateCollectorToken, hashCollectorToken } from '@alarmcast/auth';
 import {
@@ -15,6 +14,7 @@ import { RedisKeys, createRedis, type Redis } from '@alarmcast/redis';
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
+import { statementsDuring } from './statements-during.js';
 
 const graph = {
   tenants: [
@@ -231,21 +231,10 @@ describe('POST /v1/alarms/batch', () => {
     );
     // Warm the token cache, so that the counted request is the batch's own work only.
     await results(await batch({ alarms: [alarm({ tenantId: w.tenants.a!.id, alarmIdentifier: 'warm' })] }));
-    const statements: string[] = [];
-    const original = pg.Client.prototype.query;
     // Counts what reaches Postgres (every pool's clients), not a mock: the queries still run.
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      const config = args[0] as string | { name?: string; text?: string };
-      const name = typeof config === 'string' ? config : (config.name ?? config.text ?? '');
-      statements.push(name);
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-    let got: Result[];
-    try {
-      got = await results(await batch({ alarms: items }));
-    } finally {
-      pg.Client.prototype.query = original;
-    }
+    const { result: got, statements } = await statementsDuring(async () =>
+      results(await batch({ alarms: items })),
+    );
     // Background work runs beside requests: the outbox's bookkeeping (enqueued_at marks, the relay's
     // rounds), the presence detector and its stranded-alarm sweep, the idempotency pruner, tenant summaries.
     const background =

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import pg from 'pg';
 import { generateCollectorToken, hashCollectorToken, signUserJwt } from '@alarmcast/auth';
 import {
   type CollectorScope,
@@ -14,6 +13,7 @@ import { RedisKeys, createRedis, decodeEnvelope, type Redis } from '@alarmcast/r
 import { createTestDatabase, testEnv, uniqueRedisPrefix } from '@alarmcast/testing';
 import { parseIngestConfig } from '../src/config.js';
 import { startIngest, type IngestServer } from '../src/server.js';
+import { statementsDuring } from './statements-during.js';
 
 /** what the platform's token needs for these routes */
 const SCOPES: CollectorScope[] = ['tasks', 'campaigns'];
@@ -312,23 +312,11 @@ describe('firmware campaigns: API, exact counts, progress broadcasts, threshold 
   it('applies a report in a few statements: the task read and locked in one, the campaign moved in one', async () => {
     expect((await create('c-trips')).status).toBe(201);
     expect((await report('c-trips', 0, 'queued')).status).toBe(201);
-    // Counts what reaches Postgres (every pool's clients), not a mock: the queries still run. Only the
-    // tasks' and campaigns' statements are kept: the outbox, presence and progress work runs beside.
+    // Only the tasks' and campaigns' statements are kept: the outbox, presence and progress work runs beside.
     const statementsOf = async (send: () => Promise<Response>): Promise<string[]> => {
-      const seen: string[] = [];
-      const original = pg.Client.prototype.query;
-      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-        const config = args[0] as string | { name?: string };
-        const name = typeof config === 'string' ? config : (config.name ?? '');
-        if (/^(task|campaign)_/.test(name)) seen.push(name);
-        return (original as (...a: unknown[]) => unknown).apply(this, args);
-      } as typeof original;
-      try {
-        expect((await send()).status).toBe(200);
-      } finally {
-        pg.Client.prototype.query = original;
-      }
-      return seen;
+      const { result, statements } = await statementsDuring(send);
+      expect(result.status).toBe(200);
+      return statements.filter((s) => /^(task|campaign)_/.test(s));
     };
     // A state change moves the campaign's device: its lock, takeover check, count move and counts at once.
     expect(await statementsOf(() => report('c-trips', 0, 'running', { progress: 10 }))).toEqual([
