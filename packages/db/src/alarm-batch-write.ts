@@ -128,12 +128,18 @@ const BATCH_STATEMENT = `
                   AND i.alarm_identifier = c.alarm_identifier
   ),
   e AS (${insertAlarmEventsSql('changed', 'changed.kind', 'changed.ord')}),
+  -- Each event with its item's position: e and changed sorted by alarm id, one event per changed alarm, so
+  -- zipping the two sorted lists pairs them. (Joining e to changed, Postgres, which estimates one row for
+  -- every CTE fed by RETURNING, chose a nested loop: a scan of changed per event, 1,000,000 comparisons and
+  -- ~190 of a 1,000-item batch's ~290 ms.)
   done AS (
-    SELECT c.ord, e.id AS event_id,
-           jsonb_build_object('index', c.ord, 'status', CASE WHEN e.kind = 'alarm.created' THEN 202 ELSE 200 END,
-             'id', e.alarm_id::text, 'alarm', e.payload -> 'alarm',
-             'outcome', substr(e.kind, length('alarm.') + 1)) AS result
-      FROM e JOIN changed c ON c.id = e.alarm_id
+    SELECT z.ord, z.event_id,
+           jsonb_build_object('index', z.ord, 'status', CASE WHEN z.kind = 'alarm.created' THEN 202 ELSE 200 END,
+             'id', z.alarm_id::text, 'alarm', z.payload -> 'alarm',
+             'outcome', substr(z.kind, length('alarm.') + 1)) AS result
+      FROM unnest(ARRAY(SELECT ord FROM changed ORDER BY id), ARRAY(SELECT id FROM e ORDER BY alarm_id),
+                  ARRAY(SELECT kind FROM e ORDER BY alarm_id), ARRAY(SELECT alarm_id FROM e ORDER BY alarm_id),
+                  ARRAY(SELECT payload FROM e ORDER BY alarm_id)) AS z(ord, event_id, kind, alarm_id, payload)
   ),
   -- What the single endpoint's explainNotApplied would say, decided from what the statement already read.
   refused AS (
