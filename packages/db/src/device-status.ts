@@ -283,10 +283,15 @@ const DETECT_STATEMENT = `
     RETURNING alarms.*, CASE WHEN alarms.xmax = 0 THEN 'alarm.created' ELSE 'alarm.updated' END AS kind
   ),
   e AS (${insertAlarmEventsSql('raised', 'raised.kind', 'raised.id')}),
+  -- Each raised alarm's id by its device, read by one lookup per device in a jsonb object evaluated once:
+  -- joining due to raised, Postgres (which estimates one row for a CTE fed by RETURNING) chose a nested
+  -- loop, a scan of raised per device (999,000 rows filtered for a batch of 1,000: 356 of its 426 ms).
+  raised_by_device AS (SELECT jsonb_object_agg(device_id::text, id) AS m FROM raised),
   went AS (
     UPDATE device_status s SET online = false, status_changed_at = now(), version = s.version + 1,
-           offline_alarm_id = COALESCE(r.id, s.offline_alarm_id)
-      FROM due LEFT JOIN raised r ON r.device_id = due.device_id
+           offline_alarm_id = COALESCE(((SELECT m FROM raised_by_device) ->> s.device_id::text)::bigint,
+                                       s.offline_alarm_id)
+      FROM due
      WHERE s.device_id = due.device_id
     RETURNING s.*
   ),
