@@ -1,4 +1,4 @@
-import { PubSubEnvelope, type ChannelEventEnvelope } from '@alarmcast/contracts';
+import { checkPubSubEnvelope, type ChannelEventEnvelope, type PubSubEnvelope } from '@alarmcast/contracts';
 
 /**
  * The byte layout of pub/sub envelopes (contracts' PubSubEnvelope), defined once. Envelopes are written
@@ -88,8 +88,7 @@ export function decodeEnvelope(message: string): PubSubEnvelope | null {
   } catch {
     return null;
   }
-  const parsed = PubSubEnvelope.safeParse(json);
-  return parsed.success ? parsed.data : null;
+  return checkPubSubEnvelope(json);
 }
 
 /** What a state-channel script (state-channel.ts) publishes: the `event` envelope around its pieces. */
