@@ -214,9 +214,18 @@ export class UserLogWriter {
     if (!body.startsWith('{') || !body.endsWith('}')) throw new Error('event data must be a JSON object');
     const head = body.slice(0, -1);
     const sep = /^\{\s*$/.test(head) ? '' : ',';
-    const { retention } = this.options;
-    const pieces = userEventPieces(this.options.node, event, notifyHead(head + sep, true), eventId);
-    const silentPieces = userEventPieces(this.options.node, event, notifyHead(head + sep, false), eventId);
+    const { retention, node } = this.options;
+    // The envelope pieces each carry the event's data: each is built once per event, and only if a call
+    // reads it (per user or batched, with or without silent recipients).
+    const made: { user?: string[]; silentUser?: string[]; batch?: string; silentBatch?: string } = {};
+    const userPieces = () =>
+      (made.user ??= userEventPieces(node, event, notifyHead(head + sep, true), eventId));
+    const silentUserPieces = () =>
+      (made.silentUser ??= userEventPieces(node, event, notifyHead(head + sep, false), eventId));
+    const batchStart = () =>
+      (made.batch ??= userBatchStart(node, event, notifyHead(head + sep, true), eventId));
+    const silentBatchStart = () =>
+      (made.silentBatch ??= userBatchStart(node, event, notifyHead(head + sep, false), eventId));
     const ttls = [
       retention.minEvents,
       retention.minAgeS,
@@ -228,13 +237,6 @@ export class UserLogWriter {
     // The delivery mark relies on ascending ids, across chunks and across attempts.
     const ascending = [...new Set(userIds)].sort((x, y) => x - y);
     const batchMin = this.options.batchMinRecipients ?? 10;
-    const mayBatch = ascending.length >= batchMin;
-    const batchStart = mayBatch
-      ? userBatchStart(this.options.node, event, notifyHead(head + sep, true), eventId)
-      : '';
-    const silentBatchStart = mayBatch
-      ? userBatchStart(this.options.node, event, notifyHead(head + sep, false), eventId)
-      : '';
     const publish = this.publish;
     const groups = new Map<number, number[]>();
     for (const uid of ascending) {
@@ -256,14 +258,14 @@ export class UserLogWriter {
           event,
           head + sep,
           ...ttls,
-          // Only the pieces this call's way of publishing reads: each carries the event's data, so unused
-          // ones were most of the bytes a call sends Redis (five copies of the data where two do).
-          ...(batched ? ['', '', '', ''] : pieces),
+          // Only the pieces this call's way of publishing reads: unused ones were most of the bytes a call
+          // sent Redis (five copies of the data where two do).
+          ...(batched ? ['', '', '', ''] : userPieces()),
           batched ? this.keys.userBatchChannel(shard) : '',
-          batched ? batchStart : '',
+          batched ? batchStart() : '',
           publish,
-          !batched && anySilent ? silentPieces[2] : '',
-          batched && anySilent ? silentBatchStart : '',
+          !batched && anySilent ? silentUserPieces()[2]! : '',
+          batched && anySilent ? silentBatchStart() : '',
         ];
         const markKey = this.keys.deliveredTo(eventId, shard);
         const dataKey = this.keys.eventData(eventId, shard);
