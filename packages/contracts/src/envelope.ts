@@ -6,8 +6,12 @@ const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 /** A Pusher socket id (`<n>.<n>`). */
 const SOCKET_ID = /^\d{1,20}\.\d{1,20}$/;
 
+/** Longest node id, channel and event name; longest outbox event id and log position. */
+const NAME_MAX = 200;
+const ID_MAX = 64;
+
 /** An outbox event id (a bigint as decimal text in production). */
-const SOURCE_ID = z.string().min(1).max(64);
+const SOURCE_ID = z.string().min(1).max(ID_MAX);
 
 /**
  * At most this many users per `user-batch` message an edge accepts. The resolver sends at most 500 per
@@ -33,28 +37,28 @@ export const PubSubEnvelope = z.discriminatedUnion('type', [
   z.object({
     v: z.literal(1),
     /** id of the publishing process, for tracing */
-    node: z.string().max(200),
+    node: z.string().max(NAME_MAX),
     /**
      * the outbox event id this copy was resolved from (resolver deliveries only), so that one alarm can be
      * followed through every service's logs by one id (the `eventId` log field)
      */
     source: SOURCE_ID.optional(),
     type: z.literal('event'),
-    channel: z.string().min(1).max(200),
-    event: z.string().min(1).max(200),
+    channel: z.string().min(1).max(NAME_MAX),
+    event: z.string().min(1).max(NAME_MAX),
     /** already a JSON string, forwarded byte for byte (Laravel sends `data` as a string) */
     data: z.string(),
     /** position in the recipient's event log, for user channels */
-    eventId: z.string().max(64).optional(),
+    eventId: z.string().max(ID_MAX).optional(),
     /** Pusher socket id (HTTP API `socket_id`, a client event's sender) that must not receive this event */
     excludeSocketId: z.string().regex(SOCKET_ID).optional(),
   }),
   z.object({
     v: z.literal(1),
-    node: z.string().max(200),
+    node: z.string().max(NAME_MAX),
     source: SOURCE_ID.optional(),
     type: z.literal('user-batch'),
-    event: z.string().min(1).max(200),
+    event: z.string().min(1).max(NAME_MAX),
     /**
      * Every copy's `data` up to its event id: user U's data is `dataHead + '"event_id":"' + id + '"}'`,
      * exactly what that user's `event` envelope would carry.
@@ -83,13 +87,13 @@ const isString = (x: unknown, min: number, max: number): x is string =>
 export function checkPubSubEnvelope(json: unknown): PubSubEnvelope | null {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
   const { v, node, source, type, event } = json as Record<string, unknown>;
-  if (v !== 1 || !isString(node, 0, 200) || !isString(event, 1, 200)) return null;
-  if (source !== undefined && !isString(source, 1, 64)) return null;
+  if (v !== 1 || !isString(node, 0, NAME_MAX) || !isString(event, 1, NAME_MAX)) return null;
+  if (source !== undefined && !isString(source, 1, ID_MAX)) return null;
   // Built member by member (no spreads), the way zod returns it: absent optional members stay absent.
   if (type === 'event') {
     const { channel, data, eventId, excludeSocketId } = json as Record<string, unknown>;
-    if (!isString(channel, 1, 200) || typeof data !== 'string') return null;
-    if (eventId !== undefined && !isString(eventId, 0, 64)) return null;
+    if (!isString(channel, 1, NAME_MAX) || typeof data !== 'string') return null;
+    if (eventId !== undefined && !isString(eventId, 0, ID_MAX)) return null;
     if (
       excludeSocketId !== undefined &&
       !(typeof excludeSocketId === 'string' && SOCKET_ID.test(excludeSocketId))
